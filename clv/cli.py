@@ -1,0 +1,271 @@
+"""`clv`: the command line. Thin: parse options, call library code, render results.
+
+Exit codes: 0 success, 1 the data or model is not usable (a clear message says why),
+2 wrong usage (including commands not built yet).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clv.config import Settings, load_settings
+
+app = typer.Typer(
+    name="clv",
+    help="Customer lifetime value: features, training, scoring, exports and the HTTP service.\n\n"
+    "Configuration comes from clv.toml (or $CLV_CONFIG) and CLV_* environment variables; "
+    "options given here win.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+# Options shared by the commands that read the shop's data.
+TransactionsOpt = Annotated[
+    Path | None, typer.Option("--transactions", "-t", help="Transactions file (CSV or Parquet). Default: clv.toml.")
+]
+EventsOpt = Annotated[Path | None, typer.Option("--events", help="Optional behavioural events file.")]
+CustomersOpt = Annotated[Path | None, typer.Option("--customers", help="Optional customer attributes file.")]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map", help="Column mapping CONTRACT=YOURS, repeatable, e.g. --map customer_id=CustomerID --map amount=Revenue."
+    ),
+]
+TsFormatOpt = Annotated[
+    str | None,
+    typer.Option("--timestamp-format", help="strptime format for non-ISO timestamps, e.g. '%d/%m/%Y %H:%M'."),
+]
+AsOfOpt = Annotated[
+    dt.datetime | None,
+    typer.Option("--as-of", formats=["%Y-%m-%d"], help="Cut-off date (inclusive). Default: the last transaction date."),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def not_built(command: str) -> typer.Exit:
+    return fail(f"`clv {command}` is not built yet in this version.", code=2)
+
+
+@contextmanager
+def progress(title: str):
+    """A spinner whose text library code can update through the yielded callback."""
+    with console.status(f"[bold]{title}[/]") as status:
+        yield lambda message: status.update(f"[bold]{title}[/]: {message}")
+
+
+def _settings(**overrides) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        raise fail(f"configuration: {exc}") from None
+
+
+def _settings_for_data(transactions, events, customers, mapping, timestamp_format, **overrides) -> Settings:
+    """Settings where files named on the command line replace the configured data set as a whole."""
+    from clv.config import DataSettings
+    from features.contract import parse_mapping
+
+    try:
+        parsed = parse_mapping(mapping)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
+    settings = _settings(**overrides)
+    if transactions is not None:
+        data = DataSettings(
+            transactions=transactions,
+            events=events,
+            customers=customers,
+            mapping=parsed,
+            timestamp_format=timestamp_format,
+        )
+    else:
+        data = settings.data.model_copy(
+            update={
+                "mapping": parsed or settings.data.mapping,
+                "timestamp_format": timestamp_format or settings.data.timestamp_format,
+            }
+        ).with_demo_fallback()
+    return settings.model_copy(update={"data": data})
+
+
+def _load(settings: Settings):
+    """Load and validate the configured shop, or exit 1 with the contract's message."""
+    from features.contract import ContractError, load_shop
+
+    data = settings.data
+    if not data.configured:
+        raise fail(
+            "no transactions given. Fix: pass --transactions PATH, set [data] transactions in clv.toml, "
+            "or create the demo shop with `clv demo-data --out data/demo`."
+        )
+    try:
+        with progress("Loading data") as update:
+            update(str(data.transactions))
+            return load_shop(data.transactions, data.events, data.customers, data.mapping, data.timestamp_format)
+    except ContractError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command("demo-data")
+def demo_data(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the demo shop into.")],
+    customers: Annotated[int, typer.Option("--customers", min=10, help="Number of customers.")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical files.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    if_unconfigured: Annotated[
+        bool, typer.Option("--if-unconfigured", help="Do nothing when clv.toml names data or the demo shop exists.")
+    ] = False,
+) -> None:
+    """Write a realistic synthetic shop (transactions, events, customers, and the latent truth)."""
+    from features.demo_shop import write_demo_shop
+
+    if fmt not in ("parquet", "csv"):
+        raise fail("--format must be parquet or csv", code=2)
+    if if_unconfigured:
+        settings = _settings()
+        if settings.data.configured or (out_dir / f"transactions.{fmt}").exists():
+            console.print("Data is configured or the demo shop exists; not generating.")
+            return
+    with progress(f"Generating {customers:,} customers") as update:
+        paths = write_demo_shop(out_dir, n_customers=customers, seed=seed, fmt=fmt, progress=update)
+    for name, path in paths.items():
+        out.print(f"{name:>13}: {path}")
+
+
+@app.command()
+def validate(
+    transactions: TransactionsOpt = None,
+    events: EventsOpt = None,
+    customers: CustomersOpt = None,
+    mapping: MapOpt = None,
+    timestamp_format: TsFormatOpt = None,
+) -> None:
+    """Check files against the data contract and print a report; exit 1 on errors."""
+    from features.contract import load_shop
+
+    data = _settings_for_data(transactions, events, customers, mapping, timestamp_format).data
+    if not data.configured:
+        raise fail("no transactions given. Fix: pass --transactions PATH or set [data] transactions in clv.toml.", 2)
+    with progress("Validating"):
+        shop = load_shop(
+            data.transactions, data.events, data.customers, data.mapping, data.timestamp_format, raise_on_error=False
+        )
+    report = shop.report
+    table = Table(title="Data report", show_header=False)
+    for name, summary in report.tables.items():
+        dropped = f" ({summary.dropped_rows:,} dropped)" if summary.dropped_rows else ""
+        table.add_row(f"{name} rows", f"{summary.rows:,}{dropped}  [dim]{summary.path}[/]")
+    if "transactions" in report.tables and report.ok:
+        table.add_row("customers", f"{report.customers:,}")
+        table.add_row("orders", f"{report.orders:,}")
+        table.add_row("date range", f"{report.first_timestamp:%Y-%m-%d} to {report.last_timestamp:%Y-%m-%d}")
+        table.add_row("net revenue", f"{report.revenue:,.2f}")
+        table.add_row("refund share", f"{report.refund_share:.1%} of gross revenue")
+    out.print(table)
+    for issue in report.warnings:
+        out.print(f"[yellow]warning:[/] {issue.message}", highlight=False)
+    for issue in report.errors:
+        console.print(f"[bold red]error:[/] {issue.message}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+    out.print("[green]OK[/]: the data follows the contract.")
+
+
+@app.command()
+def features(
+    out_path: Annotated[Path, typer.Option("--out", help="Parquet file to write the feature table to.")],
+    transactions: TransactionsOpt = None,
+    events: EventsOpt = None,
+    customers: CustomersOpt = None,
+    mapping: MapOpt = None,
+    timestamp_format: TsFormatOpt = None,
+    as_of: AsOfOpt = None,
+) -> None:
+    """Compute point-in-time features (one row per purchasing customer) at a cut-off date."""
+    raise not_built("features")
+
+
+@app.command()
+def train(
+    transactions: TransactionsOpt = None,
+    events: EventsOpt = None,
+    customers: CustomersOpt = None,
+    mapping: MapOpt = None,
+    timestamp_format: TsFormatOpt = None,
+    as_of: AsOfOpt = None,
+    horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, help="Prediction horizon.")] = None,
+) -> None:
+    """Fit, backtest against baselines, log to MLflow, register, and promote if better."""
+    raise not_built("train")
+
+
+@app.command()
+def score(
+    out_path: Annotated[Path, typer.Option("--out", help="Score table (.parquet or .csv).")],
+    transactions: TransactionsOpt = None,
+    events: EventsOpt = None,
+    customers: CustomersOpt = None,
+    mapping: MapOpt = None,
+    timestamp_format: TsFormatOpt = None,
+    as_of: AsOfOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model URI. Default: models:/clv@champion.")] = None,
+) -> None:
+    """Score every customer with the champion (or the given) model."""
+    raise not_built("score")
+
+
+@app.command()
+def export(
+    out_path: Annotated[Path, typer.Option("--out", help="CSV file to write the list to.")],
+    scores: Annotated[Path | None, typer.Option("--scores", help="Score table. Default: the served one.")] = None,
+    segment: Annotated[str | None, typer.Option("--segment", help="Only this segment.")] = None,
+    top: Annotated[str | None, typer.Option("--top", help="Top N customers or top P% by predicted CLV.")] = None,
+    min_clv: Annotated[float | None, typer.Option("--min-clv", help="Minimum predicted CLV.")] = None,
+) -> None:
+    """Export a ranked, filtered customer list for a campaign."""
+    raise not_built("export")
+
+
+@app.command()
+def serve(port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None) -> None:
+    """Start the HTTP service (API and marketer page)."""
+    raise not_built("serve")
+
+
+@app.command()
+def promote(version: Annotated[str, typer.Argument(help="Registered model version to make champion.")]) -> None:
+    """Move the champion alias to a model version by hand."""
+    raise not_built("promote")
+
+
+@app.command()
+def rollback() -> None:
+    """Move the champion alias back to the previous champion."""
+    raise not_built("rollback")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""One configuration object, read from one TOML file plus environment overrides.
+
+Precedence (highest first): values passed in code (the CLI's options), environment variables,
+the TOML file, the defaults below. The file is `clv.toml` in the working directory, or the path
+in `CLV_CONFIG`. Environment variables are `CLV_<SECTION>__<FIELD>` (for example
+`CLV_TRAIN__HORIZON_DAYS=180`), plus two conventional names: `MLFLOW_TRACKING_URI` and
+`CLV_API_KEYS` (`key1:app,key2:marketer`).
+
+Only `load_settings` reads the environment; everything else receives the settings explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_DIR = Path.cwd()
+DEMO_DIR = Path("data/demo")
+
+
+class DataSettings(BaseModel):
+    """Where the shop's data lives and how its columns map onto the data contract."""
+
+    transactions: Path | None = None
+    events: Path | None = None
+    customers: Path | None = None
+    # Contract column -> the shop's column, e.g. {"customer_id": "CustomerID", "amount": "Revenue"}.
+    mapping: dict[str, str] = Field(default_factory=dict)
+    # strptime format for timestamps that are not ISO 8601, e.g. "%d/%m/%Y %H:%M".
+    timestamp_format: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.transactions is not None
+
+    def with_demo_fallback(self) -> DataSettings:
+        """The configured data, or the demo shop in `data/demo` when nothing is configured."""
+        if self.configured or not (DEMO_DIR / "transactions.parquet").exists():
+            return self
+        return self.model_copy(
+            update={
+                "transactions": DEMO_DIR / "transactions.parquet",
+                "events": DEMO_DIR / "events.parquet",
+                "customers": DEMO_DIR / "customers.parquet",
+                "mapping": {},
+                "timestamp_format": None,
+            }
+        )
+
+
+class TrainSettings(BaseModel):
+    horizon_days: int = Field(365, gt=0, le=3650)
+    # Rolling origin: cut-offs every `snapshot_spacing_days` back from the last complete window.
+    snapshot_spacing_days: int = Field(90, gt=0)
+    n_snapshots: int = Field(4, ge=1, le=24)
+    min_history_days: int = Field(90, ge=0)
+    # Gross margin as a fraction of revenue; when set, scores carry `predicted_profit`.
+    margin: float | None = Field(None, gt=0, le=1)
+    # Yearly discount rate applied to predicted future value.
+    discount_rate: float = Field(0.0, ge=0, lt=1)
+    # Metric the promotion gate compares (higher is better).
+    promotion_metric: Literal["spearman", "normalized_gini", "top_decile_capture"] = "spearman"
+    interval_coverage: float = Field(0.8, gt=0, lt=1)
+    seed: int = 42
+
+
+class TargetingSettings(BaseModel):
+    """Thresholds relative to the customer base (quantiles), see models/targeting.py."""
+
+    high_value_quantile: float = Field(0.8, gt=0, lt=1)
+    low_value_quantile: float = Field(0.5, gt=0, lt=1)
+    at_risk_churn_prob: float = Field(0.5, gt=0, lt=1)
+    lapsed_p_alive: float = Field(0.3, gt=0, lt=1)
+    new_customer_days: int = Field(60, gt=0)
+
+
+class MlflowSettings(BaseModel):
+    tracking_uri: str = f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
+    experiment: str = "clv"
+    registered_model: str = "clv"
+    champion_alias: str = "champion"
+
+
+Role = Literal["app", "marketer", "admin"]
+ROLES = ("app", "marketer", "admin")
+
+
+class ServeSettings(BaseModel):
+    port: int = Field(3000, gt=0, lt=65536)
+    scores: Path = Path("artifacts/scores.parquet")
+    max_batch: int = Field(1000, gt=0)
+    max_history_rows: int = Field(5000, gt=0)
+    # Seconds between checks for a new champion; 0 disables the check.
+    reload_seconds: int = Field(60, ge=0)
+    # API key -> role. Set through `CLV_API_KEYS="key1:app,key2:marketer"` rather than in a committed file.
+    api_keys: dict[str, Role] = Field(default_factory=dict)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_api_keys(value)
+        return value
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """Parse `key1:app,key2:marketer` into {key: role}; a malformed entry raises ValueError."""
+    keys: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, role = entry.rpartition(":")
+        if not sep or not key:
+            raise ValueError(
+                f"CLV_API_KEYS entry {len(keys) + 1} is not of the form KEY:ROLE (roles: app, marketer, admin)"
+            )
+        if role not in ROLES:
+            # Name the entry by position, never by its key: keys are secrets.
+            raise ValueError(f"CLV_API_KEYS entry {len(keys) + 1} has role {role!r}; roles are {', '.join(ROLES)}")
+        keys[key] = role
+    return keys
+
+
+class Settings(BaseSettings):
+    data: DataSettings = Field(default_factory=DataSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    targeting: TargetingSettings = Field(default_factory=TargetingSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+
+    model_config = SettingsConfigDict(env_prefix="CLV_", env_nested_delimiter="__", extra="forbid")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get("CLV_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"CLV_CONFIG points to {path}, which does not exist")
+        return path
+    default = Path("clv.toml")
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read clv.toml and the environment once; `overrides` are nested dicts per section."""
+    conventional: dict[str, dict[str, Any]] = {}
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        conventional.setdefault("mlflow", {})["tracking_uri"] = uri
+    if keys := os.environ.get("CLV_API_KEYS"):
+        conventional.setdefault("serve", {})["api_keys"] = parse_api_keys(keys)
+    settings = Settings()
+    for section, values in [*conventional.items(), *overrides.items()]:
+        current = getattr(settings, section)
+        merged = {**current.model_dump(), **{k: v for k, v in values.items() if v is not None}}
+        settings = settings.model_copy(update={section: type(current).model_validate(merged)})
+    return settings

@@ -1,0 +1,424 @@
+"""Loading a shop's files onto the data contract, with errors a person can act on.
+
+`load_shop` reads transactions (required), events and customers (optional) from CSV or Parquet,
+applies the user's column mapping, coerces types, and materialises canonical tables
+(`features.schema`) in a DuckDB connection. Problems are collected into a `ValidationReport`:
+errors (the data cannot be used) name the file, the column, an example row and the fix;
+warnings (the data can be used, but look) are counted.
+
+Row numbers in messages are 1-based data rows; for CSV the file line is the row number + 1 (header).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS, TableSchema
+
+SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_ROW = "__clv_row"
+
+
+class ContractError(ValueError):
+    """Input that breaks the data contract. The message says what is wrong and how to fix it."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__("\n".join(issue.message for issue in report.errors))
+
+
+@dataclass(frozen=True)
+class Issue:
+    level: Literal["error", "warning"]
+    table: str
+    column: str | None
+    message: str
+    count: int = 1
+
+
+@dataclass
+class TableSummary:
+    name: str
+    path: Path
+    rows: int = 0
+    dropped_rows: int = 0
+
+
+@dataclass
+class ValidationReport:
+    """What was loaded and what is wrong with it; `ok` is False when any error was found."""
+
+    tables: dict[str, TableSummary] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    customers: int = 0
+    orders: int = 0
+    first_timestamp: dt.datetime | None = None
+    last_timestamp: dt.datetime | None = None
+    revenue: float = 0.0
+    gross_revenue: float = 0.0
+    refunds: float = 0.0
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def refund_share(self) -> float:
+        return self.refunds / self.gross_revenue if self.gross_revenue > 0 else 0.0
+
+    def error(self, table: str, column: str | None, message: str, count: int = 1) -> None:
+        self.issues.append(Issue("error", table, column, message, count))
+
+    def warn(self, table: str, column: str | None, message: str, count: int = 1) -> None:
+        self.issues.append(Issue("warning", table, column, message, count))
+
+
+@dataclass
+class Shop:
+    """Canonical tables materialised in `con` (`transactions`, and `events` / `customers` when given)."""
+
+    con: duckdb.DuckDBPyConnection
+    report: ValidationReport
+    has_events: bool
+    has_customers: bool
+
+
+def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
+    """Parse `--map contract_column=shop_column` options into a dict."""
+    mapping: dict[str, str] = {}
+    for pair in pairs or []:
+        target, sep, source = pair.partition("=")
+        if not sep or not target.strip() or not source.strip():
+            raise ValueError(f"--map {pair!r} is not of the form CONTRACT_COLUMN=YOUR_COLUMN, e.g. customer_id=CustomerID")
+        mapping[target.strip()] = source.strip()
+    return mapping
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with UTC as its time zone, so offsets convert predictably."""
+    con = duckdb.connect()
+    con.sql("SET TimeZone = 'UTC'")
+    if threads:
+        con.sql(f"SET threads = {int(threads)}")
+    if memory_limit:
+        con.sql(f"SET memory_limit = '{memory_limit}'")
+    return con
+
+
+def load_shop(
+    transactions: Path | str,
+    events: Path | str | None = None,
+    customers: Path | str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    timestamp_format: str | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    now: dt.datetime | None = None,
+    raise_on_error: bool = True,
+) -> Shop:
+    """Load and validate the shop's files; raise ContractError (unless told not to) on any error.
+
+    `mapping` maps contract columns to the shop's columns for all three files (a column absent
+    from a file is simply not used there). `now` decides what counts as a future timestamp.
+    """
+    con = con or connect()
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    report = ValidationReport()
+    mapping = dict(mapping or {})
+    _check_mapping_targets(mapping, report)
+    loaded = {}
+    for schema, path in ((TRANSACTIONS, transactions), (EVENTS, events), (CUSTOMERS, customers)):
+        if path is None:
+            continue
+        loaded[schema.name] = _load_table(con, schema, Path(path), mapping, timestamp_format, now, report)
+    if loaded.get("transactions"):
+        _summarise_transactions(con, report)
+    shop = Shop(con, report, has_events=bool(loaded.get("events")), has_customers=bool(loaded.get("customers")))
+    if raise_on_error and not report.ok:
+        raise ContractError(report)
+    return shop
+
+
+def _check_mapping_targets(mapping: Mapping[str, str], report: ValidationReport) -> None:
+    known = set(TRANSACTIONS.columns) | set(EVENTS.columns) | set(CUSTOMERS.columns)
+    for target in mapping:
+        if target not in known:
+            report.error(
+                "mapping",
+                target,
+                f"column mapping names {target!r}, which is not a contract column. "
+                f"Fix: map one of {', '.join(sorted(known))}.",
+            )
+
+
+def _load_table(
+    con: duckdb.DuckDBPyConnection,
+    schema: TableSchema,
+    path: Path,
+    mapping: Mapping[str, str],
+    timestamp_format: str | None,
+    now: dt.datetime,
+    report: ValidationReport,
+) -> bool:
+    """Materialise one canonical table in `con`; False (with errors in the report) when it cannot."""
+    summary = TableSummary(schema.name, path)
+    report.tables[schema.name] = summary
+    raw = _read_raw(con, schema.name, path, report)
+    if raw is None:
+        return False
+    columns = _resolve_columns(schema, path, raw.columns, mapping, report)
+    if columns is None:
+        return False
+    raw.create_view("__clv_raw", replace=True)
+    con.sql(f"CREATE OR REPLACE TEMP TABLE __clv_src AS SELECT *, row_number() OVER () AS {_ROW} FROM __clv_raw")
+    con.sql("DROP VIEW __clv_raw")
+    summary.rows = con.execute("SELECT count(*) FROM __clv_src").fetchall()[0][0]
+    if summary.rows == 0:
+        report.error(schema.name, None, f"{path}: the file has a header but no rows. Fix: export the data again.")
+        return False
+
+    exprs = {name: _coerce_expr(kind, _q(columns[name]), timestamp_format) for name, kind in _present(schema, columns)}
+    ok = True
+    for name, kind in _present(schema, columns):
+        if name == "customer_id":
+            continue
+        required = name in schema.required
+        ok &= _check_parse(con, schema.name, path, name, columns[name], exprs[name], kind, required, report)
+    if not ok:
+        return False
+
+    id_expr = exprs["customer_id"]
+    missing_ids = con.execute(f"SELECT count(*) FROM __clv_src WHERE {id_expr} IS NULL").fetchall()[0][0]
+    if missing_ids == summary.rows:
+        report.error(
+            schema.name,
+            "customer_id",
+            f"{path}: column {columns['customer_id']!r} (customer_id) is empty in every row. "
+            "Fix: point the customer_id mapping at the column that identifies customers.",
+        )
+        return False
+    if missing_ids:
+        summary.dropped_rows = missing_ids
+        report.warn(
+            schema.name, "customer_id", f"{path}: {missing_ids:,} rows without a customer id were dropped", missing_ids
+        )
+
+    select = [f"{exprs[name]} AS {name}" for name, _ in _present(schema, columns)]
+    if schema is TRANSACTIONS and "order_id" not in columns:
+        # Without order ids a customer-day is one order (DESIGN.md).
+        select.append(f"{id_expr} || '|' || strftime(({exprs['timestamp']})::DATE, '%Y-%m-%d') AS order_id")
+    con.sql(
+        f"CREATE OR REPLACE TABLE {schema.name} AS SELECT {', '.join(select)} "
+        f"FROM __clv_src WHERE {id_expr} IS NOT NULL"
+    )
+    con.sql("DROP TABLE __clv_src")
+    _warn_on_content(con, schema, path, now, report)
+    return True
+
+
+def _read_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path, report: ValidationReport):
+    if not path.exists():
+        report.error(table, None, f"{path}: no such file. Fix: check the path (or the [data] section of clv.toml).")
+        return None
+    if path.is_dir():
+        report.error(table, None, f"{path}: is a directory; expected a CSV or Parquet file.")
+        return None
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        report.error(
+            table, None, f"{path}: unsupported file type {path.suffix!r}. Fix: use CSV (.csv) or Parquet (.parquet)."
+        )
+        return None
+    if path.stat().st_size == 0:
+        report.error(table, None, f"{path}: the file is empty. Fix: export the data again, with a header row.")
+        return None
+    try:
+        if kind == "csv":
+            # Read everything as text so that type problems are reported by us, with the row, not by the reader.
+            return con.read_csv(str(path), header=True, all_varchar=True)
+        return con.read_parquet(str(path))
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        report.error(table, None, f"{path}: cannot be read as {kind.upper()} ({first_line}). Fix: check the file format.")
+        return None
+
+
+def _resolve_columns(
+    schema: TableSchema, path: Path, available: list[str], mapping: Mapping[str, str], report: ValidationReport
+) -> dict[str, str] | None:
+    """Contract column -> source column for the columns this file has; None when a required one is missing."""
+    resolved: dict[str, str] = {}
+    by_lower = {c.lower(): c for c in available}
+    for name in schema.columns:
+        source = mapping.get(name, name)
+        if source in available:
+            resolved[name] = source
+        elif source.lower() in by_lower:
+            resolved[name] = by_lower[source.lower()]
+        elif name in schema.required:
+            hint = f"--map {name}=YOUR_COLUMN" if name not in mapping else f"fix the mapping {name}={source}"
+            report.error(
+                schema.name,
+                name,
+                f"{path}: required column {name!r} is missing"
+                + (f" (mapped to {source!r})" if name in mapping else "")
+                + f"; the file has columns {', '.join(repr(c) for c in available)}. "
+                f"Fix: rename the column to {name!r} or {hint}.",
+            )
+    if any(name not in resolved for name in schema.required):
+        return None
+    return resolved
+
+
+def _present(schema: TableSchema, columns: Mapping[str, str]):
+    return [(name, kind) for name, kind in schema.columns.items() if name in columns]
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _coerce_expr(kind: str, col: str, timestamp_format: str | None) -> str:
+    """SQL that turns a source column into the contract type, NULL where it cannot."""
+    text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
+    if kind == "string":
+        return text
+    if kind == "float64":
+        return f"TRY_CAST({text} AS DOUBLE)"
+    if kind == "date":
+        return f"TRY_CAST({_timestamp_expr(col, text, timestamp_format)} AS DATE)"
+    if kind == "timestamp":
+        return _timestamp_expr(col, text, timestamp_format)
+    raise ValueError(f"unknown contract type {kind}")
+
+
+def _timestamp_expr(col: str, text: str, timestamp_format: str | None) -> str:
+    # Parquet columns may already be typed; text goes through TIMESTAMPTZ so that offsets such as
+    # +02:00 are converted to UTC (a plain TIMESTAMP cast would silently drop them).
+    typed = (
+        f"CASE WHEN typeof({col}) IN ('TIMESTAMP WITH TIME ZONE') THEN TRY_CAST({col} AS TIMESTAMPTZ)::TIMESTAMP "
+        f"WHEN typeof({col}) IN ('TIMESTAMP', 'DATE', 'TIMESTAMP_NS', 'TIMESTAMP_MS', 'TIMESTAMP_S') "
+        f"THEN TRY_CAST({col} AS TIMESTAMP) "
+    )
+    if timestamp_format:
+        fmt = timestamp_format.replace("'", "''")
+        return typed + f"ELSE TRY_STRPTIME({text}, '{fmt}')::TIMESTAMP END"
+    return typed + f"ELSE TRY_CAST({text} AS TIMESTAMPTZ)::TIMESTAMP END"
+
+
+def _where(path: Path):
+    """How to point at a data row: CSV files also get the line number, which editors show."""
+    if SUPPORTED_SUFFIXES.get(path.suffix.lower()) == "csv":
+        return lambda row: f"row {row} (line {row + 1})"
+    return lambda row: f"row {row}"
+
+
+_FIXES = {
+    "timestamp": "use ISO 8601 (2020-12-31 or 2020-12-31T14:05:00+01:00) or give the format, "
+    "e.g. --timestamp-format '%d/%m/%Y %H:%M'",
+    "date": "use ISO 8601 dates (2020-12-31) or give the format with --timestamp-format",
+    "float64": "use plain numbers with a dot as decimal separator and no currency sign (1234.50)",
+}
+_NAMES = {"timestamp": "a date or time", "date": "a date", "float64": "a number"}
+
+
+def _check_parse(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    path: Path,
+    name: str,
+    source: str,
+    expr: str,
+    kind: str,
+    required: bool,
+    report: ValidationReport,
+) -> bool:
+    """Report values that are present but cannot be read as `kind` (and missing required values)."""
+    if kind == "string":
+        return True
+    raw = f"NULLIF(trim(CAST({_q(source)} AS VARCHAR)), '')"
+    bad = con.execute(
+        f"SELECT count(*), min({_ROW}) FROM __clv_src WHERE {raw} IS NOT NULL AND ({expr}) IS NULL"
+    ).fetchall()[0]
+    ok = True
+    label = f"column {source!r}" + (f" ({name})" if source != name else "")
+    where = _where(path)
+    if bad[0]:
+        value = con.execute(f"SELECT {raw} FROM __clv_src WHERE {_ROW} = ?", [bad[1]]).fetchall()[0][0]
+        report.error(
+            table,
+            name,
+            f"{path}: {label} has values that are not {_NAMES[kind]}: {where(bad[1])} has {value!r}"
+            + (f" (and {bad[0] - 1:,} more rows)" if bad[0] > 1 else "")
+            + f". Fix: {_FIXES[kind]}.",
+            bad[0],
+        )
+        ok = False
+    if required:
+        missing = con.execute(f"SELECT count(*), min({_ROW}) FROM __clv_src WHERE {raw} IS NULL").fetchall()[0]
+        if missing[0]:
+            report.error(
+                table,
+                name,
+                f"{path}: {label} is empty in {missing[0]:,} rows, e.g. {where(missing[1])}. "
+                f"Fix: every row needs {_NAMES[kind]}; remove or complete those rows.",
+                missing[0],
+            )
+            ok = False
+    return ok
+
+
+def _warn_on_content(
+    con: duckdb.DuckDBPyConnection, schema: TableSchema, path: Path, now: dt.datetime, report: ValidationReport
+) -> None:
+    name = schema.name
+    duplicates = con.execute(
+        f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {name})) FROM {name}"
+    ).fetchall()[0][0]
+    if duplicates:
+        report.warn(name, None, f"{path}: {duplicates:,} rows are exact duplicates of another row (kept)", duplicates)
+    if "timestamp" in schema.columns:
+        future = con.execute(f"SELECT count(*) FROM {name} WHERE timestamp > ?", [now]).fetchall()[0][0]
+        if future:
+            report.warn(name, "timestamp", f"{path}: {future:,} rows are dated in the future (after {now:%Y-%m-%d})", future)
+    if schema is TRANSACTIONS:
+        negative, zero = con.execute(
+            "SELECT count(*) FILTER (WHERE amount < 0), count(*) FILTER (WHERE amount = 0) FROM transactions"
+        ).fetchall()[0]
+        if negative:
+            report.warn(name, "amount", f"{path}: {negative:,} rows are refunds or returns (negative amounts)", negative)
+        if zero:
+            report.warn(name, "amount", f"{path}: {zero:,} rows have a zero amount", zero)
+    if schema is CUSTOMERS:
+        repeated = con.execute(
+            "SELECT count(*) - count(DISTINCT customer_id) FROM customers"
+        ).fetchall()[0][0]
+        if repeated:
+            report.warn(name, "customer_id", f"{path}: {repeated:,} customer ids appear more than once (first kept)", repeated)
+            con.sql(
+                "CREATE OR REPLACE TABLE customers AS SELECT * FROM customers "
+                "QUALIFY row_number() OVER (PARTITION BY customer_id) = 1"
+            )
+
+
+def _summarise_transactions(con: duckdb.DuckDBPyConnection, report: ValidationReport) -> None:
+    row = con.execute(
+        "SELECT count(DISTINCT customer_id), count(DISTINCT order_id), min(timestamp), max(timestamp), "
+        "coalesce(sum(amount), 0), coalesce(sum(amount) FILTER (WHERE amount > 0), 0), "
+        "coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) FROM transactions"
+    ).fetchall()[0]
+    (report.customers, report.orders, report.first_timestamp, report.last_timestamp, report.revenue,
+     report.gross_revenue, report.refunds) = row

@@ -1,0 +1,86 @@
+"""The data contract: canonical table names, columns and types, in one place.
+
+Every stage boundary is a table declared here. Loading (`features.contract`) maps a shop's
+files onto these names and types; everything downstream may rely on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Columns of one input table: required ones must be present, optional ones may be."""
+
+    name: str
+    required: dict[str, str]
+    optional: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return {**self.required, **self.optional}
+
+
+# Types are logical: "string", "timestamp" (naive, UTC), "date", "float64".
+TRANSACTIONS = TableSchema(
+    name="transactions",
+    required={"customer_id": "string", "timestamp": "timestamp", "amount": "float64"},
+    optional={
+        "order_id": "string",
+        "quantity": "float64",
+        "product_id": "string",
+        "category": "string",
+        "channel": "string",
+    },
+)
+
+EVENTS = TableSchema(
+    name="events",
+    required={"customer_id": "string", "timestamp": "timestamp", "event_type": "string"},
+)
+
+CUSTOMERS = TableSchema(
+    name="customers",
+    required={"customer_id": "string"},
+    optional={
+        "signup_date": "date",
+        "acquisition_channel": "string",
+        "country": "string",
+        "birth_date": "date",
+        "email": "string",
+    },
+)
+
+SCHEMAS = {s.name: s for s in (TRANSACTIONS, EVENTS, CUSTOMERS)}
+
+# Event types the behavioural features count; other event types are kept but not featurised.
+EVENT_TYPES = (
+    "session_start",
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "checkout_start",
+    "email_open",
+    "email_click",
+    "support_ticket",
+    "review",
+)
+
+# Columns every score table carries (DESIGN.md); `predicted_profit` is added when a margin is set.
+SCORE_COLUMNS = (
+    "customer_id",
+    "predicted_clv",
+    "predicted_clv_low",
+    "predicted_clv_high",
+    "churn_prob",
+    "p_alive",
+    "expected_orders",
+    "expected_aov",
+    "segment",
+    "next_best_action",
+    "value_decile",
+    "as_of",
+    "horizon_days",
+    "model_version",
+)

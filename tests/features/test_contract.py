@@ -1,0 +1,207 @@
+"""The data contract: every rejection and warning, mapping, and both file formats."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from features.contract import ContractError, load_shop, parse_mapping
+
+NOW = dt.datetime(2024, 1, 1)
+
+
+def write_csv(path, text: str):
+    path.write_text(text)
+    return path
+
+
+def load(path, **kwargs):
+    return load_shop(path, now=NOW, **kwargs)
+
+
+def error_text(path, **kwargs) -> str:
+    with pytest.raises(ContractError) as info:
+        load(path, **kwargs)
+    return str(info.value)
+
+
+def rows(shop, table="transactions") -> pd.DataFrame:
+    return shop.con.execute(f"SELECT * FROM {table}").df()
+
+
+def test_valid_csv_is_typed_and_summarised(tmp_path):
+    path = write_csv(
+        tmp_path / "t.csv",
+        "customer_id,timestamp,amount,order_id\n"
+        "A,2023-01-01 10:00:00,10.5,o1\nA,2023-01-01 10:00:00,4.5,o1\nB,2023-02-01,20,o2\n",
+    )
+    shop = load(path)
+    df = rows(shop)
+    assert list(df.columns) == ["customer_id", "timestamp", "amount", "order_id"]
+    assert df["amount"].dtype == "float64"
+    assert pd.api.types.is_datetime64_any_dtype(df["timestamp"])
+    report = shop.report
+    assert (report.customers, report.orders) == (2, 2)
+    assert report.revenue == pytest.approx(35.0)
+    assert report.first_timestamp == dt.datetime(2023, 1, 1, 10)
+    assert report.ok and not report.warnings
+
+
+def test_parquet_with_typed_columns(tmp_path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "timestamp": pd.to_datetime(["2023-01-01 10:00", "2023-01-02 00:00"]).tz_localize("Europe/Berlin"),
+            "amount": [1.0, 2.0],
+        }
+    ).to_parquet(path)
+    df = rows(load(path))
+    # Numeric ids become strings; aware timestamps are converted to naive UTC.
+    assert df["customer_id"].tolist() == ["1", "2"]
+    assert df["timestamp"].iloc[0] == pd.Timestamp("2023-01-01 09:00")
+
+
+def test_mixed_offsets_convert_to_utc(tmp_path):
+    path = write_csv(
+        tmp_path / "t.csv",
+        "customer_id,timestamp,amount\nA,2023-01-01T10:00:00+02:00,1\nB,2023-01-01T10:00:00Z,1\nC,2023-01-01 10:00,1\n",
+    )
+    df = rows(load(path)).set_index("customer_id")
+    assert df.loc["A", "timestamp"] == pd.Timestamp("2023-01-01 08:00")
+    assert df.loc["B", "timestamp"] == pd.Timestamp("2023-01-01 10:00")
+    assert df.loc["C", "timestamp"] == pd.Timestamp("2023-01-01 10:00")
+
+
+def test_missing_order_id_makes_a_customer_day_one_order(tmp_path):
+    path = write_csv(
+        tmp_path / "t.csv",
+        "customer_id,timestamp,amount\nA,2023-01-01 09:00,1\nA,2023-01-01 18:00,2\nA,2023-01-02 09:00,3\n",
+    )
+    shop = load(path)
+    assert shop.report.orders == 2
+    assert rows(shop)["order_id"].nunique() == 2
+
+
+def test_missing_amount_column_is_named(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp\nA,2023-01-01\n")
+    message = error_text(path)
+    assert "'amount'" in message and "t.csv" in message and "--map amount=" in message
+
+
+def test_unparseable_timestamp_names_column_row_and_value(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2020-01-01,1\nB,31/31/2020,2\n")
+    message = error_text(path)
+    assert "'timestamp'" in message and "row 2" in message and "'31/31/2020'" in message
+    assert "--timestamp-format" in message
+
+
+def test_timestamp_format_option_reads_day_first_dates(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,31/12/2020 14:05,1\n")
+    df = rows(load(path, timestamp_format="%d/%m/%Y %H:%M"))
+    assert df["timestamp"].iloc[0] == pd.Timestamp("2020-12-31 14:05")
+
+
+def test_non_numeric_amount_is_rejected_with_example(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2020-01-01,1\nB,2020-01-02,€12\nC,2020-01-03,x\n")
+    message = error_text(path)
+    assert "'amount'" in message and "row 2" in message and "'€12'" in message and "1 more" in message
+
+
+def test_empty_file_and_header_only_file(tmp_path):
+    empty = write_csv(tmp_path / "empty.csv", "")
+    assert "empty" in error_text(empty)
+    header_only = write_csv(tmp_path / "header.csv", "customer_id,timestamp,amount\n")
+    assert "no rows" in error_text(header_only)
+
+
+def test_no_customer_ids_at_all(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\n,2020-01-01,1\n,2020-01-02,2\n")
+    assert "customer_id" in error_text(path) and "every row" in error_text(path)
+
+
+def test_missing_file_and_unsupported_type(tmp_path):
+    assert "no such file" in error_text(tmp_path / "nope.csv")
+    xlsx = write_csv(tmp_path / "t.xlsx", "x")
+    assert "unsupported file type" in error_text(xlsx)
+
+
+def test_missing_required_value_is_an_error(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2020-01-01,\n")
+    message = error_text(path)
+    assert "'amount'" in message and "empty in 1 rows" in message
+
+
+def test_warnings_are_counted_not_rejected(tmp_path):
+    path = write_csv(
+        tmp_path / "t.csv",
+        "customer_id,timestamp,amount,order_id\n"
+        "A,2023-01-01,10,o1\n"
+        "A,2023-01-01,10,o1\n"  # exact duplicate
+        "A,2023-01-05,-4,r1\n"  # refund
+        "B,2030-01-01,5,o2\n"  # future
+        "B,2023-03-01,0,o3\n"  # zero amount
+        ",2023-03-02,7,o4\n",  # no customer id: dropped
+    )
+    shop = load(path)
+    messages = " | ".join(w.message for w in shop.report.warnings)
+    assert shop.report.ok
+    assert "1 rows are exact duplicates" in messages
+    assert "1 rows are refunds" in messages
+    assert "1 rows are dated in the future" in messages
+    assert "1 rows have a zero amount" in messages
+    assert "1 rows without a customer id were dropped" in messages
+    assert len(rows(shop)) == 5
+    assert shop.report.refund_share == pytest.approx(4 / 25)
+
+
+def test_mapping_option_and_case_insensitive_names(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "CustomerID,InvoiceDate,Revenue\nA,2023-01-01,3\n")
+    shop = load(path, mapping=parse_mapping(["customer_id=CustomerID", "timestamp=invoicedate", "amount=Revenue"]))
+    assert rows(shop)[["customer_id", "amount"]].values.tolist() == [["A", 3.0]]
+
+
+def test_mapping_to_a_missing_column_names_the_mapping(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\n")
+    message = error_text(path, mapping={"amount": "Revenue"})
+    assert "mapped to 'Revenue'" in message
+
+
+def test_mapping_unknown_contract_column(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\n")
+    assert "not a contract column" in error_text(path, mapping={"revenue": "amount"})
+
+
+@pytest.mark.parametrize("bad", ["customer_id", "=x", "a="])
+def test_parse_mapping_rejects_malformed_pairs(bad):
+    with pytest.raises(ValueError, match="CONTRACT_COLUMN=YOUR_COLUMN"):
+        parse_mapping([bad])
+
+
+def test_events_and_customers_load_alongside(tmp_path):
+    tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\n")
+    ev = write_csv(tmp_path / "e.csv", "customer_id,timestamp,event_type\nA,2023-01-01,page_view\n")
+    cu = write_csv(
+        tmp_path / "c.csv",
+        "customer_id,signup_date,country\nA,2022-12-01,DE\nA,2022-12-02,FR\n",
+    )
+    shop = load(tx, events=ev, customers=cu)
+    assert shop.has_events and shop.has_customers
+    customers = rows(shop, "customers")
+    assert customers["country"].tolist() == ["DE"]  # duplicate id: first kept, with a warning
+    assert any("more than once" in w.message for w in shop.report.warnings)
+
+
+def test_bad_events_file_is_reported_with_its_name(tmp_path):
+    tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\n")
+    ev = write_csv(tmp_path / "events.csv", "customer_id,when,event_type\nA,2023-01-01,page_view\n")
+    message = error_text(tx, events=ev)
+    assert "events.csv" in message and "'timestamp'" in message
+
+
+def test_errors_do_not_raise_when_asked_for_a_report(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp\nA,2023-01-01\n")
+    shop = load(path, raise_on_error=False)
+    assert not shop.report.ok and shop.report.errors[0].column == "amount"
