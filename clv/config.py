@@ -74,11 +74,12 @@ class TrainSettings(BaseModel):
 
 
 class TargetingSettings(BaseModel):
-    """Thresholds relative to the customer base (quantiles), see models/targeting.py."""
+    """Thresholds relative to the customer base (quantiles); see models/targeting.py for the rules."""
 
     high_value_quantile: float = Field(0.8, gt=0, lt=1)
     low_value_quantile: float = Field(0.5, gt=0, lt=1)
-    at_risk_churn_prob: float = Field(0.5, gt=0, lt=1)
+    at_risk_churn_quantile: float = Field(0.6, gt=0, lt=1)
+    valuable_history_quantile: float = Field(0.8, gt=0, lt=1)
     lapsed_p_alive: float = Field(0.3, gt=0, lt=1)
     new_customer_days: int = Field(60, gt=0)
 

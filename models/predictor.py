@@ -1,0 +1,213 @@
+"""The composite CLV predictor: features in, the score columns of DESIGN.md out.
+
+How it predicts over the horizon H:
+1. Buy-till-you-die models (BG/NBD + Gamma-Gamma) fitted on each training cut-off give smooth
+   per-customer summaries (P(alive), expected purchases, expected order value), which become
+   features for the gradient-boosted models.
+2. XGBoost models learn revenue, purchase count and churn over the label window L of the training
+   snapshots (L = H when the history allows, shorter for short histories).
+3. When L < H, each customer's window-L predictions are stretched to H with that customer's own
+   BG/NBD time profile: E[purchases in H] / E[purchases in L] for revenue and orders, and
+   P(no purchase in H) / P(no purchase in L) for churn. One-order customers get real predictions.
+4. The churn classifier is calibrated, and the value interval conformalised, on the latest
+   training window, which the boosted models did not see.
+5. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
+
+`fit` takes the stacked training snapshots (features + labels per cut-off, see features.snapshots)
+and the features at the scoring cut-off (`reference`), on which the buy-till-you-die models used at
+prediction time are fitted and the targeting thresholds are learned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from models.bgnbd import BetaGeoModel
+from models.gamma_gamma import GammaGammaModel
+from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, ValueRegressor, select_features
+from models.intervals import ConformalInterval
+from models.targeting import TargetingRules
+
+OUTPUT_COLUMNS = (
+    "customer_id",
+    "predicted_clv",
+    "predicted_clv_low",
+    "predicted_clv_high",
+    "churn_prob",
+    "p_alive",
+    "expected_orders",
+    "expected_aov",
+    "segment",
+    "next_best_action",
+    "value_decile",
+    "reason",
+)
+BTYD_FEATURES = ("btyd_p_alive", "btyd_expected_orders", "btyd_p_no_purchase", "btyd_order_value", "btyd_value")
+_EPS = 1e-6
+
+
+class BTYDFeatures:
+    """BG/NBD + Gamma-Gamma fitted on one cut-off's customers; adds their outputs as feature columns."""
+
+    def __init__(self, features: pd.DataFrame, seed: int = 0):
+        self.purchases = BetaGeoModel().fit(features)
+        repeaters = features[features["btyd_frequency"] > 0]
+        self.spend = GammaGammaModel().fit(repeaters) if len(repeaters) >= 20 else None
+
+    def order_value(self, features: pd.DataFrame) -> np.ndarray:
+        if self.spend is None:
+            return features["monetary_mean"].to_numpy(float)
+        return np.asarray(self.spend.expected_order_value(features), dtype=float)
+
+    def add(self, features: pd.DataFrame, window_days: int) -> pd.DataFrame:
+        orders = np.asarray(self.purchases.expected_purchases(features, window_days), dtype=float)
+        value = self.order_value(features)
+        return features.assign(
+            btyd_p_alive=np.asarray(self.purchases.p_alive(features), dtype=float),
+            btyd_expected_orders=orders,
+            btyd_p_no_purchase=np.asarray(self.purchases.p_no_purchase(features, window_days), dtype=float),
+            btyd_order_value=value,
+            btyd_value=orders * value,
+        )
+
+    def stretch(self, features: pd.DataFrame, label_days: int, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-customer factors taking window-L predictions to horizon H: (orders/value, no-purchase)."""
+        if horizon_days == label_days:
+            ones = np.ones(len(features))
+            return ones, ones
+        orders_l = np.asarray(self.purchases.expected_purchases(features, label_days), dtype=float)
+        orders_h = np.asarray(self.purchases.expected_purchases(features, horizon_days), dtype=float)
+        none_l = np.asarray(self.purchases.p_no_purchase(features, label_days), dtype=float)
+        none_h = np.asarray(self.purchases.p_no_purchase(features, horizon_days), dtype=float)
+        return (orders_h + _EPS) / (orders_l + _EPS), np.clip((none_h + _EPS) / (none_l + _EPS), 0, 1)
+
+
+class CLVPredictor(BaseEstimator):
+    """Hybrid BTYD + XGBoost CLV and churn model.
+
+    Parameters: `horizon_days` H of the predictions; `label_days` L of the training labels
+    (defaults to H); `value_objective` "tweedie" or "hurdle"; `coverage` of the CLV interval;
+    `margin` (fraction, adds `predicted_profit`); `discount_rate` (yearly; future value is discounted
+    to the middle of the horizon); `targeting` parameters of `TargetingRules`.
+    """
+
+    def __init__(
+        self,
+        horizon_days: int = 365,
+        label_days: int | None = None,
+        value_objective: str = "tweedie",
+        coverage: float = 0.8,
+        margin: float | None = None,
+        discount_rate: float = 0.0,
+        targeting: dict | None = None,
+        n_estimators: int = 300,
+        seed: int = 0,
+    ):
+        self.horizon_days = horizon_days
+        self.label_days = label_days
+        self.value_objective = value_objective
+        self.coverage = coverage
+        self.margin = margin
+        self.discount_rate = discount_rate
+        self.targeting = targeting
+        self.n_estimators = n_estimators
+        self.seed = seed
+
+    @property
+    def window_days_(self) -> int:
+        return int(self.label_days or self.horizon_days)
+
+    def fit(self, snapshots: pd.DataFrame, reference: pd.DataFrame | None = None) -> CLVPredictor:
+        _require(snapshots, ("as_of", "customer_id", "label_revenue", "label_orders", "label_churned"), "snapshots")
+        if self.window_days_ > self.horizon_days:
+            raise ValueError("label_days cannot exceed horizon_days")
+        cutoffs = sorted(snapshots["as_of"].unique())
+        enriched = pd.concat(
+            [BTYDFeatures(group, self.seed).add(group, self.window_days_) for _, group in snapshots.groupby("as_of")],
+            ignore_index=True,
+        )
+        if len(cutoffs) >= 2:
+            # Calibrate on the latest window: the boosted models never saw it, as in production.
+            is_calibration = (enriched["as_of"] == cutoffs[-1]).to_numpy()
+        else:
+            rng = np.random.default_rng(self.seed)
+            is_calibration = rng.random(len(enriched)) < 0.25
+        train, calibration = enriched[~is_calibration], enriched[is_calibration]
+
+        self.feature_names_in_ = select_features(enriched)
+        self.matrix_ = FeatureMatrix(self.feature_names_in_, enriched)
+        X_train, X_cal = self.matrix_.transform(train), self.matrix_.transform(calibration)
+        params = {"n_estimators": self.n_estimators, "seed": self.seed}
+        self.value_model_ = ValueRegressor(objective=self.value_objective, **params).fit(X_train, train["label_revenue"])
+        self.count_model_ = CountRegressor(**params).fit(X_train, train["label_orders"])
+        self.churn_model_ = ChurnClassifier(**params).fit(X_train, train["label_churned"])
+        self.churn_model_.calibrate(X_cal, calibration["label_churned"])
+        self.interval_ = ConformalInterval(coverage=self.coverage).fit(
+            self.value_model_.predict(X_cal), np.clip(calibration["label_revenue"].to_numpy(float), 0, None)
+        )
+
+        latest = snapshots[snapshots["as_of"] == cutoffs[-1]] if reference is None else reference
+        self.btyd_ = BTYDFeatures(latest, self.seed)
+        self.targeting_ = TargetingRules(**(self.targeting or {})).fit(self._predict_values(latest))
+        self.n_training_rows_ = len(train)
+        self.n_calibration_rows_ = len(calibration)
+        return self
+
+    def _predict_values(self, features: pd.DataFrame) -> pd.DataFrame:
+        enriched = self.btyd_.add(features, self.window_days_)
+        X = self.matrix_.transform(enriched)
+        value_l = self.value_model_.predict(X)
+        low_l, high_l = self.interval_.predict(value_l)
+        stretch, stretch_churn = self.btyd_.stretch(features, self.window_days_, self.horizon_days)
+        discount = (1 + self.discount_rate) ** (-(self.horizon_days / 365) / 2)
+        out = pd.DataFrame(
+            {
+                "customer_id": features["customer_id"].to_numpy(),
+                "predicted_clv": value_l * stretch * discount,
+                "predicted_clv_low": low_l * stretch * discount,
+                "predicted_clv_high": high_l * stretch * discount,
+                "churn_prob": self.churn_model_.predict_proba_churn(X) * stretch_churn,
+                "p_alive": enriched["btyd_p_alive"].to_numpy(float),
+                "expected_orders": self.count_model_.predict(X) * stretch,
+                "expected_aov": enriched["btyd_order_value"].to_numpy(float),
+                "tenure_days": features["tenure_days"].to_numpy(float),
+                "monetary_total": features["monetary_total"].to_numpy(float),
+            },
+            index=features.index,
+        )
+        return enforce_invariants(out)
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """One row per customer with OUTPUT_COLUMNS (plus `predicted_profit` when a margin is set)."""
+        check_is_fitted(self, "targeting_")
+        if features.empty:
+            raise ValueError("no customers to score")
+        values = self._predict_values(features)
+        out = pd.concat([values, self.targeting_.apply(values)], axis=1)[list(OUTPUT_COLUMNS)]
+        if self.margin is not None:
+            out["predicted_profit"] = out["predicted_clv"] * self.margin
+        return out.reset_index(drop=True)
+
+    def feature_importance(self) -> pd.Series:
+        check_is_fitted(self, "value_model_")
+        return self.value_model_.feature_importance()
+
+
+def enforce_invariants(out: pd.DataFrame) -> pd.DataFrame:
+    """Non-negative values, low <= point <= high, probabilities in [0, 1]."""
+    for column in ("predicted_clv", "predicted_clv_low", "predicted_clv_high", "expected_orders", "expected_aov"):
+        out[column] = np.clip(np.nan_to_num(out[column].to_numpy(float)), 0, None)
+    out["predicted_clv_low"] = np.minimum(out["predicted_clv_low"], out["predicted_clv"])
+    out["predicted_clv_high"] = np.maximum(out["predicted_clv_high"], out["predicted_clv"])
+    for column in ("churn_prob", "p_alive"):
+        out[column] = np.clip(np.nan_to_num(out[column].to_numpy(float), nan=0.5), 0, 1)
+    return out
+
+
+def _require(frame: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lack columns: {', '.join(missing)}")

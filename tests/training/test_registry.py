@@ -1,0 +1,80 @@
+"""The promotion gate, manual promotion and rollback against a real (SQLite) MLflow registry."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from training import registry
+
+NAME, ALIAS = "clv", "champion"
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    client.create_registered_model(NAME)
+    yield client
+    mlflow.set_tracking_uri(None)
+
+
+def new_version(client: MlflowClient, spearman: float) -> str:
+    """A registered version whose run logged `backtest_spearman` (no model files are needed for the gate)."""
+    with mlflow.start_run() as run:
+        mlflow.log_metric("backtest_spearman", spearman)
+    version = client.create_model_version(NAME, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    return str(version.version)
+
+
+def test_first_version_is_promoted(client):
+    v1 = new_version(client, 0.5)
+    decision = registry.decide(client, NAME, ALIAS, "spearman", 0.5)
+    assert decision.promote and "no champion" in decision.reason
+    registry.promote(client, NAME, v1, ALIAS)
+    assert str(registry.champion(client, NAME, ALIAS).version) == v1
+
+
+def test_gate_refuses_a_worse_model_and_keeps_the_champion(client):
+    v1 = new_version(client, 0.6)
+    registry.promote(client, NAME, v1, ALIAS)
+    new_version(client, 0.4)
+    decision = registry.decide(client, NAME, ALIAS, "spearman", 0.4)
+    assert not decision.promote
+    assert "does not beat champion v1" in decision.reason
+    assert str(registry.champion(client, NAME, ALIAS).version) == v1
+
+
+def test_gate_accepts_a_better_model(client):
+    registry.promote(client, NAME, new_version(client, 0.6), ALIAS)
+    decision = registry.decide(client, NAME, ALIAS, "spearman", 0.7)
+    assert decision.promote and decision.champion_value == pytest.approx(0.6)
+
+
+def test_an_equal_model_is_not_promoted(client):
+    registry.promote(client, NAME, new_version(client, 0.6), ALIAS)
+    assert not registry.decide(client, NAME, ALIAS, "spearman", 0.6).promote
+
+
+def test_rollback_moves_the_alias_back_step_by_step(client):
+    v1, v2, v3 = (new_version(client, s) for s in (0.5, 0.6, 0.7))
+    for v in (v1, v2, v3):
+        registry.promote(client, NAME, v, ALIAS)
+    assert registry.rollback(client, NAME, ALIAS) == (v3, v2)
+    assert str(registry.champion(client, NAME, ALIAS).version) == v2
+    assert registry.rollback(client, NAME, ALIAS) == (v2, v1)
+    with pytest.raises(registry.RegistryError, match="nothing to roll back"):
+        registry.rollback(client, NAME, ALIAS)
+
+
+def test_promote_unknown_version_is_a_clear_error(client):
+    with pytest.raises(registry.RegistryError, match="no version 42"):
+        registry.promote(client, NAME, "42", ALIAS)
+
+
+def test_rollback_without_champion(client):
+    with pytest.raises(registry.RegistryError, match="no champion"):
+        registry.rollback(client, NAME, ALIAS)

@@ -1,0 +1,31 @@
+"""The MLflow pyfunc that carries a trained CLVPredictor and everything needed to score with it.
+
+Input: a feature table (one row per customer, columns of `features.pipeline`) at a cut-off.
+Output: the score columns (DESIGN.md) except `as_of`, `horizon_days` and `model_version`, which the
+scorer adds. The model's metadata records the horizon, the feature definitions' version and the
+targeting thresholds, so a scorer can refuse features built by a different definition.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+
+from models.predictor import CLVPredictor
+
+
+class CLVPyfunc(mlflow.pyfunc.PythonModel):
+    def __init__(self, predictor: CLVPredictor, metadata: dict):
+        self.predictor = predictor
+        self.metadata = metadata
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ARG002
+        return self.predictor.predict(model_input)
+
+
+def unwrap(model) -> CLVPyfunc:
+    """The CLVPyfunc inside a loaded pyfunc model (skips MLflow's per-call schema checks)."""
+    inner = model.unwrap_python_model()
+    if not isinstance(inner, CLVPyfunc):
+        raise TypeError(f"model is a {type(inner).__name__}, not a CLV model")
+    return inner
