@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 the data or model is not usable (a clear message says w
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -186,6 +187,10 @@ def validate(
     out.print("[green]OK[/]: the data follows the contract.")
 
 
+def _as_date(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value else None
+
+
 @app.command()
 def features(
     out_path: Annotated[Path, typer.Option("--out", help="Parquet file to write the feature table to.")],
@@ -197,7 +202,24 @@ def features(
     as_of: AsOfOpt = None,
 ) -> None:
     """Compute point-in-time features (one row per purchasing customer) at a cut-off date."""
-    raise not_built("features")
+    from features.engine import from_duckdb
+    from features.pipeline import write_features
+
+    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    shop = _load(settings)
+    cutoff = _as_date(as_of) or shop.report.last_timestamp.date()
+    backend = from_duckdb(shop.con)
+    tables = {name: backend.table(name) for name in ("events", "customers") if getattr(shop, f"has_{name}")}
+    with progress("Features") as update:
+        summary = write_features(
+            out_path, cutoff, backend.table("transactions"), tables.get("events"), tables.get("customers"), update
+        )
+    out.print(
+        f"Wrote {summary['rows']:,} customers x {summary['columns']} columns at as_of {summary['as_of']} "
+        f"to {summary['path']} in {summary['seconds']:.1f} s (feature definitions v{summary['features_version']})."
+    )
+    if not shop.has_events:
+        out.print("[dim]No events given: behavioural columns are empty (has_events = false).[/]")
 
 
 @app.command()
@@ -208,10 +230,41 @@ def train(
     mapping: MapOpt = None,
     timestamp_format: TsFormatOpt = None,
     as_of: AsOfOpt = None,
-    horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, help="Prediction horizon.")] = None,
+    horizon_days: Annotated[
+        int | None, typer.Option("--horizon-days", min=1, max=3650, help="Prediction horizon. Default: 365.")
+    ] = None,
 ) -> None:
     """Fit, backtest against baselines, log to MLflow, register, and promote if better."""
-    raise not_built("train")
+    from training.pipeline import train as run_training
+    from training.windows import NotEnoughHistory
+
+    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    shop = _load(settings)
+    try:
+        with progress("Training") as update:
+            result = run_training(shop, settings, _as_date(as_of), horizon_days, update)
+    except (NotEnoughHistory, ValueError) as exc:
+        raise fail(str(exc)) from None
+    _print_training(result, settings)
+
+
+def _print_training(result, settings: Settings) -> None:
+    table = Table(
+        title=f"Backtest: cut-off {result.backtest.cutoff}, next {result.backtest.horizon_days} days, "
+        f"{len(result.backtest.frame):,} customers"
+    )
+    columns = ["spearman", "normalized_gini", "top_decile_capture", "decile_mape", "aggregate_error", "churn_auc",
+               "brier", "interval_coverage"]
+    table.add_column("model")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for model, row in result.comparison().iterrows():
+        table.add_row(model, *[("" if column not in row or row[column] != row[column] else f"{row[column]:.3f}")
+                               for column in columns])
+    out.print(table)
+    verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"
+    out.print(f"Registered {settings.mlflow.registered_model} v{result.version}: {verdict} ({result.reason}).")
+    out.print(f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: [bold]make mlflow-ui[/]")
 
 
 @app.command()
@@ -226,7 +279,25 @@ def score(
     model: Annotated[str | None, typer.Option("--model", help="Model URI. Default: models:/clv@champion.")] = None,
 ) -> None:
     """Score every customer with the champion (or the given) model."""
-    raise not_built("score")
+    from training.score import ModelNotFound
+    from training.score import score as run_scoring
+
+    if out_path.suffix.lower() not in (".parquet", ".csv"):
+        raise fail("--out must end in .parquet or .csv", code=2)
+    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    shop = _load(settings)
+    try:
+        with progress("Scoring") as update:
+            table = run_scoring(shop, settings, out_path, _as_date(as_of), model, update)
+    except (ModelNotFound, ValueError) as exc:
+        raise fail(str(exc)) from None
+    counts = table["segment"].value_counts()
+    out.print(
+        f"Wrote {len(table):,} customers to {out_path} (model v{table['model_version'].iloc[0]}, "
+        f"as_of {table['as_of'].iloc[0]}, horizon {table['horizon_days'].iloc[0]} days). "
+        f"Total predicted value {table['predicted_clv'].sum():,.0f}."
+    )
+    out.print("Segments: " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
 
 
 @app.command()
@@ -247,19 +318,49 @@ def serve(port: Annotated[int | None, typer.Option("--port", help="Port to liste
     raise not_built("serve")
 
 
+def _registry(settings: Settings):
+    from mlflow import MlflowClient
+
+    from training import tracking
+
+    tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
+    return MlflowClient(settings.mlflow.tracking_uri)
+
+
 @app.command()
 def promote(version: Annotated[str, typer.Argument(help="Registered model version to make champion.")]) -> None:
-    """Move the champion alias to a model version by hand."""
-    raise not_built("promote")
+    """Move the champion alias to a model version by hand (no gate)."""
+    from training.registry import RegistryError
+    from training.registry import promote as promote_version
+
+    settings = _settings()
+    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    try:
+        previous = promote_version(_registry(settings), name, version, alias)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"{name}@{alias} -> v{version}" + (f" (was v{previous})" if previous else ""))
 
 
 @app.command()
 def rollback() -> None:
     """Move the champion alias back to the previous champion."""
-    raise not_built("rollback")
+    from training.registry import RegistryError
+    from training.registry import rollback as rollback_alias
+
+    settings = _settings()
+    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    try:
+        was, now = rollback_alias(_registry(settings), name, alias)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"{name}@{alias} -> v{now} (was v{was})")
 
 
 def main() -> None:
+    # MLflow and its database migrations log at INFO on every call; the CLI reports what matters itself.
+    for noisy in ("mlflow", "alembic", "bentoml"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app()
     except KeyboardInterrupt:

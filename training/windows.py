@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from features.snapshots import choose_cutoffs
+
 MIN_LABEL_DAYS = 28
 
 
@@ -56,14 +58,8 @@ def plan_windows(
             "Fix: use a later --as-of, more data, or a smaller [train] min_history_days."
         )
     spacing = min(spacing_days, label_days)
-    cutoffs = []
-    c = cutoff - dt.timedelta(days=label_days)
-    while len(cutoffs) < n_snapshots and (c - first_date).days >= min_history_days:
-        cutoffs.append(c)
-        c -= dt.timedelta(days=spacing)
-    if not cutoffs:
-        cutoffs.append(first_date + dt.timedelta(days=min_history_days))
-    return WindowPlan(label_days, sorted(cutoffs))
+    cutoffs = choose_cutoffs(first_date, cutoff, label_days, spacing, n_snapshots, min_history_days)
+    return WindowPlan(label_days, cutoffs)
 
 
 def backtest_horizon(first_date: dt.date, as_of: dt.date, horizon_days: int, min_history_days: int = 90) -> int:

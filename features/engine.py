@@ -1,0 +1,142 @@
+"""Where feature queries run: the backend connection, execution to Arrow/pandas, atomic Parquet output.
+
+Feature definitions (`features.orders`, `features.rfm`, ...) are Ibis expressions and know nothing
+about the engine. This module is the only place that knows DuckDB is the default backend; the same
+expressions can be executed by the Ibis PySpark backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+import ibis
+import pandas as pd
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.files import atomic_path
+
+Progress = Callable[[str], None]
+
+# Share of physical memory DuckDB may use before it spills to disk.
+MEMORY_SHARE = 0.5
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_memory_limit() -> str:
+    """`MEMORY_SHARE` of physical memory, in DuckDB's syntax (e.g. '11GB')."""
+    return f"{max(1, int(psutil.virtual_memory().total * MEMORY_SHARE / 2**30))}GB"
+
+
+def configure(con: duckdb.DuckDBPyConnection, threads: int | None = None, memory_limit: str | None = None) -> None:
+    """Set threads (default: the usable cores), a memory limit and UTC on a DuckDB connection."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET threads = {int(threads or available_cores())}")
+    con.execute(f"SET memory_limit = '{memory_limit or default_memory_limit()}'")
+    # Row order of results is not part of any contract here; letting DuckDB drop it saves memory.
+    con.execute("SET preserve_insertion_order = false")
+    # Progress is read with `query_progress()` and shown by the caller (Rich), never printed by DuckDB.
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    con.execute("SET progress_bar_time = 0")
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None):
+    """A new in-memory Ibis DuckDB backend, configured by `configure`."""
+    return from_duckdb(duckdb.connect(), threads, memory_limit)
+
+
+def from_duckdb(con: duckdb.DuckDBPyConnection, threads: int | None = None, memory_limit: str | None = None):
+    """Wrap an existing DuckDB connection (e.g. `features.contract.Shop.con`) as an Ibis backend."""
+    configure(con, threads, memory_limit)
+    return ibis.duckdb.from_connection(con)
+
+
+def shop_tables(backend) -> dict[str, ibis.Table | None]:
+    """The canonical tables in a backend: {'transactions': t, 'events': t | None, 'customers': t | None}."""
+    names = set(backend.list_tables())
+    if "transactions" not in names:
+        raise ValueError("the connection has no `transactions` table; load the shop with features.contract first")
+    return {name: backend.table(name) if name in names else None for name in ("transactions", "events", "customers")}
+
+
+def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """The one Arrow -> pandas conversion, so that batch and request paths give identical dtypes.
+
+    Integers without nulls stay int64, numeric columns with nulls are float64 (NaN), dates become
+    datetime64[s] (as Ibis' own `to_pandas` gives them), strings use pandas' default string dtype.
+    """
+    frame = table.to_pandas(date_as_object=False)
+    for field in table.schema:
+        if pa.types.is_date(field.type):
+            frame[field.name] = frame[field.name].astype("datetime64[s]")
+    return frame
+
+
+def to_arrow(expr: ibis.Table, progress: Progress | None = None) -> pa.Table:
+    """Execute an expression to an Arrow table whose types follow the expression's schema."""
+    with _reporting(expr, progress):
+        result = expr.to_pyarrow()
+    return result.cast(expr.schema().to_pyarrow())
+
+
+def to_pandas(expr: ibis.Table, progress: Progress | None = None) -> pd.DataFrame:
+    """Execute an expression to a pandas DataFrame (through `to_arrow` and `arrow_to_pandas`)."""
+    return arrow_to_pandas(to_arrow(expr, progress))
+
+
+def write_parquet(expr: ibis.Table, path: Path | str, progress: Progress | None = None) -> int:
+    """Write the expression's result to `path` atomically and return the number of rows.
+
+    The engine streams the result to a temporary file next to `path`, which replaces `path` only
+    when complete (`features.files.atomic_path`), so a failure never leaves a half-written file.
+    """
+    with atomic_path(path) as tmp, _reporting(expr, progress):
+        expr.to_parquet(tmp)
+        return pq.read_metadata(tmp).num_rows
+
+
+@contextlib.contextmanager
+def _reporting(expr: ibis.Table, progress: Progress | None, interval: float = 0.25) -> Iterator[None]:
+    """Report DuckDB's query progress (percent) to `progress` while the block runs."""
+    con = _duckdb_connection(expr) if progress else None
+    if con is None:
+        yield
+        return
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(interval):
+            with contextlib.suppress(Exception):
+                percent = con.query_progress()
+                if percent >= 0:
+                    progress(f"{percent:.0f}%")
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _duckdb_connection(expr: ibis.Table) -> duckdb.DuckDBPyConnection | None:
+    try:
+        backend = expr.get_backend()
+    except Exception:  # unbound expression
+        return None
+    return getattr(backend, "con", None) if backend.name == "duckdb" else None

@@ -1,0 +1,54 @@
+"""Writing result files atomically: a reader sees the old file or the complete new one, never a half.
+
+Every file the project writes for people or other stages (features, scores, exports, the demo shop)
+goes through `atomic_path`: the content goes to a temporary file next to the target, which replaces
+the target only when complete (`os.replace` is atomic within a file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path to write to; it becomes `path` when the block ends without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Write a table as Parquet or CSV (by the file's suffix), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise ValueError(f"{path}: unsupported output type {suffix!r}; use .parquet or .csv")
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+    return path
+
+
+def read_frame(path: Path | str) -> pd.DataFrame:
+    """Read a table written by `write_frame`."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    raise ValueError(f"{path}: unsupported table type {path.suffix!r}; use .parquet or .csv")

@@ -1,0 +1,80 @@
+"""Recency, frequency, monetary value and the BTYD summary, from the purchase sequence (`features.orders`).
+
+All day counts are whole days between dates; D is the cut-off date.
+
+Order-based (purchases = orders with net amount > 0):
+- recency_days: D - date of the last purchase.
+- n_orders: number of purchases; frequency: n_orders - 1.
+- monetary_mean: mean net amount of the purchases.
+- monetary_total: net revenue by D: every order's net amount, refunds and cancelled or refund-only
+  orders included (so it can be lower than n_orders * monetary_mean).
+- tenure_days: D - date of the first purchase.
+- first_order_value: net amount of the earliest purchase (by order time).
+
+BTYD summary, exactly as lifetimes' `summary_data_from_transaction_data(freq="D")` on the
+purchases (Fader, Hardie and Lee 2005): the unit is the purchase day (a day with >= 1 purchase),
+whose value is the sum of the net amounts of that day's purchases.
+- btyd_frequency: purchase days - 1 (repeat purchase days).
+- btyd_recency: days from the first to the last purchase day (0 for one purchase day).
+- btyd_age: days from the first purchase day to D (lifetimes' T; equals tenure_days).
+- btyd_monetary: mean value of the repeat purchase days (the first purchase day excluded);
+  0 when btyd_frequency == 0. Always > 0 otherwise, as Gamma-Gamma needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from features.orders import as_of_value, order_table, purchase_sequence
+
+
+def rfm_aggregates(orders: ir.Table) -> dict[str, ir.Scalar]:
+    """Per-customer aggregates over `purchase_sequence(orders)`; `rfm_columns` turns them into features."""
+    o = orders
+    p = o.is_purchase
+    return {
+        "n_orders": o.order_id.count(where=p),
+        "n_purchase_days": o.order_id.count(where=o.new_purchase_day),
+        "first_purchase_date": o.order_date.min(where=p),
+        "last_purchase_date": o.order_date.max(where=p),
+        "purchase_value": o.net_amount.sum(where=p),
+        "first_day_value": o.net_amount.sum(where=p & (o.order_date == o.first_purchase_date)),
+        "first_order_value": o.net_amount.sum(where=p & o.prev_purchase_date.isnull()),
+        "monetary_total": o.net_amount.sum(),
+    }
+
+
+def rfm_columns(customers: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
+    """The RFM and BTYD features from the columns `rfm_aggregates` produced."""
+    d = as_of_value(as_of)
+    c = customers
+    btyd_frequency = c.n_purchase_days - 1
+    return {
+        "recency_days": d.delta(c.last_purchase_date, unit="day"),
+        "frequency": c.n_orders - 1,
+        "n_orders": c.n_orders,
+        "monetary_mean": c.purchase_value / c.n_orders,
+        "monetary_total": c.monetary_total,
+        "tenure_days": d.delta(c.first_purchase_date, unit="day"),
+        "first_order_value": c.first_order_value,
+        "btyd_frequency": btyd_frequency,
+        "btyd_recency": c.last_purchase_date.delta(c.first_purchase_date, unit="day"),
+        "btyd_age": d.delta(c.first_purchase_date, unit="day"),
+        "btyd_monetary": ibis.ifelse(
+            btyd_frequency > 0, (c.purchase_value - c.first_day_value) / btyd_frequency.cast("float64"), 0.0
+        ),
+    }
+
+
+def build_rfm(transactions: ir.Table, as_of: dt.date) -> ir.Table:
+    """Only the RFM/BTYD columns (customer_id, as_of, then `rfm_columns`), for the BTYD models.
+
+    Same definitions and rows as `features.pipeline.build_features`, without the other groups.
+    """
+    orders = purchase_sequence(order_table(transactions, as_of))
+    per_customer = orders.group_by("customer_id").agg(**rfm_aggregates(orders))
+    per_customer = per_customer.filter(per_customer.n_orders > 0)
+    return per_customer.select("customer_id", as_of=as_of_value(as_of), **rfm_columns(per_customer, as_of))

@@ -1,0 +1,67 @@
+"""Purchase rhythm and recent activity, from the purchase sequence (`features.orders`).
+
+- gap_mean_days, gap_std_days (sample, ddof=1), gap_last_days: days between consecutive purchase
+  days. Null when undefined: mean and last need >= 2 purchase days, std needs >= 3.
+- orders_{N}d: purchases dated in the N days ending at D (order date in (D - N, D]);
+  revenue_{N}d: net amount of all orders dated in that window (refunds are counted with their
+  order's date). Windows are 30, 90, 180 and 365 days; empty windows give 0, never null.
+- orders_trend_{S}_{L} = orders_{S}d / (orders_{L}d * S / L): the short window's rate relative to the
+  long window's (1 = steady, > 1 = speeding up, 0 = nothing recent). Null when orders_{L}d == 0.
+  revenue_trend_{S}_{L} likewise, null when revenue_{L}d <= 0. Pairs (30, 90) and (90, 365).
+- q4_spend_share: share of the purchases' net amount dated October to December.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from features.orders import as_of_value
+
+WINDOWS = (30, 90, 180, 365)
+TRENDS = ((30, 90), (90, 365))
+
+
+def rhythm_aggregates(orders: ir.Table, as_of: dt.date) -> dict[str, ir.Scalar]:
+    """Per-customer aggregates over `purchase_sequence(orders)`; `rhythm_columns` makes the features."""
+    d = as_of_value(as_of)
+    o = orders
+    p = o.is_purchase
+    aggregates = {
+        "gap_mean_days": o.gap_days.mean(),
+        "gap_std_days": o.gap_days.std(how="sample"),
+        "gap_last_days": o.gap_days.sum(where=o.new_purchase_day & (o.order_date == o.last_purchase_date)),
+        "q4_value": o.net_amount.sum(where=p & (o.order_date.month() >= 10)),
+    }
+    for n in WINDOWS:
+        in_window = o.order_date > d - ibis.interval(days=n)
+        aggregates[f"orders_{n}d"] = o.order_id.count(where=p & in_window)
+        aggregates[f"revenue_{n}d"] = o.net_amount.sum(where=in_window)
+    return aggregates
+
+
+def rhythm_columns(customers: ir.Table) -> dict[str, ir.Value]:
+    """The rhythm features from the columns `rhythm_aggregates` (and `rfm_aggregates`) produced."""
+    c = customers
+    columns = {
+        "gap_mean_days": c.gap_mean_days.cast("float64"),
+        "gap_std_days": c.gap_std_days,
+        "gap_last_days": c.gap_last_days.cast("float64"),
+    }
+    for n in WINDOWS:
+        columns[f"orders_{n}d"] = c[f"orders_{n}d"].fill_null(0).cast("int64")
+        columns[f"revenue_{n}d"] = c[f"revenue_{n}d"].fill_null(0.0)
+    for short, long in TRENDS:
+        orders_s, orders_l = columns[f"orders_{short}d"], columns[f"orders_{long}d"]
+        revenue_s, revenue_l = columns[f"revenue_{short}d"], columns[f"revenue_{long}d"]
+        scale = short / long
+        columns[f"orders_trend_{short}_{long}"] = ibis.ifelse(
+            orders_l > 0, orders_s / (orders_l * scale), ibis.null("float64")
+        )
+        columns[f"revenue_trend_{short}_{long}"] = ibis.ifelse(
+            revenue_l > 0, revenue_s / (revenue_l * scale), ibis.null("float64")
+        )
+    columns["q4_spend_share"] = c.q4_value.fill_null(0.0) / c.purchase_value
+    return columns

@@ -1,0 +1,181 @@
+"""`clv train`: backtest, refit on everything, log to MLflow, register, and promote through the gate.
+
+Order matters for safety: the champion alias moves last, only after everything else has been
+logged; a failure anywhere before leaves the champion untouched and the MLflow run marked FAILED.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from clv.config import Settings
+from features.contract import Shop
+from features.pipeline import FEATURES_VERSION
+from training import plots, registry, tracking
+from training.backtest import BTYD, MODEL, TEXTBOOK, Backtest, ShopData, backtest, fit_at
+from training.pyfunc import CLVPyfunc
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    version: str
+    promoted: bool
+    reason: str
+    backtest: Backtest
+    champion_metrics: dict[str, float] | None
+    as_of: dt.date
+    horizon_days: int
+    seconds: float
+
+    def comparison(self) -> pd.DataFrame:
+        """Model vs baselines (and the current champion's logged backtest) on the ranking metrics."""
+        table = self.backtest.metrics.copy()
+        if self.champion_metrics:
+            table.loc["current champion (its own backtest)"] = pd.Series(self.champion_metrics)
+        return table
+
+
+def train(
+    shop: Shop,
+    settings: Settings,
+    as_of: dt.date | None = None,
+    horizon_days: int | None = None,
+    progress: Progress = lambda _: None,
+) -> TrainResult:
+    started = time.perf_counter()
+    data = ShopData.from_shop(shop)
+    as_of = as_of or data.last_date
+    horizon = horizon_days or settings.train.horizon_days
+    if as_of < data.first_date:
+        raise ValueError(f"--as-of {as_of} is before the first transaction ({data.first_date})")
+
+    tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    name, alias, metric = settings.mlflow.registered_model, settings.mlflow.champion_alias, settings.train.promotion_metric
+
+    with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon}") as run:
+        mlflow.set_tags({"as_of": str(as_of), "horizon_days": horizon, "features_version": FEATURES_VERSION})
+        mlflow.log_params(_params(settings, as_of, horizon))
+        mlflow.log_params(tracking.data_fingerprint(shop.con))
+
+        progress("backtest")
+        result = backtest(data, as_of, horizon, settings, progress=lambda m: progress(f"backtest: {m}"))
+        _log_backtest(result)
+
+        progress("refitting on all data")
+        final = fit_at(
+            data, as_of, horizon, settings, progress=lambda m: progress(f"final model: {m}"),
+            discount_rate=settings.train.discount_rate,
+        )
+        scores = final.predictor.predict(final.reference)
+        mlflow.log_params({"final_label_days": final.plan.label_days, "final_cutoffs": _dates(final.plan.cutoffs)})
+        tracking.log_figures({"clv_distribution": plots.distribution(scores["predicted_clv"])})
+        tracking.log_table(scores["segment"].value_counts().rename_axis("segment").reset_index(), "segments.csv")
+
+        progress("logging models")
+        metadata = _metadata(final, data, settings, as_of, horizon, result)
+        tracking.log_model("backtest_model", CLVPyfunc(result.fit.predictor, {**metadata, "role": "backtest"}),
+                           result.fit.reference)
+        info = tracking.log_model("model", CLVPyfunc(final.predictor, {**metadata, "role": "scoring"}),
+                                  final.reference, registered_model_name=name)
+        version = str(info.registered_model_version)
+
+        candidate = result.model_metrics()[metric]
+        champion = registry.champion(client, name, alias)
+        champion_metrics = _logged_backtest(client, champion) if champion else None
+        decision = registry.decide(client, name, alias, metric, candidate)
+        client.set_model_version_tag(name, version, "gate", decision.reason)
+        client.set_model_version_tag(name, version, "run_id", run.info.run_id)
+        mlflow.set_tags({"registered_version": version, "promoted": str(decision.promote), "gate": decision.reason})
+        if decision.promote:
+            registry.promote(client, name, version, alias)
+
+    return TrainResult(
+        run.info.run_id, version, decision.promote, decision.reason, result, champion_metrics, as_of, horizon,
+        time.perf_counter() - started,
+    )
+
+
+def _params(settings: Settings, as_of: dt.date, horizon: int) -> dict:
+    t = settings.train
+    return {
+        "as_of": str(as_of),
+        "horizon_days": horizon,
+        "features_version": FEATURES_VERSION,
+        "snapshot_spacing_days": t.snapshot_spacing_days,
+        "n_snapshots": t.n_snapshots,
+        "min_history_days": t.min_history_days,
+        "margin": t.margin,
+        "discount_rate": t.discount_rate,
+        "promotion_metric": t.promotion_metric,
+        "interval_coverage_target": t.interval_coverage,
+        "seed": t.seed,
+        **{f"targeting_{k}": v for k, v in settings.targeting.model_dump().items()},
+    }
+
+
+def _dates(dates) -> str:
+    return ",".join(str(d) for d in dates)
+
+
+def _log_backtest(result: Backtest) -> None:
+    mlflow.log_params(
+        {
+            "backtest_cutoff": str(result.cutoff),
+            "backtest_horizon_days": result.horizon_days,
+            "backtest_label_days": result.plan.label_days,
+            "backtest_cutoffs": _dates(result.plan.cutoffs),
+            "backtest_customers": len(result.frame),
+        }
+    )
+    prefixes = {MODEL: "backtest_", BTYD: "baseline_btyd_", TEXTBOOK: "baseline_textbook_"}
+    for model, prefix in prefixes.items():
+        mlflow.log_metrics({prefix + k: float(v) for k, v in result.metrics.loc[model].items() if pd.notna(v)})
+    frame = result.frame
+    tracking.log_figures(
+        {
+            "cumulative_gain": plots.gain_curve(frame["actual_revenue"], {m: frame[m] for m in prefixes}),
+            "deciles": plots.deciles(frame["actual_revenue"], frame[MODEL]),
+            "churn_calibration": plots.calibration(
+                frame["actual_churned"], {m: frame["churn_" + m] for m in (MODEL, BTYD)}
+            ),
+            "feature_importance": plots.importance(result.fit.predictor.feature_importance()),
+        }
+    )
+    tracking.log_table(result.metrics.rename_axis("model").reset_index(), "backtest_metrics.csv")
+
+
+def _metadata(final, data: ShopData, settings: Settings, as_of: dt.date, horizon: int, result: Backtest) -> dict:
+    return {
+        "horizon_days": horizon,
+        "as_of": str(as_of),
+        "features_version": FEATURES_VERSION,
+        "label_days": final.plan.label_days,
+        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "data_first_date": str(data.first_date),
+        "data_last_date": str(data.last_date),
+        "targeting_thresholds": final.predictor.targeting_.thresholds(),
+        "margin": settings.train.margin,
+        "discount_rate": settings.train.discount_rate,
+        "backtest": {k: round(v, 6) for k, v in result.model_metrics().items()},
+        "backtest_cutoff": str(result.cutoff),
+        "backtest_horizon_days": result.horizon_days,
+    }
+
+
+def _logged_backtest(client: MlflowClient, version) -> dict[str, float]:
+    run = client.get_run(version.run_id) if version.run_id else None
+    if run is None:
+        return {}
+    prefix = registry.METRIC_PREFIX
+    return {k.removeprefix(prefix): v for k, v in run.data.metrics.items() if k.startswith(prefix)}

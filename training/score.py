@@ -1,0 +1,101 @@
+"""`clv score`: the score table (one row per customer, DESIGN.md columns), written atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from clv.config import Settings
+from features.contract import Shop
+from features.files import write_frame
+from features.pipeline import FEATURES_VERSION
+from features.schema import SCORE_COLUMNS
+from training import tracking
+from training.backtest import ShopData
+from training.pyfunc import CLVPyfunc, unwrap
+
+Progress = Callable[[str], None]
+
+
+class ModelNotFound(RuntimeError):
+    """No model at the URI (for example before the first `clv train`); the message says what to do."""
+
+
+@dataclass
+class LoadedModel:
+    model: CLVPyfunc
+    uri: str
+    version: str
+
+
+def load_model(settings: Settings, uri: str | None = None) -> LoadedModel:
+    """Load a CLV pyfunc by URI (default: the registered model's champion) and resolve its version."""
+    tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
+    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    uri = uri or f"models:/{name}@{alias}"
+    try:
+        model = unwrap(mlflow.pyfunc.load_model(uri))
+    except (MlflowException, OSError) as exc:
+        raise ModelNotFound(
+            f"no model at {uri} ({str(exc).splitlines()[0][:200]}). Fix: run `clv train` (or `make train`) first, "
+            "or pass --model with a valid URI."
+        ) from None
+    return LoadedModel(model, uri, _version(settings, uri))
+
+
+def _version(settings: Settings, uri: str) -> str:
+    match = re.fullmatch(r"models:/([^/@]+)(?:@(.+)|/(\d+))", uri)
+    if not match:
+        return uri
+    name, alias, number = match.groups()
+    if number:
+        return number
+    return str(MlflowClient(settings.mlflow.tracking_uri).get_model_version_by_alias(name, alias).version)
+
+
+def score(
+    shop: Shop,
+    settings: Settings,
+    out_path: Path,
+    as_of: dt.date | None = None,
+    model_uri: str | None = None,
+    progress: Progress = lambda _: None,
+) -> pd.DataFrame:
+    """Score every customer who has purchased by `as_of` and write the table to `out_path`."""
+    progress("loading model")
+    loaded = load_model(settings, model_uri)
+    metadata = loaded.model.metadata
+    if metadata.get("features_version") != FEATURES_VERSION:
+        raise ValueError(
+            f"model {loaded.uri} was trained on feature definitions {metadata.get('features_version')}, "
+            f"this code computes {FEATURES_VERSION}. Fix: retrain with `clv train`."
+        )
+    data = ShopData.from_shop(shop)
+    as_of = as_of or data.last_date
+    progress(f"features at {as_of}")
+    features = data.features(as_of)
+    if features.empty:
+        raise ValueError(f"no customer has purchased by {as_of}; nothing to score")
+    progress(f"scoring {len(features):,} customers")
+    table = score_features(loaded, features)
+    progress(f"writing {out_path}")
+    write_frame(table, out_path)
+    return table
+
+
+def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
+    """Predictions plus the bookkeeping columns, in the DESIGN.md column order."""
+    predictions = loaded.model.predictor.predict(features)
+    predictions["as_of"] = features["as_of"].to_numpy()
+    predictions["horizon_days"] = int(loaded.model.metadata["horizon_days"])
+    predictions["model_version"] = loaded.version
+    extra = [c for c in predictions.columns if c not in SCORE_COLUMNS]
+    return predictions[[*SCORE_COLUMNS, *extra]]

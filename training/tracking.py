@@ -1,0 +1,100 @@
+"""MLflow tracking: where runs go, what describes the data, and how models are logged.
+
+This module and `training.registry` are the only places that write to MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow.models import infer_signature
+
+if TYPE_CHECKING:
+    from training.pyfunc import CLVPyfunc
+
+# Pinning requirements avoids MLflow's slow requirement inference in a subprocess (STACK.md).
+_RUNTIME_PACKAGES = ("pandas", "numpy", "scikit-learn", "xgboost", "scipy", "mlflow", "pyarrow")
+
+
+def configure(tracking_uri: str, experiment: str) -> None:
+    """Point MLflow at the tracking store and experiment; quiet its progress bars and telemetry."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A local SQLite store keeps artifacts next to the database instead of in the working directory.
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        artifact_location = None
+        if tracking_uri.startswith("sqlite:///"):
+            artifact_location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
+        mlflow.create_experiment(experiment, artifact_location=artifact_location)
+    mlflow.set_experiment(experiment)
+
+
+def pip_requirements() -> list[str]:
+    pins = []
+    for package in _RUNTIME_PACKAGES:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def data_fingerprint(con: duckdb.DuckDBPyConnection) -> dict[str, str | int | float]:
+    """An order-independent summary and hash of the transactions, to tell which data a run saw."""
+    rows, customers, first, last, revenue, digest = con.execute(
+        "SELECT count(*), count(DISTINCT customer_id), min(timestamp), max(timestamp), sum(amount), "
+        "bit_xor(hash(customer_id, timestamp, amount, order_id)) FROM transactions"
+    ).fetchall()[0]
+    return {
+        "data_rows": int(rows),
+        "data_customers": int(customers),
+        "data_first_timestamp": str(first),
+        "data_last_timestamp": str(last),
+        "data_revenue": round(float(revenue), 2),
+        "data_fingerprint": f"{int(digest):016x}",
+    }
+
+
+def log_figures(figures: dict[str, Figure], folder: str = "plots") -> None:
+    import matplotlib.pyplot as plt
+
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"{folder}/{name}.png")
+        plt.close(fig)
+
+
+def log_table(frame: pd.DataFrame, path: str) -> None:
+    """Log a small table as a CSV artifact (readable in the MLflow UI)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / Path(path).name
+        frame.to_csv(file, index=False)
+        mlflow.log_artifact(str(file), str(Path(path).parent) if Path(path).parent != Path(".") else None)
+
+
+def log_model(
+    name: str,
+    model: CLVPyfunc,
+    example_features: pd.DataFrame,
+    registered_model_name: str | None = None,
+):
+    """Log the pyfunc with signature and input example; returns MLflow's ModelInfo."""
+    example = example_features.head(5).reset_index(drop=True)
+    signature = infer_signature(example, model.predictor.predict(example))
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=model,
+        signature=signature,
+        input_example=example,
+        pip_requirements=pip_requirements(),
+        metadata=model.metadata,
+        registered_model_name=registered_model_name,
+    )
