@@ -23,7 +23,11 @@ ATTRIBUTE_COLUMNS = {"acquisition_channel": "string", "country": "string", "days
 def attribute_table(customers: ir.Table, as_of: dt.date) -> ir.Table | None:
     """customer_id plus whichever of `ATTRIBUTE_COLUMNS` the customers table can provide (None: none)."""
     d = as_of_value(as_of)
-    aggregates = {name: customers[name].min() for name in ("acquisition_channel", "country") if name in customers.columns}
+    aggregates = {
+        name: customers[name].min()
+        for name in ("acquisition_channel", "country")
+        if name in customers.columns
+    }
     if "signup_date" in customers.columns:
         signup = customers.signup_date.cast("date")
         aggregates["days_since_signup"] = ibis.ifelse(

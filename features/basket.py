@@ -16,7 +16,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.orders import rows_until
+from features.orders import AMOUNT_TOLERANCE, rows_until
 
 
 def basket_aggregates(orders: ir.Table) -> dict[str, ir.Scalar]:
@@ -37,7 +37,9 @@ def basket_columns(customers: ir.Table) -> dict[str, ir.Value]:
     c = customers
     items = c.purchase_items if "purchase_items" in c.columns else c.purchase_lines
     return {
-        "refund_share": ibis.ifelse(c.gross_amount > 0, c.refund_amount / c.gross_amount, ibis.null("float64")),
+        "refund_share": ibis.ifelse(
+            c.gross_amount > AMOUNT_TOLERANCE, c.refund_amount / c.gross_amount, ibis.null("float64")
+        ),
         "items_per_order": items.cast("float64") / c.n_orders,
     }
 

@@ -87,10 +87,9 @@ def _event_counts(rows: ir.Table, d: ir.DateScalar) -> ir.Table:
 def _sessions(rows: ir.Table, d: ir.DateScalar) -> ir.Table:
     visits = rows.filter(rows.event_type.isin(ON_SITE_EVENTS) & _since(rows, d, 90))
     window = ibis.window(group_by=visits.customer_id, order_by=visits.timestamp)
-    previous = visits.timestamp.lag().over(window)
-    visits = visits.mutate(
-        starts=previous.isnull() | (previous + ibis.interval(minutes=SESSION_GAP_MINUTES) < visits.timestamp)
-    )
+    visits = visits.mutate(previous=visits.timestamp.lag().over(window))
+    gap = ibis.interval(minutes=SESSION_GAP_MINUTES)
+    visits = visits.mutate(starts=visits.previous.isnull() | (visits.previous + gap < visits.timestamp))
     return visits.group_by("customer_id").agg(
         sessions_30d=visits.starts.sum(where=_since(visits, d, 30)),
         sessions_90d=visits.starts.sum(),

@@ -19,6 +19,7 @@ import pandas as pd
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
+from ibis.common.exceptions import TableNotFound
 
 from features.files import atomic_path
 
@@ -41,7 +42,9 @@ def default_memory_limit() -> str:
     return f"{max(1, int(psutil.virtual_memory().total * MEMORY_SHARE / 2**30))}GB"
 
 
-def configure(con: duckdb.DuckDBPyConnection, threads: int | None = None, memory_limit: str | None = None) -> None:
+def configure(
+    con: duckdb.DuckDBPyConnection, threads: int | None = None, memory_limit: str | None = None
+) -> None:
     """Set threads (default: the usable cores), a memory limit and UTC on a DuckDB connection."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads = {int(threads or available_cores())}")
@@ -67,10 +70,18 @@ def from_duckdb(con: duckdb.DuckDBPyConnection, threads: int | None = None, memo
 
 def shop_tables(backend) -> dict[str, ibis.Table | None]:
     """The canonical tables in a backend: {'transactions': t, 'events': t | None, 'customers': t | None}."""
-    names = set(backend.list_tables())
-    if "transactions" not in names:
-        raise ValueError("the connection has no `transactions` table; load the shop with features.contract first")
-    return {name: backend.table(name) if name in names else None for name in ("transactions", "events", "customers")}
+    tables = {}
+    for name in ("transactions", "events", "customers"):
+        # Not backend.list_tables(): Ibis 12's DuckDB backend calls an API DuckDB 2 removed there.
+        try:
+            tables[name] = backend.table(name)
+        except TableNotFound:
+            tables[name] = None
+    if tables["transactions"] is None:
+        raise ValueError(
+            "the connection has no `transactions` table; load the shop with features.contract first"
+        )
+    return tables
 
 
 def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:

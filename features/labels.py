@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import ibis
 import ibis.expr.types as ir
 
-from features.orders import as_of_value, day_start, order_table
+from features.orders import AMOUNT_TOLERANCE, as_of_value, day_start, order_table
 
 LABEL_SCHEMA = {"label_revenue": "float64", "label_orders": "int64", "label_churned": "boolean"}
 LABEL_COLUMNS = tuple(LABEL_SCHEMA)
@@ -41,7 +40,9 @@ def label_window(transactions: ir.Table, as_of: dt.date, horizon_days: int) -> i
     orders = orders.filter(orders.window_amount.notnull())
     return orders.group_by("customer_id").agg(
         label_revenue=orders.window_amount.sum(),
-        label_orders=orders.order_id.count(where=(orders.order_ts >= start) & (orders.net_amount > 0)),
+        label_orders=orders.order_id.count(
+            where=(orders.order_ts >= start) & (orders.net_amount > AMOUNT_TOLERANCE)
+        ),
     )
 
 

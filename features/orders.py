@@ -8,7 +8,9 @@ Orders. Rows are filtered to the cut-off first and then grouped by (customer_id,
 refund after D does not change an order as seen at D. An order's time is the time of its earliest
 row and its date is that time's date. Its net amount is the sum of its rows (refund rows are
 negative). A *purchase* is an order whose net amount is > 0: cancelled orders (netting to <= 0) and
-refund-only orders are not purchases, but their amounts still count in net revenue.
+refund-only orders are not purchases, but their amounts still count in net revenue. "> 0" means
+above `AMOUNT_TOLERANCE`: amounts are float64, and an order cancelled line by line can sum to
+1e-15 instead of 0, in an order that depends on the engine's parallelism.
 
 Purchase days. A *purchase day* is a date with at least one purchase of the customer; the BTYD and
 rhythm features work on purchase days, as lifetimes does. `purchase_sequence` finds them with one
@@ -21,6 +23,9 @@ import datetime as dt
 
 import ibis
 import ibis.expr.types as ir
+
+# Net amounts at or below this (a millionth of a currency unit) count as zero.
+AMOUNT_TOLERANCE = 1e-6
 
 
 def as_of_date(as_of: dt.date | dt.datetime | str) -> dt.date:
@@ -62,7 +67,7 @@ def order_table(transactions: ir.Table, as_of: dt.date) -> ir.Table:
     Columns: customer_id, order_id, order_ts (earliest row), order_date, net_amount (sum of rows),
     gross_amount (sum of positive rows, 0 if none), refund_amount (minus the sum of negative rows,
     >= 0), n_lines (positive rows), n_items (sum of quantity over positive rows; only when the
-    transactions have `quantity`), is_purchase (net_amount > 0).
+    transactions have `quantity`), is_purchase (net_amount > 0, see `AMOUNT_TOLERANCE`).
     """
     rows = rows_until(transactions, as_of)
     positive = rows.amount > 0
@@ -80,7 +85,7 @@ def order_table(transactions: ir.Table, as_of: dt.date) -> ir.Table:
         order_date=orders.order_ts.date(),
         gross_amount=orders.gross_amount.fill_null(0.0),
         refund_amount=-orders.refund_amount.fill_null(0.0),
-        is_purchase=orders.net_amount > 0,
+        is_purchase=orders.net_amount > AMOUNT_TOLERANCE,
     )
 
 
@@ -88,8 +93,8 @@ def purchase_sequence(orders: ir.Table) -> ir.Table:
     """The order table with each purchase placed in its customer's sequence of purchases.
 
     Purchases are ordered by (order_ts, net_amount): purchases tied on both are interchangeable for
-    every feature, so results are deterministic without sorting on the order_id string. Added columns, meaningful on purchases only
-    (null or unspecified on other orders):
+    every feature, so results are deterministic without sorting on the order_id string.
+    Added columns, meaningful on purchases only (null or unspecified on other orders):
     prev_purchase_date (date of the previous purchase, null for the first), first_purchase_date,
     last_purchase_date (the customer's first / last purchase date by the cut-off),
     new_purchase_day (the first purchase of a purchase day: False on non-purchases),
@@ -107,5 +112,7 @@ def purchase_sequence(orders: ir.Table) -> ir.Table:
     new_day = seq.is_purchase & (seq.prev_purchase_date.isnull() | (seq.prev_purchase_date != seq.order_date))
     return seq.mutate(
         new_purchase_day=new_day,
-        gap_days=ibis.ifelse(new_day, seq.order_date.delta(seq.prev_purchase_date, unit="day"), ibis.null("int64")),
+        gap_days=ibis.ifelse(
+            new_day, seq.order_date.delta(seq.prev_purchase_date, unit="day"), ibis.null("int64")
+        ),
     )

@@ -124,7 +124,11 @@ def build_features(
     as_of = as_of_date(as_of)
     orders = order_table(transactions, as_of)
     sequence = purchase_sequence(orders)
-    aggregates = {**rfm_aggregates(sequence), **rhythm_aggregates(sequence, as_of), **basket_aggregates(sequence)}
+    aggregates = {
+        **rfm_aggregates(sequence),
+        **rhythm_aggregates(sequence, as_of),
+        **basket_aggregates(sequence),
+    }
     per_customer = sequence.group_by("customer_id").agg(**aggregates)
     per_customer = per_customer.filter(per_customer.n_orders > 0)
     table = per_customer.select(

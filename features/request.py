@@ -29,7 +29,12 @@ from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS, TableSchema
 # A date no real cut-off uses; the compiled SQL spells it this way (checked when compiling).
 _SENTINEL = dt.date(2999, 12, 31)
 _SENTINEL_SQL = "MAKE_DATE(2999, 12, 31)"
-_ARROW_TYPES = {"string": pa.string(), "timestamp": pa.timestamp("us"), "float64": pa.float64(), "date": pa.date32()}
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "timestamp": pa.timestamp("us"),
+    "float64": pa.float64(),
+    "date": pa.date32(),
+}
 # One small DuckDB connection per thread: connections must not be shared between threads.
 _local = threading.local()
 
@@ -61,7 +66,7 @@ def compute_features_for_request(
             con.register(name, table)
         statement, schema = _prepared(con, signature)
         # as_of is a datetime.date, so its ISO form is a safe literal.
-        result = con.execute(f"EXECUTE {statement}(DATE '{as_of.isoformat()}')").to_arrow_table()
+        result = con.sql(f"EXECUTE {statement}(DATE '{as_of.isoformat()}')").to_arrow_table()
     finally:
         for name in tables:
             con.unregister(name)
@@ -101,7 +106,8 @@ def _compiled(signature: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, 
 
     schemas = {s.name: s for s in (TRANSACTIONS, EVENTS, CUSTOMERS)}
     tables = {
-        name: ibis.table({c: schemas[name].columns[c] for c in columns}, name=name) for name, columns in signature
+        name: ibis.table({c: schemas[name].columns[c] for c in columns}, name=name)
+        for name, columns in signature
     }
     expr = build_features(tables["transactions"], _SENTINEL, tables.get("events"), tables.get("customers"))
     expr = expr.order_by("customer_id")
@@ -131,9 +137,7 @@ def _to_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
     if schema is TRANSACTIONS and "order_id" not in columns:
         # Without order ids a customer-day is one order (DESIGN.md), as in features.contract.
         day = pc.strftime(table["timestamp"], format="%Y-%m-%d")
-        table = table.append_column(
-            "order_id", pc.binary_join_element_wise(table["customer_id"], day, "|")
-        )
+        table = table.append_column("order_id", pc.binary_join_element_wise(table["customer_id"], day, "|"))
     if table.num_rows and any(table[c].null_count for c in schema.required):
         raise ValueError(f"{schema.name}: required columns {', '.join(schema.required)} must not be empty")
     return table

@@ -7,7 +7,9 @@
   order's date). Windows are 30, 90, 180 and 365 days; empty windows give 0, never null.
 - orders_trend_{S}_{L} = orders_{S}d / (orders_{L}d * S / L): the short window's rate relative to the
   long window's (1 = steady, > 1 = speeding up, 0 = nothing recent). Null when orders_{L}d == 0.
-  revenue_trend_{S}_{L} likewise, null when revenue_{L}d <= 0. Pairs (30, 90) and (90, 365).
+  revenue_trend_{S}_{L} likewise, null when revenue_{L}d <= 0; with refunds it can be negative or
+  exceed L / S (the net long-window revenue can be small). Pairs (30, 90) and (90, 365).
+  Without refunds both trends lie in [0, L / S].
 - q4_spend_share: share of the purchases' net amount dated October to December.
 """
 
@@ -18,7 +20,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.orders import as_of_value
+from features.orders import AMOUNT_TOLERANCE, as_of_value
 
 WINDOWS = (30, 90, 180, 365)
 TRENDS = ((30, 90), (90, 365))
@@ -61,7 +63,7 @@ def rhythm_columns(customers: ir.Table) -> dict[str, ir.Value]:
             orders_l > 0, orders_s / (orders_l * scale), ibis.null("float64")
         )
         columns[f"revenue_trend_{short}_{long}"] = ibis.ifelse(
-            revenue_l > 0, revenue_s / (revenue_l * scale), ibis.null("float64")
+            revenue_l > AMOUNT_TOLERANCE, revenue_s / (revenue_l * scale), ibis.null("float64")
         )
     columns["q4_spend_share"] = c.q4_value.fill_null(0.0) / c.purchase_value
     return columns

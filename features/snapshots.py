@@ -63,7 +63,9 @@ def choose_cutoffs(
     cutoffs = []
     cutoff = as_of_date(last_date) - dt.timedelta(days=horizon_days)
     first_date = as_of_date(first_date)
-    while (cutoff - first_date).days >= min_history_days and (n_snapshots is None or len(cutoffs) < n_snapshots):
+    while (cutoff - first_date).days >= min_history_days and (
+        n_snapshots is None or len(cutoffs) < n_snapshots
+    ):
         cutoffs.append(cutoff)
         cutoff -= dt.timedelta(days=spacing_days)
     return cutoffs[::-1]

@@ -132,7 +132,12 @@ def test_abandoned_carts_do_not_look_past_the_cutoff():
     """A purchase after D cannot rescue a cart, and a cart whose 24 h are still open is not counted."""
     tx, ev = frames()
     later = pd.DataFrame(
-        {"customer_id": ["A"], "timestamp": pd.to_datetime(["2024-04-01 07:00"]), "amount": [5.0], "order_id": ["o99"]}
+        {
+            "customer_id": ["A"],
+            "timestamp": pd.to_datetime(["2024-04-01 07:00"]),
+            "amount": [5.0],
+            "order_id": ["o99"],
+        }
     )
     base = features(tx, ev)
     with_future_purchase = features(pd.concat([tx, later]), ev)

@@ -211,10 +211,18 @@ def test_without_optional_columns():
     # items_per_order falls back to positive lines per purchase: o1 has 2, o2, o3, o4 have 1.
     assert a["items_per_order"] == pytest.approx(5 / 4)
     assert pd.isna(a["n_products"]) and pd.isna(a["n_categories"]) and pd.isna(a["top_category_share"])
-    assert_row(a, {k: v for k, v in EXPECTED["A"].items() if k not in ("items_per_order", "n_products",
-                                                                       "n_categories", "top_category_share")})
+    assert_row(
+        a,
+        {
+            k: v
+            for k, v in EXPECTED["A"].items()
+            if k not in ("items_per_order", "n_products", "n_categories", "top_category_share")
+        },
+    )
     assert not table["has_events"].any()
-    assert table[["sessions_90d", "acquisition_channel", "country", "days_since_last_visit"]].isna().all().all()
+    assert (
+        table[["sessions_90d", "acquisition_channel", "country", "days_since_last_visit"]].isna().all().all()
+    )
 
 
 def test_day_boundary():
@@ -244,7 +252,9 @@ def test_empty_windows_are_zero_not_null():
     table = features(log())
     b = table.loc["B"]
     assert b["orders_30d"] == 0 and b["revenue_90d"] == 0.0
-    window_columns = [c for c in FEATURE_COLUMNS if c.startswith(("orders_", "revenue_")) and "trend" not in c]
+    window_columns = [
+        c for c in FEATURE_COLUMNS if c.startswith(("orders_", "revenue_")) and "trend" not in c
+    ]
     assert not table[window_columns].isna().any().any()
 
 

@@ -60,7 +60,9 @@ def test_label_window_edges():
 
 
 def test_labels_ignore_rows_after_the_window():
-    extra = transactions(ROWS + [("A", "2024-05-01 00:00", 500.0, "o13"), ("B", "2024-05-01 09:00", -9.0, "o5")])
+    extra = transactions(
+        ROWS + [("A", "2024-05-01 00:00", 500.0, "o13"), ("B", "2024-05-01 09:00", -9.0, "o5")]
+    )
     table = build_labels(ibis.memtable(extra), D, 30).to_pandas().set_index("customer_id")
     pd.testing.assert_frame_equal(table.sort_index(), labels(30).sort_index())
 
@@ -82,7 +84,8 @@ def random_shop(seed: int = 3, n: int = 400) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "customer_id": [f"c{i % 40}" for i in orders],
-            "timestamp": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 500 * 86400, n), unit="s"),
+            "timestamp": pd.Timestamp("2023-01-01")
+            + pd.to_timedelta(rng.integers(0, 500 * 86400, n), unit="s"),
             "amount": np.round(rng.normal(40, 30, n), 2),
             "order_id": [f"o{i}" for i in orders],
         }
@@ -99,7 +102,11 @@ def test_snapshots_stack_features_and_disjoint_label_windows():
     assert tuple(stacked.columns) == FEATURE_COLUMNS + LABEL_COLUMNS
     assert sorted(stacked["as_of"].unique()) == [pd.Timestamp(c) for c in cutoffs]
     for cutoff in cutoffs:
-        part = stacked[stacked["as_of"] == pd.Timestamp(cutoff)].sort_values("customer_id").reset_index(drop=True)
+        part = (
+            stacked[stacked["as_of"] == pd.Timestamp(cutoff)]
+            .sort_values("customer_id")
+            .reset_index(drop=True)
+        )
         features = compute_features(tx, cutoff)
         pd.testing.assert_frame_equal(part[list(FEATURE_COLUMNS)], features)
         # Labels equal a pandas sum over [cutoff + 1 day, cutoff + 1 + H days): the rows features never saw.

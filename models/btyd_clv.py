@@ -1,0 +1,30 @@
+"""The standard buy-till-you-die CLV baseline: BG/NBD purchases x Gamma-Gamma order value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.bgnbd import BetaGeoModel
+from models.btyd_fit import Fitted
+from models.gamma_gamma import GammaGammaModel
+
+
+class BTYDCLV(Fitted):
+    """Revenue over a horizon = E[purchases in H] x E[order value], optionally discounted yearly."""
+
+    def __init__(self, time_scale: float = 7.0, penalizer: float = 0.0):
+        self.time_scale = time_scale
+        self.penalizer = penalizer
+
+    def fit(self, X: pd.DataFrame, y=None) -> BTYDCLV:
+        self.purchases_ = BetaGeoModel(self.time_scale, self.penalizer).fit(X)
+        self.spend_ = GammaGammaModel(self.penalizer).fit(X)
+        self.params_ = {**self.purchases_.params_, **self.spend_.params_}
+        return self
+
+    def predict_clv(self, X: pd.DataFrame, horizon_days: float, discount_rate: float = 0.0) -> np.ndarray:
+        self._check_fitted()
+        value = self.purchases_.expected_purchases(X, horizon_days) * self.spend_.expected_order_value(X)
+        # Discount to the middle of the horizon: purchases are spread over it.
+        return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)

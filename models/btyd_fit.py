@@ -1,0 +1,85 @@
+"""What the buy-till-you-die models share: input validation, collapsing identical histories, MLE."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+SUMMARY = ("btyd_frequency", "btyd_recency", "btyd_age")
+
+
+class Fitted(BaseEstimator):
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit first")
+
+
+def require(X: pd.DataFrame, columns: Sequence[str]) -> None:
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame with columns {', '.join(columns)}, got {type(X).__name__}")
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        raise ValueError(f"input lacks column(s) {', '.join(missing)} (from features.rfm)")
+    for column in columns:
+        values = X[column]
+        if values.isna().any():
+            row = X.loc[values.isna()].iloc[0]
+            raise ValueError(f"column {column} has missing values, e.g. customer {row.get('customer_id', row.name)}")
+
+
+def summary_arrays(X: pd.DataFrame, time_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, t_x, T) in units of `time_scale` days, validated: x >= 0, 0 <= t_x <= T."""
+    require(X, SUMMARY)
+    x = X["btyd_frequency"].to_numpy(float)
+    t_x = X["btyd_recency"].to_numpy(float)
+    age = X["btyd_age"].to_numpy(float)
+    for name, bad in (
+        ("btyd_frequency", x < 0),
+        ("btyd_recency", t_x < 0),
+        ("btyd_recency", t_x > age),
+    ):
+        if bad.any():
+            i = int(np.argmax(bad))
+            ident = X["customer_id"].iloc[i] if "customer_id" in X else X.index[i]
+            raise ValueError(
+                f"column {name} is invalid for customer {ident}: frequency {x[i]}, recency {t_x[i]}, age {age[i]} "
+                "(need frequency >= 0 and 0 <= recency <= age)"
+            )
+    return x, t_x / time_scale, age / time_scale
+
+
+def collapse(*columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Unique rows of the given columns and how often each occurs (likelihoods are then weighted)."""
+    stacked = np.column_stack(columns)
+    unique, counts = np.unique(stacked, axis=0, return_counts=True)
+    return tuple(unique[:, i] for i in range(unique.shape[1])), counts.astype(float)
+
+
+def fit_log_params(
+    negative_ll: Callable[[np.ndarray], float],
+    names: Sequence[str],
+    starts: Sequence[np.ndarray],
+    penalizer: float = 0.0,
+) -> tuple[dict[str, float], float]:
+    """Maximise a likelihood over positive parameters (optimised on the log scale), from several starts.
+
+    Returns (params, log-likelihood). `penalizer` adds an L2 penalty on the log-parameters, which
+    keeps them finite on degenerate data (e.g. nobody ever repeats).
+    """
+
+    def objective(log_params: np.ndarray) -> float:
+        value = negative_ll(log_params) + penalizer * np.sum(log_params**2)
+        return float(value) if np.isfinite(value) else 1e300
+
+    best = None
+    for start in starts:
+        result = minimize(objective, start, method="L-BFGS-B", bounds=[(-12, 12)] * len(names))
+        if best is None or result.fun < best.fun:
+            best = result
+    params = dict(zip(names, np.exp(best.x).tolist(), strict=True))
+    return params, float(-negative_ll(best.x))

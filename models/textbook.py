@@ -1,0 +1,72 @@
+"""The textbook CLV formulas marketers know, as baselines with a fit / predict_clv interface.
+
+Both assume every customer keeps her own past purchase rate and order value, and that the base
+churns at a constant yearly rate c learned from the data: the share of customers with a year of
+tenure whose last purchase is more than a year old. With exponential survival the expected
+active time within a horizon of h years is (1 - exp(-c h)) / c, which tends to the textbook
+"expected lifespan" 1 / c as h grows.
+- BasicCLV: average order value x purchases per year x expected active years.
+- ChurnCLV: revenue per year x margin / churn rate, restricted to the horizon in the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.btyd_fit import Fitted, require
+
+_MIN_YEARS = 30 / 365  # a first order yesterday is not a rate of 365 orders a year
+
+
+def _yearly_churn(X: pd.DataFrame) -> float:
+    require(X, ("tenure_days", "recency_days"))
+    seasoned = X["tenure_days"].to_numpy(float) >= 365
+    if seasoned.sum() < 10:
+        return 0.5  # too young a base to measure: assume half the customers leave each year
+    lapsed = X["recency_days"].to_numpy(float)[seasoned] > 365
+    return float(np.clip(lapsed.mean(), 0.02, 0.98))
+
+
+def _active_years(churn: float, horizon_days: float) -> float:
+    rate = -np.log(1 - churn)  # constant hazard with the measured yearly churn
+    years = horizon_days / 365
+    return float((1 - np.exp(-rate * years)) / rate)
+
+
+class BasicCLV(Fitted):
+    """Average order value x purchases per year x expected active years within the horizon."""
+
+    def fit(self, X: pd.DataFrame, y=None) -> BasicCLV:
+        self.churn_rate_ = _yearly_churn(X)
+        self.params_ = {"yearly_churn": self.churn_rate_}
+        return self
+
+    def predict_clv(self, X: pd.DataFrame, horizon_days: float, discount_rate: float = 0.0) -> np.ndarray:
+        self._check_fitted()
+        require(X, ("monetary_mean", "n_orders", "tenure_days"))
+        years = np.maximum(X["tenure_days"].to_numpy(float) / 365, _MIN_YEARS)
+        per_year = X["n_orders"].to_numpy(float) / years
+        aov = np.clip(X["monetary_mean"].to_numpy(float), 0, None)
+        value = aov * per_year * _active_years(self.churn_rate_, horizon_days)
+        return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)
+
+
+class ChurnCLV(Fitted):
+    """Revenue per year x margin / churn rate, within the horizon; `margin` 1.0 gives revenue."""
+
+    def __init__(self, margin: float = 1.0):
+        self.margin = margin
+
+    def fit(self, X: pd.DataFrame, y=None) -> ChurnCLV:
+        self.churn_rate_ = _yearly_churn(X)
+        self.params_ = {"yearly_churn": self.churn_rate_}
+        return self
+
+    def predict_clv(self, X: pd.DataFrame, horizon_days: float, discount_rate: float = 0.0) -> np.ndarray:
+        self._check_fitted()
+        require(X, ("monetary_total", "tenure_days"))
+        years = np.maximum(X["tenure_days"].to_numpy(float) / 365, _MIN_YEARS)
+        per_year = np.clip(X["monetary_total"].to_numpy(float), 0, None) / years
+        value = per_year * self.margin * _active_years(self.churn_rate_, horizon_days)
+        return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)

@@ -1,0 +1,176 @@
+"""The whole training path on a small demo shop, against a real MLflow store.
+
+Covers: train -> registered model with the champion alias, metrics and plots in the run; scoring;
+the gate refusing a deliberately worse model; rollback; a run failing half-way.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from clv.config import load_settings
+from features.contract import load_shop
+from features.demo_shop import write_demo_shop
+from features.schema import SCORE_COLUMNS
+from training import registry
+from training.pipeline import train
+from training.score import score
+
+
+@pytest.fixture(scope="module")
+def shop_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shop")
+    write_demo_shop(out, n_customers=1500, seed=7)
+    return out
+
+
+def settings_for(tmp_path, tracking_uri: str | None = None):
+    uri = tracking_uri or f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return load_settings(mlflow={"tracking_uri": uri}, train={"n_snapshots": 2, "horizon_days": 180})
+
+
+def load(shop_dir):
+    return load_shop(
+        shop_dir / "transactions.parquet", shop_dir / "events.parquet", shop_dir / "customers.parquet"
+    )
+
+
+@pytest.fixture
+def trained(tmp_path, shop_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = settings_for(tmp_path)
+    result = train(load(shop_dir), settings)
+    yield settings, result
+    mlflow.set_tracking_uri(None)
+
+
+def champion_version(settings) -> str:
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    return str(client.get_model_version_by_alias("clv", "champion").version)
+
+
+def test_train_registers_a_champion_with_metrics_and_plots(trained):
+    settings, result = trained
+    assert result.promoted and result.version == "1"
+    assert champion_version(settings) == "1"
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    for metric in ("spearman", "normalized_gini", "top_decile_capture", "decile_mape", "aggregate_error", "mae",
+                   "rmse", "churn_auc", "brier", "interval_coverage"):
+        assert f"backtest_{metric}" in run.data.metrics, metric
+    assert "baseline_btyd_spearman" in run.data.metrics and "baseline_textbook_spearman" in run.data.metrics
+    assert run.data.params["data_fingerprint"]
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    for plot in ("cumulative_gain", "deciles", "churn_calibration", "feature_importance", "clv_distribution"):
+        assert f"plots/{plot}.png" in artifacts
+    # The refitted scoring model is registered; the backtest model is logged beside it, told apart.
+    version = client.get_model_version("clv", "1")
+    assert version.tags["gate"] == "no champion yet"
+    model = mlflow.pyfunc.load_model("models:/clv@champion")
+    assert model.metadata.metadata["role"] == "scoring"
+    assert model.metadata.metadata["horizon_days"] == 180
+
+
+def test_score_writes_one_row_per_customer(trained, shop_dir, tmp_path):
+    settings, _ = trained
+    out = tmp_path / "scores.csv"
+    table = score(load(shop_dir), settings, out)
+    written = pd.read_csv(out)
+    assert list(written.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
+    assert written["customer_id"].is_unique and len(written) == len(table)
+    assert (written["predicted_clv_low"] <= written["predicted_clv"] + 1e-9).all()
+    assert (written["predicted_clv"] <= written["predicted_clv_high"] + 1e-9).all()
+    assert written["churn_prob"].between(0, 1).all() and written["p_alive"].between(0, 1).all()
+    assert set(written["model_version"].astype(str)) == {"1"}
+    assert not list(tmp_path.glob(".scores.csv*")), "no temporary file left behind"
+
+
+def test_gate_refuses_a_worse_model_and_rollback(trained, shop_dir, monkeypatch):
+    settings, _ = trained
+    import models.predictor as predictor_module
+
+    original = predictor_module.CLVPredictor.predict
+
+    def shuffled(self, features):
+        out = original(self, features)
+        out["predicted_clv"] = np.random.default_rng(0).permutation(out["predicted_clv"].to_numpy())
+        return out
+
+    monkeypatch.setattr(predictor_module.CLVPredictor, "predict", shuffled)
+    worse = train(load(shop_dir), settings)
+    assert not worse.promoted and "does not beat champion v1" in worse.reason
+    assert champion_version(settings) == "1"
+    monkeypatch.setattr(predictor_module.CLVPredictor, "predict", original)
+
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    registry.promote(client, "clv", worse.version, "champion")
+    assert champion_version(settings) == worse.version
+    registry.rollback(client, "clv", "champion")
+    assert champion_version(settings) == "1"
+
+
+def test_failure_half_way_leaves_champion_and_marks_run_failed(trained, shop_dir, monkeypatch):
+    settings, _ = trained
+    import training.tracking as tracking
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("artifact store unavailable")
+
+    monkeypatch.setattr(tracking, "log_model", broken)
+    with pytest.raises(RuntimeError, match="artifact store"):
+        train(load(shop_dir), settings)
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("clv").experiment_id], order_by=["start_time DESC"])
+    assert runs[0].info.status == "FAILED"
+    assert champion_version(settings) == "1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_train_against_a_real_mlflow_server(tmp_path, shop_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(0.5)
+        settings = settings_for(tmp_path, uri)
+        result = train(load(shop_dir), settings)
+        assert result.promoted
+        assert champion_version(settings) == result.version
+        assert (tmp_path / "artifacts").exists()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        mlflow.set_tracking_uri(None)
