@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -29,7 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-out = Console()
+# Wide enough for the backtest table when output goes to a file or CI log (no terminal to measure).
+out = Console(width=None if sys.stdout.isatty() else 120)
 
 # Options shared by the commands that read the shop's data.
 TransactionsOpt = Annotated[
@@ -253,15 +256,25 @@ def _print_training(result, settings: Settings) -> None:
         title=f"Backtest: cut-off {result.backtest.cutoff}, next {result.backtest.horizon_days} days, "
         f"{len(result.backtest.frame):,} customers"
     )
-    columns = ["spearman", "normalized_gini", "top_decile_capture", "decile_mape", "aggregate_error", "churn_auc",
-               "brier", "interval_coverage"]
+    columns = {
+        "spearman": "Spearman",
+        "normalized_gini": "Gini",
+        "top_decile_capture": "top 10%",
+        "decile_mape": "decile MAPE",
+        "aggregate_error": "total err",
+        "churn_auc": "churn AUC",
+        "brier": "Brier",
+        "interval_coverage": "coverage",
+    }
     table.add_column("model")
-    for column in columns:
-        table.add_column(column.replace("_", " "), justify="right")
+    for header in columns.values():
+        table.add_column(header, justify="right")
     for model, row in result.comparison().iterrows():
         table.add_row(model, *[("" if column not in row or row[column] != row[column] else f"{row[column]:.3f}")
                                for column in columns])
     out.print(table)
+    out.print("Ranking (higher is better): Spearman, Gini, top 10% = share of revenue in the predicted top decile. "
+              "Errors (lower is better): decile MAPE, total err, Brier. Coverage: share of actuals in [low, high].")
     verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"
     out.print(f"Registered {settings.mlflow.registered_model} v{result.version}: {verdict} ({result.reason}).")
     out.print(f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: [bold]make mlflow-ui[/]")
@@ -319,12 +332,10 @@ def serve(port: Annotated[int | None, typer.Option("--port", help="Port to liste
 
 
 def _registry(settings: Settings):
-    from mlflow import MlflowClient
-
     from training import tracking
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
-    return MlflowClient(settings.mlflow.tracking_uri)
+    return tracking.client(settings.mlflow.tracking_uri)
 
 
 @app.command()
@@ -359,8 +370,11 @@ def rollback() -> None:
 
 def main() -> None:
     # MLflow and its database migrations log at INFO on every call; the CLI reports what matters itself.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for noisy in ("mlflow", "alembic", "bentoml"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # CLVPyfunc is pickled on purpose (it is our own code, loaded only from our own registry).
+    warnings.filterwarnings("ignore", message=".*serialized using CloudPickle.*")
     try:
         app()
     except KeyboardInterrupt:

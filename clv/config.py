@@ -70,6 +70,8 @@ class TrainSettings(BaseModel):
     # Metric the promotion gate compares (higher is better).
     promotion_metric: Literal["spearman", "normalized_gini", "top_decile_capture"] = "spearman"
     interval_coverage: float = Field(0.8, gt=0, lt=1)
+    # How the hybrid predicts revenue (models.predictor.CLVPredictor); benchmarks/backtest.py compares them.
+    value_objective: Literal["orders", "tweedie", "hurdle"] = "orders"
     seed: int = 42
 
 

@@ -33,9 +33,9 @@ from models.textbook import BasicCLV
 from training.windows import WindowPlan, backtest_horizon, plan_windows
 
 Progress = Callable[[str], None]
-MODEL = "hybrid (BTYD + XGBoost)"
-BTYD = "BG/NBD + Gamma-Gamma"
-TEXTBOOK = "textbook formula"
+MODEL = "hybrid (BTYD+XGBoost)"
+BTYD = "BG/NBD + GG"
+TEXTBOOK = "textbook"
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ def fit_at(
     predictor = CLVPredictor(
         horizon_days=horizon_days,
         label_days=plan.label_days,
+        value_objective=train.value_objective,
         coverage=train.interval_coverage,
         margin=train.margin,
         discount_rate=discount_rate,

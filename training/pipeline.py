@@ -60,7 +60,7 @@ def train(
         raise ValueError(f"--as-of {as_of} is before the first transaction ({data.first_date})")
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
-    client = MlflowClient(settings.mlflow.tracking_uri)
+    client = tracking.client(settings.mlflow.tracking_uri)
     name, alias, metric = settings.mlflow.registered_model, settings.mlflow.champion_alias, settings.train.promotion_metric
 
     with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon}") as run:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from clv.config import Settings
@@ -58,7 +57,7 @@ def _version(settings: Settings, uri: str) -> str:
     name, alias, number = match.groups()
     if number:
         return number
-    return str(MlflowClient(settings.mlflow.tracking_uri).get_model_version_by_alias(name, alias).version)
+    return str(tracking.client(settings.mlflow.tracking_uri).get_model_version_by_alias(name, alias).version)
 
 
 def score(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import mlflow
+from mlflow import MlflowClient
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.models import infer_signature
@@ -36,6 +37,11 @@ def configure(tracking_uri: str, experiment: str) -> None:
             artifact_location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
         mlflow.create_experiment(experiment, artifact_location=artifact_location)
     mlflow.set_experiment(experiment)
+
+
+def client(tracking_uri: str) -> MlflowClient:
+    """A client bound to this store for both tracking and registry (not to a global registry URI)."""
+    return MlflowClient(tracking_uri, registry_uri=tracking_uri)
 
 
 def pip_requirements() -> list[str]:
@@ -88,6 +94,8 @@ def log_model(
 ):
     """Log the pyfunc with signature and input example; returns MLflow's ModelInfo."""
     example = example_features.head(5).reset_index(drop=True)
+    # Integer columns become float in the signature: a count can be missing for a new customer.
+    example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
     signature = infer_signature(example, model.predictor.predict(example))
     return mlflow.pyfunc.log_model(
         name=name,

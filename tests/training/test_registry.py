@@ -16,10 +16,10 @@ def client(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
+    mlflow.set_experiment("gate")
+    client = MlflowClient(uri, registry_uri=uri)
     client.create_registered_model(NAME)
-    yield client
-    mlflow.set_tracking_uri(None)
+    return client
 
 
 def new_version(client: MlflowClient, spearman: float) -> str:

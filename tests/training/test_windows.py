@@ -24,9 +24,9 @@ def test_long_history_uses_the_full_horizon():
 def test_nine_months_of_history_for_a_nine_month_horizon_uses_shorter_labels():
     cutoff = START + dt.timedelta(days=270)
     plan = plan_windows(START, cutoff, 270, spacing_days=90, n_snapshots=4)
-    assert plan.label_days == 90
-    assert len(plan.cutoffs) >= 2
-    assert all(c + dt.timedelta(days=90) <= cutoff and (c - START).days >= 90 for c in plan.cutoffs)
+    assert plan.label_days == 135
+    assert len(plan.cutoffs) == 2
+    assert all(c + dt.timedelta(days=135) <= cutoff and (c - START).days >= 90 for c in plan.cutoffs)
 
 
 def test_too_short_a_history_is_a_clear_error():
