@@ -1,6 +1,9 @@
 # Every target creates or updates .venv itself, so a fresh clone needs only `make train` and `make test`.
+# The project's own directory, so `make -f path/to/Makefile train` also works from a scratch directory
+# (data, mlflow.db and artifacts go to the working directory; the code is installed from ROOT).
+ROOT   := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= $(ROOT)/.venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CLV    := $(BIN)/clv
@@ -15,10 +18,10 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 install: $(STAMP)
 
 # Reinstall only when the project definition changes.
-$(STAMP): pyproject.toml
+$(STAMP): $(ROOT)/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '$(ROOT)[dev]'
 	touch $(STAMP)
 
 ## train: fit, backtest, log to MLflow, promote, score (creates the demo shop when no data is configured)
@@ -29,23 +32,24 @@ train: install
 
 ## test: the whole test suite
 test: install
-	$(BIN)/python -m pytest -q
+	cd $(ROOT) && $(BIN)/python -m pytest -q
 
 ## serve: the HTTP API and marketer page on port $(PORT)
 serve: install
 	$(CLV) serve --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	cd $(ROOT) && $(BIN)/ruff check .
+	cd $(ROOT) && $(BIN)/ruff format --check .
 
 ## mlflow-ui: browse runs, metrics, plots and the registry on http://127.0.0.1:5000
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} --host 127.0.0.1 --port 5000
 
 bench: install
-	$(BIN)/python benchmarks/features.py
-	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python $(ROOT)/benchmarks/features.py
+	$(BIN)/python $(ROOT)/benchmarks/backtest.py
+	$(BIN)/python $(ROOT)/benchmarks/serving.py
 
 demo: install
 	$(CLV) demo-data --out $(DEMO)
