@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from clv.config import Settings, load_settings
@@ -57,12 +58,8 @@ AsOfOpt = Annotated[
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
-
-
-def not_built(command: str) -> typer.Exit:
-    return fail(f"`clv {command}` is not built yet in this version.", code=2)
 
 
 @contextmanager
@@ -274,7 +271,7 @@ def _print_training(result, settings: Settings) -> None:
                                for column in columns])
     out.print(table)
     out.print("Ranking (higher is better): Spearman, Gini, top 10% = share of revenue in the predicted top decile. "
-              "Errors (lower is better): decile MAPE, total err, Brier. Coverage: share of actuals in [low, high].")
+              "Errors (lower is better): decile MAPE, total err, Brier. Coverage: share of actuals in \\[low, high].")
     verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"
     out.print(f"Registered {settings.mlflow.registered_model} v{result.version}: {verdict} ({result.reason}).")
     out.print(f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: [bold]make mlflow-ui[/]")
@@ -315,20 +312,72 @@ def score(
 
 @app.command()
 def export(
-    out_path: Annotated[Path, typer.Option("--out", help="CSV file to write the list to.")],
-    scores: Annotated[Path | None, typer.Option("--scores", help="Score table. Default: the served one.")] = None,
-    segment: Annotated[str | None, typer.Option("--segment", help="Only this segment.")] = None,
-    top: Annotated[str | None, typer.Option("--top", help="Top N customers or top P% by predicted CLV.")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="File to write the list to (.csv or .parquet).")],
+    scores: Annotated[
+        Path | None, typer.Option("--scores", help="Score table. Default: the served one ([serve] scores).")
+    ] = None,
+    segment: Annotated[
+        list[str] | None, typer.Option("--segment", help="Only these segments (repeat or comma-separate).")
+    ] = None,
+    action: Annotated[
+        list[str] | None, typer.Option("--action", help="Only these next best actions (repeat or comma-separate).")
+    ] = None,
+    top: Annotated[str | None, typer.Option("--top", help="Top N customers, or top P% of the filtered list.")] = None,
     min_clv: Annotated[float | None, typer.Option("--min-clv", help="Minimum predicted CLV.")] = None,
+    churn_min: Annotated[float | None, typer.Option("--churn-min", help="Minimum churn probability (0-1).")] = None,
+    churn_max: Annotated[float | None, typer.Option("--churn-max", help="Maximum churn probability (0-1).")] = None,
 ) -> None:
-    """Export a ranked, filtered customer list for a campaign."""
-    raise not_built("export")
+    """Export a ranked, filtered customer list for a campaign (the same filters as POST /export)."""
+    from pydantic import ValidationError
+
+    from features.files import write_frame
+    from serving.api import describe_validation
+    from serving.export import ExportFilter, apply_filter, to_csv
+    from serving.scores import ScoresUnavailable, ScoreTable
+
+    settings = _settings()
+    try:
+        spec = ExportFilter(
+            segment=",".join(segment) if segment else None,
+            action=",".join(action) if action else None,
+            top=top,
+            min_clv=min_clv,
+            churn_min=churn_min,
+            churn_max=churn_max,
+        )
+        table = ScoreTable.load(scores or settings.serve.scores)
+    except ValidationError as exc:
+        raise fail(describe_validation(exc.errors())) from None
+    except ScoresUnavailable as exc:
+        raise fail(str(exc)) from None
+    selected = apply_filter(table.frame, spec)
+    if out_path.suffix.lower() == ".csv":
+        from features.files import atomic_path
+
+        with atomic_path(out_path) as tmp:
+            tmp.write_text(to_csv(selected))
+    else:
+        try:
+            write_frame(selected, out_path)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    out.print(
+        f"Wrote {len(selected):,} of {len(table):,} customers to {out_path} ({spec.describe()}); "
+        f"predicted value {selected['predicted_clv'].sum():,.0f}."
+    )
 
 
 @app.command()
-def serve(port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None) -> None:
-    """Start the HTTP service (API and marketer page)."""
-    raise not_built("serve")
+def serve(port: Annotated[int | None, typer.Option("--port", help="Port to listen on. Default: 3000.")] = None) -> None:
+    """Serve predictions over HTTP (BentoML) and the marketer page at /ui."""
+    from serving.run import NotReadyToServe, run
+
+    settings = _settings(serve={"port": port} if port else {})
+    try:
+        code = run(settings)
+    except NotReadyToServe as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(code)
 
 
 def _registry(settings: Settings):

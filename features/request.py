@@ -132,7 +132,7 @@ def _to_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
         try:
             columns[name] = _column(frame[name], kind)
         except (ValueError, TypeError, pa.ArrowException) as exc:
-            raise ValueError(f"{schema.name}.{name}: cannot read the values as {kind} ({exc})") from None
+            raise ValueError(_unreadable(frame[name], kind, f"{schema.name}.{name}", exc)) from None
     table = pa.table(columns)
     if schema is TRANSACTIONS and "order_id" not in columns:
         # Without order ids a customer-day is one order (DESIGN.md), as in features.contract.
@@ -143,15 +143,35 @@ def _to_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
     return table
 
 
-def _column(values: pd.Series, kind: str) -> pa.Array:
-    if kind == "timestamp":
-        values = pd.to_datetime(values)
-        if values.dt.tz is not None:
-            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif kind == "date":
-        values = pd.to_datetime(values).dt.date
+_HOW = {
+    "timestamp": "an ISO 8601 date or time, e.g. 2025-03-01 or 2025-03-01T10:00:00+02:00",
+    "date": "an ISO 8601 date, e.g. 2025-03-01",
+    "float64": "a number, e.g. 19.90",
+    "string": "text",
+}
+
+
+def _column(values: pd.Series, kind: str, errors: str = "raise") -> pa.Array:
+    if kind in ("timestamp", "date"):
+        # Naive times are UTC and offsets are converted, as in the batch contract.
+        values = pd.to_datetime(values, utc=True, format="mixed", errors=errors).dt.tz_localize(None)
+        if kind == "date":
+            values = values.dt.date
     elif kind == "string":
         values = values.astype("string")
     elif kind == "float64":
-        values = pd.to_numeric(values).astype("float64")
+        values = pd.to_numeric(values, errors=errors).astype("float64")
     return pa.array(values, type=_ARROW_TYPES[kind], from_pandas=True)
+
+
+def _unreadable(values: pd.Series, kind: str, where: str, exc: Exception) -> str:
+    """Name the first row whose value cannot be read, and what would be readable."""
+    try:
+        parsed = _column(values, kind, errors="coerce").to_pandas()
+        bad = values.notna().to_numpy() & pd.isna(parsed).to_numpy()
+    except (ValueError, TypeError, pa.ArrowException):
+        bad = None
+    if bad is not None and bad.any():
+        row = int(bad.argmax())
+        return f"{where}, row {row + 1}: cannot read {values.iloc[row]!r}; expected {_HOW[kind]}"
+    return f"{where}: cannot read the values as {kind} ({str(exc).splitlines()[0]}); expected {_HOW[kind]}"

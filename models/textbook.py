@@ -70,3 +70,28 @@ class ChurnCLV(Fitted):
         per_year = np.clip(X["monetary_total"].to_numpy(float), 0, None) / years
         value = per_year * self.margin * _active_years(self.churn_rate_, horizon_days)
         return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)
+
+
+def base_summary(X: pd.DataFrame, horizon_days: float) -> dict[str, float]:
+    """The textbook view of the whole base: AOV x purchases per year x lifespan, per customer.
+
+    `lifespan_years` is the textbook 1 / churn; `horizon_years_active` is the same restricted to
+    the horizon, as the models' predictions are.
+    """
+    require(X, ("monetary_total", "n_orders", "tenure_days"))
+    churn = _yearly_churn(X)
+    orders = float(X["n_orders"].sum())
+    years = np.maximum(X["tenure_days"].to_numpy(float) / 365, _MIN_YEARS)
+    aov = float(np.clip(X["monetary_total"].sum(), 0, None) / orders) if orders else 0.0
+    per_year = float(np.mean(X["n_orders"].to_numpy(float) / years))
+    return {
+        "customers": int(len(X)),
+        "average_order_value": aov,
+        "orders_per_year": per_year,
+        "yearly_churn": churn,
+        "lifespan_years": 1 / churn,
+        "horizon_days": float(horizon_days),
+        "horizon_years_active": _active_years(churn, horizon_days),
+        "basic_clv_lifetime": aov * per_year / churn,
+        "basic_clv_horizon": aov * per_year * _active_years(churn, horizon_days),
+    }

@@ -20,6 +20,7 @@ from features.contract import Shop
 from features.pipeline import FEATURES_VERSION
 from training import plots, registry, tracking
 from training.backtest import BTYD, MODEL, TEXTBOOK, Backtest, ShopData, backtest, fit_at
+from models.textbook import base_summary
 from training.pyfunc import CLVPyfunc
 
 Progress = Callable[[str], None]
@@ -160,6 +161,7 @@ def _metadata(final, data: ShopData, settings: Settings, as_of: dt.date, horizon
         "horizon_days": horizon,
         "as_of": str(as_of),
         "features_version": FEATURES_VERSION,
+        "trained_with": {"events": data.events is not None, "customers": data.customers is not None},
         "label_days": final.plan.label_days,
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data_first_date": str(data.first_date),
@@ -168,6 +170,11 @@ def _metadata(final, data: ShopData, settings: Settings, as_of: dt.date, horizon
         "margin": settings.train.margin,
         "discount_rate": settings.train.discount_rate,
         "backtest": {k: round(v, 6) for k, v in result.model_metrics().items()},
+        "textbook_base": base_summary(final.reference, horizon),
+        "baselines": {
+            name: {k: round(float(v), 6) for k, v in row.items() if pd.notna(v)}
+            for name, row in result.metrics.drop(index=MODEL).iterrows()
+        },
         "backtest_cutoff": str(result.cutoff),
         "backtest_horizon_days": result.horizon_days,
     }

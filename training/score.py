@@ -78,6 +78,12 @@ def score(
             f"this code computes {FEATURES_VERSION}. Fix: retrain with `clv train`."
         )
     data = ShopData.from_shop(shop)
+    for table, given in (("events", data.events is not None), ("customers", data.customers is not None)):
+        if metadata.get("trained_with", {}).get(table) and not given:
+            raise ValueError(
+                f"model {loaded.uri} was trained with a {table} table and none was given; its features would be "
+                f"missing and the scores wrong. Fix: pass --{table} (or configure [data] {table})."
+            )
     as_of = as_of or data.last_date
     progress(f"features at {as_of}")
     features = data.features(as_of)
@@ -93,7 +99,7 @@ def score(
 def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
     """Predictions plus the bookkeeping columns, in the DESIGN.md column order."""
     predictions = loaded.model.predictor.predict(features)
-    predictions["as_of"] = features["as_of"].to_numpy()
+    predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
     predictions["horizon_days"] = int(loaded.model.metadata["horizon_days"])
     predictions["model_version"] = loaded.version
     extra = [c for c in predictions.columns if c not in SCORE_COLUMNS]

@@ -1,0 +1,112 @@
+"""Ranked, filtered customer lists for marketers: one implementation for `clv export`, `POST /export`
+and the marketer page, so the three always agree.
+
+Filters combine with AND: segments and actions (any of the given names), a minimum predicted CLV, a
+churn-probability range; then the list is ranked by predicted CLV (highest first, ties by customer
+id) and `top` keeps the first N rows, or the first P% of the filtered list ("500" or "10%").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.targeting import ACTIONS, SEGMENTS
+
+_TOP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+
+
+class ExportFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segment: list[str] | None = Field(None, description=f"any of: {', '.join(SEGMENTS)}")
+    action: list[str] | None = Field(None, description=f"any of: {', '.join(ACTIONS)}")
+    top: str | None = Field(None, description='"N" customers or "P%" of the filtered list, e.g. "500" or "10%"')
+    min_clv: float | None = Field(None, ge=0, description="minimum predicted CLV")
+    churn_min: float | None = Field(None, ge=0, le=1, description="minimum churn probability")
+    churn_max: float | None = Field(None, ge=0, le=1, description="maximum churn probability")
+
+    @field_validator("segment", "action", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        # A single name is as natural as a list, in JSON and in query strings.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("segment")
+    @classmethod
+    def _known_segments(cls, value):
+        return _known(value, SEGMENTS, "segment")
+
+    @field_validator("action")
+    @classmethod
+    def _known_actions(cls, value):
+        return _known(value, ACTIONS, "action")
+
+    @field_validator("top", mode="before")
+    @classmethod
+    def _top_format(cls, value):
+        if value is None or value == "":
+            return None
+        text = str(value)
+        match = _TOP.match(text)
+        if not match:
+            raise ValueError(f'top must be a number of customers ("500") or a percentage ("10%"), not {text!r}')
+        number, percent = float(match.group(1)), match.group(2)
+        if percent and not 0 < number <= 100:
+            raise ValueError(f"top percentage must be in (0, 100], not {number:g}")
+        if not percent and (number < 1 or number != int(number)):
+            raise ValueError(f"top must be a whole number of customers >= 1, not {number:g}")
+        return f"{number:g}%" if percent else str(int(number))
+
+    @model_validator(mode="after")
+    def _churn_range(self):
+        if self.churn_min is not None and self.churn_max is not None and self.churn_min > self.churn_max:
+            raise ValueError(f"churn_min ({self.churn_min}) is above churn_max ({self.churn_max})")
+        return self
+
+    def describe(self) -> str:
+        parts = [f"{k}={v if not isinstance(v, list) else ','.join(v)}" for k, v in self.model_dump().items()
+                 if v is not None]
+        return " ".join(parts) or "no filters"
+
+
+def _known(values: list[str] | None, allowed: tuple[str, ...], what: str) -> list[str] | None:
+    if values is None:
+        return None
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}; choose from {', '.join(allowed)}")
+    return values
+
+
+def apply_filter(scores: pd.DataFrame, spec: ExportFilter) -> pd.DataFrame:
+    """The rows of the score table that pass the filter, ranked by predicted CLV."""
+    keep = pd.Series(True, index=scores.index)
+    if spec.segment:
+        keep &= scores["segment"].isin(spec.segment)
+    if spec.action:
+        keep &= scores["next_best_action"].isin(spec.action)
+    if spec.min_clv is not None:
+        keep &= scores["predicted_clv"] >= spec.min_clv
+    if spec.churn_min is not None:
+        keep &= scores["churn_prob"] >= spec.churn_min
+    if spec.churn_max is not None:
+        keep &= scores["churn_prob"] <= spec.churn_max
+    ranked = scores[keep].sort_values(["predicted_clv", "customer_id"], ascending=[False, True], kind="stable")
+    if spec.top:
+        if spec.top.endswith("%"):
+            n = math.ceil(len(ranked) * float(spec.top[:-1]) / 100)
+        else:
+            n = int(spec.top)
+        ranked = ranked.head(n)
+    return ranked.reset_index(drop=True)
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """CSV text of an export (the same bytes from the CLI, the API and the page)."""
+    return frame.to_csv(index=False, float_format="%.6g")

@@ -1,0 +1,108 @@
+"""What the service serves: the champion model, the latest score table, and facts about both.
+
+The service never trains. `ServingState.reload_if_changed` is called periodically (and by
+`POST /admin/reload`): it looks up the champion's version in the MLflow registry and the score
+file's modification time, and when either changed it loads the new pair and swaps it in as one
+object, so a request sees either the old model and scores or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from clv.config import Settings
+from features.request import compute_features_for_request
+from serving.scores import ScoreTable
+from training import tracking
+from training.score import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Serving:
+    model: LoadedModel
+    scores: ScoreTable
+    loaded_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+
+    def info(self) -> dict:
+        meta = self.model.model.metadata
+        return {
+            "model": {
+                "name_uri": self.model.uri,
+                "version": self.model.version,
+                "trained_at": meta.get("trained_at"),
+                "as_of": meta.get("as_of"),
+                "horizon_days": meta.get("horizon_days"),
+                "label_days": meta.get("label_days"),
+                "features_version": meta.get("features_version"),
+                "data_window": {"first": meta.get("data_first_date"), "last": meta.get("data_last_date")},
+                "backtest": {
+                    "cutoff": meta.get("backtest_cutoff"),
+                    "horizon_days": meta.get("backtest_horizon_days"),
+                    "metrics": meta.get("backtest", {}),
+                    "baselines": meta.get("baselines", {}),
+                },
+                "targeting_thresholds": meta.get("targeting_thresholds"),
+                "textbook_base": meta.get("textbook_base"),
+            },
+            "scores": {
+                "path": str(self.scores.path),
+                "customers": len(self.scores),
+                "as_of": sorted(self.scores.frame["as_of"].unique().tolist()),
+                "model_versions": sorted(self.scores.frame["model_version"].unique().tolist()),
+            },
+            "loaded_at": self.loaded_at,
+        }
+
+
+class ServingState:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.current: Serving | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Serving:
+        model = load_model(self.settings)
+        scores = ScoreTable.load(self.settings.serve.scores)
+        _warm_up(model)
+        self.current = Serving(model, scores)
+        return self.current
+
+    def champion_version(self) -> str:
+        name, alias = self.settings.mlflow.registered_model, self.settings.mlflow.champion_alias
+        client = tracking.client(self.settings.mlflow.tracking_uri)
+        return str(client.get_model_version_by_alias(name, alias).version)
+
+    def reload_if_changed(self) -> bool:
+        """Load a new champion or score table if there is one; True when something was swapped in."""
+        with self._lock:
+            current = self.current
+            if current is None:
+                self.load()
+                return True
+            version = self.champion_version()
+            mtime = self.settings.serve.scores.stat().st_mtime if self.settings.serve.scores.exists() else None
+            if version == current.model.version and mtime == current.scores.mtime:
+                return False
+            model = current.model if version == current.model.version else load_model(self.settings)
+            scores = current.scores if mtime == current.scores.mtime else ScoreTable.load(self.settings.serve.scores)
+            if model is not current.model:
+                _warm_up(model)
+            self.current = Serving(model, scores)
+            log.info("serving model v%s with %d scored customers", model.version, len(scores))
+            return True
+
+
+def _warm_up(model: LoadedModel) -> None:
+    """Compile the request-path feature query and touch the model once, so no user pays for it."""
+    history = pd.DataFrame(
+        {"customer_id": ["warm-up"] * 2, "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01"]), "amount": [10.0, 20.0]}
+    )
+    features = compute_features_for_request(history, dt.date(2024, 3, 1))
+    model.model.predictor.predict(features)
