@@ -424,6 +424,8 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # CLVPyfunc is pickled on purpose (it is our own code, loaded only from our own registry).
     warnings.filterwarnings("ignore", message=".*serialized using CloudPickle.*")
+    # Counts in the signature are integers on purpose; MLflow's hint about missing values does not apply.
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
     try:
         app()
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ smooth summaries of the purchase history) and predict over the label window they
   Poisson-gamma: a point mass at zero plus a skewed positive part) models both in one model;
   the hurdle alternative P(buy) x E[revenue | buy] is `objective="hurdle"`. The backtest picks.
 - `CountRegressor`: purchases in the window (Poisson loss).
-- `ChurnClassifier`: P(no purchase in the window), with isotonic calibration fitted on a later
+- `ChurnClassifier`: P(no purchase in the window), with monotone (isotonic) calibration fitted on a later
   window than the classifier itself, so its probabilities are honest on data it has not seen.
 """
 
@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from sklearn.base import BaseEstimator
-from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
+
+from models.calibration import MonotoneCalibrator
 
 CATEGORICAL = ("acquisition_channel", "country")
 _EXCLUDE = {"customer_id", "as_of"}
@@ -172,7 +173,7 @@ class ChurnClassifier(_Boosted):
     def calibrate(self, X: pd.DataFrame, y) -> ChurnClassifier:
         check_is_fitted(self, "boosters_")
         raw = self.boosters_[0].predict_proba(X)[:, 1]
-        self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, np.asarray(y))
+        self.calibrator_ = MonotoneCalibrator().fit(raw, np.asarray(y, dtype=float))
         return self
 
     def predict_proba_churn(self, X: pd.DataFrame) -> np.ndarray:
@@ -180,6 +181,4 @@ class ChurnClassifier(_Boosted):
         raw = self.boosters_[0].predict_proba(X)[:, 1]
         if self.calibrator_ is None:
             return raw.astype(float)
-        # Isotonic steps tie many customers; a tiny share of the raw score keeps the ranking (and so AUC).
-        calibrated = self.calibrator_.predict(raw) + 1e-6 * (raw - 0.5)
-        return np.clip(calibrated, 0.0, 1.0).astype(float)
+        return np.clip(self.calibrator_.predict(raw), 0.0, 1.0).astype(float)

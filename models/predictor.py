@@ -27,10 +27,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
 from models.bgnbd import BetaGeoModel
+from models.calibration import MonotoneCalibrator
 from models.gamma_gamma import GammaGammaModel
 from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, ValueRegressor, select_features
 from models.intervals import ConformalInterval
@@ -152,7 +152,7 @@ class CLVPredictor(BaseEstimator):
         self.churn_model_.calibrate(X_cal, calibration["label_churned"])
         actual_cal = np.clip(calibration["label_revenue"].to_numpy(float), 0, None)
         raw_cal = self._window_value(X_cal, calibration)
-        self.value_calibrator_ = IsotonicRegression(y_min=0.0, out_of_bounds="clip").fit(raw_cal, actual_cal)
+        self.value_calibrator_ = MonotoneCalibrator().fit(raw_cal, actual_cal)
         self.interval_ = ConformalInterval(coverage=self.coverage).fit(self._calibrated(raw_cal), actual_cal)
         calibrator = self.churn_model_.calibrator_
         self._fit_boosted(enriched)
@@ -186,8 +186,7 @@ class CLVPredictor(BaseEstimator):
         return self.value_model_.predict(X)
 
     def _calibrated(self, raw: np.ndarray) -> np.ndarray:
-        # Isotonic steps tie customers; a tiny share of the raw prediction keeps the ranking.
-        return self.value_calibrator_.predict(raw) + 1e-6 * raw
+        return self.value_calibrator_.predict(raw)
 
     def _predict_values(self, features: pd.DataFrame) -> pd.DataFrame:
         enriched = self.btyd_.add(features, self.window_days_)
