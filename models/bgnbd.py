@@ -16,41 +16,32 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, expit, gammaln, hyp2f1
 
-from models.btyd_fit import Fitted, collapse, fit_log_params, summary_arrays
+from models.btyd_fit import SummaryModel
 
 PARAMS = ("r", "alpha", "a", "b")
 
 
-class BetaGeoModel(Fitted):
-    """BG/NBD with maximum likelihood fitting (weighted over identical customer histories)."""
+class BetaGeoModel(SummaryModel):
+    """BG/NBD with maximum likelihood fitting (weighted over identical customer histories).
+
+    Parameters (`params_`): r, alpha (gamma shape and scale of the purchase rate lambda, alpha in
+    `time_scale` units), a, b (beta distribution of the drop-out probability p after a purchase).
+    """
+
+    PARAMS = PARAMS
+    STARTS = ((0.5, 5.0, 0.8, 2.5), (1.0, 1.0, 1.0, 1.0))
 
     def __init__(self, time_scale: float = 7.0, penalizer: float = 0.0):
         self.time_scale = time_scale
         self.penalizer = penalizer
 
-    def fit(self, X: pd.DataFrame, y=None) -> BetaGeoModel:
-        x, t_x, age = summary_arrays(X, self.time_scale)
-        (x, t_x, age), weights = collapse(x, t_x, age)
-
-        def negative_ll(log_params: np.ndarray) -> float:
-            return -np.sum(weights * _log_likelihood(np.exp(log_params), x, t_x, age))
-
-        self.params_, self.log_likelihood_ = fit_log_params(
-            negative_ll, PARAMS, starts=[np.log([0.5, 5.0, 0.8, 2.5]), np.log([1.0, 1.0, 1.0, 1.0])],
-            penalizer=self.penalizer,
-        )
-        self.n_customers_ = int(weights.sum())
-        return self
+    @staticmethod
+    def _log_likelihood(params, x, t_x, age):
+        return _log_likelihood(params, x, t_x, age)
 
     def _arrays(self, X: pd.DataFrame):
-        self._check_fitted()
-        x, t_x, age = summary_arrays(X, self.time_scale)
-        p = self.params_
-        return p["r"], p["alpha"], p["a"], p["b"], x, t_x, age
-
-    def log_likelihood(self, X: pd.DataFrame) -> np.ndarray:
-        r, alpha, a, b, x, t_x, age = self._arrays(X)
-        return _log_likelihood(np.array([r, alpha, a, b]), x, t_x, age)
+        params, x, t_x, age = self._summary(X)
+        return (*params, x, t_x, age)
 
     def p_alive(self, X: pd.DataFrame) -> np.ndarray:
         """P(still alive at the cut-off | history); 1 for customers with no repeat purchase (by the model)."""
@@ -63,11 +54,7 @@ class BetaGeoModel(Fitted):
         t = float(t_days) / self.time_scale
         if t <= 0:
             return np.zeros_like(x)
-        # Pfaff's transformation of the paper's 2F1 term keeps the argument in (-inf, 0) and the
-        # product (alpha+T / alpha+T+t)^(r+x) * 2F1(...) from overflowing for frequent buyers.
-        hyper = hyp2f1(r + x, a - 1, a + b + x - 1, -t / (alpha + age))
-        first = (a + b + x - 1) / (a - 1) * (1 - hyper)
-        return np.clip(np.nan_to_num(first * _p_alive(r, alpha, a, b, x, t_x, age)), 0, None)
+        return np.clip(_purchases_if_alive(r, alpha, a, b, x, age, t) * _p_alive(r, alpha, a, b, x, t_x, age), 0, None)
 
     def p_no_purchase(self, X: pd.DataFrame, t_days: float) -> np.ndarray:
         """P(no purchase in (cut-off, cut-off + t_days] | history): dead, or alive and not buying.
@@ -96,9 +83,47 @@ def _log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.
     return common + np.logaddexp(beyond, dropped)
 
 
+def _purchases_if_alive(r, alpha, a, b, x, age, t) -> np.ndarray:
+    """E[purchases in (T, T + t] | alive at T, history]: the factor of eq. 10 before P(alive).
+
+    The paper's term ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t)) equals
+    2F1(r+x, a-1; a+b+x-1; -z) with z = t/(alpha+T) (Pfaff's transformation) and, transforming the
+    other numerator parameter, (1+z)^(1-a) 2F1(a+b-1-r, a-1; a+b+x-1; z/(1+z)). This last form has
+    small numerator parameters whatever x is and an argument in [0, 1), so scipy evaluates it
+    accurately where the other two return inf or nan (e.g. x >= 100 and t >= 5 (alpha + T)).
+    """
+    if abs(a - 1) < 1e-6:  # the factor has a finite limit at a = 1; step off the removable 0/0
+        a = 1 + 1e-6
+    z = t / (alpha + age)
+    hyper = np.exp((1 - a) * np.log1p(z)) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z / (1 + z))
+    return (a + b + x - 1) / (a - 1) * (1 - hyper)
+
+
 def _p_alive(r, alpha, a, b, x, t_x, age) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         log_odds_dead = np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) + (r + x) * (
             np.log(alpha + age) - np.log(alpha + t_x)
         )
     return np.where(x > 0, expit(-log_odds_dead), 1.0)
+
+
+def simulate(params: dict[str, float], age_days: np.ndarray, time_scale: float = 7.0, seed: int = 0) -> pd.DataFrame:
+    """Draw BG/NBD customers: the btyd_* summary (days) of one customer per entry of `age_days`.
+
+    Follows the generative story, not the likelihood: lambda ~ Gamma(r, alpha), p ~ Beta(a, b); the
+    customer dies after her J-th repeat purchase, J ~ Geometric(p), and buys as a Poisson process
+    until then. With N ~ Poisson(lambda T) arrivals in (0, T], x = min(N, J) and, the arrival times
+    being uniform order statistics, t_x / T ~ Beta(x, N - x + 1). For tests and benchmarks.
+    """
+    rng = np.random.default_rng(seed)
+    age = np.asarray(age_days, dtype=float) / time_scale
+    n = age.size
+    rate = rng.gamma(params["r"], 1 / params["alpha"], n)
+    drop = rng.beta(params["a"], params["b"], n)
+    lifetime_purchases = rng.geometric(np.clip(drop, 1e-12, 1))
+    arrivals = rng.poisson(rate * age)
+    x = np.minimum(arrivals, lifetime_purchases)
+    t_x = np.where(x > 0, age * rng.beta(np.maximum(x, 1), arrivals - x + 1), 0.0)
+    return pd.DataFrame(
+        {"btyd_frequency": x.astype(float), "btyd_recency": t_x * time_scale, "btyd_age": age * time_scale}
+    )

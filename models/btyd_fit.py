@@ -19,6 +19,48 @@ class Fitted(BaseEstimator):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit first")
 
 
+class SummaryModel(Fitted):
+    """A purchase-count model fitted on the (frequency, recency, age) summary: BG/NBD, Pareto/NBD.
+
+    Subclasses set `PARAMS` (names, in the order their log-likelihood takes them) and `STARTS`
+    (starting points for the optimiser, in units of `time_scale` days), and implement
+    `_log_likelihood(params, x, t_x, T)`, vectorised over customers. `__init__` of a subclass stores
+    `time_scale` (days per model time unit) and `penalizer` (see `fit_log_params`).
+    """
+
+    PARAMS: tuple[str, ...] = ()
+    STARTS: tuple[tuple[float, ...], ...] = ()
+
+    @staticmethod
+    def _log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, X: pd.DataFrame, y=None):
+        """Maximum likelihood on the btyd_* columns of `X` (days); sets params_, log_likelihood_, n_customers_."""
+        x, t_x, age = summary_arrays(X, self.time_scale)
+        (x, t_x, age), weights = collapse(x, t_x, age)
+
+        def negative_ll(log_params: np.ndarray) -> float:
+            return -np.sum(weights * self._log_likelihood(np.exp(log_params), x, t_x, age))
+
+        self.params_, self.log_likelihood_ = fit_log_params(
+            negative_ll, self.PARAMS, starts=[np.log(start) for start in self.STARTS], penalizer=self.penalizer
+        )
+        self.n_customers_ = int(weights.sum())
+        return self
+
+    def _summary(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(fitted parameters in `PARAMS` order, x, t_x, T in model time units) for the customers of `X`."""
+        self._check_fitted()
+        x, t_x, age = summary_arrays(X, self.time_scale)
+        return np.array([self.params_[name] for name in self.PARAMS]), x, t_x, age
+
+    def log_likelihood(self, X: pd.DataFrame) -> np.ndarray:
+        """Per-customer log-likelihood at the fitted parameters (times in `time_scale` units)."""
+        params, x, t_x, age = self._summary(X)
+        return self._log_likelihood(params, x, t_x, age)
+
+
 def require(X: pd.DataFrame, columns: Sequence[str]) -> None:
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame with columns {', '.join(columns)}, got {type(X).__name__}")

@@ -14,7 +14,6 @@ Authentication runs before the body is read, so a caller without a valid key lea
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from typing import Any
@@ -26,11 +25,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.request import compute_features_for_request
 from serving import export
 from serving.auth import ADMIN, EXPORT, PREDICT, AuthError, Keyring
+from serving.batching import HistoryBatcher, HistoryJob
 from serving.state import ServingState
-from training.score import score_features
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +124,11 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             raise ApiError(503, "the model is still loading; retry in a few seconds")
         return state.current
 
+    batcher = HistoryBatcher(lambda: serving().model)
+
+    # async: a lookup never blocks, and running in the event loop avoids a thread hand-off per request.
     @app.post("/predict")
-    def predict(body: PredictRequest):
+    async def predict(body: PredictRequest):
         started = time.perf_counter()
         ids = [str(i) for i in body.customer_ids]
         _check_size(len(ids), limits.max_batch, "customer_ids")
@@ -145,32 +146,30 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
         return {"model_version": current.model.version, "predictions": found, "unknown_ids": unknown}
 
     @app.post("/predict_history")
-    def predict_history(body: HistoryRequest):
+    async def predict_history(body: HistoryRequest):
         started = time.perf_counter()
         if not body.transactions:
             raise ApiError(400, "transactions is empty; send at least one row with customer_id, timestamp, amount")
         rows = len(body.transactions) + len(body.events or []) + len(body.customers or [])
         _check_size(rows, limits.max_history_rows, "rows (transactions + events + customers)")
-        current = serving()
+        serving()
         transactions = pd.DataFrame(body.transactions)
         as_of = body.as_of or _last_date(transactions)
+        job = HistoryJob(
+            as_of,
+            transactions,
+            pd.DataFrame(body.events) if body.events is not None else None,
+            pd.DataFrame(body.customers) if body.customers is not None else None,
+        )
         try:
-            features = compute_features_for_request(
-                transactions,
-                as_of,
-                pd.DataFrame(body.events) if body.events is not None else None,
-                pd.DataFrame(body.customers) if body.customers is not None else None,
-            )
+            records = await batcher.predict(job)
         except ValueError as exc:
             raise ApiError(400, f"the request breaks the data contract: {exc}") from None
-        if features.empty:
+        if not records:
             raise ApiError(400, f"no customer in the request has a purchase on or before as_of {as_of}")
-        table = score_features(current.model, features)
-        table["as_of"] = table["as_of"].astype(str)
-        records = json.loads(table.to_json(orient="records", date_format="iso"))
         PREDICTIONS.labels("predict_history").inc(len(records))
         LATENCY.labels("predict_history").observe(time.perf_counter() - started)
-        return {"model_version": current.model.version, "as_of": str(as_of), "predictions": records}
+        return {"model_version": records[0]["model_version"], "as_of": str(as_of), "predictions": records}
 
     @app.get("/model")
     def model_info():

@@ -1,7 +1,8 @@
 """The latest score table, held in memory for lookups by customer id.
 
-Rows are converted to JSON-ready dicts once at load time, so answering `POST /predict` is a dict
-lookup per id with no pandas on the request path.
+Columns are converted to Python lists once at load time (about a second for a million customers,
+where building a dict per row would take ten times longer), and an id -> position dict answers
+`POST /predict` with a few list lookups per id and no pandas on the request path.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.files import read_frame
@@ -23,7 +25,8 @@ class ScoresUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class ScoreTable:
     frame: pd.DataFrame
-    records: dict[str, dict]
+    positions: dict[str, int]
+    columns: dict[str, list]
     path: Path
     mtime: float
 
@@ -47,31 +50,29 @@ class ScoreTable:
         frame["customer_id"] = frame["customer_id"].astype(str)
         frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date.astype(str)
         frame["model_version"] = frame["model_version"].astype(str)
-        return cls(frame, _records(frame), path, path.stat().st_mtime)
+        columns = {name: _json_list(frame[name]) for name in frame.columns}
+        positions = dict(zip(columns["customer_id"], range(len(frame)), strict=True))
+        return cls(frame, positions, columns, path, path.stat().st_mtime)
 
     def lookup(self, customer_ids: list[str]) -> tuple[list[dict], list[str]]:
         """(rows of the known ids in request order, unknown ids)."""
         found, unknown = [], []
+        columns = self.columns.items()
         for customer_id in customer_ids:
-            row = self.records.get(customer_id)
-            if row is None:
+            position = self.positions.get(customer_id)
+            if position is None:
                 unknown.append(customer_id)
             else:
-                found.append(row)
+                found.append({name: values[position] for name, values in columns})
         return found, unknown
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.positions)
 
 
-def _records(frame: pd.DataFrame) -> dict[str, dict]:
-    rows = frame.to_dict(orient="records")
-    return {row["customer_id"]: {k: _json_value(v) for k, v in row.items()} for row in rows}
-
-
-def _json_value(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    return value
+def _json_list(column: pd.Series) -> list:
+    """Python values JSON can carry: floats that are not finite become None."""
+    values = column.tolist()
+    if pd.api.types.is_float_dtype(column) and not np.isfinite(column.to_numpy()).all():
+        values = [v if math.isfinite(v) else None for v in values]
+    return values

@@ -39,6 +39,8 @@ mount_page(app, state)
     name="clv",
     workers=1,
     traffic={"timeout": 60, "max_concurrency": 256},
+    # One log line per request costs more than a lookup; errors are still logged.
+    logging={"access": {"enabled": False}},
 )
 @bentoml.asgi_app(app, path="/")
 class CLVService:

@@ -1,0 +1,269 @@
+"""Benchmark: the BentoML service under load, against a minimal FastAPI app as the floor.
+
+    .venv/bin/python benchmarks/serving.py [--customers 20000] [--seconds 20] [--clients 32]
+
+Set-up (in a temporary directory): a demo shop is generated, trained and scored, exactly as
+`make train` does. Then, each in its own process on loopback:
+- the service (`bentoml serve serving.service:CLVService`, what `clv serve` runs);
+- the floor: a FastAPI app with one `async def` route that looks ids up in a dict built from the
+  same score table (no auth, no metrics, no validation beyond FastAPI's), served by uvicorn.
+
+Load: `--clients` concurrent keep-alive HTTP/1.1 connections for `--seconds` each, from a separate
+process with a minimal asyncio client (an HTTP library would be slower than the servers). Reported:
+p50 and p99 latency, requests per second, and throughput relative to the floor. Finally the time
+from process start to `/readyz` answering 200 with a synthetic 1M-customer score table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+KEY = "bench-key"
+
+
+# ------------------------------------------------------------------------------------------ floor
+def serve_floor(port: int, scores: str) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    frame = pd.read_parquet(scores)
+    frame["as_of"] = frame["as_of"].astype(str)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    rows = {r["customer_id"]: r for r in json.loads(frame.to_json(orient="records"))}
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def predict(body: dict):
+        ids = body["customer_ids"]
+        return {"predictions": [rows[i] for i in ids if i in rows], "unknown_ids": [i for i in ids if i not in rows]}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+# ------------------------------------------------------------------------------------------- load
+async def _client(port: int, request: bytes, deadline: float, latencies: list, errors: list) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if status != 200:
+                errors.append(status)
+    finally:
+        writer.close()
+
+
+def _load(port: int, path: str, body: bytes, seconds: float, clients: int, out) -> None:
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    latencies: list[float] = []
+    errors: list[int] = []
+
+    async def main():
+        deadline = time.perf_counter() + seconds
+        await asyncio.gather(*(_client(port, request, deadline, latencies, errors) for _ in range(clients)))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    out.put((latencies, errors, time.perf_counter() - started))
+
+
+def run_load(port: int, path: str, body: dict, seconds: float, clients: int) -> dict:
+    queue = mp.Queue()
+    process = mp.Process(target=_load, args=(port, path, json.dumps(body).encode(), seconds, clients, queue))
+    process.start()
+    latencies, errors, elapsed = queue.get()
+    process.join()
+    ms = np.array(latencies) * 1000
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p99": float(np.percentile(ms, 99)),
+        "rps": len(ms) / elapsed,
+        "errors": len(errors),
+    }
+
+
+# ---------------------------------------------------------------------------------------- servers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> float:
+    import httpx
+
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+def start_service(env: dict, cwd: Path) -> tuple[subprocess.Popen, int, float]:
+    port = free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "serving.service:CLVService", "--port", str(port),
+         "--host", "127.0.0.1"],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+    return process, port, time.perf_counter() - started
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+# ------------------------------------------------------------------------------------------ setup
+def prepare(workdir: Path, customers: int) -> tuple[Path, str, Path]:
+    from clv.config import load_settings
+    from features.contract import load_shop
+    from features.demo_shop import write_demo_shop
+    from training.pipeline import train
+    from training.score import score
+
+    shop = workdir / "shop"
+    write_demo_shop(shop, n_customers=customers, seed=42)
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    settings = load_settings(mlflow={"tracking_uri": uri}, serve={"scores": workdir / "scores.parquet"})
+    os.chdir(workdir)
+
+    def load():
+        return load_shop(shop / "transactions.parquet", shop / "events.parquet", shop / "customers.parquet")
+
+    train(load(), settings)
+    score(load(), settings, settings.serve.scores)
+    return shop, uri, settings.serve.scores
+
+
+def history_body(shop: Path, scores: Path, n_rows: int = 20) -> dict:
+    transactions = pd.read_parquet(shop / "transactions.parquet")
+    counts = transactions.groupby("customer_id").size()
+    customer = (counts - n_rows).abs().idxmin()
+    rows = transactions[transactions["customer_id"] == customer].head(n_rows)
+    as_of = str(pd.read_parquet(scores)["as_of"].iloc[0])[:10]
+    return {"as_of": as_of, "transactions": json.loads(rows.to_json(orient="records", date_format="iso"))}
+
+
+def synthetic_scores(path: Path, n: int) -> None:
+    from features.schema import SCORE_COLUMNS
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"customer_id": [f"S{i:08d}" for i in range(n)]})
+    for column in SCORE_COLUMNS[1:]:
+        frame[column] = rng.random(n)
+    frame["segment"], frame["next_best_action"] = "nurture", "nurture"
+    frame["value_decile"] = rng.integers(1, 11, n)
+    frame["as_of"], frame["horizon_days"], frame["model_version"] = pd.Timestamp("2025-12-31").date(), 365, "1"
+    frame.to_parquet(path, index=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--startup-customers", type=int, default=1_000_000)
+    parser.add_argument("--serve-floor", nargs=2, metavar=("PORT", "SCORES"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_floor:
+        serve_floor(int(args.serve_floor[0]), args.serve_floor[1])
+        return
+
+    console = Console(width=120)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        console.print(f"training a {args.customers:,}-customer demo shop (as `make train` does)...")
+        shop, uri, scores = prepare(workdir, args.customers)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CLV_SERVE__SCORES": str(scores),
+               "CLV_API_KEYS": f"{KEY}:app", "BENTOML_DO_NOT_TRACK": "true", "CLV_SERVE__RELOAD_SECONDS": "0"}
+        ids = pd.read_parquet(scores)["customer_id"].astype(str).tolist()
+        one, hundred = {"customer_ids": ids[:1]}, {"customer_ids": ids[:100]}
+
+        results = {}
+        floor_port = free_port()
+        floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(floor_port), str(scores)])
+        try:
+            wait_ready(f"http://127.0.0.1:{floor_port}/docs", floor)
+            console.print("load: FastAPI floor, 1 id")
+            results["floor: /predict, 1 id"] = run_load(floor_port, "/predict", one, args.seconds, args.clients)
+        finally:
+            stop(floor)
+
+        service, port, _ = start_service(env, workdir)
+        try:
+            for name, path, body in (
+                ("service: /predict, 1 id", "/predict", one),
+                ("service: /predict, 100 ids", "/predict", hundred),
+                ("service: /predict_history, 20 transactions", "/predict_history", history_body(shop, scores)),
+            ):
+                console.print(f"load: {name}")
+                results[name] = run_load(port, path, body, args.seconds, args.clients)
+        finally:
+            stop(service)
+
+        big = workdir / "scores_big.parquet"
+        synthetic_scores(big, args.startup_customers)
+        startups = []
+        for _ in range(3):
+            process, _, seconds = start_service({**env, "CLV_SERVE__SCORES": str(big)}, workdir)
+            stop(process)
+            startups.append(seconds)
+
+    floor_rps = results["floor: /predict, 1 id"]["rps"]
+    table = Table(title=f"{args.clients} concurrent clients, {args.seconds:g} s each, {os.cpu_count()} cores")
+    for column in ("endpoint", "p50 ms", "p99 ms", "req/s", "floor rps / rps", "non-200"):
+        table.add_column(column, justify="left" if column == "endpoint" else "right")
+    for name, r in results.items():
+        table.add_row(name, f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['rps']:,.0f}", f"{floor_rps / r['rps']:.2f}",
+                      str(r["errors"]))
+    console.print(table)
+    console.print(
+        f"start-up to ready with {args.startup_customers:,} scored customers: median "
+        f"{statistics.median(startups):.1f} s (runs: {', '.join(f'{s:.1f}' for s in startups)})"
+    )
+
+
+if __name__ == "__main__":
+    main()
