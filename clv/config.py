@@ -99,6 +99,8 @@ ROLES = ("app", "marketer", "admin")
 
 class ServeSettings(BaseModel):
     port: int = Field(3000, gt=0, lt=65536)
+    # Worker processes, each with its own copy of the model and score table (benchmarks/serving.py).
+    workers: int = Field(2, ge=1, le=64)
     scores: Path = Path("artifacts/scores.parquet")
     max_batch: int = Field(1000, gt=0)
     max_history_rows: int = Field(5000, gt=0)

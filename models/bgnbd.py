@@ -54,7 +54,9 @@ class BetaGeoModel(SummaryModel):
         t = float(t_days) / self.time_scale
         if t <= 0:
             return np.zeros_like(x)
-        return np.clip(_purchases_if_alive(r, alpha, a, b, x, age, t) * _p_alive(r, alpha, a, b, x, t_x, age), 0, None)
+        return np.clip(
+            _purchases_if_alive(r, alpha, a, b, x, age, t) * _p_alive(r, alpha, a, b, x, t_x, age), 0, None
+        )
 
     def p_no_purchase(self, X: pd.DataFrame, t_days: float) -> np.ndarray:
         """P(no purchase in (cut-off, cut-off + t_days] | history): dead, or alive and not buying.
@@ -101,13 +103,17 @@ def _purchases_if_alive(r, alpha, a, b, x, age, t) -> np.ndarray:
 
 def _p_alive(r, alpha, a, b, x, t_x, age) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_odds_dead = np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) + (r + x) * (
-            np.log(alpha + age) - np.log(alpha + t_x)
+        log_odds_dead = (
+            np.log(a)
+            - np.log(np.maximum(b + x - 1, 1e-12))
+            + (r + x) * (np.log(alpha + age) - np.log(alpha + t_x))
         )
     return np.where(x > 0, expit(-log_odds_dead), 1.0)
 
 
-def simulate(params: dict[str, float], age_days: np.ndarray, time_scale: float = 7.0, seed: int = 0) -> pd.DataFrame:
+def simulate(
+    params: dict[str, float], age_days: np.ndarray, time_scale: float = 7.0, seed: int = 0
+) -> pd.DataFrame:
     """Draw BG/NBD customers: the btyd_* summary (days) of one customer per entry of `age_days`.
 
     Follows the generative story, not the likelihood: lambda ~ Gamma(r, alpha), p ~ Beta(a, b); the

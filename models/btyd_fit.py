@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 SUMMARY = ("btyd_frequency", "btyd_recency", "btyd_age")
+SEARCH_SAMPLE = 50_000  # customers on which SummaryModel.fit searches from every start
 
 
 class Fitted(BaseEstimator):
@@ -36,18 +37,41 @@ class SummaryModel(Fitted):
         raise NotImplementedError
 
     def fit(self, X: pd.DataFrame, y=None):
-        """Maximum likelihood on the btyd_* columns of `X` (days); sets params_, log_likelihood_, n_customers_."""
+        """Maximum likelihood on the btyd_* columns of `X` (days): sets params_, log_likelihood_ (the
+        total at the maximum, times in `time_scale` units) and n_customers_; returns self.
+
+        On a large base the optimiser first searches from every start on a random subsample of
+        `SEARCH_SAMPLE` customers (fixed seed), then refines from the best point on all of them: the
+        maximum is the full data's, found with a few full-size likelihood evaluations instead of hundreds.
+        """
         x, t_x, age = summary_arrays(X, self.time_scale)
-        (x, t_x, age), weights = collapse(x, t_x, age)
+        starts = [np.log(start) for start in self.STARTS]
+        if x.size > SEARCH_SAMPLE:
+            pick = np.random.default_rng(0).choice(x.size, SEARCH_SAMPLE, replace=False)
+            sample, sample_weights = collapse(x[pick], t_x[pick], age[pick])
+            found, _ = fit_log_params(
+                self._negative_ll(sample, sample_weights),
+                self.PARAMS,
+                starts,
+                self.penalizer * SEARCH_SAMPLE / x.size,
+            )
+            starts = [np.log([found[name] for name in self.PARAMS])]
+        summary, weights = collapse(x, t_x, age)
+        self.params_, self.log_likelihood_ = fit_log_params(
+            self._negative_ll(summary, weights), self.PARAMS, starts, self.penalizer
+        )
+        self.n_customers_ = int(weights.sum())
+        return self
+
+    def _negative_ll(
+        self, summary: tuple[np.ndarray, ...], weights: np.ndarray
+    ) -> Callable[[np.ndarray], float]:
+        x, t_x, age = summary
 
         def negative_ll(log_params: np.ndarray) -> float:
             return -np.sum(weights * self._log_likelihood(np.exp(log_params), x, t_x, age))
 
-        self.params_, self.log_likelihood_ = fit_log_params(
-            negative_ll, self.PARAMS, starts=[np.log(start) for start in self.STARTS], penalizer=self.penalizer
-        )
-        self.n_customers_ = int(weights.sum())
-        return self
+        return negative_ll
 
     def _summary(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(fitted parameters in `PARAMS` order, x, t_x, T in model time units) for the customers of `X`."""
@@ -63,7 +87,9 @@ class SummaryModel(Fitted):
 
 def require(X: pd.DataFrame, columns: Sequence[str]) -> None:
     if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame with columns {', '.join(columns)}, got {type(X).__name__}")
+        raise TypeError(
+            f"expected a pandas DataFrame with columns {', '.join(columns)}, got {type(X).__name__}"
+        )
     missing = [c for c in columns if c not in X.columns]
     if missing:
         raise ValueError(f"input lacks column(s) {', '.join(missing)} (from features.rfm)")
@@ -71,7 +97,9 @@ def require(X: pd.DataFrame, columns: Sequence[str]) -> None:
         values = X[column]
         if values.isna().any():
             row = X.loc[values.isna()].iloc[0]
-            raise ValueError(f"column {column} has missing values, e.g. customer {row.get('customer_id', row.name)}")
+            raise ValueError(
+                f"column {column} has missing values, e.g. customer {row.get('customer_id', row.name)}"
+            )
 
 
 def summary_arrays(X: pd.DataFrame, time_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,16 +117,24 @@ def summary_arrays(X: pd.DataFrame, time_scale: float) -> tuple[np.ndarray, np.n
             i = int(np.argmax(bad))
             ident = X["customer_id"].iloc[i] if "customer_id" in X else X.index[i]
             raise ValueError(
-                f"column {name} is invalid for customer {ident}: frequency {x[i]}, recency {t_x[i]}, age {age[i]} "
-                "(need frequency >= 0 and 0 <= recency <= age)"
+                f"column {name} is invalid for customer {ident}: frequency {x[i]}, "
+                f"recency {t_x[i]}, age {age[i]} (need frequency >= 0 and 0 <= recency <= age)"
             )
     return x, t_x / time_scale, age / time_scale
 
 
 def collapse(*columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """Unique rows of the given columns and how often each occurs (likelihoods are then weighted)."""
-    stacked = np.column_stack(columns)
-    unique, counts = np.unique(stacked, axis=0, return_counts=True)
+    """Unique rows of the given columns (sorted) and how often each occurs (likelihoods are then weighted).
+
+    A lexicographic sort and a scan: same result as np.unique(axis=0), several times faster on 1M rows.
+    """
+    order = np.lexsort(columns[::-1])
+    stacked = np.column_stack(columns)[order]
+    first = np.ones(len(stacked), dtype=bool)
+    first[1:] = np.any(stacked[1:] != stacked[:-1], axis=1)
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, len(stacked)))
+    unique = stacked[starts]
     return tuple(unique[:, i] for i in range(unique.shape[1])), counts.astype(float)
 
 
@@ -113,9 +149,13 @@ def fit_log_params(
     Returns (params, log-likelihood). `penalizer` adds an L2 penalty on the log-parameters, which
     keeps them finite on degenerate data (e.g. nobody ever repeats).
     """
+    # The optimiser sees the objective per unit of its size at the first start, so its tolerances and
+    # finite-difference steps mean the same for 1,000 and 1,000,000 customers; the maximum is unchanged.
+    at_start = float(negative_ll(np.asarray(starts[0])))
+    scale = max(abs(at_start), 1.0) if np.isfinite(at_start) else 1.0
 
     def objective(log_params: np.ndarray) -> float:
-        value = negative_ll(log_params) + penalizer * np.sum(log_params**2)
+        value = (negative_ll(log_params) + penalizer * np.sum(log_params**2)) / scale
         return float(value) if np.isfinite(value) else 1e300
 
     best = None

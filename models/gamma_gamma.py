@@ -32,7 +32,9 @@ class GammaGammaModel(Fitted):
         m = X["btyd_monetary"].to_numpy(float)
         keep = (x > 0) & (m > 0)
         if keep.sum() < 10:
-            raise ValueError(f"Gamma-Gamma needs at least 10 customers with repeat purchases, got {int(keep.sum())}")
+            raise ValueError(
+                f"Gamma-Gamma needs at least 10 customers with repeat purchases, got {int(keep.sum())}"
+            )
         (x, m), weights = collapse(x[keep], m[keep])
         # Scale money so the optimiser works on O(1) numbers; gamma is scaled back afterwards.
         scale = float(np.average(m, weights=weights))
@@ -42,7 +44,10 @@ class GammaGammaModel(Fitted):
             return -np.sum(weights * _log_likelihood(np.exp(log_params), x, m_scaled))
 
         params, _ = fit_log_params(
-            negative_ll, PARAMS, starts=[np.log([2.0, 3.0, 1.0]), np.log([6.0, 4.0, 0.5])], penalizer=self.penalizer
+            negative_ll,
+            PARAMS,
+            starts=[np.log([2.0, 3.0, 1.0]), np.log([6.0, 4.0, 0.5])],
+            penalizer=self.penalizer,
         )
         params["gamma"] *= scale
         self.params_ = params
@@ -56,11 +61,28 @@ class GammaGammaModel(Fitted):
         p, q, gamma = (self.params_[k] for k in PARAMS)
         return p * gamma / (q - 1) if q > 1 else float("inf")
 
-    def expected_order_value(self, X: pd.DataFrame) -> np.ndarray:
-        """E[spend per transaction | x, m_x] (eq. 5 of the paper): a weighted mean of m_x and the population mean.
+    def log_likelihood(self, X: pd.DataFrame) -> np.ndarray:
+        """Per-customer log density of the mean repeat spend m_x given x at the fitted parameters
+        (x m_x | x is Gamma(p x, nu), nu ~ Gamma(q, gamma)); 0 for customers without a repeat purchase."""
+        self._check_fitted()
+        require(X, ("btyd_frequency", "btyd_monetary"))
+        x = X["btyd_frequency"].to_numpy(float)
+        m = X["btyd_monetary"].to_numpy(float)
+        repeat = (x > 0) & (m > 0)
+        out = np.zeros(len(x))
+        params = np.array([self.params_[k] for k in PARAMS])
+        out[repeat] = _log_likelihood(params, x[repeat], m[repeat])
+        return out
 
-        Customers with no repeat purchase have no m_x; their first order value (`monetary_mean`) is
-        used as a single observation (x = 1), which shrinks it strongly towards the population mean.
+    def expected_order_value(self, X: pd.DataFrame) -> np.ndarray:
+        """E[spend per transaction | x, m_x] (eq. 5 of the paper): a weighted mean of m_x and the
+        population mean, with weight p x / (p x + q - 1) on m_x.
+
+        A transaction is a purchase day, as for the BG/NBD counts (`btyd_monetary` is the mean value of
+        the repeat purchase days). Customers with no repeat purchase have no m_x; the value of their one
+        purchase day (`monetary_mean` x `n_orders`, or `monetary_mean` alone when `n_orders` is absent)
+        is used as a single observation (x = 1), which shrinks it strongly towards the population mean.
+        Without `monetary_mean` they get the population mean.
         """
         self._check_fitted()
         require(X, ("btyd_frequency", "btyd_monetary"))
@@ -69,7 +91,10 @@ class GammaGammaModel(Fitted):
         m = X["btyd_monetary"].to_numpy(float)
         if "monetary_mean" in X:
             one_time = x == 0
-            m = np.where(one_time, X["monetary_mean"].to_numpy(float), m)
+            first_day = X["monetary_mean"].to_numpy(float)
+            if "n_orders" in X:  # all of a one-time buyer's orders fall on her one purchase day
+                first_day = first_day * X["n_orders"].to_numpy(float)
+            m = np.where(one_time, first_day, m)
             x = np.where(one_time, 1.0, x)
         m = np.clip(m, 0, None)
         value = (gamma + m * x) * p / (p * x + q - 1)

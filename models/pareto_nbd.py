@@ -181,7 +181,9 @@ def _log1mexp(gap: np.ndarray) -> np.ndarray:
         return np.where(gap > -np.log(2), np.log(-np.expm1(gap)), np.log1p(-np.exp(gap)))
 
 
-def simulate(params: dict[str, float], age_days: np.ndarray, time_scale: float = 7.0, seed: int = 0) -> pd.DataFrame:
+def simulate(
+    params: dict[str, float], age_days: np.ndarray, time_scale: float = 7.0, seed: int = 0
+) -> pd.DataFrame:
     """Draw Pareto/NBD customers: the btyd_* summary (days) of one customer per entry of `age_days`.
 
     Follows the generative story, not the likelihood: lambda ~ Gamma(r, alpha), mu ~ Gamma(s, beta),

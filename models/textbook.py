@@ -2,9 +2,12 @@
 
 Both assume every customer keeps her own past purchase rate and order value, and that the base
 churns at a constant yearly rate c learned from the data: the share of customers with a year of
-tenure whose last purchase is more than a year old. With exponential survival the expected
-active time within a horizon of h years is (1 - exp(-c h)) / c, which tends to the textbook
-"expected lifespan" 1 / c as h grows.
+tenure whose last purchase is more than a year old (clipped to [0.02, 0.98]; 0.5 when fewer than
+10 customers have a year of tenure). Survival is exponential with the hazard lam = -ln(1 - c) that
+keeps a share 1 - c a year, so the expected active time within a horizon of h years is
+(1 - exp(-lam h)) / lam. As h grows this tends to 1 / lam, not to the textbook lifespan 1 / c
+(`base_summary` reports that as `lifespan_years`): the textbook counts every started year in full,
+as if customers only left at year ends, which adds about half a year (1 / c - 1 / lam -> 1/2 as c -> 0).
 - BasicCLV: average order value x purchases per year x expected active years.
 - ChurnCLV: revenue per year x margin / churn rate, restricted to the horizon in the same way.
 """

@@ -143,7 +143,8 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             )
         PREDICTIONS.labels("predict").inc(len(found))
         LATENCY.labels("predict").observe(time.perf_counter() - started)
-        return {"model_version": current.model.version, "predictions": found, "unknown_ids": unknown}
+        # A JSONResponse skips FastAPI's recursive re-encoding: the rows are JSON-ready already.
+        return JSONResponse({"model_version": current.model.version, "predictions": found, "unknown_ids": unknown})
 
     @app.post("/predict_history")
     async def predict_history(body: HistoryRequest):
@@ -169,7 +170,7 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             raise ApiError(400, f"no customer in the request has a purchase on or before as_of {as_of}")
         PREDICTIONS.labels("predict_history").inc(len(records))
         LATENCY.labels("predict_history").observe(time.perf_counter() - started)
-        return {"model_version": records[0]["model_version"], "as_of": str(as_of), "predictions": records}
+        return JSONResponse({"model_version": records[0]["model_version"], "as_of": str(as_of), "predictions": records})
 
     @app.get("/model")
     def model_info():

@@ -48,7 +48,8 @@ class ScoreTable:
                 f"{path} is not a score table: it lacks {', '.join(missing)}. Fix: write it with `clv score`."
             )
         frame["customer_id"] = frame["customer_id"].astype(str)
-        frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date.astype(str)
+        # Few distinct cut-offs: convert each once instead of a million times.
+        frame["as_of"] = frame["as_of"].map({v: str(pd.Timestamp(v).date()) for v in frame["as_of"].unique()})
         frame["model_version"] = frame["model_version"].astype(str)
         columns = {name: _json_list(frame[name]) for name in frame.columns}
         positions = dict(zip(columns["customer_id"], range(len(frame)), strict=True))

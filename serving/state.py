@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -68,9 +69,12 @@ class ServingState:
         self._lock = threading.Lock()
 
     def load(self) -> Serving:
-        model = load_model(self.settings)
-        scores = ScoreTable.load(self.settings.serve.scores)
-        _warm_up(model)
+        # Reading a large score table and loading the model overlap: start-up time is what a deploy waits for.
+        with ThreadPoolExecutor(1) as pool:
+            scores_future = pool.submit(ScoreTable.load, self.settings.serve.scores)
+            model = load_model(self.settings)
+            _warm_up(model)
+            scores = scores_future.result()
         self.current = Serving(model, scores)
         return self.current
 
