@@ -54,7 +54,11 @@ def cases(data: ShopData) -> dict[str, tuple[ShopData, dt.date, int]]:
     short = data.since(start)
     return {
         "full history, 365-day horizon": (data, data.last_date - dt.timedelta(days=365), 365),
-        "nine months of history, 273-day horizon": (short, start + dt.timedelta(days=NINE_MONTHS), NINE_MONTHS),
+        "nine months of history, 273-day horizon": (
+            short,
+            start + dt.timedelta(days=NINE_MONTHS),
+            NINE_MONTHS,
+        ),
     }
 
 
@@ -86,7 +90,9 @@ def render(title: str, table: pd.DataFrame, seconds: dict[str, float]) -> Table:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seeds", default="42,3", help="comma-separated demo-shop seeds")
     args = parser.parse_args()

@@ -1,9 +1,10 @@
 """Benchmark: the BentoML service under load, against a minimal FastAPI app as the floor.
 
     .venv/bin/python benchmarks/serving.py [--customers 20000] [--seconds 20] [--clients 32]
+                                           [--workers N] [--workdir DIR]
 
-Set-up (in a temporary directory): a demo shop is generated, trained and scored, exactly as
-`make train` does. Then, each in its own process on loopback:
+Set-up (in a temporary directory, or `--workdir` to keep it for the next run): a demo shop is
+generated, trained and scored, exactly as `make train` does. Then, each in its own process on loopback:
 - the service (`bentoml serve serving.service:CLVService`, what `clv serve` runs);
 - the floor: a FastAPI app with one `async def` route that looks ids up in a dict built from the
   same score table (no auth, no metrics, no validation beyond FastAPI's), served by uvicorn.
@@ -38,6 +39,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 KEY = "bench-key"
+WARM_UP_SECONDS = 3
+
+
+def quiet_mlflow() -> None:
+    """The same quiet as `clv`: MLflow's INFO lines and known-harmless warnings hide the results."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    for message in (".*serialized using CloudPickle.*", "Hint: Inferred schema contains integer"):
+        warnings.filterwarnings("ignore", message=message)
 
 
 # ------------------------------------------------------------------------------------------ floor
@@ -54,7 +67,10 @@ def serve_floor(port: int, scores: str) -> None:
     @app.post("/predict")
     async def predict(body: dict):
         ids = body["customer_ids"]
-        return {"predictions": [rows[i] for i in ids if i in rows], "unknown_ids": [i for i in ids if i not in rows]}
+        return {
+            "predictions": [rows[i] for i in ids if i in rows],
+            "unknown_ids": [i for i in ids if i not in rows],
+        }
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
@@ -136,12 +152,16 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> flo
 
 
 def start_service(env: dict, cwd: Path) -> tuple[subprocess.Popen, int, float]:
+    from serving.run import server_command
+
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "serving.service:CLVService", "--port", str(port),
-         "--host", "127.0.0.1"],
-        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        server_command(port, "127.0.0.1"),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_ready(f"http://127.0.0.1:{port}/readyz", process)
     return process, port, time.perf_counter() - started
@@ -195,29 +215,60 @@ def synthetic_scores(path: Path, n: int) -> None:
         frame[column] = rng.random(n)
     frame["segment"], frame["next_best_action"] = "nurture", "nurture"
     frame["value_decile"] = rng.integers(1, 11, n)
-    frame["as_of"], frame["horizon_days"], frame["model_version"] = pd.Timestamp("2025-12-31").date(), 365, "1"
+    frame["as_of"], frame["horizon_days"], frame["model_version"] = (
+        pd.Timestamp("2025-12-31").date(),
+        365,
+        "1",
+    )
     frame.to_parquet(path, index=False)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, help="service worker processes (default: [serve] workers)")
     parser.add_argument("--startup-customers", type=int, default=1_000_000)
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the trained demo here and reuse it on the next run (default: a temporary directory)",
+    )
     parser.add_argument("--serve-floor", nargs=2, metavar=("PORT", "SCORES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_floor:
         serve_floor(int(args.serve_floor[0]), args.serve_floor[1])
         return
+    quiet_mlflow()
 
     console = Console(width=120)
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        console.print(f"training a {args.customers:,}-customer demo shop (as `make train` does)...")
-        shop, uri, scores = prepare(workdir, args.customers)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CLV_SERVE__SCORES": str(scores),
-               "CLV_API_KEYS": f"{KEY}:app", "BENTOML_DO_NOT_TRACK": "true", "CLV_SERVE__RELOAD_SECONDS": "0"}
+        workdir = (args.workdir or Path(tmp)).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        if (workdir / "scores.parquet").exists():
+            console.print(f"reusing the trained demo in {workdir}")
+            os.chdir(workdir)
+            shop, uri, scores = (
+                workdir / "shop",
+                f"sqlite:///{workdir / 'mlflow.db'}",
+                workdir / "scores.parquet",
+            )
+        else:
+            console.print(f"training a {args.customers:,}-customer demo shop (as `make train` does)...")
+            shop, uri, scores = prepare(workdir, args.customers)
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": uri,
+            "CLV_SERVE__SCORES": str(scores),
+            "CLV_API_KEYS": f"{KEY}:app",
+            "BENTOML_DO_NOT_TRACK": "true",
+            "CLV_SERVE__RELOAD_SECONDS": "0",
+        }
+        if args.workers:
+            env["CLV_SERVE__WORKERS"] = str(args.workers)
         ids = pd.read_parquet(scores)["customer_id"].astype(str).tolist()
         one, hundred = {"customer_ids": ids[:1]}, {"customer_ids": ids[:100]}
 
@@ -227,7 +278,10 @@ def main() -> None:
         try:
             wait_ready(f"http://127.0.0.1:{floor_port}/docs", floor)
             console.print("load: FastAPI floor, 1 id")
-            results["floor: /predict, 1 id"] = run_load(floor_port, "/predict", one, args.seconds, args.clients)
+            run_load(floor_port, "/predict", one, WARM_UP_SECONDS, args.clients)
+            results["floor: /predict, 1 id"] = run_load(
+                floor_port, "/predict", one, args.seconds, args.clients
+            )
         finally:
             stop(floor)
 
@@ -236,9 +290,15 @@ def main() -> None:
             for name, path, body in (
                 ("service: /predict, 1 id", "/predict", one),
                 ("service: /predict, 100 ids", "/predict", hundred),
-                ("service: /predict_history, 20 transactions", "/predict_history", history_body(shop, scores)),
+                (
+                    "service: /predict_history, 20 transactions",
+                    "/predict_history",
+                    history_body(shop, scores),
+                ),
             ):
                 console.print(f"load: {name}")
+                # Readiness means one worker is up; the warm-up lets the others finish loading.
+                run_load(port, path, body, WARM_UP_SECONDS, args.clients)
                 results[name] = run_load(port, path, body, args.seconds, args.clients)
         finally:
             stop(service)
@@ -250,14 +310,21 @@ def main() -> None:
             process, _, seconds = start_service({**env, "CLV_SERVE__SCORES": str(big)}, workdir)
             stop(process)
             startups.append(seconds)
+        big.unlink()
 
     floor_rps = results["floor: /predict, 1 id"]["rps"]
     table = Table(title=f"{args.clients} concurrent clients, {args.seconds:g} s each, {os.cpu_count()} cores")
     for column in ("endpoint", "p50 ms", "p99 ms", "req/s", "floor rps / rps", "non-200"):
         table.add_column(column, justify="left" if column == "endpoint" else "right")
     for name, r in results.items():
-        table.add_row(name, f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['rps']:,.0f}", f"{floor_rps / r['rps']:.2f}",
-                      str(r["errors"]))
+        table.add_row(
+            name,
+            f"{r['p50']:.1f}",
+            f"{r['p99']:.1f}",
+            f"{r['rps']:,.0f}",
+            f"{floor_rps / r['rps']:.2f}",
+            str(r["errors"]),
+        )
     console.print(table)
     console.print(
         f"start-up to ready with {args.startup_customers:,} scored customers: median "

@@ -37,14 +37,16 @@ out = Console(width=None if sys.stdout.isatty() else 120)
 
 # Options shared by the commands that read the shop's data.
 TransactionsOpt = Annotated[
-    Path | None, typer.Option("--transactions", "-t", help="Transactions file (CSV or Parquet). Default: clv.toml.")
+    Path | None,
+    typer.Option("--transactions", "-t", help="Transactions file (CSV or Parquet). Default: clv.toml."),
 ]
 EventsOpt = Annotated[Path | None, typer.Option("--events", help="Optional behavioural events file.")]
 CustomersOpt = Annotated[Path | None, typer.Option("--customers", help="Optional customer attributes file.")]
 MapOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--map", help="Column mapping CONTRACT=YOURS, repeatable, e.g. --map customer_id=CustomerID --map amount=Revenue."
+        "--map",
+        help="Column mapping CONTRACT=YOURS, repeatable, e.g. --map customer_id=CustomerID --map amount=Revenue.",
     ),
 ]
 TsFormatOpt = Annotated[
@@ -53,7 +55,9 @@ TsFormatOpt = Annotated[
 ]
 AsOfOpt = Annotated[
     dt.datetime | None,
-    typer.Option("--as-of", formats=["%Y-%m-%d"], help="Cut-off date (inclusive). Default: the last transaction date."),
+    typer.Option(
+        "--as-of", formats=["%Y-%m-%d"], help="Cut-off date (inclusive). Default: the last transaction date."
+    ),
 ]
 
 
@@ -117,7 +121,9 @@ def _load(settings: Settings):
     try:
         with progress("Loading data") as update:
             update(str(data.transactions))
-            return load_shop(data.transactions, data.events, data.customers, data.mapping, data.timestamp_format)
+            return load_shop(
+                data.transactions, data.events, data.customers, data.mapping, data.timestamp_format
+            )
     except ContractError as exc:
         raise fail(str(exc)) from None
 
@@ -126,10 +132,15 @@ def _load(settings: Settings):
 def demo_data(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the demo shop into.")],
     customers: Annotated[int, typer.Option("--customers", min=10, help="Number of customers.")] = 20_000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical files.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the same seed gives identical files.")
+    ] = 0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
     if_unconfigured: Annotated[
-        bool, typer.Option("--if-unconfigured", help="Do nothing when clv.toml names data or the demo shop exists.")
+        bool,
+        typer.Option(
+            "--if-unconfigured", help="Do nothing when clv.toml names data or the demo shop exists."
+        ),
     ] = False,
 ) -> None:
     """Write a realistic synthetic shop (transactions, events, customers, and the latent truth)."""
@@ -161,10 +172,17 @@ def validate(
 
     data = _settings_for_data(transactions, events, customers, mapping, timestamp_format).data
     if not data.configured:
-        raise fail("no transactions given. Fix: pass --transactions PATH or set [data] transactions in clv.toml.", 2)
+        raise fail(
+            "no transactions given. Fix: pass --transactions PATH or set [data] transactions in clv.toml.", 2
+        )
     with progress("Validating"):
         shop = load_shop(
-            data.transactions, data.events, data.customers, data.mapping, data.timestamp_format, raise_on_error=False
+            data.transactions,
+            data.events,
+            data.customers,
+            data.mapping,
+            data.timestamp_format,
+            raise_on_error=False,
         )
     report = shop.report
     table = Table(title="Data report", show_header=False)
@@ -212,7 +230,12 @@ def features(
     tables = {name: backend.table(name) for name in ("events", "customers") if getattr(shop, f"has_{name}")}
     with progress("Features") as update:
         summary = write_features(
-            out_path, cutoff, backend.table("transactions"), tables.get("events"), tables.get("customers"), update
+            out_path,
+            cutoff,
+            backend.table("transactions"),
+            tables.get("events"),
+            tables.get("customers"),
+            update,
         )
     out.print(
         f"Wrote {summary['rows']:,} customers x {summary['columns']} columns at as_of {summary['as_of']} "
@@ -267,14 +290,25 @@ def _print_training(result, settings: Settings) -> None:
     for header in columns.values():
         table.add_column(header, justify="right")
     for model, row in result.comparison().iterrows():
-        table.add_row(model, *[("" if column not in row or row[column] != row[column] else f"{row[column]:.3f}")
-                               for column in columns])
+        table.add_row(
+            model,
+            *[
+                ("" if column not in row or row[column] != row[column] else f"{row[column]:.3f}")
+                for column in columns
+            ],
+        )
     out.print(table)
-    out.print("Ranking (higher is better): Spearman, Gini, top 10% = share of revenue in the predicted top decile. "
-              "Errors (lower is better): decile MAPE, total err, Brier. Coverage: share of actuals in \\[low, high].")
+    out.print(
+        "Ranking (higher is better): Spearman, Gini, top 10% = share of revenue in the predicted top decile. "
+        "Errors (lower is better): decile MAPE, total err, Brier. Coverage: share of actuals in \\[low, high]."
+    )
     verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"
-    out.print(f"Registered {settings.mlflow.registered_model} v{result.version}: {verdict} ({result.reason}).")
-    out.print(f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: [bold]make mlflow-ui[/]")
+    out.print(
+        f"Registered {settings.mlflow.registered_model} v{result.version}: {verdict} ({result.reason})."
+    )
+    out.print(
+        f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: [bold]make mlflow-ui[/]"
+    )
 
 
 @app.command()
@@ -286,7 +320,9 @@ def score(
     mapping: MapOpt = None,
     timestamp_format: TsFormatOpt = None,
     as_of: AsOfOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model URI. Default: models:/clv@champion.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model URI. Default: models:/clv@champion.")
+    ] = None,
 ) -> None:
     """Score every customer with the champion (or the given) model."""
     from training.score import ModelNotFound
@@ -320,12 +356,19 @@ def export(
         list[str] | None, typer.Option("--segment", help="Only these segments (repeat or comma-separate).")
     ] = None,
     action: Annotated[
-        list[str] | None, typer.Option("--action", help="Only these next best actions (repeat or comma-separate).")
+        list[str] | None,
+        typer.Option("--action", help="Only these next best actions (repeat or comma-separate)."),
     ] = None,
-    top: Annotated[str | None, typer.Option("--top", help="Top N customers, or top P% of the filtered list.")] = None,
+    top: Annotated[
+        str | None, typer.Option("--top", help="Top N customers, or top P% of the filtered list.")
+    ] = None,
     min_clv: Annotated[float | None, typer.Option("--min-clv", help="Minimum predicted CLV.")] = None,
-    churn_min: Annotated[float | None, typer.Option("--churn-min", help="Minimum churn probability (0-1).")] = None,
-    churn_max: Annotated[float | None, typer.Option("--churn-max", help="Maximum churn probability (0-1).")] = None,
+    churn_min: Annotated[
+        float | None, typer.Option("--churn-min", help="Minimum churn probability (0-1).")
+    ] = None,
+    churn_max: Annotated[
+        float | None, typer.Option("--churn-max", help="Maximum churn probability (0-1).")
+    ] = None,
 ) -> None:
     """Export a ranked, filtered customer list for a campaign (the same filters as POST /export)."""
     from pydantic import ValidationError
@@ -368,7 +411,9 @@ def export(
 
 
 @app.command()
-def serve(port: Annotated[int | None, typer.Option("--port", help="Port to listen on. Default: 3000.")] = None) -> None:
+def serve(
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on. Default: 3000.")] = None,
+) -> None:
     """Serve predictions over HTTP (BentoML) and the marketer page at /ui."""
     from serving.run import NotReadyToServe, run
 
@@ -388,7 +433,9 @@ def _registry(settings: Settings):
 
 
 @app.command()
-def promote(version: Annotated[str, typer.Argument(help="Registered model version to make champion.")]) -> None:
+def promote(
+    version: Annotated[str, typer.Argument(help="Registered model version to make champion.")],
+) -> None:
     """Move the champion alias to a model version by hand (no gate)."""
     from training.registry import RegistryError
     from training.registry import promote as promote_version

@@ -128,7 +128,9 @@ def parse_api_keys(text: str) -> dict[str, str]:
             )
         if role not in ROLES:
             # Name the entry by position, never by its key: keys are secrets.
-            raise ValueError(f"CLV_API_KEYS entry {len(keys) + 1} has role {role!r}; roles are {', '.join(ROLES)}")
+            raise ValueError(
+                f"CLV_API_KEYS entry {len(keys) + 1} has role {role!r}; roles are {', '.join(ROLES)}"
+            )
         keys[key] = role
     return keys
 

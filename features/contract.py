@@ -25,6 +25,14 @@ SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "
 _ROW = "__clv_row"
 
 
+def _valid_format(con: duckdb.DuckDBPyConnection, timestamp_format: str) -> bool:
+    try:
+        con.execute("SELECT try_strptime('2000-01-01', ?)", [timestamp_format]).fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
 class ContractError(ValueError):
     """Input that breaks the data contract. The message says what is wrong and how to fix it."""
 
@@ -103,7 +111,9 @@ def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         target, sep, source = pair.partition("=")
         if not sep or not target.strip() or not source.strip():
-            raise ValueError(f"--map {pair!r} is not of the form CONTRACT_COLUMN=YOUR_COLUMN, e.g. customer_id=CustomerID")
+            raise ValueError(
+                f"--map {pair!r} is not of the form CONTRACT_COLUMN=YOUR_COLUMN, e.g. customer_id=CustomerID"
+            )
         mapping[target.strip()] = source.strip()
     return mapping
 
@@ -139,6 +149,16 @@ def load_shop(
     report = ValidationReport()
     mapping = dict(mapping or {})
     _check_mapping_targets(mapping, report)
+    if timestamp_format and not _valid_format(con, timestamp_format):
+        report.error(
+            "transactions",
+            "timestamp",
+            f"--timestamp-format {timestamp_format!r} is not a strptime format DuckDB understands. "
+            "Fix: use directives like %d/%m/%Y %H:%M (see https://duckdb.org/docs/sql/functions/dateformat).",
+        )
+        if raise_on_error:
+            raise ContractError(report)
+        return Shop(con, report, False, False)
     loaded = {}
     for schema, path in ((TRANSACTIONS, transactions), (EVENTS, events), (CUSTOMERS, customers)):
         if path is None:
@@ -146,7 +166,9 @@ def load_shop(
         loaded[schema.name] = _load_table(con, schema, Path(path), mapping, timestamp_format, now, report)
     if loaded.get("transactions"):
         _summarise_transactions(con, report)
-    shop = Shop(con, report, has_events=bool(loaded.get("events")), has_customers=bool(loaded.get("customers")))
+    shop = Shop(
+        con, report, has_events=bool(loaded.get("events")), has_customers=bool(loaded.get("customers"))
+    )
     if raise_on_error and not report.ok:
         raise ContractError(report)
     return shop
@@ -183,14 +205,21 @@ def _load_table(
     if columns is None:
         return False
     raw.create_view("__clv_raw", replace=True)
-    con.sql(f"CREATE OR REPLACE TEMP TABLE __clv_src AS SELECT *, row_number() OVER () AS {_ROW} FROM __clv_raw")
+    con.sql(
+        f"CREATE OR REPLACE TEMP TABLE __clv_src AS SELECT *, row_number() OVER () AS {_ROW} FROM __clv_raw"
+    )
     con.sql("DROP VIEW __clv_raw")
     summary.rows = con.execute("SELECT count(*) FROM __clv_src").fetchall()[0][0]
     if summary.rows == 0:
-        report.error(schema.name, None, f"{path}: the file has a header but no rows. Fix: export the data again.")
+        report.error(
+            schema.name, None, f"{path}: the file has a header but no rows. Fix: export the data again."
+        )
         return False
 
-    exprs = {name: _coerce_expr(kind, _q(columns[name]), timestamp_format) for name, kind in _present(schema, columns)}
+    exprs = {
+        name: _coerce_expr(kind, _q(columns[name]), timestamp_format)
+        for name, kind in _present(schema, columns)
+    }
     ok = True
     for name, kind in _present(schema, columns):
         if name == "customer_id":
@@ -213,7 +242,10 @@ def _load_table(
     if missing_ids:
         summary.dropped_rows = missing_ids
         report.warn(
-            schema.name, "customer_id", f"{path}: {missing_ids:,} rows without a customer id were dropped", missing_ids
+            schema.name,
+            "customer_id",
+            f"{path}: {missing_ids:,} rows without a customer id were dropped",
+            missing_ids,
         )
 
     select = [f"{exprs[name]} AS {name}" for name, _ in _present(schema, columns)]
@@ -231,7 +263,9 @@ def _load_table(
 
 def _read_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path, report: ValidationReport):
     if not path.exists():
-        report.error(table, None, f"{path}: no such file. Fix: check the path (or the [data] section of clv.toml).")
+        report.error(
+            table, None, f"{path}: no such file. Fix: check the path (or the [data] section of clv.toml)."
+        )
         return None
     if path.is_dir():
         report.error(table, None, f"{path}: is a directory; expected a CSV or Parquet file.")
@@ -239,11 +273,15 @@ def _read_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path, report: Va
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         report.error(
-            table, None, f"{path}: unsupported file type {path.suffix!r}. Fix: use CSV (.csv) or Parquet (.parquet)."
+            table,
+            None,
+            f"{path}: unsupported file type {path.suffix!r}. Fix: use CSV (.csv) or Parquet (.parquet).",
         )
         return None
     if path.stat().st_size == 0:
-        report.error(table, None, f"{path}: the file is empty. Fix: export the data again, with a header row.")
+        report.error(
+            table, None, f"{path}: the file is empty. Fix: export the data again, with a header row."
+        )
         return None
     try:
         if kind == "csv":
@@ -252,12 +290,20 @@ def _read_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path, report: Va
         return con.read_parquet(str(path))
     except duckdb.Error as exc:
         first_line = str(exc).strip().splitlines()[0]
-        report.error(table, None, f"{path}: cannot be read as {kind.upper()} ({first_line}). Fix: check the file format.")
+        report.error(
+            table,
+            None,
+            f"{path}: cannot be read as {kind.upper()} ({first_line}). Fix: check the file format.",
+        )
         return None
 
 
 def _resolve_columns(
-    schema: TableSchema, path: Path, available: list[str], mapping: Mapping[str, str], report: ValidationReport
+    schema: TableSchema,
+    path: Path,
+    available: list[str],
+    mapping: Mapping[str, str],
+    report: ValidationReport,
 ) -> dict[str, str] | None:
     """Contract column -> source column for the columns this file has; None when a required one is missing."""
     resolved: dict[str, str] = {}
@@ -368,7 +414,9 @@ def _check_parse(
         )
         ok = False
     if required:
-        missing = con.execute(f"SELECT count(*), min({_ROW}) FROM __clv_src WHERE {raw} IS NULL").fetchall()[0]
+        missing = con.execute(f"SELECT count(*), min({_ROW}) FROM __clv_src WHERE {raw} IS NULL").fetchall()[
+            0
+        ]
         if missing[0]:
             report.error(
                 table,
@@ -382,32 +430,53 @@ def _check_parse(
 
 
 def _warn_on_content(
-    con: duckdb.DuckDBPyConnection, schema: TableSchema, path: Path, now: dt.datetime, report: ValidationReport
+    con: duckdb.DuckDBPyConnection,
+    schema: TableSchema,
+    path: Path,
+    now: dt.datetime,
+    report: ValidationReport,
 ) -> None:
     name = schema.name
     duplicates = con.execute(
         f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {name})) FROM {name}"
     ).fetchall()[0][0]
     if duplicates:
-        report.warn(name, None, f"{path}: {duplicates:,} rows are exact duplicates of another row (kept)", duplicates)
+        report.warn(
+            name, None, f"{path}: {duplicates:,} rows are exact duplicates of another row (kept)", duplicates
+        )
     if "timestamp" in schema.columns:
         future = con.execute(f"SELECT count(*) FROM {name} WHERE timestamp > ?", [now]).fetchall()[0][0]
         if future:
-            report.warn(name, "timestamp", f"{path}: {future:,} rows are dated in the future (after {now:%Y-%m-%d})", future)
+            report.warn(
+                name,
+                "timestamp",
+                f"{path}: {future:,} rows are dated in the future (after {now:%Y-%m-%d})",
+                future,
+            )
     if schema is TRANSACTIONS:
         negative, zero = con.execute(
             "SELECT count(*) FILTER (WHERE amount < 0), count(*) FILTER (WHERE amount = 0) FROM transactions"
         ).fetchall()[0]
         if negative:
-            report.warn(name, "amount", f"{path}: {negative:,} rows are refunds or returns (negative amounts)", negative)
+            report.warn(
+                name,
+                "amount",
+                f"{path}: {negative:,} rows are refunds or returns (negative amounts)",
+                negative,
+            )
         if zero:
             report.warn(name, "amount", f"{path}: {zero:,} rows have a zero amount", zero)
     if schema is CUSTOMERS:
-        repeated = con.execute(
-            "SELECT count(*) - count(DISTINCT customer_id) FROM customers"
-        ).fetchall()[0][0]
+        repeated = con.execute("SELECT count(*) - count(DISTINCT customer_id) FROM customers").fetchall()[0][
+            0
+        ]
         if repeated:
-            report.warn(name, "customer_id", f"{path}: {repeated:,} customer ids appear more than once (first kept)", repeated)
+            report.warn(
+                name,
+                "customer_id",
+                f"{path}: {repeated:,} customer ids appear more than once (first kept)",
+                repeated,
+            )
             con.sql(
                 "CREATE OR REPLACE TABLE customers AS SELECT * FROM customers "
                 "QUALIFY row_number() OVER (PARTITION BY customer_id) = 1"
@@ -420,5 +489,12 @@ def _summarise_transactions(con: duckdb.DuckDBPyConnection, report: ValidationRe
         "coalesce(sum(amount), 0), coalesce(sum(amount) FILTER (WHERE amount > 0), 0), "
         "coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) FROM transactions"
     ).fetchall()[0]
-    (report.customers, report.orders, report.first_timestamp, report.last_timestamp, report.revenue,
-     report.gross_revenue, report.refunds) = row
+    (
+        report.customers,
+        report.orders,
+        report.first_timestamp,
+        report.last_timestamp,
+        report.revenue,
+        report.gross_revenue,
+        report.refunds,
+    ) = row

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, expit, gammaln, hyp2f1
+from scipy.special import betainc, betaincinv, betaln, expit, gammaln, hyp2f1, roots_legendre
 
 from models.btyd_fit import SummaryModel
 
@@ -88,17 +88,57 @@ def _log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.
 def _purchases_if_alive(r, alpha, a, b, x, age, t) -> np.ndarray:
     """E[purchases in (T, T + t] | alive at T, history]: the factor of eq. 10 before P(alive).
 
-    The paper's term ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t)) equals
-    2F1(r+x, a-1; a+b+x-1; -z) with z = t/(alpha+T) (Pfaff's transformation) and, transforming the
-    other numerator parameter, (1+z)^(1-a) 2F1(a+b-1-r, a-1; a+b+x-1; z/(1+z)). This last form has
-    small numerator parameters whatever x is and an argument in [0, 1), so scipy evaluates it
-    accurately where the other two return inf or nan (e.g. x >= 100 and t >= 5 (alpha + T)).
+    Given alive, lambda ~ Gamma(r+x, alpha+T) and p ~ Beta(a, b+x), and the factor is
+    E[(1 - (1 + p z)^-(r+x)) / p] with z = t / (alpha+T), between 0 and (r+x) z. In closed form it is
+    (a+b+x-1)/(a-1) (1 - H) with H the paper's ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; u),
+    u = z/(1+z), or by Euler's transformation (1+z)^(1-a) 2F1(a+b-1-r, a-1; a+b+x-1; u). We use the
+    form whose 2F1 stays bounded as u -> 1 (c - a - b > 0): Euler's when r+x+1 >= a (frequent buyers,
+    or a < 1 as usual), the paper's otherwise (a and b in the hundreds, as short histories can give).
+    The single-Pfaff form 2F1(r+x, a-1; a+b+x-1; -z) overflows in both regimes. Where scipy still
+    fails (nan, or a value out of bounds), the expectation is integrated numerically.
     """
     if abs(a - 1) < 1e-6:  # the factor has a finite limit at a = 1; step off the removable 0/0
         a = 1 + 1e-6
+    x, age = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(age, dtype=float))
     z = t / (alpha + age)
-    hyper = np.exp((1 - a) * np.log1p(z)) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z / (1 + z))
-    return (a + b + x - 1) / (a - 1) * (1 - hyper)
+    u = z / (1 + z)
+    euler = r + x + 1 >= a
+    hyper = np.empty_like(z)
+    with np.errstate(all="ignore"):
+        e, o = euler, ~euler
+        hyper[e] = np.exp((1 - a) * np.log1p(z[e])) * hyp2f1(a + b - 1 - r, a - 1, a + b + x[e] - 1, u[e])
+        hyper[o] = np.exp(-(r + x[o]) * np.log1p(z[o])) * hyp2f1(r + x[o], b + x[o], a + b + x[o] - 1, u[o])
+        value = (a + b + x - 1) / (a - 1) * (1 - hyper)
+        bad = ~((value >= 0) & (value <= (r + x) * z * (1 + 1e-9)))
+    if bad.any():
+        pairs, back = np.unique(np.column_stack([x[bad], z[bad]]), axis=0, return_inverse=True)
+        value = value.copy()
+        value[bad] = _purchases_if_alive_by_quadrature(r, a, b, pairs[:, 0], pairs[:, 1])[back.ravel()]
+    return value
+
+
+_GAUSS_NODES, _GAUSS_WEIGHTS = roots_legendre(32)
+_QUANTILE_EDGES = (0, 1e-12, 1e-8, 1e-5, 1e-3, 0.03, 0.3, 0.7, 0.97, 1 - 1e-3, 1 - 1e-5, 1 - 1e-8, 1)
+
+
+def _purchases_if_alive_by_quadrature(r, a, b, x, z) -> np.ndarray:
+    """E[(1 - (1 + p z)^-(r+x)) / p] over p ~ Beta(a, b+x), integrated over the quantile v of p.
+
+    The integrand is bounded (by (r+x) z) and monotone in v; composite Gauss-Legendre on panels
+    graded towards both ends, split where p = 1/z (where it bends). Relative error below 1e-8 in
+    tests over a in (1, 1e5), b in (0.1, 1e5); vectorised, a few hundred beta quantiles per row.
+    """
+    split = betainc(a, b + x, np.minimum(1 / z, 1.0))
+    edges = np.sort(
+        np.column_stack([np.broadcast_to(_QUANTILE_EDGES, (len(x), len(_QUANTILE_EDGES))), split])
+    )
+    lo, hi = edges[:, :-1, None], edges[:, 1:, None]
+    v = lo + (hi - lo) * (_GAUSS_NODES + 1) / 2
+    p = betaincinv(a, (b + x)[:, None, None], v)
+    A, zz = (r + x)[:, None, None], z[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.where(p * zz < 1e-12, A * zz, -np.expm1(-A * np.log1p(p * zz)) / p)
+    return np.sum((hi - lo) / 2 * _GAUSS_WEIGHTS * g, axis=(1, 2))
 
 
 def _p_alive(r, alpha, a, b, x, t_x, age) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The standard buy-till-you-die CLV baseline: BG/NBD purchases x Gamma-Gamma order value."""
+"""The standard buy-till-you-die CLV baselines: BG/NBD (or Pareto/NBD) purchases x Gamma-Gamma order value."""
 
 from __future__ import annotations
 
@@ -8,17 +8,24 @@ import pandas as pd
 from models.bgnbd import BetaGeoModel
 from models.btyd_fit import Fitted
 from models.gamma_gamma import GammaGammaModel
+from models.pareto_nbd import ParetoNBDModel
 
 
 class BTYDCLV(Fitted):
     """Revenue over a horizon = E[purchases in H] x E[order value], optionally discounted yearly."""
 
-    def __init__(self, time_scale: float = 7.0, penalizer: float = 0.0):
+    def __init__(self, time_scale: float = 7.0, penalizer: float = 0.0, purchase_model: str = "bgnbd"):
         self.time_scale = time_scale
         self.penalizer = penalizer
+        self.purchase_model = purchase_model
 
     def fit(self, X: pd.DataFrame, y=None) -> BTYDCLV:
-        self.purchases_ = BetaGeoModel(self.time_scale, self.penalizer).fit(X)
+        models = {"bgnbd": BetaGeoModel, "pareto_nbd": ParetoNBDModel}
+        if self.purchase_model not in models:
+            raise ValueError(
+                f"purchase_model must be one of {', '.join(models)}, not {self.purchase_model!r}"
+            )
+        self.purchases_ = models[self.purchase_model](self.time_scale, self.penalizer).fit(X)
         self.spend_ = GammaGammaModel(self.penalizer).fit(X)
         self.params_ = {**self.purchases_.params_, **self.spend_.params_}
         return self

@@ -8,8 +8,8 @@ smooth summaries of the purchase history) and predict over the label window they
   Poisson-gamma: a point mass at zero plus a skewed positive part) models both in one model;
   the hurdle alternative P(buy) x E[revenue | buy] is `objective="hurdle"`. The backtest picks.
 - `CountRegressor`: purchases in the window (Poisson loss).
-- `ChurnClassifier`: P(no purchase in the window), with monotone (isotonic) calibration fitted on a later
-  window than the classifier itself, so its probabilities are honest on data it has not seen.
+- `ChurnClassifier`: P(no purchase in the window); `models.predictor` calibrates it on a later window
+  than the one it was fitted on, so its probabilities are honest on data it has not seen.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from models.calibration import MonotoneCalibrator
-
 CATEGORICAL = ("acquisition_channel", "country")
+EARLY_STOPPING_ROUNDS = 40
 _EXCLUDE = {"customer_id", "as_of"}
 
 
@@ -34,7 +33,11 @@ def select_features(frame: pd.DataFrame) -> list[str]:
     for name in frame.columns:
         if name in _EXCLUDE or name.startswith("label_"):
             continue
-        if name in CATEGORICAL or pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
+        if (
+            name in CATEGORICAL
+            or pd.api.types.is_numeric_dtype(frame[name])
+            or pd.api.types.is_bool_dtype(frame[name])
+        ):
             names.append(name)
     return names
 
@@ -43,10 +46,12 @@ class FeatureMatrix:
     """Turns feature tables into XGBoost inputs with the categories seen at fit time."""
 
     def __init__(self, names: list[str], frame: pd.DataFrame):
-        self.names = names
-        self.categories = {
+        categories = {
             c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in names if c in CATEGORICAL
         }
+        # A categorical with no values at all (a shop without a customers table) carries no information.
+        self.categories = {c: values for c, values in categories.items() if values}
+        self.names = [n for n in names if n not in categories or n in self.categories]
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         missing = [n for n in self.names if n not in frame.columns]
@@ -54,8 +59,14 @@ class FeatureMatrix:
             raise ValueError(f"feature table lacks columns the model was trained on: {', '.join(missing)}")
         numeric = [n for n in self.names if n not in self.categories]
         # One conversion for all numeric columns: per-column work dominates for the few rows of a request.
-        block = frame[numeric].apply(_as_number) if any(frame[n].dtype == object for n in numeric) else frame[numeric]
-        out = pd.DataFrame(block.to_numpy(dtype="float32", na_value=np.nan), columns=numeric, index=frame.index)
+        block = (
+            frame[numeric].apply(_as_number)
+            if any(frame[n].dtype == object for n in numeric)
+            else frame[numeric]
+        )
+        out = pd.DataFrame(
+            block.to_numpy(dtype="float32", na_value=np.nan), columns=numeric, index=frame.index
+        )
         for name, categories in self.categories.items():
             # Unseen categories become missing rather than failing: a new country is not an error.
             out[name] = pd.Categorical(frame[name].astype("string"), categories=categories)
@@ -84,7 +95,9 @@ def _booster_params(seed: int, n_estimators: int, learning_rate: float, max_dept
 
 
 class _Boosted(BaseEstimator):
-    def __init__(self, n_estimators: int = 300, learning_rate: float = 0.05, max_depth: int = 5, seed: int = 0):
+    def __init__(
+        self, n_estimators: int = 300, learning_rate: float = 0.05, max_depth: int = 5, seed: int = 0
+    ):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
@@ -92,6 +105,18 @@ class _Boosted(BaseEstimator):
 
     def _params(self) -> dict:
         return _booster_params(self.seed, self.n_estimators, self.learning_rate, self.max_depth)
+
+    def _fit_booster(self, model_class, objective: str, X, y, eval_set):
+        """Fit one booster; with `eval_set` (a later window) stop when it stops improving there and
+        record the number of trees in `best_n_estimators_`, so a refit on all data can use it."""
+        if eval_set is None:
+            return model_class(objective=objective, **self._params()).fit(X, y)
+        model = model_class(
+            objective=objective, early_stopping_rounds=EARLY_STOPPING_ROUNDS, **self._params()
+        )
+        model.fit(X, y, eval_set=[eval_set], verbose=False)
+        self.best_n_estimators_ = int(model.best_iteration) + 1
+        return model
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, summed over the sub-models, highest first."""
@@ -129,10 +154,14 @@ class ValueRegressor(_Boosted):
         elif self.objective == "hurdle":
             buys = y > 0
             if buys.sum() < 10:
-                raise ValueError("the hurdle model needs at least 10 customers who bought in the label window")
+                raise ValueError(
+                    "the hurdle model needs at least 10 customers who bought in the label window"
+                )
             p_buy = xgb.XGBClassifier(objective="binary:logistic", **self._params()).fit(X, buys.astype(int))
             # Revenue given a purchase is log-normal-ish: fit on the log scale, correct the mean back.
-            spend = xgb.XGBRegressor(objective="reg:squarederror", **self._params()).fit(X[buys], np.log(y[buys]))
+            spend = xgb.XGBRegressor(objective="reg:squarederror", **self._params()).fit(
+                X[buys], np.log(y[buys])
+            )
             residual = np.log(y[buys]) - spend.predict(X[buys])
             self.log_variance_ = float(np.var(residual))
             self.boosters_ = [p_buy, spend]
@@ -152,9 +181,9 @@ class ValueRegressor(_Boosted):
 class CountRegressor(_Boosted):
     """Number of purchases in the label window."""
 
-    def fit(self, X: pd.DataFrame, y) -> CountRegressor:
+    def fit(self, X: pd.DataFrame, y, eval_set: tuple | None = None) -> CountRegressor:
         y = np.clip(np.asarray(y, dtype=float), 0, None)
-        self.boosters_ = [xgb.XGBRegressor(objective="count:poisson", **self._params()).fit(X, y)]
+        self.boosters_ = [self._fit_booster(xgb.XGBRegressor, "count:poisson", X, y, eval_set)]
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -163,25 +192,15 @@ class CountRegressor(_Boosted):
 
 
 class ChurnClassifier(_Boosted):
-    """P(no purchase in the label window); `calibrate` fits isotonic regression on a later window."""
+    """P(no purchase in the label window), uncalibrated (models.predictor calibrates on a later window)."""
 
-    def fit(self, X: pd.DataFrame, y) -> ChurnClassifier:
+    def fit(self, X: pd.DataFrame, y, eval_set: tuple | None = None) -> ChurnClassifier:
         y = np.asarray(y, dtype=int)
         if y.min() == y.max():
             raise ValueError("churn labels are all the same; need churners and non-churners to learn from")
-        self.boosters_ = [xgb.XGBClassifier(objective="binary:logistic", **self._params()).fit(X, y)]
-        self.calibrator_ = None
-        return self
-
-    def calibrate(self, X: pd.DataFrame, y) -> ChurnClassifier:
-        check_is_fitted(self, "boosters_")
-        raw = self.boosters_[0].predict_proba(X)[:, 1]
-        self.calibrator_ = MonotoneCalibrator().fit(raw, np.asarray(y, dtype=float))
+        self.boosters_ = [self._fit_booster(xgb.XGBClassifier, "binary:logistic", X, y, eval_set)]
         return self
 
     def predict_proba_churn(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "boosters_")
-        raw = self.boosters_[0].predict_proba(X)[:, 1]
-        if self.calibrator_ is None:
-            return raw.astype(float)
-        return np.clip(self.calibrator_.predict(raw), 0.0, 1.0).astype(float)
+        return self.boosters_[0].predict_proba(X)[:, 1].astype(float)

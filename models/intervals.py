@@ -26,7 +26,9 @@ class ConformalInterval(BaseEstimator):
         y_pred = np.asarray(y_pred, dtype=float)
         y_true = np.asarray(y_true, dtype=float)
         if len(y_pred) < self.min_band_size:
-            raise ValueError(f"conformal calibration needs at least {self.min_band_size} customers, got {len(y_pred)}")
+            raise ValueError(
+                f"conformal calibration needs at least {self.min_band_size} customers, got {len(y_pred)}"
+            )
         n_bands = int(max(1, min(self.n_bands, len(y_pred) // self.min_band_size)))
         self.band_edges_ = np.unique(np.quantile(y_pred, np.linspace(0, 1, n_bands + 1)[1:-1]))
         bands = np.searchsorted(self.band_edges_, y_pred, side="right")

@@ -15,7 +15,9 @@ def _arrays(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     y_true = np.asarray(y_true, dtype=float)
     y_pred = np.asarray(y_pred, dtype=float)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true and y_pred must be 1-D and of equal length, got {y_true.shape} and {y_pred.shape}")
+        raise ValueError(
+            f"y_true and y_pred must be 1-D and of equal length, got {y_true.shape} and {y_pred.shape}"
+        )
     if not len(y_true):
         raise ValueError("cannot evaluate on zero customers")
     return y_true, y_pred
@@ -113,7 +115,9 @@ def churn_auc(churned, churn_prob) -> float:
 
 
 def brier(churned, churn_prob) -> float:
-    return float(brier_score_loss(np.asarray(churned, dtype=int), np.clip(np.asarray(churn_prob, dtype=float), 0, 1)))
+    return float(
+        brier_score_loss(np.asarray(churned, dtype=int), np.clip(np.asarray(churn_prob, dtype=float), 0, 1))
+    )
 
 
 def calibration_table(churned, churn_prob, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from models import metrics
 from models.bgnbd import BetaGeoModel
 from models.calibration import MonotoneCalibrator
 from models.gamma_gamma import GammaGammaModel
@@ -50,7 +51,13 @@ OUTPUT_COLUMNS = (
     "value_decile",
     "reason",
 )
-BTYD_FEATURES = ("btyd_p_alive", "btyd_expected_orders", "btyd_p_no_purchase", "btyd_order_value", "btyd_value")
+BTYD_FEATURES = (
+    "btyd_p_alive",
+    "btyd_expected_orders",
+    "btyd_p_no_purchase",
+    "btyd_order_value",
+    "btyd_value",
+)
 _EPS = 1e-6
 
 
@@ -78,7 +85,9 @@ class BTYDFeatures:
             btyd_value=orders * value,
         )
 
-    def stretch(self, features: pd.DataFrame, label_days: int, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+    def stretch(
+        self, features: pd.DataFrame, label_days: int, horizon_days: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-customer factors taking window-L predictions to horizon H: (orders/value, no-purchase)."""
         if horizon_days == label_days:
             ones = np.ones(len(features))
@@ -127,12 +136,17 @@ class CLVPredictor(BaseEstimator):
         return int(self.label_days or self.horizon_days)
 
     def fit(self, snapshots: pd.DataFrame, reference: pd.DataFrame | None = None) -> CLVPredictor:
-        _require(snapshots, ("as_of", "customer_id", "label_revenue", "label_orders", "label_churned"), "snapshots")
+        _require(
+            snapshots, ("as_of", "customer_id", "label_revenue", "label_orders", "label_churned"), "snapshots"
+        )
         if self.window_days_ > self.horizon_days:
             raise ValueError("label_days cannot exceed horizon_days")
         cutoffs = sorted(snapshots["as_of"].unique())
         enriched = pd.concat(
-            [BTYDFeatures(group, self.seed).add(group, self.window_days_) for _, group in snapshots.groupby("as_of")],
+            [
+                BTYDFeatures(group, self.seed).add(group, self.window_days_)
+                for _, group in snapshots.groupby("as_of")
+            ],
             ignore_index=True,
         )
         if len(cutoffs) >= 2:
@@ -143,41 +157,88 @@ class CLVPredictor(BaseEstimator):
             is_calibration = rng.random(len(enriched)) < 0.25
         train, calibration = enriched[~is_calibration], enriched[is_calibration]
 
-        self.feature_names_in_ = select_features(enriched)
-        self.matrix_ = FeatureMatrix(self.feature_names_in_, enriched)
+        self.matrix_ = FeatureMatrix(select_features(enriched), enriched)
+        self.feature_names_in_ = self.matrix_.names
         # Calibrate on a window the models have not seen, then refit them on every window: the latest
         # window is the one most like the base being scored, so the final models must learn from it.
-        self._fit_boosted(train)
         X_cal = self.matrix_.transform(calibration)
-        self.churn_model_.calibrate(X_cal, calibration["label_churned"])
+        trees = self._fit_boosted(train, calibration, X_cal)
+        # On the calibration window: how much to trust the boosted models against the buy-till-you-die
+        # ones (on thin data, for example a shop without events, BG/NBD can rank as well), then
+        # monotone maps from the blended scores to what customers really did.
         actual_cal = np.clip(calibration["label_revenue"].to_numpy(float), 0, None)
-        raw_cal = self._window_value(X_cal, calibration)
-        self.value_calibrator_ = MonotoneCalibrator().fit(raw_cal, actual_cal)
-        self.interval_ = ConformalInterval(coverage=self.coverage).fit(self._calibrated(raw_cal), actual_cal)
-        calibrator = self.churn_model_.calibrator_
-        self._fit_boosted(enriched)
-        self.churn_model_.calibrator_ = calibrator
+        churned_cal = calibration["label_churned"].to_numpy(float)
+        boosted_value, boosted_churn = (
+            self._window_value(X_cal, calibration),
+            self.churn_model_.predict_proba_churn(X_cal),
+        )
+        self.value_weight_ = _best_weight(
+            lambda w: _blend_value(boosted_value, calibration, w), lambda s: metrics.spearman(actual_cal, s)
+        )
+        self.churn_weight_ = _best_weight(
+            lambda w: _blend_churn(boosted_churn, calibration, w), lambda s: metrics.churn_auc(churned_cal, s)
+        )
+        value_cal = _blend_value(boosted_value, calibration, self.value_weight_)
+        self.value_calibrator_ = MonotoneCalibrator().fit(value_cal, actual_cal)
+        self.churn_calibrator_ = MonotoneCalibrator().fit(
+            _blend_churn(boosted_churn, calibration, self.churn_weight_), churned_cal
+        )
+        self.interval_ = ConformalInterval(coverage=self.coverage).fit(
+            self._calibrated(value_cal), actual_cal
+        )
+        self._fit_boosted(enriched, trees=trees)
 
         latest = snapshots[snapshots["as_of"] == cutoffs[-1]] if reference is None else reference
         self.btyd_ = BTYDFeatures(latest, self.seed)
         # The calibration fixes the shape across deciles; the level (the total) stays the final models'.
         enriched_latest = self.btyd_.add(latest, self.window_days_)
-        raw_latest = self._window_value(self.matrix_.transform(enriched_latest), enriched_latest)
+        raw_latest = _blend_value(
+            self._window_value(self.matrix_.transform(enriched_latest), enriched_latest),
+            enriched_latest,
+            self.value_weight_,
+        )
         self.value_level_ = float(raw_latest.sum() / max(self._calibrated(raw_latest).sum(), _EPS))
         self.targeting_ = TargetingRules(**(self.targeting or {})).fit(self._predict_values(latest))
         self.n_training_rows_ = len(train)
         self.n_calibration_rows_ = len(calibration)
         return self
 
-    def _fit_boosted(self, frame: pd.DataFrame) -> None:
+    def _fit_boosted(
+        self,
+        frame: pd.DataFrame,
+        calibration: pd.DataFrame | None = None,
+        X_cal: pd.DataFrame | None = None,
+        trees: dict[str, int] | None = None,
+    ) -> dict[str, int]:
+        """Fit the boosted models on `frame`. With a calibration window, stop each model when it stops
+        improving there (small shops need far fewer trees than large ones) and return the tree counts;
+        with `trees`, use those counts (the refit on every window)."""
         X = self.matrix_.transform(frame)
-        params = {"n_estimators": self.n_estimators, "seed": self.seed}
-        self.count_model_ = CountRegressor(**params).fit(X, frame["label_orders"])
-        self.churn_model_ = ChurnClassifier(**params).fit(X, frame["label_churned"])
+        trees = trees or {}
+
+        def params(name: str) -> dict:
+            return {"n_estimators": trees.get(name, self.n_estimators), "seed": self.seed}
+
+        def held_out(label: str):
+            return None if calibration is None else (X_cal, calibration[label])
+
+        self.count_model_ = CountRegressor(**params("count")).fit(
+            X, frame["label_orders"], held_out("label_orders")
+        )
+        self.churn_model_ = ChurnClassifier(**params("churn")).fit(
+            X, frame["label_churned"], held_out("label_churned")
+        )
         if self.value_objective == "orders":
             self.value_model_ = None
         else:
-            self.value_model_ = ValueRegressor(objective=self.value_objective, **params).fit(X, frame["label_revenue"])
+            self.value_model_ = ValueRegressor(objective=self.value_objective, **params("value")).fit(
+                X, frame["label_revenue"]
+            )
+        return {
+            name: model.best_n_estimators_
+            for name, model in (("count", self.count_model_), ("churn", self.churn_model_))
+            if hasattr(model, "best_n_estimators_")
+        }
 
     def _window_value(self, X: pd.DataFrame, enriched: pd.DataFrame) -> np.ndarray:
         """Predicted revenue in the label window."""
@@ -191,7 +252,16 @@ class CLVPredictor(BaseEstimator):
     def _predict_values(self, features: pd.DataFrame) -> pd.DataFrame:
         enriched = self.btyd_.add(features, self.window_days_)
         X = self.matrix_.transform(enriched)
-        value_l = self._calibrated(self._window_value(X, enriched))
+        value_l = self._calibrated(
+            _blend_value(self._window_value(X, enriched), enriched, self.value_weight_)
+        )
+        churn_l = np.clip(
+            self.churn_calibrator_.predict(
+                _blend_churn(self.churn_model_.predict_proba_churn(X), enriched, self.churn_weight_)
+            ),
+            0,
+            1,
+        )
         low_l, high_l = self.interval_.predict(value_l)
         value_l, low_l, high_l = (v * self.value_level_ for v in (value_l, low_l, high_l))
         stretch, stretch_churn = self.btyd_.stretch(features, self.window_days_, self.horizon_days)
@@ -202,7 +272,7 @@ class CLVPredictor(BaseEstimator):
                 "predicted_clv": value_l * stretch * discount,
                 "predicted_clv_low": low_l * stretch * discount,
                 "predicted_clv_high": high_l * stretch * discount,
-                "churn_prob": self.churn_model_.predict_proba_churn(X) * stretch_churn,
+                "churn_prob": churn_l * stretch_churn,
                 "p_alive": enriched["btyd_p_alive"].to_numpy(float),
                 "expected_orders": self.count_model_.predict(X) * stretch,
                 "expected_aov": enriched["btyd_order_value"].to_numpy(float),
@@ -229,9 +299,46 @@ class CLVPredictor(BaseEstimator):
         return (self.value_model_ or self.count_model_).feature_importance()
 
 
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _best_weight(blend, score) -> float:
+    """The weight of the boosted model (0-1) whose blend scores best; ties go to the boosted model."""
+    scored = [(score(blend(w)), w) for w in BLEND_WEIGHTS]
+    return max(scored)[1]
+
+
+def _blend_value(boosted: np.ndarray, enriched: pd.DataFrame, weight: float) -> np.ndarray:
+    """Geometric blend of the boosted and the BG/NBD x Gamma-Gamma window value."""
+    if weight >= 1:
+        return boosted
+    btyd = np.clip(enriched["btyd_value"].to_numpy(float), 0, None)
+    return np.exp(weight * np.log(boosted + 1e-3) + (1 - weight) * np.log(btyd + 1e-3)) - 1e-3
+
+
+def _blend_churn(boosted: np.ndarray, enriched: pd.DataFrame, weight: float) -> np.ndarray:
+    """Blend in log-odds of the boosted churn probability and BG/NBD's P(no purchase in the window)."""
+    if weight >= 1:
+        return boosted
+    btyd = enriched["btyd_p_no_purchase"].to_numpy(float)
+    z = weight * _logit(boosted) + (1 - weight) * _logit(btyd)
+    return 1 / (1 + np.exp(-z))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 def enforce_invariants(out: pd.DataFrame) -> pd.DataFrame:
     """Non-negative values, low <= point <= high, probabilities in [0, 1]."""
-    for column in ("predicted_clv", "predicted_clv_low", "predicted_clv_high", "expected_orders", "expected_aov"):
+    for column in (
+        "predicted_clv",
+        "predicted_clv_low",
+        "predicted_clv_high",
+        "expected_orders",
+        "expected_aov",
+    ):
         out[column] = np.clip(np.nan_to_num(out[column].to_numpy(float)), 0, None)
     out["predicted_clv_low"] = np.minimum(out["predicted_clv_low"], out["predicted_clv"])
     out["predicted_clv_high"] = np.maximum(out["predicted_clv_high"], out["predicted_clv"])

@@ -68,7 +68,9 @@ class TargetingRules(BaseEstimator):
         self.value_edges_ = np.quantile(clv, np.linspace(0.1, 0.9, 9))
         self.high_value_ = float(np.quantile(clv, self.high_value_quantile))
         self.low_value_ = float(np.quantile(clv, self.low_value_quantile))
-        self.at_risk_ = float(np.quantile(predictions["churn_prob"].to_numpy(float), self.at_risk_churn_quantile))
+        self.at_risk_ = float(
+            np.quantile(predictions["churn_prob"].to_numpy(float), self.at_risk_churn_quantile)
+        )
         self.valuable_history_ = float(
             np.quantile(predictions["monetary_total"].to_numpy(float), self.valuable_history_quantile)
         )
@@ -108,9 +110,17 @@ class TargetingRules(BaseEstimator):
             conditions,
             [
                 _fmt("first purchase {} days ago", tenure, "{:.0f}"),
-                _fmt("predicted value {} is in the top band", clv, "{:,.0f}") + ", churn risk " + _pct(churn) + " is low",
-                _fmt("predicted value {} is in the top band", clv, "{:,.0f}") + ", churn risk " + _pct(churn) + " is high",
-                _fmt("spent {} so far", history, "{:,.0f}") + ", probability still active only " + _pct(p_alive),
+                _fmt("predicted value {} is in the top band", clv, "{:,.0f}")
+                + ", churn risk "
+                + _pct(churn)
+                + " is low",
+                _fmt("predicted value {} is in the top band", clv, "{:,.0f}")
+                + ", churn risk "
+                + _pct(churn)
+                + " is high",
+                _fmt("spent {} so far", history, "{:,.0f}")
+                + ", probability still active only "
+                + _pct(p_alive),
                 _fmt("predicted value {} is below the median band", clv, "{:,.0f}") + ", still active",
             ],
             default=_fmt("predicted value {}", clv, "{:,.0f}") + ", churn risk " + _pct(churn),

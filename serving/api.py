@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from serving import export
 from serving.auth import ADMIN, EXPORT, PREDICT, AuthError, Keyring
 from serving.batching import HistoryBatcher, HistoryJob
+from serving.scores import ScoresUnavailable
 from serving.state import ServingState
+from training.score import ModelNotFound
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +81,66 @@ class Guard:
         self.keyring = keyring
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            right = ROUTE_RIGHTS.get((scope["method"], scope["path"].rstrip("/") or "/"))
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            try:
-                if right is not None:
-                    self.keyring.authorize(headers, right)
-                if int(headers.get("content-length") or 0) > MAX_BODY_BYTES:
-                    raise AuthError(413, f"request body is larger than {MAX_BODY_BYTES // 2**20} MB; send fewer rows")
-            except AuthError as exc:
-                await _error(exc.status, exc.message)(scope, receive, send)
-                return
-            if right is not None and scope["method"] == "POST" and "json" not in headers.get("content-type", ""):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        right = ROUTE_RIGHTS.get((scope["method"], scope["path"].rstrip("/") or "/"))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            if right is not None:
+                self.keyring.authorize(headers, right)
+            if int(headers.get("content-length") or 0) > MAX_BODY_BYTES:
+                raise AuthError(413, TOO_LARGE)
+        except AuthError as exc:
+            await _error(exc.status, exc.message)(scope, receive, send)
+            return
+        if right is not None and scope["method"] == "POST":
+            if "content-length" not in headers:
+                # A chunked body has no length to check up front, so count while reading it.
+                body = await _read_body(receive)
+                if body is None:
+                    await _error(413, TOO_LARGE)(scope, receive, send)
+                    return
+                receive = _replay(body, receive)
+            if "json" not in headers.get("content-type", ""):
                 # `curl -d '{...}'` labels JSON as a form; every POST body here is JSON, so read it as such.
-                scope = {**scope, "headers": [*_without(scope["headers"], b"content-type"),
-                                              (b"content-type", b"application/json")]}
+                scope = {
+                    **scope,
+                    "headers": [
+                        *_without(scope["headers"], b"content-type"),
+                        (b"content-type", b"application/json"),
+                    ],
+                }
         await self.app(scope, receive, send)
+
+
+TOO_LARGE = f"request body is larger than {MAX_BODY_BYTES // 2**20} MB; send fewer rows"
+
+
+async def _read_body(receive) -> bytes | None:
+    """The whole request body, or None once it passes MAX_BODY_BYTES."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""  # the client went away; the route answers a body nobody reads
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed():
+        # After the body, waiting on the real channel is how the app learns of a disconnect.
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
@@ -138,19 +185,23 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             raise ApiError(
                 404,
                 f"none of the {len(ids)} customer ids is in the score table (scored as of "
-                f"{', '.join(current.info()['scores']['as_of'])}); for new customers use POST /predict_history",
+                f"{', '.join(current.scores.as_of)}); for new customers use POST /predict_history",
                 unknown_ids=unknown,
             )
         PREDICTIONS.labels("predict").inc(len(found))
         LATENCY.labels("predict").observe(time.perf_counter() - started)
         # A JSONResponse skips FastAPI's recursive re-encoding: the rows are JSON-ready already.
-        return JSONResponse({"model_version": current.model.version, "predictions": found, "unknown_ids": unknown})
+        # No top-level model version: each row carries the version that scored it, which lags the
+        # champion until the table is re-scored.
+        return JSONResponse({"predictions": found, "unknown_ids": unknown})
 
     @app.post("/predict_history")
     async def predict_history(body: HistoryRequest):
         started = time.perf_counter()
         if not body.transactions:
-            raise ApiError(400, "transactions is empty; send at least one row with customer_id, timestamp, amount")
+            raise ApiError(
+                400, "transactions is empty; send at least one row with customer_id, timestamp, amount"
+            )
         rows = len(body.transactions) + len(body.events or []) + len(body.customers or [])
         _check_size(rows, limits.max_history_rows, "rows (transactions + events + customers)")
         serving()
@@ -162,6 +213,12 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             pd.DataFrame(body.events) if body.events is not None else None,
             pd.DataFrame(body.customers) if body.customers is not None else None,
         )
+        for name, frame in (
+            ("transactions", job.transactions),
+            ("events", job.events),
+            ("customers", job.customers),
+        ):
+            _reject_infinite(name, frame)
         try:
             records = await batcher.predict(job)
         except ValueError as exc:
@@ -170,7 +227,9 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             raise ApiError(400, f"no customer in the request has a purchase on or before as_of {as_of}")
         PREDICTIONS.labels("predict_history").inc(len(records))
         LATENCY.labels("predict_history").observe(time.perf_counter() - started)
-        return JSONResponse({"model_version": records[0]["model_version"], "as_of": str(as_of), "predictions": records})
+        return JSONResponse(
+            {"model_version": records[0]["model_version"], "as_of": str(as_of), "predictions": records}
+        )
 
     @app.get("/model")
     def model_info():
@@ -191,7 +250,11 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
 
     @app.post("/admin/reload")
     def reload():
-        changed = state.reload_if_changed()
+        try:
+            changed = state.reload_if_changed()
+        except (ModelNotFound, ScoresUnavailable) as exc:
+            still = "nothing" if state.current is None else f"model v{state.current.model.version}"
+            raise ApiError(503, f"reload failed, still serving {still}: {exc}") from None
         current = serving()
         return {"reloaded": changed, "model_version": current.model.version, "customers": len(current.scores)}
 
@@ -207,6 +270,21 @@ def _check_size(n: int, limit: int, what: str) -> None:
         raise ApiError(400, f"{what} is empty; send at least one")
     if n > limit:
         raise ApiError(413, f"{n} {what} is more than the limit of {limit}; split the request into batches")
+
+
+def _reject_infinite(name: str, frame: pd.DataFrame | None) -> None:
+    """Python's JSON parser turns Infinity and numbers like 1e400 into infinity, which no table holds."""
+    if frame is None:
+        return
+    for column in frame.select_dtypes("floating").columns:
+        infinite = np.isinf(frame[column].to_numpy())
+        if infinite.any():
+            row = int(infinite.argmax())
+            raise ApiError(
+                400,
+                f"{name}.{column}, row {row + 1}: {frame[column].iloc[row]} is not a finite number; "
+                "send a number between -1.7e308 and 1.7e308",
+            )
 
 
 def _last_date(transactions: pd.DataFrame) -> dt.date:

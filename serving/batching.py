@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import xgboost
 
 from features.request import compute_features_for_request
 from training.score import LoadedModel, score_features
@@ -37,7 +40,10 @@ class HistoryJob:
         """Jobs with the same key can share one computation (same cut-off, tables and columns)."""
         return (
             self.as_of,
-            *(None if t is None else tuple(sorted(t.columns)) for t in (self.transactions, self.events, self.customers)),
+            *(
+                None if t is None else tuple(sorted(t.columns))
+                for t in (self.transactions, self.events, self.customers)
+            ),
         )
 
     def rows(self) -> int:
@@ -49,6 +55,8 @@ class HistoryBatcher:
         self._model_of = model_of  # () -> LoadedModel currently served
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
+        # Batches run one at a time anyway; one thread keeps DuckDB's per-thread prepared query warm.
+        self._executor = ThreadPoolExecutor(1, "clv-history", initializer=_single_threaded_boosters)
 
     async def predict(self, job: HistoryJob) -> list[dict]:
         """Predictions for the job's customers; raises ValueError when it breaks the data contract."""
@@ -71,44 +79,45 @@ class HistoryBatcher:
             for item in batch:
                 groups.setdefault(item[0].key(), []).append(item)
             for items in groups.values():
-                outcomes = await loop.run_in_executor(None, predict_jobs, self._model_of(), [j for j, _ in items])
+                outcomes = await loop.run_in_executor(
+                    self._executor, predict_jobs, self._model_of(), [j for j, _ in items]
+                )
                 for (_, future), outcome in zip(items, outcomes, strict=True):
                     if not future.done():
-                        (future.set_exception if isinstance(outcome, Exception) else future.set_result)(outcome)
+                        (future.set_exception if isinstance(outcome, Exception) else future.set_result)(
+                            outcome
+                        )
+
+
+def _single_threaded_boosters() -> None:
+    # The service already runs requests in parallel (workers, batches); XGBoost's own threads only
+    # fight them for the cores, and under load they spin: a batch took 3x longer with two threads.
+    # XGBoost's global configuration is per thread, hence set here, in the thread that predicts.
+    xgboost.set_config(nthread=1)
 
 
 def predict_jobs(model: LoadedModel, jobs: list[HistoryJob]) -> list[list[dict] | Exception]:
     """One computation for jobs sharing a key; per-job results (or errors) in the same order."""
     try:
-        return _split(_score(model, [_prefixed(i, job) for i, job in enumerate(jobs)]), len(jobs))
+        return _split(_score(model, jobs), len(jobs))
     except ValueError as exc:
         if len(jobs) == 1:
             return [exc]
     outcomes: list[list[dict] | Exception] = []
     for job in jobs:
         try:
-            outcomes.append(_split(_score(model, [_prefixed(0, job)]), 1)[0])
+            outcomes.append(_split(_score(model, [job]), 1)[0])
         except ValueError as exc:
             outcomes.append(exc)
     return outcomes
 
 
-def _prefixed(index: int, job: HistoryJob) -> HistoryJob:
-    def tag(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-        if frame is None or "customer_id" not in frame.columns:
-            return frame
-        return frame.assign(customer_id=f"{index}{_SEP}" + frame["customer_id"].astype(str))
-
-    return HistoryJob(job.as_of, tag(job.transactions), tag(job.events), tag(job.customers))
-
-
 def _score(model: LoadedModel, jobs: list[HistoryJob]) -> pd.DataFrame:
-    def stack(frames):
-        present = [f for f in frames if f is not None]
-        return pd.concat(present, ignore_index=True) if present else None
-
     features = compute_features_for_request(
-        stack(j.transactions for j in jobs), jobs[0].as_of, stack(j.events for j in jobs), stack(j.customers for j in jobs)
+        _stack([j.transactions for j in jobs]),
+        jobs[0].as_of,
+        _stack([j.events for j in jobs]),
+        _stack([j.customers for j in jobs]),
     )
     if features.empty:
         return features
@@ -117,10 +126,26 @@ def _score(model: LoadedModel, jobs: list[HistoryJob]) -> pd.DataFrame:
     return table
 
 
+def _stack(frames: list[pd.DataFrame | None]) -> pd.DataFrame | None:
+    """The jobs' rows in one frame, each customer id prefixed with its job's position."""
+    present = [(i, f) for i, f in enumerate(frames) if f is not None]
+    if not present:
+        return None
+    stacked = pd.concat([f for _, f in present], ignore_index=True)
+    if "customer_id" in stacked.columns:
+        ids = stacked["customer_id"]
+        tags = pd.Series(np.repeat([f"{i}{_SEP}" for i, _ in present], [len(f) for _, f in present]))
+        # A missing id stays missing, so the data contract reports it instead of a made-up "None".
+        stacked["customer_id"] = (tags + ids.astype(str)).where(ids.notna())
+    return stacked
+
+
 def _split(table: pd.DataFrame, n_jobs: int) -> list[list[dict]]:
     out: list[list[dict]] = [[] for _ in range(n_jobs)]
     if table.empty:
         return out
+    # JSON has no infinity; pandas would write one as a number that parses back to infinity.
+    table = table.replace([np.inf, -np.inf], np.nan)
     for record in json.loads(table.to_json(orient="records", date_format="iso")):
         index, _, customer_id = record["customer_id"].partition(_SEP)
         record["customer_id"] = customer_id

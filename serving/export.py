@@ -24,7 +24,9 @@ class ExportFilter(BaseModel):
 
     segment: list[str] | None = Field(None, description=f"any of: {', '.join(SEGMENTS)}")
     action: list[str] | None = Field(None, description=f"any of: {', '.join(ACTIONS)}")
-    top: str | None = Field(None, description='"N" customers or "P%" of the filtered list, e.g. "500" or "10%"')
+    top: str | None = Field(
+        None, description='"N" customers or "P%" of the filtered list, e.g. "500" or "10%"'
+    )
     min_clv: float | None = Field(None, ge=0, description="minimum predicted CLV")
     churn_min: float | None = Field(None, ge=0, le=1, description="minimum churn probability")
     churn_max: float | None = Field(None, ge=0, le=1, description="maximum churn probability")
@@ -55,7 +57,9 @@ class ExportFilter(BaseModel):
         text = str(value)
         match = _TOP.match(text)
         if not match:
-            raise ValueError(f'top must be a number of customers ("500") or a percentage ("10%"), not {text!r}')
+            raise ValueError(
+                f'top must be a number of customers ("500") or a percentage ("10%"), not {text!r}'
+            )
         number, percent = float(match.group(1)), match.group(2)
         if percent and not 0 < number <= 100:
             raise ValueError(f"top percentage must be in (0, 100], not {number:g}")
@@ -70,8 +74,11 @@ class ExportFilter(BaseModel):
         return self
 
     def describe(self) -> str:
-        parts = [f"{k}={v if not isinstance(v, list) else ','.join(v)}" for k, v in self.model_dump().items()
-                 if v is not None]
+        parts = [
+            f"{k}={v if not isinstance(v, list) else ','.join(v)}"
+            for k, v in self.model_dump().items()
+            if v is not None
+        ]
         return " ".join(parts) or "no filters"
 
 
@@ -97,12 +104,11 @@ def apply_filter(scores: pd.DataFrame, spec: ExportFilter) -> pd.DataFrame:
         keep &= scores["churn_prob"] >= spec.churn_min
     if spec.churn_max is not None:
         keep &= scores["churn_prob"] <= spec.churn_max
-    ranked = scores[keep].sort_values(["predicted_clv", "customer_id"], ascending=[False, True], kind="stable")
+    ranked = scores[keep].sort_values(
+        ["predicted_clv", "customer_id"], ascending=[False, True], kind="stable"
+    )
     if spec.top:
-        if spec.top.endswith("%"):
-            n = math.ceil(len(ranked) * float(spec.top[:-1]) / 100)
-        else:
-            n = int(spec.top)
+        n = math.ceil(len(ranked) * float(spec.top[:-1]) / 100) if spec.top.endswith("%") else int(spec.top)
         ranked = ranked.head(n)
     return ranked.reset_index(drop=True)
 

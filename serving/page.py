@@ -59,7 +59,9 @@ def mount_page(app: FastAPI, state: ServingState) -> None:
 
 def segment_table(scores: pd.DataFrame) -> list[dict]:
     grouped = scores.groupby("segment").agg(
-        customers=("customer_id", "size"), total_value=("predicted_clv", "sum"), mean_churn=("churn_prob", "mean")
+        customers=("customer_id", "size"),
+        total_value=("predicted_clv", "sum"),
+        mean_churn=("churn_prob", "mean"),
     )
     rows = []
     for segment in SEGMENTS:
@@ -83,7 +85,11 @@ def clv_histogram(values: np.ndarray) -> dict:
         return {"edges": [], "counts": [], "overflow": 0}
     top = float(np.quantile(values, 0.99)) or float(values.max()) or 1.0
     counts, edges = np.histogram(np.clip(values, 0, None), bins=N_BINS, range=(0.0, top))
-    return {"edges": edges.round(2).tolist(), "counts": counts.tolist(), "overflow": int((values > top).sum())}
+    return {
+        "edges": edges.round(2).tolist(),
+        "counts": counts.tolist(),
+        "overflow": int((values > top).sum()),
+    }
 
 
 def quality_in_words(model: dict) -> str:
@@ -110,5 +116,7 @@ def quality_in_words(model: dict) -> str:
             + (f" (BG/NBD: {btyd['churn_auc']:.0%})." if "churn_auc" in btyd else ".")
         )
     if "interval_coverage" in metrics:
-        parts.append(f"{metrics['interval_coverage']:.0%} of real values fell inside the predicted low-high range.")
+        parts.append(
+            f"{metrics['interval_coverage']:.0%} of real values fell inside the predicted low-high range."
+        )
     return " ".join(parts)

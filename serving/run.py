@@ -37,6 +37,12 @@ def preflight(settings: Settings) -> None:
         raise NotReadyToServe(str(exc)) from None
 
 
+def server_command(port: int, host: str | None = None) -> list[str]:
+    """The command that runs the service (also used by the tests and benchmarks/serving.py)."""
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:CLVService", "--port", str(port)]
+    return [*command, "--host", host] if host else command
+
+
 def run(settings: Settings) -> int:
     """Run the server in the foreground until interrupted; returns its exit code."""
     preflight(settings)
@@ -49,9 +55,11 @@ def run(settings: Settings) -> int:
         "CLV_SERVE__SCORES": str(settings.serve.scores.resolve()),
     }
     port = settings.serve.port
-    print(f"Serving on http://127.0.0.1:{port} (API) and http://127.0.0.1:{port}/ui (marketer page).", flush=True)
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:CLVService", "--port", str(port)]
+    print(
+        f"Serving on http://127.0.0.1:{port} (API) and http://127.0.0.1:{port}/ui (marketer page).",
+        flush=True,
+    )
     try:
-        return subprocess.call(command, env=env)
+        return subprocess.call(server_command(port), env=env)
     except KeyboardInterrupt:
         return 130

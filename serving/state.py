@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from clv.config import Settings
 from features.request import compute_features_for_request
 from serving.scores import ScoreTable
 from training import tracking
-from training.score import LoadedModel, load_model
+from training.score import LoadedModel, ModelNotFound, load_model
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Serving:
         meta = self.model.model.metadata
         return {
             "model": {
-                "name_uri": self.model.uri,
+                "uri": self.model.uri,
                 "version": self.model.version,
                 "trained_at": meta.get("trained_at"),
                 "as_of": meta.get("as_of"),
@@ -55,8 +56,8 @@ class Serving:
             "scores": {
                 "path": str(self.scores.path),
                 "customers": len(self.scores),
-                "as_of": sorted(self.scores.frame["as_of"].unique().tolist()),
-                "model_versions": sorted(self.scores.frame["model_version"].unique().tolist()),
+                "as_of": list(self.scores.as_of),
+                "model_versions": list(self.scores.model_versions),
             },
             "loaded_at": self.loaded_at,
         }
@@ -69,10 +70,11 @@ class ServingState:
         self._lock = threading.Lock()
 
     def load(self) -> Serving:
+        """Load the champion and the score table; raises ModelNotFound or ScoresUnavailable."""
         # Reading a large score table and loading the model overlap: start-up time is what a deploy waits for.
         with ThreadPoolExecutor(1) as pool:
             scores_future = pool.submit(ScoreTable.load, self.settings.serve.scores)
-            model = load_model(self.settings)
+            model = self._load_version(self.champion_version())
             _warm_up(model)
             scores = scores_future.result()
         self.current = Serving(model, scores)
@@ -81,21 +83,43 @@ class ServingState:
     def champion_version(self) -> str:
         name, alias = self.settings.mlflow.registered_model, self.settings.mlflow.champion_alias
         client = tracking.client(self.settings.mlflow.tracking_uri)
-        return str(client.get_model_version_by_alias(name, alias).version)
+        try:
+            return str(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            raise ModelNotFound(
+                f"cannot find {name}@{alias} in {self.settings.mlflow.tracking_uri} "
+                f"({str(exc).splitlines()[0][:200]}). Fix: run `make train`, or point MLFLOW_TRACKING_URI "
+                "at the store that has it."
+            ) from None
+
+    def _load_version(self, version: str) -> LoadedModel:
+        # By number, not by alias: the alias may move between looking it up and loading, and the
+        # version reported must be the one that answers.
+        return load_model(self.settings, f"models:/{self.settings.mlflow.registered_model}/{version}")
 
     def reload_if_changed(self) -> bool:
-        """Load a new champion or score table if there is one; True when something was swapped in."""
+        """Load a new champion or score table if there is one; True when something was swapped in.
+
+        Raises ModelNotFound or ScoresUnavailable when the new pair cannot be loaded; the current
+        pair keeps serving.
+        """
         with self._lock:
             current = self.current
             if current is None:
                 self.load()
                 return True
             version = self.champion_version()
-            mtime = self.settings.serve.scores.stat().st_mtime if self.settings.serve.scores.exists() else None
+            mtime = (
+                self.settings.serve.scores.stat().st_mtime if self.settings.serve.scores.exists() else None
+            )
             if version == current.model.version and mtime == current.scores.mtime:
                 return False
-            model = current.model if version == current.model.version else load_model(self.settings)
-            scores = current.scores if mtime == current.scores.mtime else ScoreTable.load(self.settings.serve.scores)
+            model = current.model if version == current.model.version else self._load_version(version)
+            scores = (
+                current.scores
+                if mtime == current.scores.mtime
+                else ScoreTable.load(self.settings.serve.scores)
+            )
             if model is not current.model:
                 _warm_up(model)
             self.current = Serving(model, scores)
@@ -106,7 +130,11 @@ class ServingState:
 def _warm_up(model: LoadedModel) -> None:
     """Compile the request-path feature query and touch the model once, so no user pays for it."""
     history = pd.DataFrame(
-        {"customer_id": ["warm-up"] * 2, "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01"]), "amount": [10.0, 20.0]}
+        {
+            "customer_id": ["warm-up"] * 2,
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+            "amount": [10.0, 20.0],
+        }
     )
     features = compute_features_for_request(history, dt.date(2024, 3, 1))
     model.model.predictor.predict(features)

@@ -5,7 +5,8 @@ actually did in (t, t + H]. Value metrics use net revenue in the window clipped 
 cannot be worth less than nothing to a campaign); churn metrics use "no purchase in the window".
 Baselines, fitted on the same data at the same cut-off:
 - textbook: average order value x purchase rate x expected lifespan (models.textbook.BasicCLV);
-- BG/NBD + Gamma-Gamma (models.btyd_clv.BTYDCLV), and BG/NBD's P(no purchase in the window) for churn.
+- BG/NBD + Gamma-Gamma and Pareto/NBD + Gamma-Gamma (models.btyd_clv.BTYDCLV), with each purchase
+  model's P(no purchase in the window) for churn.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from features.labels import attach_labels
 from features.pipeline import build_features, compute_features
 from features.snapshots import date_range, make_snapshots
 from models import metrics
-from models.bgnbd import BetaGeoModel
 from models.btyd_clv import BTYDCLV
 from models.predictor import CLVPredictor
 from models.textbook import BasicCLV
@@ -35,6 +35,7 @@ from training.windows import WindowPlan, backtest_horizon, plan_windows
 Progress = Callable[[str], None]
 MODEL = "hybrid (BTYD+XGBoost)"
 BTYD = "BG/NBD + GG"
+PARETO = "Pareto/NBD + GG"
 TEXTBOOK = "textbook"
 
 
@@ -66,7 +67,11 @@ class ShopData:
         begin = ibis.timestamp(dt.datetime.combine(start, dt.time()))
         events = None if self.events is None else self.events.filter(self.events.timestamp >= begin)
         return ShopData(
-            self.transactions.filter(self.transactions.timestamp >= begin), events, self.customers, start, self.last_date
+            self.transactions.filter(self.transactions.timestamp >= begin),
+            events,
+            self.customers,
+            start,
+            self.last_date,
         )
 
     def features(self, as_of: dt.date) -> pd.DataFrame:
@@ -78,7 +83,9 @@ class ShopData:
         return to_pandas(labelled.order_by("customer_id"))
 
     def snapshots(self, plan: WindowPlan) -> pd.DataFrame:
-        return to_pandas(make_snapshots(self.transactions, plan.cutoffs, plan.label_days, self.events, self.customers))
+        return to_pandas(
+            make_snapshots(self.transactions, plan.cutoffs, plan.label_days, self.events, self.customers)
+        )
 
 
 @dataclass
@@ -102,7 +109,12 @@ def fit_at(
     """
     train = settings.train
     plan = plan_windows(
-        data.first_date, cutoff, horizon_days, train.snapshot_spacing_days, train.n_snapshots, train.min_history_days
+        data.first_date,
+        cutoff,
+        horizon_days,
+        train.snapshot_spacing_days,
+        train.n_snapshots,
+        train.min_history_days,
     )
     progress(f"snapshots: {plan.describe()}")
     snapshots = data.snapshots(plan)
@@ -162,8 +174,9 @@ def backtest(
 
     predicted = fit.predictor.predict(reference)
     btyd = BTYDCLV().fit(reference)
+    pareto = BTYDCLV(purchase_model="pareto_nbd").fit(reference)
     textbook = BasicCLV().fit(reference)
-    bgnbd = btyd.purchases_ if hasattr(btyd, "purchases_") else BetaGeoModel().fit(reference)
+    bgnbd = btyd.purchases_
     frame = pd.DataFrame(
         {
             "customer_id": reference["customer_id"].to_numpy(),
@@ -171,15 +184,19 @@ def backtest(
             "actual_churned": churned,
             MODEL: predicted["predicted_clv"].to_numpy(),
             BTYD: np.asarray(btyd.predict_clv(reference, horizon_days), dtype=float),
+            PARETO: np.asarray(pareto.predict_clv(reference, horizon_days), dtype=float),
             TEXTBOOK: np.asarray(textbook.predict_clv(reference, horizon_days), dtype=float),
             "low": predicted["predicted_clv_low"].to_numpy(),
             "high": predicted["predicted_clv_high"].to_numpy(),
             "churn_" + MODEL: predicted["churn_prob"].to_numpy(),
             "churn_" + BTYD: np.asarray(bgnbd.p_no_purchase(reference, horizon_days), dtype=float),
+            "churn_" + PARETO: np.asarray(
+                pareto.purchases_.p_no_purchase(reference, horizon_days), dtype=float
+            ),
         }
     )
     rows = {}
-    for name in (MODEL, BTYD, TEXTBOOK):
+    for name in (MODEL, BTYD, PARETO, TEXTBOOK):
         row = metrics.value_metrics(revenue, frame[name].to_numpy())
         if "churn_" + name in frame:
             row.update(metrics.churn_metrics(churned, frame["churn_" + name].to_numpy()))

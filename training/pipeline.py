@@ -18,9 +18,9 @@ from mlflow import MlflowClient
 from clv.config import Settings
 from features.contract import Shop
 from features.pipeline import FEATURES_VERSION
-from training import plots, registry, tracking
-from training.backtest import BTYD, MODEL, TEXTBOOK, Backtest, ShopData, backtest, fit_at
 from models.textbook import base_summary
+from training import plots, registry, tracking
+from training.backtest import BTYD, MODEL, PARETO, TEXTBOOK, Backtest, ShopData, backtest, fit_at
 from training.pyfunc import CLVPyfunc
 
 Progress = Callable[[str], None]
@@ -62,7 +62,11 @@ def train(
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
     client = tracking.client(settings.mlflow.tracking_uri)
-    name, alias, metric = settings.mlflow.registered_model, settings.mlflow.champion_alias, settings.train.promotion_metric
+    name, alias, metric = (
+        settings.mlflow.registered_model,
+        settings.mlflow.champion_alias,
+        settings.train.promotion_metric,
+    )
 
     with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon}") as run:
         mlflow.set_tags({"as_of": str(as_of), "horizon_days": horizon, "features_version": FEATURES_VERSION})
@@ -75,20 +79,35 @@ def train(
 
         progress("refitting on all data")
         final = fit_at(
-            data, as_of, horizon, settings, progress=lambda m: progress(f"final model: {m}"),
+            data,
+            as_of,
+            horizon,
+            settings,
+            progress=lambda m: progress(f"final model: {m}"),
             discount_rate=settings.train.discount_rate,
         )
         scores = final.predictor.predict(final.reference)
-        mlflow.log_params({"final_label_days": final.plan.label_days, "final_cutoffs": _dates(final.plan.cutoffs)})
+        mlflow.log_params(
+            {"final_label_days": final.plan.label_days, "final_cutoffs": _dates(final.plan.cutoffs)}
+        )
         tracking.log_figures({"clv_distribution": plots.distribution(scores["predicted_clv"])})
-        tracking.log_table(scores["segment"].value_counts().rename_axis("segment").reset_index(), "segments.csv")
+        tracking.log_table(
+            scores["segment"].value_counts().rename_axis("segment").reset_index(), "segments.csv"
+        )
 
         progress("logging models")
         metadata = _metadata(final, data, settings, as_of, horizon, result)
-        tracking.log_model("backtest_model", CLVPyfunc(result.fit.predictor, {**metadata, "role": "backtest"}),
-                           result.fit.reference)
-        info = tracking.log_model("model", CLVPyfunc(final.predictor, {**metadata, "role": "scoring"}),
-                                  final.reference, registered_model_name=name)
+        tracking.log_model(
+            "backtest_model",
+            CLVPyfunc(result.fit.predictor, {**metadata, "role": "backtest"}),
+            result.fit.reference,
+        )
+        info = tracking.log_model(
+            "model",
+            CLVPyfunc(final.predictor, {**metadata, "role": "scoring"}),
+            final.reference,
+            registered_model_name=name,
+        )
         version = str(info.registered_model_version)
 
         candidate = result.model_metrics()[metric]
@@ -97,12 +116,21 @@ def train(
         decision = registry.decide(client, name, alias, metric, candidate)
         client.set_model_version_tag(name, version, "gate", decision.reason)
         client.set_model_version_tag(name, version, "run_id", run.info.run_id)
-        mlflow.set_tags({"registered_version": version, "promoted": str(decision.promote), "gate": decision.reason})
+        mlflow.set_tags(
+            {"registered_version": version, "promoted": str(decision.promote), "gate": decision.reason}
+        )
         if decision.promote:
             registry.promote(client, name, version, alias)
 
     return TrainResult(
-        run.info.run_id, version, decision.promote, decision.reason, result, champion_metrics, as_of, horizon,
+        run.info.run_id,
+        version,
+        decision.promote,
+        decision.reason,
+        result,
+        champion_metrics,
+        as_of,
+        horizon,
         time.perf_counter() - started,
     )
 
@@ -139,16 +167,23 @@ def _log_backtest(result: Backtest) -> None:
             "backtest_customers": len(result.frame),
         }
     )
-    prefixes = {MODEL: "backtest_", BTYD: "baseline_btyd_", TEXTBOOK: "baseline_textbook_"}
+    prefixes = {
+        MODEL: "backtest_",
+        BTYD: "baseline_btyd_",
+        PARETO: "baseline_pareto_",
+        TEXTBOOK: "baseline_textbook_",
+    }
     for model, prefix in prefixes.items():
-        mlflow.log_metrics({prefix + k: float(v) for k, v in result.metrics.loc[model].items() if pd.notna(v)})
+        mlflow.log_metrics(
+            {prefix + k: float(v) for k, v in result.metrics.loc[model].items() if pd.notna(v)}
+        )
     frame = result.frame
     tracking.log_figures(
         {
             "cumulative_gain": plots.gain_curve(frame["actual_revenue"], {m: frame[m] for m in prefixes}),
             "deciles": plots.deciles(frame["actual_revenue"], frame[MODEL]),
             "churn_calibration": plots.calibration(
-                frame["actual_churned"], {m: frame["churn_" + m] for m in (MODEL, BTYD)}
+                frame["actual_churned"], {m: frame["churn_" + m] for m in (MODEL, BTYD, PARETO)}
             ),
             "feature_importance": plots.importance(result.fit.predictor.feature_importance()),
         }
@@ -156,7 +191,9 @@ def _log_backtest(result: Backtest) -> None:
     tracking.log_table(result.metrics.rename_axis("model").reset_index(), "backtest_metrics.csv")
 
 
-def _metadata(final, data: ShopData, settings: Settings, as_of: dt.date, horizon: int, result: Backtest) -> dict:
+def _metadata(
+    final, data: ShopData, settings: Settings, as_of: dt.date, horizon: int, result: Backtest
+) -> dict:
     return {
         "horizon_days": horizon,
         "as_of": str(as_of),

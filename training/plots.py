@@ -21,11 +21,21 @@ def gain_curve(actual: np.ndarray, predictions: dict[str, np.ndarray]) -> Figure
     share = np.arange(1, len(actual) + 1) / len(actual)
     for name, pred in {"perfect": actual, **predictions}.items():
         order = np.lexsort((actual, -np.asarray(pred, float)))
-        ax.plot(share, np.cumsum(actual[order]) / actual.sum(), label=name, lw=1.2 if name != "perfect" else 0.8,
-                ls="--" if name == "perfect" else "-")
+        ax.plot(
+            share,
+            np.cumsum(actual[order]) / actual.sum(),
+            label=name,
+            lw=1.2 if name != "perfect" else 0.8,
+            ls="--" if name == "perfect" else "-",
+        )
     ax.plot([0, 1], [0, 1], color="grey", lw=0.6, ls=":", label="random")
-    ax.set(xlabel="share of customers (ranked by prediction)", ylabel="share of actual revenue",
-           title="Cumulative gain", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="share of customers (ranked by prediction)",
+        ylabel="share of actual revenue",
+        title="Cumulative gain",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
@@ -38,8 +48,12 @@ def deciles(actual: np.ndarray, predicted: np.ndarray) -> Figure:
     x = np.arange(1, len(pred_mean) + 1)
     ax.bar(x - 0.2, pred_mean, width=0.4, label="predicted")
     ax.bar(x + 0.2, actual_mean, width=0.4, label="actual")
-    ax.set(xlabel="decile of predicted CLV (10 = highest)", ylabel="mean value per customer",
-           title="Predicted vs actual by decile", xticks=x)
+    ax.set(
+        xlabel="decile of predicted CLV (10 = highest)",
+        ylabel="mean value per customer",
+        title="Predicted vs actual by decile",
+        xticks=x,
+    )
     ax.legend()
     fig.tight_layout()
     return fig
@@ -53,8 +67,13 @@ def calibration(churned: np.ndarray, probabilities: dict[str, np.ndarray]) -> Fi
         mean_pred, observed, count = metrics.calibration_table(churned, prob)
         keep = count > 0
         ax.plot(mean_pred[keep], observed[keep], marker="o", label=name)
-    ax.set(xlabel="predicted churn probability", ylabel="observed churn rate", title="Churn calibration",
-           xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        xlabel="predicted churn probability",
+        ylabel="observed churn rate",
+        title="Churn calibration",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -76,7 +95,7 @@ def distribution(predicted_clv: np.ndarray) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(np.log10(1 + values), bins=50)
     ticks = np.arange(0, np.ceil(np.log10(1 + values.max() if len(values) else 1)) + 1)
-    ax.set_xticks(ticks, [f"{10 ** t - 1:,.0f}" for t in ticks])
+    ax.set_xticks(ticks, [f"{10**t - 1:,.0f}" for t in ticks])
     ax.set(xlabel="predicted CLV (log scale)", ylabel="customers", title="Distribution of predicted CLV")
     fig.tight_layout()
     return fig

@@ -49,7 +49,12 @@ def version_metric(client: MlflowClient, version: ModelVersion, metric: str) -> 
 
 
 def decide(
-    client: MlflowClient, name: str, alias: str, metric: str, candidate_value: float, min_improvement: float = 0.0
+    client: MlflowClient,
+    name: str,
+    alias: str,
+    metric: str,
+    candidate_value: float,
+    min_improvement: float = 0.0,
 ) -> Decision:
     """Whether a candidate with `candidate_value` (higher is better) should take the alias."""
     current = champion(client, name, alias)
@@ -58,7 +63,11 @@ def decide(
     current_value = version_metric(client, current, metric)
     if current_value is None:
         return Decision(
-            True, f"{alias} v{current.version} has no {metric} to compare with", current.version, None, candidate_value
+            True,
+            f"{alias} v{current.version} has no {metric} to compare with",
+            current.version,
+            None,
+            candidate_value,
         )
     if candidate_value > current_value + min_improvement:
         reason = f"{metric} {candidate_value:.4f} beats {alias} v{current.version} ({current_value:.4f})"
@@ -96,7 +105,9 @@ def rollback(client: MlflowClient, name: str, alias: str) -> tuple[str, str]:
     while past and past[-1] == str(current.version):
         past.pop()
     if not past:
-        raise RegistryError(f"{alias} v{current.version} is the first {alias}; there is nothing to roll back to")
+        raise RegistryError(
+            f"{alias} v{current.version} is the first {alias}; there is nothing to roll back to"
+        )
     target = past[-1]
     client.set_registered_model_alias(name, alias, target)
     client.set_registered_model_tag(name, HISTORY_TAG, ",".join(past))

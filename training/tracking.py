@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import mlflow
-from mlflow import MlflowClient
 import pandas as pd
 from matplotlib.figure import Figure
+from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ def configure(tracking_uri: str, experiment: str) -> None:
     if mlflow.get_experiment_by_name(experiment) is None:
         artifact_location = None
         if tracking_uri.startswith("sqlite:///"):
-            artifact_location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
+            artifact_location = (
+                (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
+            )
         mlflow.create_experiment(experiment, artifact_location=artifact_location)
     mlflow.set_experiment(experiment)
 

@@ -67,7 +67,9 @@ def plan_windows(
     return WindowPlan(label_days, cutoffs)
 
 
-def backtest_horizon(first_date: dt.date, as_of: dt.date, horizon_days: int, min_history_days: int = 90) -> int:
+def backtest_horizon(
+    first_date: dt.date, as_of: dt.date, horizon_days: int, min_history_days: int = 90
+) -> int:
     """The longest window up to H for which a backtest still has a trainable history before it."""
     available = (as_of - first_date).days
     # Half the data to train on (at least min history + two short windows), the rest to test on.

@@ -45,7 +45,18 @@ def test_validate_report_on_good_data(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("cid,ts,amt\nA,2020-01-01,10\nA,2020-02-01,-2\nB,2020-01-05,5\n")
     result = runner.invoke(
-        app, ["validate", "-t", str(path), "--map", "customer_id=cid", "--map", "timestamp=ts", "--map", "amount=amt"]
+        app,
+        [
+            "validate",
+            "-t",
+            str(path),
+            "--map",
+            "customer_id=cid",
+            "--map",
+            "timestamp=ts",
+            "--map",
+            "amount=amt",
+        ],
     )
     text = plain(result.output)
     assert result.exit_code == 0, text

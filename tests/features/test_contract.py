@@ -54,7 +54,9 @@ def test_parquet_with_typed_columns(tmp_path):
     pd.DataFrame(
         {
             "customer_id": [1, 2],
-            "timestamp": pd.to_datetime(["2023-01-01 10:00", "2023-01-02 00:00"]).tz_localize("Europe/Berlin"),
+            "timestamp": pd.to_datetime(["2023-01-01 10:00", "2023-01-02 00:00"]).tz_localize(
+                "Europe/Berlin"
+            ),
             "amount": [1.0, 2.0],
         }
     ).to_parquet(path)
@@ -105,7 +107,9 @@ def test_timestamp_format_option_reads_day_first_dates(tmp_path):
 
 
 def test_non_numeric_amount_is_rejected_with_example(tmp_path):
-    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2020-01-01,1\nB,2020-01-02,€12\nC,2020-01-03,x\n")
+    path = write_csv(
+        tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2020-01-01,1\nB,2020-01-02,€12\nC,2020-01-03,x\n"
+    )
     message = error_text(path)
     assert "'amount'" in message and "row 2" in message and "'€12'" in message and "1 more" in message
 
@@ -159,7 +163,9 @@ def test_warnings_are_counted_not_rejected(tmp_path):
 
 def test_mapping_option_and_case_insensitive_names(tmp_path):
     path = write_csv(tmp_path / "t.csv", "CustomerID,InvoiceDate,Revenue\nA,2023-01-01,3\n")
-    shop = load(path, mapping=parse_mapping(["customer_id=CustomerID", "timestamp=invoicedate", "amount=Revenue"]))
+    shop = load(
+        path, mapping=parse_mapping(["customer_id=CustomerID", "timestamp=invoicedate", "amount=Revenue"])
+    )
     assert rows(shop)[["customer_id", "amount"]].values.tolist() == [["A", 3.0]]
 
 

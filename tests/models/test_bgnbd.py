@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.integrate import dblquad, quad
-from scipy.special import betaln
+from scipy.special import betaincinv, betaln
 
 from models.bgnbd import BetaGeoModel, simulate
 
@@ -154,19 +154,22 @@ def test_closed_forms_match_numerical_integration_of_the_individual_model():
 
 def _expected_if_alive(params, x, z) -> float:
     """E[purchases in t | alive] = E over p ~ Beta(a, b+x) of (1 - (1 + p z)^-(r+x)) / p, z = t / (alpha+T):
-    the rate's posterior Gamma(r+x, alpha+T) integrated out by its Laplace transform, p by quadrature."""
+    the rate's posterior Gamma(r+x, alpha+T) integrated out by its Laplace transform, p by adaptive
+    quadrature in y = -log p, with break points at quantiles of p (so a concentrated Beta is found)."""
     r, _, a, b = params
+    shape = b + x
 
-    def integrand(y):  # p = e^-y
+    def integrand(y):  # p = e^-y, dp = p dy
         p = math.exp(-y)
-        return -math.expm1(-(r + x) * math.log1p(p * z)) * math.exp(
-            (a - 1) * -y + (b + x - 1) * math.log1p(-p) - betaln(a, b + x)
-        )
+        log_density = -(a - 1) * y + (shape - 1) * math.log(-math.expm1(-y)) - betaln(a, shape)
+        return -math.expm1(-(r + x) * math.log1p(p * z)) * math.exp(log_density)
 
-    edges = sorted({0.0, max(math.log(z), 0.0), max(math.log((b + x) / 50), 0.0)})
-    edges.append(edges[-1] + 200 / min(a, 1))
+    levels = (1e-15, 1e-9, 1e-6, 1e-3, 0.1, 0.5, 0.9, 0.999, 1 - 1e-6, 1 - 1e-12)
+    quantiles = [float(betaincinv(a, shape, q)) for q in levels]
+    edges = sorted({-math.log(q) for q in quantiles if 0 < q < 1} | {max(math.log(z), 0.0), 0.0})
     return sum(
-        quad(integrand, lo, hi, limit=400, epsabs=0, epsrel=1e-12)[0] for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        quad(integrand, lo, hi, limit=200, epsabs=0, epsrel=1e-12)[0]
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     )
 
 
@@ -180,6 +183,36 @@ def test_frequent_buyers_long_horizons_match_quadrature(x, horizon_weeks):
     alive = 1 / (1 + a / (b + x - 1) * ((alpha + age) / (alpha + t_x)) ** (r + x))
     expected = alive * _expected_if_alive(tuple(CDNOW.values()), x, horizon_weeks / (alpha + age))
     assert model.expected_purchases(X, horizon_weeks * WEEK)[0] == pytest.approx(expected, rel=1e-8)
+
+
+# A fit on a cut-off with 4 to 14 weeks of history (the backtest's first window): the drop-out
+# probability is pinned near a / (a + b) = 0.11, so a and b are in the hundreds and thousands.
+SHORT = {"r": 0.5642, "alpha": 5.532, "a": 611.75, "b": 4802.7}
+
+
+@pytest.mark.parametrize("x", [0, 1, 3, 7, 20, 600])
+@pytest.mark.parametrize("age", [4.0, 13.57, 52.0])
+def test_large_a_and_b_match_quadrature(x, age):
+    # Regression: Euler's form 2F1(a+b-1-r, a-1; a+b+x-1; u) is nan for these (a > r + x + 1). x = 600 in
+    # 4 weeks falls through both closed forms to the numerical integral.
+    r, alpha, a, b = SHORT.values()
+    horizon, t_x = 365 / 7, age * 0.8 if x else 0.0
+    alive = 1 / (1 + a / (b + x - 1) * ((alpha + age) / (alpha + t_x)) ** (r + x)) if x else 1.0
+    expected = alive * _expected_if_alive(tuple(SHORT.values()), x, horizon / (alpha + age))
+    got = with_params(SHORT).expected_purchases(summary([x], [t_x], [age]), horizon * WEEK)[0]
+    assert got == pytest.approx(expected, rel=1e-8)
+
+
+def test_no_nan_for_any_plausible_parameters():
+    r_values, a_values, b_values = (0.05, 0.5, 5.0), (0.05, 0.5, 1.0, 3.0, 600.0, 1e5), (0.1, 2.0, 5e3, 1e5)
+    X = summary([0, 1, 3, 30, 300], [0, 1.0, 10.0, 50.0, 100.0], [1.0, 10.0, 52.0, 104.0, 104.0])
+    for r in r_values:
+        for a in a_values:
+            for b in b_values:
+                model = with_params({"r": r, "alpha": 5.0, "a": a, "b": b})
+                curve = np.array([model.expected_purchases(X, t) for t in (1, 30, 365, 3650, 36500)])
+                assert np.isfinite(curve).all() and (curve >= 0).all(), (r, a, b)
+                assert (np.diff(curve, axis=0) >= -1e-9 * curve[1:]).all(), (r, a, b)
 
 
 # ------------------------------------------------------------------------------------ Monte Carlo

@@ -142,7 +142,10 @@ def _log_tail_by_quadrature(params, x, y) -> float:
 
     edges = [0, 0.001, 0.01, 0.1, 1, 3, 10, 30, 100, 300, 700]
     return at_y + math.log(
-        sum(quad(integrand, lo, hi, limit=400, epsabs=0, epsrel=1e-13)[0] for lo, hi in zip(edges[:-1], edges[1:], strict=True))
+        sum(
+            quad(integrand, lo, hi, limit=400, epsabs=0, epsrel=1e-13)[0]
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        )
     )
 
 

@@ -35,7 +35,9 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fitted(data):
     snapshots, reference = data
-    return CLVPredictor(horizon_days=365, label_days=180, margin=0.3, n_estimators=80, seed=1).fit(snapshots, reference)
+    return CLVPredictor(horizon_days=365, label_days=180, margin=0.3, n_estimators=80, seed=1).fit(
+        snapshots, reference
+    )
 
 
 def test_output_columns_and_invariants(fitted, data):

@@ -28,7 +28,13 @@ def base() -> pd.DataFrame:
 
 
 def customer(**values) -> pd.DataFrame:
-    row = {"predicted_clv": 10.0, "churn_prob": 0.5, "p_alive": 0.5, "tenure_days": 400, "monetary_total": 100.0}
+    row = {
+        "predicted_clv": 10.0,
+        "churn_prob": 0.5,
+        "p_alive": 0.5,
+        "tenure_days": 400,
+        "monetary_total": 100.0,
+    }
     return pd.DataFrame([{**row, **values}])
 
 
@@ -57,12 +63,20 @@ def test_each_segment_by_hand(base):
         "new": customer(tenure_days=10, predicted_clv=top),
         "vip": customer(predicted_clv=top, churn_prob=0.0),
         "high_value_at_risk": customer(predicted_clv=top, churn_prob=0.99),
-        "lapsed_valuable": customer(monetary_total=rules.valuable_history_ * 2, p_alive=0.05, churn_prob=0.99),
+        "lapsed_valuable": customer(
+            monetary_total=rules.valuable_history_ * 2, p_alive=0.05, churn_prob=0.99
+        ),
         "active_low_value": customer(predicted_clv=0.0, churn_prob=0.0),
         "nurture": customer(predicted_clv=(rules.low_value_ + rules.high_value_) / 2, churn_prob=0.0),
     }
-    expected_action = {"new": "welcome_series", "vip": "upsell", "high_value_at_risk": "retention_offer",
-                       "lapsed_valuable": "win_back", "active_low_value": "cross_sell", "nurture": "nurture"}
+    expected_action = {
+        "new": "welcome_series",
+        "vip": "upsell",
+        "high_value_at_risk": "retention_offer",
+        "lapsed_valuable": "win_back",
+        "active_low_value": "cross_sell",
+        "nurture": "nurture",
+    }
     for segment, frame in cases.items():
         row = rules.apply(frame).iloc[0]
         assert row.segment == segment, (segment, row.reason)

@@ -6,7 +6,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from features.demo_shop import write_demo_shop
 from serving.api import create_app
 from serving.auth import Keyring
 from serving.page import mount_page
+from serving.run import server_command
 from serving.state import ServingState
 from training.pipeline import train
 from training.score import score
@@ -47,7 +47,9 @@ class Trained:
 
 
 def load(shop_dir: Path):
-    return load_shop(shop_dir / "transactions.parquet", shop_dir / "events.parquet", shop_dir / "customers.parquet")
+    return load_shop(
+        shop_dir / "transactions.parquet", shop_dir / "events.parquet", shop_dir / "customers.parquet"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +60,12 @@ def trained(tmp_path_factory) -> Trained:
     settings = load_settings(
         mlflow={"tracking_uri": f"sqlite:///{root / 'mlflow.db'}"},
         train={"n_snapshots": 2, "horizon_days": 180},
-        serve={"scores": root / "scores.parquet", "api_keys": KEYS, "max_batch": 50, "max_history_rows": 2000},
+        serve={
+            "scores": root / "scores.parquet",
+            "api_keys": KEYS,
+            "max_batch": 50,
+            "max_history_rows": 2000,
+        },
     )
     cwd = os.getcwd()
     os.chdir(root)  # MLflow puts artifacts next to the working directory's mlruns
@@ -94,8 +101,7 @@ def free_port() -> int:
 def running_server(trained, timeout: float = 90):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "serving.service:CLVService", "--port", str(port),
-         "--host", "127.0.0.1"],
+        server_command(port, "127.0.0.1"),
         cwd=trained.root,
         env=trained.env(),
         stdout=subprocess.PIPE,

@@ -10,6 +10,8 @@ import pytest
 
 from features.schema import SCORE_COLUMNS
 from serving.export import ExportFilter, apply_filter, to_csv
+from training import tracking
+from training.registry import promote, rollback
 
 from .conftest import ADMIN, APP, MARKETER
 
@@ -37,7 +39,7 @@ def test_predict_returns_the_score_columns_and_unknown_ids(client, scores):
 
 
 def test_curl_style_body_without_content_type_is_read_as_json(client, scores):
-    body = '{"customer_ids": ["%s"]}' % scores["customer_id"].iloc[0]
+    body = '{{"customer_ids": ["{}"]}}'.format(scores["customer_id"].iloc[0])
     headers = {**APP, "Content-Type": "application/x-www-form-urlencoded"}
     assert client.post("/predict", content=body, headers=headers).status_code == 200
 
@@ -83,14 +85,18 @@ def test_predict_history_matches_batch_scores_for_the_same_history(client, train
     response = client.post("/predict_history", json=body, headers=APP)
     assert response.status_code == 200, response.text
     live = response.json()["predictions"][0]
-    batch = scores.set_index("customer_id").loc[customer]
+    looked_up = client.post("/predict", json={"customer_ids": [customer]}, headers=APP).json()
+    batch = looked_up["predictions"][0]
     for column in ("predicted_clv", "churn_prob", "p_alive", "expected_orders", "expected_aov"):
         assert live[column] == pytest.approx(batch[column], rel=1e-5), column
-    assert live["segment"] == batch["segment"]
+    for column in ("segment", "next_best_action", "as_of", "horizon_days", "model_version"):
+        assert live[column] == batch[column], column
 
 
 def test_predict_history_for_a_new_one_order_customer(client):
-    body = {"transactions": [{"customer_id": "new-1", "timestamp": "2025-12-20T10:00:00+01:00", "amount": 42.5}]}
+    body = {
+        "transactions": [{"customer_id": "new-1", "timestamp": "2025-12-20T10:00:00+01:00", "amount": 42.5}]
+    }
     response = client.post("/predict_history", json=body, headers=APP)
     assert response.status_code == 200, response.text
     row = response.json()["predictions"][0]
@@ -104,6 +110,8 @@ def test_predict_history_for_a_new_one_order_customer(client):
         ([{"customer_id": "a", "timestamp": "31/31/2020", "amount": 5}], "row 1: cannot read '31/31/2020'"),
         ([{"customer_id": "a", "timestamp": "2025-01-01", "amount": "abc"}], "transactions.amount, row 1"),
         ([{"customer_id": "a", "amount": 5}], "timestamp"),
+        ([{"timestamp": "2025-01-01", "amount": 5}], "customer_id"),
+        ([{"customer_id": "a", "timestamp": "2025-01-01"}], "amount"),
         ([], "transactions is empty"),
     ],
 )
@@ -113,8 +121,46 @@ def test_history_that_breaks_the_contract_is_400(client, transactions, says):
     assert says in response.json()["error"]
 
 
+ONE_ORDER = [{"customer_id": "a", "timestamp": "2025-01-01", "amount": 5}]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"as_of": "yesterday", "transactions": ONE_ORDER},
+        {"transactions": [1, 2]},
+        {"transactions": ONE_ORDER, "events": [{"customer_id": "a", "timestamp": "soon"}]},
+        {"transactions": ONE_ORDER, "customers": [{"customer_id": "a", "signup_date": "31/31/2020"}]},
+        {"transactions": ONE_ORDER, "extra": 1},
+        {"transactions": [{"customer_id": None, "timestamp": "2025-01-01", "amount": 5}]},
+        # Python's JSON parser reads 1e400 as infinity.
+        '{"transactions": [{"customer_id": "a", "timestamp": "2025-01-01", "amount": 1e400}]}',
+        '{"transactions": [{"customer_id": "a", "timestamp": "2025-01-01", "amount": NaN}]}',
+    ],
+)
+def test_odd_history_bodies_get_a_4xx_not_a_500(client, body):
+    content = body if isinstance(body, str) else json.dumps(body)
+    response = client.post("/predict_history", content=content, headers=APP)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]
+
+
+def test_a_body_that_is_not_utf8_json_is_400(client):
+    response = client.post("/predict", content=b"\xff\xfe{", headers=APP)
+    assert response.status_code == 400 and "malformed JSON" in response.json()["error"]
+
+
+def test_a_chunked_body_over_the_size_limit_is_413(client, monkeypatch):
+    monkeypatch.setattr("serving.api.MAX_BODY_BYTES", 1000)
+    chunks = (b'{"customer_ids": [' + b'"x",' * 100 for _ in range(10))
+    response = client.post("/predict", content=chunks, headers=APP)
+    assert response.status_code == 413 and "larger than" in response.json()["error"]
+
+
 def test_history_over_the_row_limit_is_413(client, trained):
-    rows = [{"customer_id": "a", "timestamp": "2025-01-01", "amount": 1}] * (trained.settings.serve.max_history_rows + 1)
+    rows = [{"customer_id": "a", "timestamp": "2025-01-01", "amount": 1}] * (
+        trained.settings.serve.max_history_rows + 1
+    )
     assert client.post("/predict_history", json={"transactions": rows}, headers=APP).status_code == 413
 
 
@@ -172,10 +218,43 @@ def test_reload_is_admin_only_and_picks_up_a_new_score_table(client, state, trai
     changed.to_parquet(trained.settings.serve.scores, index=False)
     try:
         assert client.post("/admin/reload", headers=ADMIN).json()["reloaded"] is True
-        row = client.post("/predict", json={"customer_ids": [changed.loc[0, "customer_id"]]}, headers=APP).json()
+        row = client.post(
+            "/predict", json={"customer_ids": [changed.loc[0, "customer_id"]]}, headers=APP
+        ).json()
         assert row["predictions"][0]["predicted_clv"] == 123456.0
     finally:
         scores.to_parquet(trained.settings.serve.scores, index=False)
+
+
+def test_reload_picks_up_a_new_champion_and_a_rollback(client, trained):
+    settings = trained.settings
+    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    registry = tracking.client(settings.mlflow.tracking_uri)
+    first = registry.get_model_version_by_alias(name, alias)
+    # A second version of the same model stands in for a retrain (training takes longer than a test should).
+    second = registry.create_model_version(name, first.source, run_id=first.run_id, model_id=first.model_id)
+    promote(registry, name, second.version, alias)
+    try:
+        assert client.post("/admin/reload", headers=ADMIN).json()["model_version"] == str(second.version)
+        assert client.get("/model", headers=APP).json()["model"]["version"] == str(second.version)
+    finally:
+        rollback(registry, name, alias)
+    assert client.post("/admin/reload", headers=ADMIN).json()["model_version"] == str(first.version)
+
+
+def test_a_failed_reload_says_why_and_keeps_serving(client, trained, scores):
+    path = trained.settings.serve.scores
+    moved = path.with_suffix(".away")
+    path.rename(moved)
+    try:
+        response = client.post("/admin/reload", headers=ADMIN)
+        assert response.status_code == 503
+        assert "reload failed, still serving model v1" in response.json()["error"]
+        assert "make train" in response.json()["error"]
+    finally:
+        moved.rename(path)
+    one = {"customer_ids": scores["customer_id"][:1].tolist()}
+    assert client.post("/predict", json=one, headers=APP).status_code == 200
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

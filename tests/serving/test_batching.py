@@ -41,7 +41,9 @@ def test_concurrent_requests_are_batched_and_answered(state):
     batcher = HistoryBatcher(lambda: state.current.model)
 
     async def many():
-        return await asyncio.gather(*(batcher.predict(job([float(10 + i)], customer=f"c{i}")) for i in range(12)))
+        return await asyncio.gather(
+            *(batcher.predict(job([float(10 + i)], customer=f"c{i}")) for i in range(12))
+        )
 
     results = asyncio.run(many())
     assert [r[0]["customer_id"] for r in results] == [f"c{i}" for i in range(12)]

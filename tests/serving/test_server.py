@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clv.cli import app
-from serving.export import ExportFilter, apply_filter, to_csv
+from serving.export import ExportFilter, apply_filter
 
 from .conftest import APP, MARKETER, running_server
 
@@ -22,7 +22,7 @@ def test_real_server_answers_predict_export_and_metrics(trained):
     with running_server(trained) as url:
         assert httpx.get(f"{url}/healthz").status_code == 200
         # The README's curl: no Content-Type header, key as a bearer token.
-        response = httpx.post(f"{url}/predict", content='{"customer_ids": ["%s"]}' % customer, headers=APP)
+        response = httpx.post(f"{url}/predict", content=f'{{"customer_ids": ["{customer}"]}}', headers=APP)
         assert response.status_code == 200, response.text
         assert response.json()["predictions"][0]["customer_id"] == customer
         assert httpx.post(f"{url}/predict", content="{oops", headers=APP).status_code == 400
@@ -37,16 +37,28 @@ def test_real_server_answers_predict_export_and_metrics(trained):
         assert page.status_code == 200 and "/ui/static/app.js" in page.text
 
 
-def test_clv_export_writes_the_same_list_as_the_api(trained, tmp_path, monkeypatch):
+def test_clv_export_writes_the_same_list_as_the_api(trained, client, tmp_path, monkeypatch):
     monkeypatch.setenv("CLV_SERVE__SCORES", str(trained.settings.serve.scores))
     out = tmp_path / "vip.csv"
-    result = runner.invoke(app, ["export", "--segment", "vip,high_value_at_risk", "--top", "20%", "--out", str(out)])
+    args = ["--segment", "vip", "--segment", "high_value_at_risk", "--top", "20%", "--churn-max", "0.9"]
+    result = runner.invoke(app, ["export", *args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Wrote" in result.output
+    spec = {"segment": ["vip", "high_value_at_risk"], "top": "20%", "churn_max": 0.9}
+    api = client.post("/export", json=spec, headers=MARKETER)
+    assert api.status_code == 200 and int(api.headers["X-Rows"]) > 0
+    assert out.read_text() == api.text
+
+
+def test_clv_export_writes_parquet_by_suffix(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_SERVE__SCORES", str(trained.settings.serve.scores))
+    out = tmp_path / "top.parquet"
+    result = runner.invoke(app, ["export", "--top", "10", "--min-clv", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
     scores = pd.read_parquet(trained.settings.serve.scores)
     scores["customer_id"] = scores["customer_id"].astype(str)
-    expected = apply_filter(scores, ExportFilter(segment=["vip", "high_value_at_risk"], top="20%"))
-    assert out.read_text() == to_csv(expected)
+    expected = apply_filter(scores, ExportFilter(top="10", min_clv=1))
+    assert pd.read_parquet(out)["customer_id"].tolist() == expected["customer_id"].tolist()
 
 
 def test_clv_export_rejects_unknown_segments_and_missing_scores(trained, tmp_path, monkeypatch):
@@ -54,7 +66,9 @@ def test_clv_export_rejects_unknown_segments_and_missing_scores(trained, tmp_pat
     result = runner.invoke(app, ["export", "--segment", "gold", "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 1 and "unknown segment 'gold'" in result.output
     assert not (tmp_path / "x.csv").exists()
-    result = runner.invoke(app, ["export", "--scores", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "y.csv")])
+    result = runner.invoke(
+        app, ["export", "--scores", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "y.csv")]
+    )
     assert result.exit_code == 1 and "make train" in result.output
 
 

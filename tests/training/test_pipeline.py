@@ -65,8 +65,18 @@ def test_train_registers_a_champion_with_metrics_and_plots(trained):
     client = MlflowClient(settings.mlflow.tracking_uri)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
-    for metric in ("spearman", "normalized_gini", "top_decile_capture", "decile_mape", "aggregate_error", "mae",
-                   "rmse", "churn_auc", "brier", "interval_coverage"):
+    for metric in (
+        "spearman",
+        "normalized_gini",
+        "top_decile_capture",
+        "decile_mape",
+        "aggregate_error",
+        "mae",
+        "rmse",
+        "churn_auc",
+        "brier",
+        "interval_coverage",
+    ):
         assert f"backtest_{metric}" in run.data.metrics, metric
     assert "baseline_btyd_spearman" in run.data.metrics and "baseline_textbook_spearman" in run.data.metrics
     assert run.data.params["data_fingerprint"]
@@ -130,7 +140,9 @@ def test_failure_half_way_leaves_champion_and_marks_run_failed(trained, shop_dir
     with pytest.raises(RuntimeError, match="artifact store"):
         train(load(shop_dir), settings)
     client = MlflowClient(settings.mlflow.tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("clv").experiment_id], order_by=["start_time DESC"])
+    runs = client.search_runs(
+        [client.get_experiment_by_name("clv").experiment_id], order_by=["start_time DESC"]
+    )
     assert runs[0].info.status == "FAILED"
     assert champion_version(settings) == "1"
 
@@ -146,10 +158,24 @@ def test_train_against_a_real_mlflow_server(tmp_path, shop_dir, monkeypatch):
     monkeypatch.chdir(tmp_path)
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         uri = f"http://127.0.0.1:{port}"

@@ -26,7 +26,9 @@ def new_version(client: MlflowClient, spearman: float) -> str:
     """A registered version whose run logged `backtest_spearman` (no model files are needed for the gate)."""
     with mlflow.start_run() as run:
         mlflow.log_metric("backtest_spearman", spearman)
-    version = client.create_model_version(NAME, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    version = client.create_model_version(
+        NAME, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    )
     return str(version.version)
 
 

@@ -1,0 +1,97 @@
+"""The export filter on its own: validation messages, filtering, ranking and `top` (no model needed)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from models.targeting import ACTIONS, SEGMENTS
+from serving.export import ExportFilter, apply_filter, to_csv
+
+
+@pytest.fixture
+def scores() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["c5", "c1", "c3", "c2", "c4", "c6"],
+            "predicted_clv": [50.0, 300.0, 120.0, 120.0, 10.0, 0.0],
+            "churn_prob": [0.9, 0.1, 0.5, 0.3, 0.7, 0.95],
+            "segment": ["high_value_at_risk", "vip", "nurture", "vip", "nurture", "lapsed_valuable"],
+            "next_best_action": ["retention_offer", "upsell", "nurture", "upsell", "nurture", "win_back"],
+        }
+    )
+
+
+def ids(frame: pd.DataFrame) -> list[str]:
+    return frame["customer_id"].tolist()
+
+
+def test_no_filter_ranks_everyone_by_clv_with_ties_by_id(scores):
+    assert ids(apply_filter(scores, ExportFilter())) == ["c1", "c2", "c3", "c5", "c4", "c6"]
+
+
+def test_filters_combine_with_and(scores):
+    spec = ExportFilter(segment=["vip", "nurture"], churn_max=0.5, min_clv=100)
+    assert ids(apply_filter(scores, spec)) == ["c1", "c2", "c3"]
+    assert ids(apply_filter(scores, ExportFilter(action="upsell,retention_offer"))) == ["c1", "c2", "c5"]
+
+
+def test_churn_bounds_are_inclusive(scores):
+    assert ids(apply_filter(scores, ExportFilter(churn_min=0.5, churn_max=0.9))) == ["c3", "c5", "c4"]
+
+
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [("2", ["c1", "c2"]), (2, ["c1", "c2"]), ("50%", ["c1", "c2", "c3"]), ("1%", ["c1"]), ("100%", None)],
+)
+def test_top_keeps_the_first_n_or_percent_of_the_filtered_list(scores, top, expected):
+    everyone = ids(apply_filter(scores, ExportFilter()))
+    assert ids(apply_filter(scores, ExportFilter(top=top))) == (expected or everyone)
+
+
+def test_top_percent_applies_after_the_other_filters(scores):
+    # 3 vip/nurture rows with churn <= 0.5; 50% of 3 rounds up to 2.
+    spec = ExportFilter(segment=["vip", "nurture"], churn_max=0.5, top="50%")
+    assert ids(apply_filter(scores, spec)) == ["c1", "c2"]
+
+
+def test_the_input_table_is_left_unchanged(scores):
+    before = scores.copy()
+    apply_filter(scores, ExportFilter(segment="vip", top="1"))
+    pd.testing.assert_frame_equal(scores, before)
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"segment": ["vip", "gold"]}, f"unknown segment 'gold'; choose from {', '.join(SEGMENTS)}"),
+        ({"action": "discount"}, f"unknown action 'discount'; choose from {', '.join(ACTIONS)}"),
+        ({"top": "ten"}, 'top must be a number of customers ("500") or a percentage ("10%")'),
+        ({"top": "0"}, "whole number of customers >= 1"),
+        ({"top": "2.5"}, "whole number of customers >= 1"),
+        ({"top": "150%"}, "top percentage must be in (0, 100]"),
+        ({"churn_min": 0.8, "churn_max": 0.2}, "churn_min (0.8) is above churn_max (0.2)"),
+        ({"churn_max": 1.5}, "less than or equal to 1"),
+        ({"min_clv": -1}, "greater than or equal to 0"),
+        ({"colour": "red"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_filters_say_what_is_wrong(fields, says):
+    with pytest.raises(ValidationError) as caught:
+        ExportFilter(**fields)
+    assert says in str(caught.value)
+
+
+def test_describe_names_the_active_filters():
+    assert ExportFilter().describe() == "no filters"
+    assert ExportFilter(segment="vip,new", top=" 10 % ").describe() == "segment=vip,new top=10%"
+
+
+def test_csv_round_trips_ids_and_order(scores):
+    text = to_csv(apply_filter(scores, ExportFilter()))
+    back = pd.read_csv(io.StringIO(text), dtype={"customer_id": str})
+    assert ids(back) == ["c1", "c2", "c3", "c5", "c4", "c6"]
+    assert list(back.columns) == list(scores.columns)
