@@ -11,8 +11,9 @@ generated, trained and scored, exactly as `make train` does. Then, each in its o
 
 Load: `--clients` concurrent keep-alive HTTP/1.1 connections for `--seconds` each, from a separate
 process with a minimal asyncio client (an HTTP library would be slower than the servers). Reported:
-p50 and p99 latency, requests per second, and throughput relative to the floor. Finally the time
-from process start to `/readyz` answering 200 with a synthetic 1M-customer score table.
+p50 and p99 latency, requests per second, and throughput relative to the floor; `/predict_history`
+also with a single client (latency without queueing). Finally the time from process start to
+`/readyz` answering 200 with a synthetic 1M-customer score table.
 """
 
 from __future__ import annotations
@@ -287,19 +288,17 @@ def main() -> None:
 
         service, port, _ = start_service(env, workdir)
         try:
-            for name, path, body in (
-                ("service: /predict, 1 id", "/predict", one),
-                ("service: /predict, 100 ids", "/predict", hundred),
-                (
-                    "service: /predict_history, 20 transactions",
-                    "/predict_history",
-                    history_body(shop, scores),
-                ),
+            history = history_body(shop, scores)
+            for name, path, body, clients in (
+                ("service: /predict, 1 id", "/predict", one, args.clients),
+                ("service: /predict, 100 ids", "/predict", hundred, args.clients),
+                ("service: /predict_history, 20 transactions", "/predict_history", history, args.clients),
+                ("service: /predict_history, 1 client", "/predict_history", history, 1),
             ):
                 console.print(f"load: {name}")
                 # Readiness means one worker is up; the warm-up lets the others finish loading.
-                run_load(port, path, body, WARM_UP_SECONDS, args.clients)
-                results[name] = run_load(port, path, body, args.seconds, args.clients)
+                run_load(port, path, body, WARM_UP_SECONDS, clients)
+                results[name] = run_load(port, path, body, args.seconds, clients)
         finally:
             stop(service)
 
@@ -313,7 +312,9 @@ def main() -> None:
         big.unlink()
 
     floor_rps = results["floor: /predict, 1 id"]["rps"]
-    table = Table(title=f"{args.clients} concurrent clients, {args.seconds:g} s each, {os.cpu_count()} cores")
+    table = Table(
+        title=f"{args.clients} concurrent clients (unless said), {args.seconds:g} s each, {os.cpu_count()} cores"
+    )
     for column in ("endpoint", "p50 ms", "p99 ms", "req/s", "floor rps / rps", "non-200"):
         table.add_column(column, justify="left" if column == "endpoint" else "right")
     for name, r in results.items():

@@ -374,8 +374,8 @@ def export(
     from pydantic import ValidationError
 
     from features.files import write_frame
-    from serving.api import describe_validation
     from serving.export import ExportFilter, apply_filter, to_csv
+    from serving.messages import describe_validation
     from serving.scores import ScoresUnavailable, ScoreTable
 
     settings = _settings()

@@ -25,10 +25,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import export
 from serving.auth import ADMIN, EXPORT, PREDICT, AuthError, Keyring
 from serving.batching import HistoryBatcher, HistoryJob
+from serving.messages import EXAMPLE, describe_validation
 from serving.scores import ScoresUnavailable
 from serving.state import ServingState
 from training.score import ModelNotFound
@@ -161,6 +163,17 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
     async def _invalid(_: Request, exc: RequestValidationError):
         return _error(400, describe_validation(exc.errors()))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        # FastAPI's own refusals (unreadable body, unknown route, wrong method) in the same shape.
+        message = {
+            400: f"cannot read the body: it is not UTF-8 JSON text; {EXAMPLE}",
+            404: f"there is no {request.url.path}; the API is POST /predict, POST /predict_history, "
+            "GET /model, POST /export, POST /admin/reload",
+            405: f"{request.url.path} does not take {request.method}",
+        }.get(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, message, headers=exc.headers)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):
         log.exception("unexpected error")
@@ -168,7 +181,7 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
 
     def serving():
         if state.current is None:
-            raise ApiError(503, "the model is still loading; retry in a few seconds")
+            raise ApiError(503, "no model is loaded yet (the service log says why); retry in a few seconds")
         return state.current
 
     batcher = HistoryBatcher(lambda: serving().model)
@@ -295,23 +308,5 @@ def _last_date(transactions: pd.DataFrame) -> dt.date:
     return stamps.max().date() if stamps.notna().any() else dt.date.today()
 
 
-def describe_validation(errors) -> str:
-    """One readable sentence per problem, e.g. "customer_ids: Input should be a valid list"."""
-    parts = []
-    for error in errors:
-        if error.get("type") == "json_invalid":
-            return (
-                "malformed JSON body "
-                f"({error.get('ctx', {}).get('error', 'cannot parse')}); send a JSON object, "
-                'e.g. {"customer_ids": ["c1", "c2"]}'
-            )
-        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        message = error.get("msg", "invalid")
-        if error.get("type") == "missing":
-            message = "this field is required"
-        parts.append(f"{location}: {message}")
-    return "; ".join(parts)
-
-
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def _error(status: int, message: str, headers: dict | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)

@@ -11,11 +11,14 @@ Without API keys the service refuses to start (serving.auth.NO_KEYS_HELP says ho
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 import bentoml
 from starlette.applications import Starlette
@@ -69,33 +72,80 @@ routes = Routes()
 )
 @bentoml.asgi_app(routes, path="/")
 class CLVService:
-    def __init__(self) -> None:
-        from serving.api import create_app
-        from serving.page import mount_page
-        from serving.state import ServingState
+    """Loads the champion and score table, then checks for new ones every `[serve] reload_seconds`.
 
-        self.state = ServingState(settings)
-        self.state.load()
-        app = create_app(self.state, keyring)
-        mount_page(app, self.state)
-        routes.fill(app)
-        # A large, long-lived heap makes Python's full collections slow (STACK.md): freeze what
-        # start-up allocated so the collector stops rescanning it on every request burst.
-        gc.collect()
-        gc.freeze()
-        # Requests allocate many short-lived objects; collecting the young generation less often
-        # trims the latency tail without letting memory grow (the old generations are frozen).
-        gc.set_threshold(50_000, 20, 100)
-        if settings.serve.reload_seconds:
-            threading.Thread(target=self._watch, name="champion-watch", daemon=True).start()
+    Without a champion or score table the worker still starts but is not ready (/readyz and
+    requests answer 503; the log says why) and retries every RETRY_SECONDS, so a deployment started
+    before the first `make train` comes up by itself. `clv serve` checks both before starting.
+    """
+
+    def __init__(self) -> None:
+        with _loading_turn(settings.serve.scores):
+            from serving.api import create_app
+            from serving.page import mount_page
+            from serving.state import ServingState
+
+            self.state = ServingState(settings)
+            app = create_app(self.state, keyring)
+            mount_page(app, self.state)
+            routes.fill(app)
+            loaded = self._check()
+        if loaded:
+            _settle_heap()
+        threading.Thread(target=self._watch, name="champion-watch", daemon=True).start()
 
     def __is_ready__(self) -> bool:
         return self.state.current is not None
 
     def _watch(self) -> None:
-        while True:
-            time.sleep(settings.serve.reload_seconds)
-            try:
-                self.state.reload_if_changed()
-            except Exception:  # noqa: BLE001 - keep serving the current model; the next check retries
-                log.exception("reload check failed; still serving the current model")
+        while self.state.current is None or settings.serve.reload_seconds:
+            time.sleep(settings.serve.reload_seconds if self.state.current else RETRY_SECONDS)
+            if self._check():
+                # The new table and model are as long-lived as the ones they replace.
+                _settle_heap()
+
+    def _check(self) -> bool:
+        """Load or reload; True when something new is served. Failures are logged, never raised."""
+        from serving.scores import ScoresUnavailable
+        from training.score import ModelNotFound
+
+        still = "nothing yet" if self.state.current is None else "the current model"
+        try:
+            return self.state.reload_if_changed()
+        except (ModelNotFound, ScoresUnavailable) as exc:
+            log.error("cannot load, serving %s; will retry: %s", still, exc)
+        except Exception:  # noqa: BLE001 - an unexpected failure must not stop the checks
+            log.exception("load check failed; serving %s", still)
+        return False
+
+
+RETRY_SECONDS = 10
+
+
+@contextlib.contextmanager
+def _loading_turn(scores: Path):
+    """Let the workers of a server load one at a time.
+
+    Importing and loading are CPU-bound; two workers doing both together on two cores both finish
+    late, while one after the other makes the first ready (and the server with it) in the time one
+    takes alone. The lock is on the score table, which every worker reads anyway and which
+    outlives the server, so no lock file is left behind.
+    """
+    try:
+        handle = open(scores, "rb")  # noqa: SIM115 - closed below; closing releases the lock
+    except OSError:
+        yield  # nothing to load; loading reports why
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _settle_heap() -> None:
+    # A large, long-lived heap makes Python's full collections slow (STACK.md): freeze what
+    # start-up allocated so the collector stops rescanning it on every request burst.
+    gc.collect()
+    gc.freeze()
+    # Requests allocate many short-lived objects; collecting the young generation less often
+    # trims the latency tail without letting memory grow (the old generations are frozen).
+    gc.set_threshold(50_000, 20, 100)

@@ -98,28 +98,30 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(trained, timeout: float = 90):
+def running_server(trained, timeout: float = 90, wait_for: str = "/readyz", log: Path | None = None, **env):
+    """A real server on loopback, stopped on exit; its output goes to `log` (default: next to the data)."""
     port = free_port()
-    process = subprocess.Popen(
-        server_command(port, "127.0.0.1"),
-        cwd=trained.root,
-        env=trained.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = log or trained.root / f"server-{port}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            server_command(port, "127.0.0.1"),
+            cwd=trained.root,
+            env={**trained.env(), **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(f"server exited: {process.stdout.read()[-3000:]}")
+                pytest.fail(f"server exited: {log.read_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{url}{wait_for}", timeout=2).status_code == 200:
                     break
             time.sleep(0.5)
         else:
-            pytest.fail("server did not become ready")
+            pytest.fail(f"server did not answer {wait_for}: {log.read_text()[-3000:]}")
         yield url
     finally:
         process.terminate()

@@ -52,6 +52,8 @@ def test_curl_style_body_without_content_type_is_read_as_json(client, scores):
         ('{"customer_ids": "c1"}', 400, "customer_ids"),
         ('{"ids": ["c1"]}', 400, "customer_ids: this field is required"),
         ("[1, 2]", 400, "body"),
+        ("", 400, "the request has no body"),
+        ('{"customer_ids": [["c1"]]}', 400, "customer_ids.0"),
         ('{"customer_ids": ["nobody"]}', 404, "none of the 1 customer ids"),
     ],
 )
@@ -147,7 +149,13 @@ def test_odd_history_bodies_get_a_4xx_not_a_500(client, body):
 
 def test_a_body_that_is_not_utf8_json_is_400(client):
     response = client.post("/predict", content=b"\xff\xfe{", headers=APP)
-    assert response.status_code == 400 and "malformed JSON" in response.json()["error"]
+    assert response.status_code == 400 and "not UTF-8 JSON text" in response.json()["error"]
+
+
+def test_unknown_routes_and_methods_answer_in_the_same_shape(client):
+    assert "there is no /predictions" in client.get("/predictions").json()["error"]
+    response = client.get("/predict", headers=APP)
+    assert response.status_code == 405 and "does not take GET" in response.json()["error"]
 
 
 def test_a_chunked_body_over_the_size_limit_is_413(client, monkeypatch):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import time
+
 import httpx
 import pandas as pd
 import pytest
@@ -35,6 +38,31 @@ def test_real_server_answers_predict_export_and_metrics(trained):
         assert "clv_request_latency_seconds" in metrics
         page = httpx.get(f"{url}/ui")
         assert page.status_code == 200 and "/ui/static/app.js" in page.text
+        assert httpx.get(f"{url}/model", headers=APP).json()["model"]["version"] == "1"
+        assert httpx.post(f"{url}/admin/reload", headers=MARKETER).status_code == 403
+
+
+@pytest.mark.slow
+def test_a_server_without_a_champion_waits_for_one(trained, tmp_path):
+    store = tmp_path / "mlflow.db"
+    log = tmp_path / "server.log"
+    # One worker: with several, each finds the champion on its own next retry.
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{store}", "CLV_SERVE__WORKERS": "1"}
+    with running_server(trained, wait_for="/healthz", log=log, **env) as url:
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        response = httpx.post(f"{url}/predict", json={"customer_ids": ["c1"]}, headers=APP)
+        assert response.status_code == 503 and "no model is loaded yet" in response.json()["error"]
+        assert "make train" in log.read_text()
+        # The store gains a champion (its artifacts are where the trained store says they are).
+        shutil.copy(trained.settings.mlflow.tracking_uri.removeprefix("sqlite:///"), store)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert httpx.post(f"{url}/predict", json={"customer_ids": ["c1"]}, headers=APP).status_code in (
+            200,
+            404,
+        )
 
 
 def test_clv_export_writes_the_same_list_as_the_api(trained, client, tmp_path, monkeypatch):
