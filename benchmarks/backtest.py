@@ -33,20 +33,11 @@ sys.path.insert(0, str(ROOT))
 from clv.config import load_settings  # noqa: E402
 from features.contract import load_shop  # noqa: E402
 from features.demo_shop import write_demo_shop  # noqa: E402
+from training.backtest import METRIC_LABELS as COLUMNS  # noqa: E402
 from training.backtest import MODEL, ShopData, backtest  # noqa: E402
 
 NINE_MONTHS = 273
 OBJECTIVES = ("orders", "tweedie", "hurdle")
-COLUMNS = {
-    "spearman": "Spearman",
-    "normalized_gini": "Gini",
-    "top_decile_capture": "top 10%",
-    "decile_mape": "decile MAPE",
-    "aggregate_error": "total err",
-    "churn_auc": "churn AUC",
-    "brier": "Brier",
-    "interval_coverage": "coverage",
-}
 
 
 def cases(data: ShopData) -> dict[str, tuple[ShopData, dt.date, int]]:

@@ -272,20 +272,12 @@ def train(
 
 
 def _print_training(result, settings: Settings) -> None:
+    from training.backtest import METRIC_LABELS as columns
+
     table = Table(
         title=f"Backtest: cut-off {result.backtest.cutoff}, next {result.backtest.horizon_days} days, "
         f"{len(result.backtest.frame):,} customers"
     )
-    columns = {
-        "spearman": "Spearman",
-        "normalized_gini": "Gini",
-        "top_decile_capture": "top 10%",
-        "decile_mape": "decile MAPE",
-        "aggregate_error": "total err",
-        "churn_auc": "churn AUC",
-        "brier": "Brier",
-        "interval_coverage": "coverage",
-    }
     table.add_column("model")
     for header in columns.values():
         table.add_column(header, justify="right")

@@ -84,3 +84,5 @@ SCORE_COLUMNS = (
     "horizon_days",
     "model_version",
 )
+# Added by the scorer, not by the model: when and with what the scores were made.
+SCORER_COLUMNS = ("as_of", "horizon_days", "model_version")

@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from features.schema import SCORE_COLUMNS, SCORER_COLUMNS
 from models import metrics
 from models.bgnbd import BetaGeoModel
 from models.calibration import MonotoneCalibrator
@@ -37,20 +38,8 @@ from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, ValueRegr
 from models.intervals import ConformalInterval
 from models.targeting import TargetingRules
 
-OUTPUT_COLUMNS = (
-    "customer_id",
-    "predicted_clv",
-    "predicted_clv_low",
-    "predicted_clv_high",
-    "churn_prob",
-    "p_alive",
-    "expected_orders",
-    "expected_aov",
-    "segment",
-    "next_best_action",
-    "value_decile",
-    "reason",
-)
+# The score columns (DESIGN.md) minus the bookkeeping the scorer adds, plus a readable reason.
+OUTPUT_COLUMNS = (*(c for c in SCORE_COLUMNS if c not in SCORER_COLUMNS), "reason")
 BTYD_FEATURES = (
     "btyd_p_alive",
     "btyd_expected_orders",
@@ -64,7 +53,7 @@ _EPS = 1e-6
 class BTYDFeatures:
     """BG/NBD + Gamma-Gamma fitted on one cut-off's customers; adds their outputs as feature columns."""
 
-    def __init__(self, features: pd.DataFrame, seed: int = 0):
+    def __init__(self, features: pd.DataFrame):
         self.purchases = BetaGeoModel().fit(features)
         repeaters = features[features["btyd_frequency"] > 0]
         self.spend = GammaGammaModel().fit(repeaters) if len(repeaters) >= 20 else None
@@ -143,10 +132,7 @@ class CLVPredictor(BaseEstimator):
             raise ValueError("label_days cannot exceed horizon_days")
         cutoffs = sorted(snapshots["as_of"].unique())
         enriched = pd.concat(
-            [
-                BTYDFeatures(group, self.seed).add(group, self.window_days_)
-                for _, group in snapshots.groupby("as_of")
-            ],
+            [BTYDFeatures(group).add(group, self.window_days_) for _, group in snapshots.groupby("as_of")],
             ignore_index=True,
         )
         if len(cutoffs) >= 2:
@@ -189,7 +175,7 @@ class CLVPredictor(BaseEstimator):
         self._fit_boosted(enriched, trees=trees)
 
         latest = snapshots[snapshots["as_of"] == cutoffs[-1]] if reference is None else reference
-        self.btyd_ = BTYDFeatures(latest, self.seed)
+        self.btyd_ = BTYDFeatures(latest)
         # The calibration fixes the shape across deciles; the level (the total) stays the final models'.
         enriched_latest = self.btyd_.add(latest, self.window_days_)
         raw_latest = _blend_value(

@@ -37,6 +37,17 @@ MODEL = "hybrid (BTYD+XGBoost)"
 BTYD = "BG/NBD + GG"
 PARETO = "Pareto/NBD + GG"
 TEXTBOOK = "textbook"
+# Short column headers for the backtest tables printed by `clv train` and benchmarks/backtest.py.
+METRIC_LABELS = {
+    "spearman": "Spearman",
+    "normalized_gini": "Gini",
+    "top_decile_capture": "top 10%",
+    "decile_mape": "decile MAPE",
+    "aggregate_error": "total err",
+    "churn_auc": "churn AUC",
+    "brier": "Brier",
+    "interval_coverage": "coverage",
+}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import APP, KEYS, MARKETER, running_server
+from .conftest import APP, MARKETER, running_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without these, Chromium reaches for Google's hosts at start-up, which a closed network refuses.
@@ -93,4 +93,3 @@ def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
         other.wait_for_function("document.querySelector('#sign-in-error').textContent.length > 0")
         assert "marketer role" in other.text_content("#sign-in-error")
         assert other.locator("#content").is_hidden()
-        assert set(KEYS.values()) == {"app", "marketer", "admin"}
