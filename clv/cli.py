@@ -193,8 +193,11 @@ def validate(
         table.add_row("customers", f"{report.customers:,}")
         table.add_row("orders", f"{report.orders:,}")
         table.add_row("date range", f"{report.first_timestamp:%Y-%m-%d} to {report.last_timestamp:%Y-%m-%d}")
-        table.add_row("net revenue", f"{report.revenue:,.2f}")
-        table.add_row("refund share", f"{report.refund_share:.1%} of gross revenue")
+        if report.has_amount:
+            table.add_row("net revenue", f"{report.revenue:,.2f}")
+            table.add_row("refund share", f"{report.refund_share:.1%} of gross revenue")
+        else:
+            table.add_row("values", "in orders (no amount column: every order is worth 1)")
     out.print(table)
     for issue in report.warnings:
         out.print(f"[yellow]warning:[/] {issue.message}", highlight=False)
@@ -219,7 +222,7 @@ def features(
     timestamp_format: TsFormatOpt = None,
     as_of: AsOfOpt = None,
 ) -> None:
-    """Compute point-in-time features (one row per purchasing customer) at a cut-off date."""
+    """Compute point-in-time features (one row per customer with an order) at a cut-off date."""
     from features.engine import from_duckdb
     from features.pipeline import write_features
 
@@ -294,6 +297,14 @@ def _print_training(result, settings: Settings) -> None:
         "Ranking (higher is better): Spearman, Gini, top 10% = share of revenue in the predicted top decile. "
         "Errors (lower is better): decile MAPE, total err, Brier. Coverage: share of actuals in \\[low, high]."
     )
+    served = (
+        "the full model (buy-till-you-die base, boosted models and stacks)"
+        if result.served_model == "hybrid"
+        else "the buy-till-you-die base alone"
+    )
+    out.print(f"Serves {served}.")
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"
     out.print(
         f"Registered {settings.mlflow.registered_model} v{result.version}: {verdict} ({result.reason})."

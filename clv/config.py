@@ -59,9 +59,10 @@ class DataSettings(BaseModel):
 
 class TrainSettings(BaseModel):
     horizon_days: int = Field(365, gt=0, le=3650)
-    # Rolling origin: cut-offs every `snapshot_spacing_days` back from the last complete window.
-    snapshot_spacing_days: int = Field(90, gt=0)
-    n_snapshots: int = Field(4, ge=1, le=24)
+    # Rolling origin: cut-offs every `snapshot_spacing_days` back from the last complete window, up to
+    # `n_snapshots` overlapping the validation window and as many before it (training/windows.py).
+    snapshot_spacing_days: int = Field(30, gt=0)
+    n_snapshots: int = Field(6, ge=1, le=24)
     min_history_days: int = Field(90, ge=0)
     # Gross margin as a fraction of revenue; when set, scores carry `predicted_profit`.
     margin: float | None = Field(None, gt=0, le=1)
@@ -70,18 +71,19 @@ class TrainSettings(BaseModel):
     # Metric the promotion gate compares (higher is better).
     promotion_metric: Literal["spearman", "normalized_gini", "top_decile_capture"] = "spearman"
     interval_coverage: float = Field(0.8, gt=0, lt=1)
-    # How the hybrid predicts revenue (models.predictor.CLVPredictor); benchmarks/backtest.py compares them.
-    value_objective: Literal["orders", "tweedie", "hurdle"] = "orders"
     seed: int = 42
 
 
 class TargetingSettings(BaseModel):
-    """Thresholds relative to the customer base (quantiles); see models/targeting.py for the rules."""
+    """Segment lines; see models/targeting.py for the rules they feed."""
 
+    # Value lines are quantiles of the scored base: "high value" = predicted CLV in the top 20%.
     high_value_quantile: float = Field(0.8, gt=0, lt=1)
-    low_value_quantile: float = Field(0.5, gt=0, lt=1)
-    at_risk_churn_quantile: float = Field(0.6, gt=0, lt=1)
     valuable_history_quantile: float = Field(0.8, gt=0, lt=1)
+    # Risk lines are absolute: at risk = churn probability at or above this, or overdue.
+    at_risk_churn: float = Field(0.5, gt=0, lt=1)
+    # Overdue = no order for more than this many times the customer's usual gap between orders.
+    overdue_factor: float = Field(2.0, gt=1)
     lapsed_p_alive: float = Field(0.3, gt=0, lt=1)
     new_customer_days: int = Field(60, gt=0)
 

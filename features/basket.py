@@ -2,7 +2,7 @@
 
 - refund_share: refunded amount / gross positive amount, over all rows by D (0 = never refunds).
 - items_per_order: mean over purchases of the quantity bought (positive rows) when the transactions
-  have `quantity`; otherwise the mean number of positive rows (lines) per purchase.
+  have `quantity`; otherwise the mean number of positive rows (lines) per purchase; 0 without a purchase.
 - n_products, n_categories: distinct product_id / category values on positive rows by D;
   null when the transactions have no such column.
 - top_category_share: share of the gross positive spend that went to the customer's top category
@@ -40,7 +40,7 @@ def basket_columns(customers: ir.Table) -> dict[str, ir.Value]:
         "refund_share": ibis.ifelse(
             c.gross_amount > AMOUNT_TOLERANCE, c.refund_amount / c.gross_amount, ibis.null("float64")
         ),
-        "items_per_order": items.cast("float64") / c.n_orders,
+        "items_per_order": ibis.ifelse(c.n_orders > 0, items.cast("float64") / c.n_orders, 0.0),
     }
 
 

@@ -23,6 +23,13 @@ from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS, TableSchema
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _ROW = "__clv_row"
+# No order is worth this much in any currency; a larger amount is a broken column or unit.
+MAX_ABS_AMOUNT = 1e12
+# Fewer customers than this give rough estimates; the boosted models are then rarely used.
+FEW_CUSTOMERS = 50
+# An order worth more than this many times the shop's median order is reported (often a data error:
+# a price in cents, an order id in the amount column); models cap their own view of it (see models).
+EXTREME_ORDER_FACTOR = 1000
 
 
 def _valid_format(con: duckdb.DuckDBPyConnection, timestamp_format: str) -> bool:
@@ -71,6 +78,8 @@ class ValidationReport:
     revenue: float = 0.0
     gross_revenue: float = 0.0
     refunds: float = 0.0
+    # False when the transactions have no amount column: every order is then worth 1.
+    has_amount: bool = True
 
     @property
     def errors(self) -> list[Issue]:
@@ -83,6 +92,11 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def value_unit(self) -> str:
+        """What values are counted in: "currency" (the shop's amounts) or "orders" (no amounts)."""
+        return "currency" if self.has_amount else "orders"
 
     @property
     def refund_share(self) -> float:
@@ -166,6 +180,7 @@ def load_shop(
         loaded[schema.name] = _load_table(con, schema, Path(path), mapping, timestamp_format, now, report)
     if loaded.get("transactions"):
         _summarise_transactions(con, report)
+        _warn_on_shape(con, Path(transactions), report)
     shop = Shop(
         con, report, has_events=bool(loaded.get("events")), has_customers=bool(loaded.get("customers"))
     )
@@ -224,7 +239,8 @@ def _load_table(
     for name, kind in _present(schema, columns):
         if name == "customer_id":
             continue
-        required = name in schema.required
+        # An optional amount column, once present, needs a value in every row: sums would be wrong.
+        required = name in schema.required or (schema is TRANSACTIONS and name == "amount")
         ok &= _check_parse(con, schema.name, path, name, columns[name], exprs[name], kind, required, report)
     if not ok:
         return False
@@ -252,13 +268,27 @@ def _load_table(
     if schema is TRANSACTIONS and "order_id" not in columns:
         # Without order ids a customer-day is one order (DESIGN.md).
         select.append(f"{id_expr} || '|' || strftime(({exprs['timestamp']})::DATE, '%Y-%m-%d') AS order_id")
+    if schema is TRANSACTIONS and "amount" not in columns:
+        # Without amounts every order is worth 1 (DESIGN.md), shared among its lines.
+        select.append(f"1.0 / count(*) OVER (PARTITION BY {id_expr}, order_id) AS amount")
+        report.has_amount = False
+        report.warn(
+            schema.name,
+            "amount",
+            f"{path}: no amount column, so every order counts as 1 and predicted values are numbers of "
+            "orders. To predict revenue, add the order value (or map it: --map amount=YOUR_COLUMN).",
+        )
+    # Row numbers stay while the content is checked, so warnings can point at rows.
     con.sql(
-        f"CREATE OR REPLACE TABLE {schema.name} AS SELECT {', '.join(select)} "
+        f"CREATE OR REPLACE TABLE {schema.name} AS SELECT {', '.join(select)}, {_ROW} "
         f"FROM __clv_src WHERE {id_expr} IS NOT NULL"
     )
     con.sql("DROP TABLE __clv_src")
-    _warn_on_content(con, schema, path, now, report)
-    return True
+    ok = _check_amounts(con, path, report) if schema is TRANSACTIONS and report.has_amount else True
+    if ok:
+        _warn_on_content(con, schema, path, now, report)
+    con.sql(f"ALTER TABLE {schema.name} DROP COLUMN {_ROW}")
+    return ok
 
 
 def _read_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path, report: ValidationReport):
@@ -305,28 +335,40 @@ def _resolve_columns(
     mapping: Mapping[str, str],
     report: ValidationReport,
 ) -> dict[str, str] | None:
-    """Contract column -> source column for the columns this file has; None when a required one is missing."""
+    """Contract column -> source column for the columns this file has; None when a needed one is missing.
+
+    Needed: the required columns, and an optional column of this table alone that the user mapped
+    (mapping amount=Revenue and having no Revenue column is a mistake, not a log without amounts).
+    """
     resolved: dict[str, str] = {}
+    missing = False
     by_lower = {c.lower(): c for c in available}
     for name in schema.columns:
         source = mapping.get(name, name)
+        required = name in schema.required
         if source in available:
             resolved[name] = source
         elif source.lower() in by_lower:
             resolved[name] = by_lower[source.lower()]
-        elif name in schema.required:
+        elif required or (name in mapping and _only_in(name, schema)):
+            missing = True
             hint = f"--map {name}=YOUR_COLUMN" if name not in mapping else f"fix the mapping {name}={source}"
             report.error(
                 schema.name,
                 name,
-                f"{path}: required column {name!r} is missing"
+                f"{path}: {'required ' if required else ''}column {name!r} is missing"
                 + (f" (mapped to {source!r})" if name in mapping else "")
                 + f"; the file has columns {', '.join(repr(c) for c in available)}. "
                 f"Fix: rename the column to {name!r} or {hint}.",
             )
-    if any(name not in resolved for name in schema.required):
-        return None
-    return resolved
+    return None if missing else resolved
+
+
+def _only_in(name: str, schema: TableSchema) -> bool:
+    """Whether the column belongs to this table alone (a mapping of it then points at this file)."""
+    return all(
+        name not in other.columns for other in (TRANSACTIONS, EVENTS, CUSTOMERS) if other is not schema
+    )
 
 
 def _present(schema: TableSchema, columns: Mapping[str, str]):
@@ -438,7 +480,7 @@ def _warn_on_content(
 ) -> None:
     name = schema.name
     duplicates = con.execute(
-        f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {name})) FROM {name}"
+        f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT * EXCLUDE ({_ROW}) FROM {name})) FROM {name}"
     ).fetchall()[0][0]
     if duplicates:
         report.warn(
@@ -466,6 +508,7 @@ def _warn_on_content(
             )
         if zero:
             report.warn(name, "amount", f"{path}: {zero:,} rows have a zero amount", zero)
+        _warn_on_extreme_orders(con, path, report)
     if schema is CUSTOMERS:
         repeated = con.execute("SELECT count(*) - count(DISTINCT customer_id) FROM customers").fetchall()[0][
             0
@@ -481,6 +524,94 @@ def _warn_on_content(
                 "CREATE OR REPLACE TABLE customers AS SELECT * FROM customers "
                 "QUALIFY row_number() OVER (PARTITION BY customer_id) = 1"
             )
+
+
+def _check_amounts(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> bool:
+    """Amounts must be finite and below `MAX_ABS_AMOUNT` in size; False (with an error) otherwise."""
+    bad, row = con.execute(
+        f"SELECT count(*), min({_ROW}) FROM transactions WHERE NOT isfinite(amount) OR abs(amount) > ?",
+        [MAX_ABS_AMOUNT],
+    ).fetchall()[0]
+    if not bad:
+        return True
+    value = con.execute(f"SELECT amount FROM transactions WHERE {_ROW} = ?", [row]).fetchall()[0][0]
+    report.error(
+        "transactions",
+        "amount",
+        f"{path}: column amount has values that are not a finite amount of money below {MAX_ABS_AMOUNT:.0e} "
+        f"in size: {_where(path)(row)} has {value!r}"
+        + (f" (and {bad - 1:,} more rows)" if bad > 1 else "")
+        + ". Fix: check that the column holds order values in currency units (not ids, not cents of a "
+        "huge unit), and remove the broken rows.",
+        bad,
+    )
+    return False
+
+
+def _warn_on_extreme_orders(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:
+    """Warn about orders worth more than `EXTREME_ORDER_FACTOR` times the shop's median order."""
+    rows = con.execute(
+        f"""
+        WITH orders AS (
+            SELECT customer_id, order_id, sum(amount) AS value, min({_ROW}) AS first_row
+            FROM transactions GROUP BY customer_id, order_id
+        ), typical AS (SELECT median(value) AS median FROM orders WHERE value > 0)
+        SELECT customer_id, order_id, value, first_row, median, count(*) OVER () AS n
+        FROM orders, typical
+        WHERE value > ? * median
+        ORDER BY value DESC LIMIT 3
+        """,
+        [EXTREME_ORDER_FACTOR],
+    ).fetchall()
+    if not rows:
+        return
+    where, median, count = _where(path), rows[0][4], rows[0][5]
+    examples = "; ".join(
+        f"customer {customer}, order {order}: {value:,.2f} ({value / median:,.0f} times the median), "
+        f"{where(row)}"
+        for customer, order, value, row, _, _ in rows
+    )
+    report.warn(
+        "transactions",
+        "amount",
+        f"{path}: {count:,} {'order is' if count == 1 else 'orders are'} worth more than "
+        f"{EXTREME_ORDER_FACTOR:,} times the median order "
+        f"({median:,.2f}): {examples}. They are kept, but models cap them (one order cannot set other "
+        "customers' values); if they are data errors, fix or remove them.",
+        count,
+    )
+
+
+def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:
+    """Warn about logs from which repeat buying cannot be learned (they validate, but train refuses
+    or falls back): a single day, nobody with a second purchase day, very few customers."""
+    days, repeaters = con.execute(
+        "SELECT date_diff('day', min(timestamp)::DATE, max(timestamp)::DATE), "
+        "(SELECT count(*) FROM (SELECT customer_id FROM transactions WHERE amount > 0 "
+        "GROUP BY customer_id HAVING count(DISTINCT timestamp::DATE) > 1)) FROM transactions"
+    ).fetchall()[0]
+    if days == 0:
+        report.warn(
+            "transactions",
+            "timestamp",
+            f"{path}: every transaction is on one day ({report.first_timestamp:%Y-%m-%d}), so nothing about "
+            "repeat buying can be learned and `clv train` will refuse. Fix: use a log that spans weeks or more.",
+        )
+    elif repeaters == 0:
+        report.warn(
+            "transactions",
+            "customer_id",
+            f"{path}: no customer bought on two different days ({report.customers:,} customers, one purchase "
+            "day each), so how often customers come back cannot be estimated and `clv train` will refuse. "
+            "Fix: use a longer history in which some customers have come back.",
+        )
+    if report.customers < FEW_CUSTOMERS:
+        report.warn(
+            "transactions",
+            "customer_id",
+            f"{path}: only {report.customers:,} customers; predictions from so few are rough (the models need "
+            f"at least {FEW_CUSTOMERS} to learn more than the buy-till-you-die base).",
+        )
 
 
 def _summarise_transactions(con: duckdb.DuckDBPyConnection, report: ValidationReport) -> None:

@@ -10,7 +10,7 @@ disjoint from what the features see (timestamp < D + 1 day). Rows after the wind
   or refund inside the window is not a new purchase (its amounts do count in label_revenue).
 - label_churned: label_orders == 0.
 
-Labels are computed for a population (by default the customers with a purchase by D, i.e. those
+Labels are computed for a population (by default the customers with an order by D, i.e. those
 in the feature table); customers without activity in the window get 0.0 / 0 / True.
 """
 
@@ -65,11 +65,11 @@ def build_labels(
     """customer_id, as_of, label_revenue, label_orders, label_churned for the population.
 
     `population` is any table with a customer_id column (one row per customer); by default the
-    customers with at least one purchase by `as_of`, the rows of `build_features`.
+    customers with at least one order by `as_of`, the rows of `build_features`.
     """
     if population is None:
         orders = order_table(transactions, as_of)
-        population = orders.filter(orders.is_purchase).select("customer_id").distinct()
+        population = orders.select("customer_id").distinct()
     else:
         population = population.select("customer_id")
     population = population.mutate(as_of=as_of_value(as_of))

@@ -1,4 +1,4 @@
-"""The feature table: one row per customer with at least one purchase by the cut-off.
+"""The feature table: one row per customer with at least one order by the cut-off.
 
 `build_features` assembles the feature groups into one Ibis expression (no engine-specific SQL):
 - `features.orders`: the cut-off, the order table and the purchase sequence every group shares
@@ -37,7 +37,7 @@ from features.orders import as_of_date, as_of_value, order_table, purchase_seque
 from features.rfm import rfm_aggregates, rfm_columns
 from features.rhythm import rhythm_aggregates, rhythm_columns
 
-FEATURES_VERSION = "1.0"
+FEATURES_VERSION = "1.1"
 
 FEATURE_SCHEMA: dict[str, str] = {
     "customer_id": "string",
@@ -92,6 +92,20 @@ FEATURE_COLUMNS = tuple(FEATURE_SCHEMA)
 ID_COLUMNS = ("customer_id", "as_of")
 CATEGORICAL_COLUMNS = ("acquisition_channel", "country")
 NUMERIC_COLUMNS = tuple(c for c in FEATURE_COLUMNS if c not in ID_COLUMNS and c not in CATEGORICAL_COLUMNS)
+# Columns computed from money amounts (refunds move them); the purchase-count model leaves them out,
+# so a refund can never change how many orders a customer is expected to place.
+MONEY_COLUMNS = (
+    "monetary_mean",
+    "monetary_total",
+    "first_order_value",
+    "btyd_monetary",
+    *(f"revenue_{n}d" for n in (30, 90, 180, 365)),
+    "revenue_trend_30_90",
+    "revenue_trend_90_365",
+    "q4_spend_share",
+    "refund_share",
+    "top_category_share",
+)
 SNAPSHOT_SCHEMA = {**FEATURE_SCHEMA, **LABEL_SCHEMA}
 
 __all__ = [
@@ -101,6 +115,7 @@ __all__ = [
     "FEATURE_SCHEMA",
     "ID_COLUMNS",
     "LABEL_COLUMNS",
+    "MONEY_COLUMNS",
     "NUMERIC_COLUMNS",
     "build_features",
     "compute_features",
@@ -130,7 +145,6 @@ def build_features(
         **basket_aggregates(sequence),
     }
     per_customer = sequence.group_by("customer_id").agg(**aggregates)
-    per_customer = per_customer.filter(per_customer.n_orders > 0)
     table = per_customer.select(
         "customer_id",
         **rfm_columns(per_customer, as_of),

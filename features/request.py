@@ -49,9 +49,10 @@ def compute_features_for_request(
 
     Frames use the contract's column names (`features.schema`); extra columns are ignored.
     Timestamps may be naive (taken as UTC) or time-zone aware (converted to UTC). Without an
-    order_id column a customer-day is one order, as in the contract. Customers without a purchase
-    by `as_of` get no row. Rows are sorted by customer_id. Raises ValueError on missing required
-    columns or values that cannot be converted.
+    order_id column a customer-day is one order, and without an amount column every order is
+    worth 1, as in the contract. Every customer with an order by `as_of` gets a row. Rows are
+    sorted by customer_id. Raises ValueError on missing required columns or values that cannot
+    be converted.
     """
     as_of = as_of_date(as_of)
     tables = {"transactions": _to_arrow(transactions_df, TRANSACTIONS)}
@@ -138,9 +139,28 @@ def _to_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
         # Without order ids a customer-day is one order (DESIGN.md), as in features.contract.
         day = pc.strftime(table["timestamp"], format="%Y-%m-%d")
         table = table.append_column("order_id", pc.binary_join_element_wise(table["customer_id"], day, "|"))
+    if schema is TRANSACTIONS and "amount" not in columns:
+        table = table.append_column("amount", _unit_amounts(table))
     if table.num_rows and any(table[c].null_count for c in schema.required):
         raise ValueError(f"{schema.name}: required columns {', '.join(schema.required)} must not be empty")
+    if schema is TRANSACTIONS and "amount" in columns:
+        # As in the contract: once there are amounts, every row needs a finite one.
+        finite = pc.fill_null(pc.is_finite(table["amount"]), False)
+        if not pc.all(finite).as_py():
+            row = int(pc.index(finite, False).as_py())
+            raise ValueError(
+                f"transactions.amount, row {row + 1}: {frame['amount'].iloc[row]} is not a finite number; "
+                "every transaction needs its amount (or leave the amount out of every row: each order then "
+                "counts as 1)"
+            )
     return table
+
+
+def _unit_amounts(table: pa.Table) -> pa.Array:
+    """Each row's share of its order when the log has no amounts: every order is worth 1."""
+    keys = table.select(["customer_id", "order_id"]).to_pandas()
+    lines = keys.groupby(["customer_id", "order_id"], dropna=False)["order_id"].transform("size")
+    return pa.array(1.0 / lines.to_numpy(float), type=pa.float64())
 
 
 _HOW = {

@@ -2,19 +2,23 @@
 
 All day counts are whole days between dates; D is the cut-off date.
 
+Every customer with at least one order by D has a row, also one whose orders are all refunds,
+cancellations or free (net amount <= 0): such a customer has no purchase, and her first order date
+stands in for the first and last purchase dates (the day the shop first saw her).
+
 Order-based (purchases = orders with net amount > 0):
-- recency_days: D - date of the last purchase.
-- n_orders: number of purchases; frequency: n_orders - 1.
-- monetary_mean: mean net amount of the purchases.
+- recency_days: D - date of the last purchase (of the first order without a purchase).
+- n_orders: number of purchases; frequency: n_orders - 1 (0 without a purchase).
+- monetary_mean: mean net amount of the purchases (0 without a purchase).
 - monetary_total: net revenue by D: every order's net amount, refunds and cancelled or refund-only
-  orders included (so it can be lower than n_orders * monetary_mean).
-- tenure_days: D - date of the first purchase.
-- first_order_value: net amount of the earliest purchase (by order time).
+  orders included (so it can be lower than n_orders * monetary_mean, and negative).
+- tenure_days: D - date of the first purchase (of the first order without a purchase).
+- first_order_value: net amount of the earliest purchase (by order time); 0 without a purchase.
 
 BTYD summary, exactly as lifetimes' `summary_data_from_transaction_data(freq="D")` on the
 purchases (Fader, Hardie and Lee 2005): the unit is the purchase day (a day with >= 1 purchase),
 whose value is the sum of the net amounts of that day's purchases.
-- btyd_frequency: purchase days - 1 (repeat purchase days).
+- btyd_frequency: purchase days - 1 (repeat purchase days); 0 without a purchase.
 - btyd_recency: days from the first to the last purchase day (0 for one purchase day).
 - btyd_age: days from the first purchase day to D (lifetimes' T; equals tenure_days).
 - btyd_monetary: mean value of the repeat purchase days (the first purchase day excluded);
@@ -44,6 +48,7 @@ def rfm_aggregates(orders: ir.Table) -> dict[str, ir.Scalar]:
         "first_day_value": o.net_amount.sum(where=p & (o.order_date == o.first_purchase_date)),
         "first_order_value": o.net_amount.sum(where=p & o.prev_purchase_date.isnull()),
         "monetary_total": o.net_amount.sum(),
+        "first_order_date": o.order_date.min(),
     }
 
 
@@ -51,18 +56,20 @@ def rfm_columns(customers: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
     """The RFM and BTYD features from the columns `rfm_aggregates` produced."""
     d = as_of_value(as_of)
     c = customers
-    btyd_frequency = c.n_purchase_days - 1
+    btyd_frequency = ibis.greatest(c.n_purchase_days - 1, 0)
+    first = c.first_purchase_date.fill_null(c.first_order_date)
+    last = c.last_purchase_date.fill_null(c.first_order_date)
     return {
-        "recency_days": d.delta(c.last_purchase_date, unit="day"),
-        "frequency": c.n_orders - 1,
+        "recency_days": d.delta(last, unit="day"),
+        "frequency": ibis.greatest(c.n_orders - 1, 0),
         "n_orders": c.n_orders,
-        "monetary_mean": c.purchase_value / c.n_orders,
+        "monetary_mean": ibis.ifelse(c.n_orders > 0, c.purchase_value / c.n_orders, 0.0),
         "monetary_total": c.monetary_total,
-        "tenure_days": d.delta(c.first_purchase_date, unit="day"),
-        "first_order_value": c.first_order_value,
+        "tenure_days": d.delta(first, unit="day"),
+        "first_order_value": c.first_order_value.fill_null(0.0),
         "btyd_frequency": btyd_frequency,
-        "btyd_recency": c.last_purchase_date.delta(c.first_purchase_date, unit="day"),
-        "btyd_age": d.delta(c.first_purchase_date, unit="day"),
+        "btyd_recency": last.delta(first, unit="day"),
+        "btyd_age": d.delta(first, unit="day"),
         "btyd_monetary": ibis.ifelse(
             btyd_frequency > 0, (c.purchase_value - c.first_day_value) / btyd_frequency.cast("float64"), 0.0
         ),
@@ -76,5 +83,4 @@ def build_rfm(transactions: ir.Table, as_of: dt.date) -> ir.Table:
     """
     orders = purchase_sequence(order_table(transactions, as_of))
     per_customer = orders.group_by("customer_id").agg(**rfm_aggregates(orders))
-    per_customer = per_customer.filter(per_customer.n_orders > 0)
     return per_customer.select("customer_id", as_of=as_of_value(as_of), **rfm_columns(per_customer, as_of))

@@ -10,7 +10,7 @@
   revenue_trend_{S}_{L} likewise, null when revenue_{L}d <= 0; with refunds it can be negative or
   exceed L / S (the net long-window revenue can be small). Pairs (30, 90) and (90, 365).
   Without refunds both trends lie in [0, L / S].
-- q4_spend_share: share of the purchases' net amount dated October to December.
+- q4_spend_share: share of the purchases' net amount dated October to December (0 without a purchase).
 """
 
 from __future__ import annotations
@@ -65,5 +65,7 @@ def rhythm_columns(customers: ir.Table) -> dict[str, ir.Value]:
         columns[f"revenue_trend_{short}_{long}"] = ibis.ifelse(
             revenue_l > AMOUNT_TOLERANCE, revenue_s / (revenue_l * scale), ibis.null("float64")
         )
-    columns["q4_spend_share"] = c.q4_value.fill_null(0.0) / c.purchase_value
+    columns["q4_spend_share"] = ibis.ifelse(
+        c.purchase_value > AMOUNT_TOLERANCE, c.q4_value.fill_null(0.0) / c.purchase_value, 0.0
+    )
     return columns

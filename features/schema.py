@@ -25,8 +25,10 @@ class TableSchema:
 # Types are logical: "string", "timestamp" (naive, UTC), "date", "float64".
 TRANSACTIONS = TableSchema(
     name="transactions",
-    required={"customer_id": "string", "timestamp": "timestamp", "amount": "float64"},
+    required={"customer_id": "string", "timestamp": "timestamp"},
+    # Without `amount` every order is worth 1 (features.contract), so values are counted in orders.
     optional={
+        "amount": "float64",
         "order_id": "string",
         "quantity": "float64",
         "product_id": "string",

@@ -32,7 +32,7 @@ def make_snapshots(
     """Features + labels for each cut-off, stacked (the `as_of` column tells them apart).
 
     Columns: `features.pipeline.FEATURE_COLUMNS` then `features.labels.LABEL_COLUMNS`. Each
-    cut-off's rows are the customers with a purchase by that cut-off.
+    cut-off's rows are the customers with an order by that cut-off.
     """
     if not cutoffs:
         raise ValueError("make_snapshots needs at least one cut-off")

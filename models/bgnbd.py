@@ -30,23 +30,25 @@ class BetaGeoModel(SummaryModel):
 
     PARAMS = PARAMS
     STARTS = ((0.5, 5.0, 0.8, 2.5), (1.0, 1.0, 1.0, 1.0))
+    # Drop-out chances before the first repeat purchase: none in BG/NBD, one in MBG/NBD (models.mbgnbd).
+    FIRST_DROPOUT = 0
 
     def __init__(self, time_scale: float = 7.0, penalizer: float = 0.0):
         self.time_scale = time_scale
         self.penalizer = penalizer
 
-    @staticmethod
-    def _log_likelihood(params, x, t_x, age):
-        return _log_likelihood(params, x, t_x, age)
+    @classmethod
+    def _log_likelihood(cls, params, x, t_x, age):
+        return _log_likelihood(params, x, t_x, age, cls.FIRST_DROPOUT)
 
     def _arrays(self, X: pd.DataFrame):
         params, x, t_x, age = self._summary(X)
         return (*params, x, t_x, age)
 
     def p_alive(self, X: pd.DataFrame) -> np.ndarray:
-        """P(still alive at the cut-off | history); 1 for customers with no repeat purchase (by the model)."""
+        """P(still alive at the cut-off | history); in BG/NBD 1 for customers with no repeat purchase."""
         r, alpha, a, b, x, t_x, age = self._arrays(X)
-        return _p_alive(r, alpha, a, b, x, t_x, age)
+        return _p_alive(r, alpha, a, b, x, t_x, age, self.FIRST_DROPOUT)
 
     def expected_purchases(self, X: pd.DataFrame, t_days: float) -> np.ndarray:
         """E[number of purchases in (cut-off, cut-off + t_days] | history] (eq. 10 of the paper)."""
@@ -54,8 +56,13 @@ class BetaGeoModel(SummaryModel):
         t = float(t_days) / self.time_scale
         if t <= 0:
             return np.zeros_like(x)
+        # Given alive, p ~ Beta(a, b + x + FIRST_DROPOUT): she survived that many drop-out chances.
+        shift = self.FIRST_DROPOUT
         return np.clip(
-            _purchases_if_alive(r, alpha, a, b, x, age, t) * _p_alive(r, alpha, a, b, x, t_x, age), 0, None
+            _purchases_if_alive(r, alpha, a, b + shift, x, age, t)
+            * _p_alive(r, alpha, a, b, x, t_x, age, shift),
+            0,
+            None,
         )
 
     def p_no_purchase(self, X: pd.DataFrame, t_days: float) -> np.ndarray:
@@ -67,19 +74,25 @@ class BetaGeoModel(SummaryModel):
         """
         r, alpha, a, b, x, t_x, age = self._arrays(X)
         t = float(t_days) / self.time_scale
-        alive = _p_alive(r, alpha, a, b, x, t_x, age)
+        alive = _p_alive(r, alpha, a, b, x, t_x, age, self.FIRST_DROPOUT)
         quiet = np.exp((r + x) * (np.log(alpha + age) - np.log(alpha + age + t)))
         return np.clip(1 - alive + alive * quiet, 0, 1)
 
 
-def _log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+def _log_likelihood(
+    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.ndarray, first_dropout: int = 0
+) -> np.ndarray:
+    """Per-customer log-likelihood: alive at T after x + s drop-out chances, or dropped out right after
+    the last purchase (s = `first_dropout`: 0 for BG/NBD, eq. 6 of the paper; 1 for MBG/NBD, whose
+    customers may also drop out right after the first purchase)."""
     r, alpha, a, b = params
+    s = first_dropout
     common = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    beyond = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + age)
+    beyond = betaln(a, b + x + s) - betaln(a, b) - (r + x) * np.log(alpha + age)
     with np.errstate(invalid="ignore", divide="ignore"):
         dropped = np.where(
-            x > 0,
-            betaln(a + 1, np.maximum(b + x - 1, 1e-12)) - betaln(a, b) - (r + x) * np.log(alpha + t_x),
+            x + s > 0,
+            betaln(a + 1, np.maximum(b + x + s - 1, 1e-12)) - betaln(a, b) - (r + x) * np.log(alpha + t_x),
             -np.inf,
         )
     return common + np.logaddexp(beyond, dropped)
@@ -141,14 +154,17 @@ def _purchases_if_alive_by_quadrature(r, a, b, x, z) -> np.ndarray:
     return np.sum((hi - lo) / 2 * _GAUSS_WEIGHTS * g, axis=(1, 2))
 
 
-def _p_alive(r, alpha, a, b, x, t_x, age) -> np.ndarray:
+def _p_alive(r, alpha, a, b, x, t_x, age, first_dropout: int = 0) -> np.ndarray:
+    """P(alive at T): 1 / (1 + a / (b + x + s - 1) ((alpha + T) / (alpha + t_x))^(r + x)), s as in
+    `_log_likelihood`; with s = 0 a customer without a repeat purchase (x = 0) is alive for sure."""
+    s = first_dropout
     with np.errstate(divide="ignore", invalid="ignore"):
         log_odds_dead = (
             np.log(a)
-            - np.log(np.maximum(b + x - 1, 1e-12))
+            - np.log(np.maximum(b + x + s - 1, 1e-12))
             + (r + x) * (np.log(alpha + age) - np.log(alpha + t_x))
         )
-    return np.where(x > 0, expit(-log_odds_dead), 1.0)
+    return np.where(x + s > 0, expit(-log_odds_dead), 1.0)
 
 
 def simulate(

@@ -1,20 +1,16 @@
-"""Gradient-boosted (XGBoost) models for horizon revenue, purchase counts and churn.
+"""Gradient-boosted (XGBoost) models for purchase counts and churn in a label window.
 
-All three learn from the feature table plus the buy-till-you-die outputs (which are strong,
-smooth summaries of the purchase history) and predict over the label window they were trained on;
-`models.predictor` stretches that window to the horizon.
+Both learn from the feature table plus the buy-till-you-die outputs and predict over the label
+window they were trained on; `models.predictor` gives each a per-row offset (XGBoost's `base_margin`,
+on the link scale) so the trees learn a correction of the buy-till-you-die base, and stretches the
+window to the horizon.
 
-- `ValueRegressor`: revenue in the window, zero-heavy and long-tailed. Tweedie loss (a compound
-  Poisson-gamma: a point mass at zero plus a skewed positive part) models both in one model;
-  the hurdle alternative P(buy) x E[revenue | buy] is `objective="hurdle"`. The backtest picks.
-- `CountRegressor`: purchases in the window (Poisson loss).
-- `ChurnClassifier`: P(no purchase in the window); `models.predictor` calibrates it on a later window
-  than the one it was fitted on, so its probabilities are honest on data it has not seen.
+- `CountRegressor`: purchases in the window (Poisson loss, log link).
+- `ChurnClassifier`: P(no purchase in the window) (logistic loss); `models.predictor` calibrates it
+  on a later window than the one it was fitted on, so its probabilities are honest on unseen data.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -106,15 +102,24 @@ class _Boosted(BaseEstimator):
     def _params(self) -> dict:
         return _booster_params(self.seed, self.n_estimators, self.learning_rate, self.max_depth)
 
-    def _fit_booster(self, model_class, objective: str, X, y, eval_set):
+    def _fit_booster(self, model_class, objective: str, X, y, eval_set, margin=None):
         """Fit one booster; with `eval_set` (a later window) stop when it stops improving there and
-        record the number of trees in `best_n_estimators_`, so a refit on all data can use it."""
+        record the number of trees in `best_n_estimators_`, so a refit on all data can use it.
+        `margin` (and a third element of `eval_set`) is a per-row offset on the link scale."""
         if eval_set is None:
-            return model_class(objective=objective, **self._params()).fit(X, y)
+            return model_class(objective=objective, **self._params()).fit(X, y, base_margin=margin)
         model = model_class(
             objective=objective, early_stopping_rounds=EARLY_STOPPING_ROUNDS, **self._params()
         )
-        model.fit(X, y, eval_set=[eval_set], verbose=False)
+        X_eval, y_eval, *eval_margin = eval_set
+        model.fit(
+            X,
+            y,
+            base_margin=margin,
+            eval_set=[(X_eval, y_eval)],
+            base_margin_eval_set=[eval_margin[0]] if eval_margin and eval_margin[0] is not None else None,
+            verbose=False,
+        )
         self.best_n_estimators_ = int(model.best_iteration) + 1
         return model
 
@@ -128,79 +133,29 @@ class _Boosted(BaseEstimator):
         return pd.Series(total, dtype=float).sort_values(ascending=False)
 
 
-class ValueRegressor(_Boosted):
-    """Revenue in the label window (>= 0). `objective`: "tweedie" or "hurdle"."""
-
-    def __init__(
-        self,
-        objective: Literal["tweedie", "hurdle"] = "tweedie",
-        tweedie_variance_power: float = 1.3,
-        n_estimators: int = 300,
-        learning_rate: float = 0.05,
-        max_depth: int = 5,
-        seed: int = 0,
-    ):
-        super().__init__(n_estimators, learning_rate, max_depth, seed)
-        self.objective = objective
-        self.tweedie_variance_power = tweedie_variance_power
-
-    def fit(self, X: pd.DataFrame, y) -> ValueRegressor:
-        y = np.clip(np.asarray(y, dtype=float), 0, None)
-        if self.objective == "tweedie":
-            model = xgb.XGBRegressor(
-                objective="reg:tweedie", tweedie_variance_power=self.tweedie_variance_power, **self._params()
-            )
-            self.boosters_ = [model.fit(X, y)]
-        elif self.objective == "hurdle":
-            buys = y > 0
-            if buys.sum() < 10:
-                raise ValueError(
-                    "the hurdle model needs at least 10 customers who bought in the label window"
-                )
-            p_buy = xgb.XGBClassifier(objective="binary:logistic", **self._params()).fit(X, buys.astype(int))
-            # Revenue given a purchase is log-normal-ish: fit on the log scale, correct the mean back.
-            spend = xgb.XGBRegressor(objective="reg:squarederror", **self._params()).fit(
-                X[buys], np.log(y[buys])
-            )
-            residual = np.log(y[buys]) - spend.predict(X[buys])
-            self.log_variance_ = float(np.var(residual))
-            self.boosters_ = [p_buy, spend]
-        else:
-            raise ValueError(f"objective must be 'tweedie' or 'hurdle', not {self.objective!r}")
-        return self
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        check_is_fitted(self, "boosters_")
-        if self.objective == "tweedie":
-            return np.clip(self.boosters_[0].predict(X), 0, None).astype(float)
-        p_buy = self.boosters_[0].predict_proba(X)[:, 1]
-        spend = np.exp(self.boosters_[1].predict(X) + self.log_variance_ / 2)
-        return (p_buy * spend).astype(float)
-
-
 class CountRegressor(_Boosted):
     """Number of purchases in the label window."""
 
-    def fit(self, X: pd.DataFrame, y, eval_set: tuple | None = None) -> CountRegressor:
+    def fit(self, X: pd.DataFrame, y, eval_set: tuple | None = None, margin=None) -> CountRegressor:
         y = np.clip(np.asarray(y, dtype=float), 0, None)
-        self.boosters_ = [self._fit_booster(xgb.XGBRegressor, "count:poisson", X, y, eval_set)]
+        self.boosters_ = [self._fit_booster(xgb.XGBRegressor, "count:poisson", X, y, eval_set, margin)]
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X: pd.DataFrame, margin=None) -> np.ndarray:
         check_is_fitted(self, "boosters_")
-        return np.clip(self.boosters_[0].predict(X), 0, None).astype(float)
+        return np.clip(self.boosters_[0].predict(X, base_margin=margin), 0, None).astype(float)
 
 
 class ChurnClassifier(_Boosted):
     """P(no purchase in the label window), uncalibrated (models.predictor calibrates on a later window)."""
 
-    def fit(self, X: pd.DataFrame, y, eval_set: tuple | None = None) -> ChurnClassifier:
+    def fit(self, X: pd.DataFrame, y, eval_set: tuple | None = None, margin=None) -> ChurnClassifier:
         y = np.asarray(y, dtype=int)
         if y.min() == y.max():
             raise ValueError("churn labels are all the same; need churners and non-churners to learn from")
-        self.boosters_ = [self._fit_booster(xgb.XGBClassifier, "binary:logistic", X, y, eval_set)]
+        self.boosters_ = [self._fit_booster(xgb.XGBClassifier, "binary:logistic", X, y, eval_set, margin)]
         return self
 
-    def predict_proba_churn(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba_churn(self, X: pd.DataFrame, margin=None) -> np.ndarray:
         check_is_fitted(self, "boosters_")
-        return self.boosters_[0].predict_proba(X)[:, 1].astype(float)
+        return self.boosters_[0].predict_proba(X, base_margin=margin)[:, 1].astype(float)

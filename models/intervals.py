@@ -10,6 +10,7 @@ taken separately. The interval always contains the point prediction and never go
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import nbinom
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -56,3 +57,27 @@ class ConformalInterval(BaseEstimator):
         low = np.clip(y_pred + self.lower_[bands], 0, None)
         high = y_pred + self.upper_[bands]
         return np.minimum(low, y_pred), np.maximum(high, y_pred)
+
+
+def posterior_count_interval(
+    p_alive: np.ndarray, expected_orders: np.ndarray, shape: np.ndarray, coverage: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) quantiles of a customer's number of future orders under a buy-till-you-die posterior,
+    when there is no later window to conformalise on (a young shop).
+
+    N is 0 with probability 1 - p_alive and otherwise negative binomial with the alive customer's
+    posterior shape r + x and mean E[N] / p_alive (her purchase rate is Gamma-distributed, so her
+    count is a Poisson-gamma mixture: Fader, Hardie and Lee 2005). Deaths within the horizon only
+    lower the mean, which is the model's own. Quantiles at (1 - coverage) / 2 and (1 + coverage) / 2.
+    """
+    p_alive = np.clip(np.asarray(p_alive, float), 1e-9, 1)
+    mean = np.asarray(expected_orders, float) / p_alive
+    shape = np.asarray(shape, float)
+    success = shape / (shape + np.maximum(mean, 1e-12))
+
+    def quantile(level: float) -> np.ndarray:
+        inner = (level - (1 - p_alive)) / p_alive
+        return np.where(inner <= 0, 0.0, nbinom.ppf(np.clip(inner, 0, 1 - 1e-12), shape, success))
+
+    tail = (1 - coverage) / 2
+    return quantile(tail), quantile(1 - tail)

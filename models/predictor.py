@@ -1,108 +1,73 @@
 """The composite CLV predictor: features in, the score columns of DESIGN.md out.
 
-How it predicts over the horizon H:
-1. Buy-till-you-die models (BG/NBD + Gamma-Gamma) fitted on each training cut-off give smooth
-   per-customer summaries (P(alive), expected purchases, expected order value), which become
-   features for the gradient-boosted models.
-2. XGBoost models learn purchase count and churn (and, if chosen, revenue directly) over the label
-   window L of the training snapshots (L = H when the history allows, shorter for short histories).
-   Value = boosted expected purchases x Gamma-Gamma expected order value by default: on the demo
-   backtests it ranked best and kept the total closest (benchmarks/backtest.py compares it with a
-   Tweedie and a hurdle revenue model); purchase counts are far less noisy to learn than revenue.
-3. When L < H, each customer's window-L predictions are stretched to H with that customer's own
-   BG/NBD time profile: E[purchases in H] / E[purchases in L] for revenue and orders, and
-   P(no purchase in H) / P(no purchase in L) for churn. One-order customers get real predictions.
-4. The churn classifier is calibrated, and the value interval conformalised, on the latest
-   training window with models fitted on the earlier windows only; the final models are then refitted
-   on every window and keep those calibrations.
-5. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
+How it predicts over the horizon H (label windows of L days, L = H when the history allows):
+1. Buy-till-you-die models fitted at each training cut-off (`models.btyd_features`) give each
+   customer smooth summaries (expected orders, P(alive), P(no purchase), expected order value) and
+   a *base*: the average of MBG/NBD and Pareto/NBD.
+2. XGBoost learns the number of orders (Poisson) and churn (logistic) in the label window as a
+   correction of the base: the base enters as an offset (`base_margin`), so trees only model how the
+   shop departs from the buy-till-you-die story, and where they have seen nothing (a customer older
+   than any in the training windows, say) the prediction stays the base's. The count model reads
+   no money amount, so a refund can never raise predicted orders.
+3. On the latest complete window before the cut-off (validation), with boosted models fitted only
+   on windows whose labels end before it starts (`training.windows`), small regressions stack the
+   base, the customer's own run rate and rhythm, and the boosted predictions (`models.stacking`);
+   each is kept only if it beats the base by cross-validation on that window, and the value interval
+   is conformalised on its out-of-fold predictions. The boosted models are then refitted on every
+   window.
+4. Value = expected orders x expected order value (Gamma-Gamma), so the row's numbers multiply up;
+   windows shorter than H are stretched per customer with the base's time profile.
+5. Every row is made consistent (`coherent`): P(no purchase) >= 1 - E[orders] (each buyer places at
+   least one order), 1 - churn <= P(alive) <= (1 - churn) / (1 - q) with q the base's probability
+   that an alive customer places no order in H, low <= value <= high.
+6. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
 
-`fit` takes the stacked training snapshots (features + labels per cut-off, see features.snapshots)
-and the features at the scoring cut-off (`reference`), on which the buy-till-you-die models used at
-prediction time are fitted and the targeting thresholds are learned.
+Where the boosted models cannot be learned or validated (a shop younger than two label windows,
+nobody came back or nobody lapsed in the windows) the predictor serves the base for that output
+(`kind_` is "base" when it serves the base alone) and `notes_` says why.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
+from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from features.pipeline import MONEY_COLUMNS
 from features.schema import SCORE_COLUMNS, SCORER_COLUMNS
 from models import metrics
-from models.bgnbd import BetaGeoModel
-from models.calibration import MonotoneCalibrator
-from models.gamma_gamma import GammaGammaModel
-from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, ValueRegressor, select_features
-from models.intervals import ConformalInterval
+from models.btyd_features import BTYDFeatures, NoRepeatPurchases
+from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, select_features
+from models.intervals import ConformalInterval, posterior_count_interval
+from models.outliers import capped, upper_fence
+from models.stacking import StackedModel, ranking_score, stack_inputs
 from models.targeting import TargetingRules
 
-# The score columns (DESIGN.md) minus the bookkeeping the scorer adds, plus a readable reason.
 OUTPUT_COLUMNS = (*(c for c in SCORE_COLUMNS if c not in SCORER_COLUMNS), "reason")
-BTYD_FEATURES = (
-    "btyd_p_alive",
-    "btyd_expected_orders",
-    "btyd_p_no_purchase",
-    "btyd_order_value",
-    "btyd_value",
-)
+# Fewer customers than this in the validation window cannot validate the boosted models.
+MIN_VALIDATION_CUSTOMERS = 50
 _EPS = 1e-6
-
-
-class BTYDFeatures:
-    """BG/NBD + Gamma-Gamma fitted on one cut-off's customers; adds their outputs as feature columns."""
-
-    def __init__(self, features: pd.DataFrame):
-        self.purchases = BetaGeoModel().fit(features)
-        repeaters = features[features["btyd_frequency"] > 0]
-        self.spend = GammaGammaModel().fit(repeaters) if len(repeaters) >= 20 else None
-
-    def order_value(self, features: pd.DataFrame) -> np.ndarray:
-        if self.spend is None:
-            return features["monetary_mean"].to_numpy(float)
-        return np.asarray(self.spend.expected_order_value(features), dtype=float)
-
-    def add(self, features: pd.DataFrame, window_days: int) -> pd.DataFrame:
-        orders = np.asarray(self.purchases.expected_purchases(features, window_days), dtype=float)
-        value = self.order_value(features)
-        return features.assign(
-            btyd_p_alive=np.asarray(self.purchases.p_alive(features), dtype=float),
-            btyd_expected_orders=orders,
-            btyd_p_no_purchase=np.asarray(self.purchases.p_no_purchase(features, window_days), dtype=float),
-            btyd_order_value=value,
-            btyd_value=orders * value,
-        )
-
-    def stretch(
-        self, features: pd.DataFrame, label_days: int, horizon_days: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-customer factors taking window-L predictions to horizon H: (orders/value, no-purchase)."""
-        if horizon_days == label_days:
-            ones = np.ones(len(features))
-            return ones, ones
-        orders_l = np.asarray(self.purchases.expected_purchases(features, label_days), dtype=float)
-        orders_h = np.asarray(self.purchases.expected_purchases(features, horizon_days), dtype=float)
-        none_l = np.asarray(self.purchases.p_no_purchase(features, label_days), dtype=float)
-        none_h = np.asarray(self.purchases.p_no_purchase(features, horizon_days), dtype=float)
-        return (orders_h + _EPS) / (orders_l + _EPS), np.clip((none_h + _EPS) / (none_l + _EPS), 0, 1)
+_LABELS = ("as_of", "customer_id", "label_revenue", "label_orders", "label_churned")
 
 
 class CLVPredictor(BaseEstimator):
     """Hybrid BTYD + XGBoost CLV and churn model.
 
     Parameters: `horizon_days` H of the predictions; `label_days` L of the training labels
-    (defaults to H); `value_objective` "orders" (boosted Poisson purchases x Gamma-Gamma order value),
-    "tweedie" or "hurdle" (boosted revenue models); `coverage` of the CLV interval;
-    `margin` (fraction, adds `predicted_profit`); `discount_rate` (yearly; future value is discounted
-    to the middle of the horizon); `targeting` parameters of `TargetingRules`.
+    (defaults to H); `coverage` of the CLV interval; `margin` (fraction, adds `predicted_profit`);
+    `discount_rate` (yearly; future value is discounted to the middle of the horizon); `targeting`
+    parameters of `TargetingRules`; `n_estimators` (most trees per boosted model; early stopping
+    picks fewer); `seed`.
     """
 
     def __init__(
         self,
         horizon_days: int = 365,
+        validation_days: int | None = None,
         label_days: int | None = None,
-        value_objective: str = "orders",
         coverage: float = 0.8,
         margin: float | None = None,
         discount_rate: float = 0.0,
@@ -111,8 +76,8 @@ class CLVPredictor(BaseEstimator):
         seed: int = 0,
     ):
         self.horizon_days = horizon_days
+        self.validation_days = validation_days
         self.label_days = label_days
-        self.value_objective = value_objective
         self.coverage = coverage
         self.margin = margin
         self.discount_rate = discount_rate
@@ -120,154 +85,294 @@ class CLVPredictor(BaseEstimator):
         self.n_estimators = n_estimators
         self.seed = seed
 
-    @property
-    def window_days_(self) -> int:
-        return int(self.label_days or self.horizon_days)
+    def fit(
+        self,
+        snapshots: pd.DataFrame | None,
+        validation: pd.DataFrame | None = None,
+        reference: pd.DataFrame | None = None,
+    ) -> CLVPredictor:
+        """Fit from the windows of `training.windows.plan_windows`.
 
-    def fit(self, snapshots: pd.DataFrame, reference: pd.DataFrame | None = None) -> CLVPredictor:
-        _require(
-            snapshots, ("as_of", "customer_id", "label_revenue", "label_orders", "label_churned"), "snapshots"
-        )
-        if self.window_days_ > self.horizon_days:
-            raise ValueError("label_days cannot exceed horizon_days")
-        cutoffs = sorted(snapshots["as_of"].unique())
-        enriched = pd.concat(
-            [BTYDFeatures(group).add(group, self.window_days_) for _, group in snapshots.groupby("as_of")],
-            ignore_index=True,
-        )
-        if len(cutoffs) >= 2:
-            # Calibrate on the latest window: the boosted models never saw it, as in production.
-            is_calibration = (enriched["as_of"] == cutoffs[-1]).to_numpy()
-        else:
-            rng = np.random.default_rng(self.seed)
-            is_calibration = rng.random(len(enriched)) < 0.25
-        train, calibration = enriched[~is_calibration], enriched[is_calibration]
+        `snapshots`: the boosted training windows stacked (features + labels over `label_days` per
+        cut-off, `features.snapshots`), None or empty when there is no room for them; `validation`:
+        features at the validation cut-off with labels over `validation_days` (None: history too short,
+        only the base is fitted); `reference`: the feature table at the scoring cut-off (default: the
+        validation table). Raises NoRepeatPurchases when nobody ever bought twice, ValueError on missing
+        columns, windows longer than the horizon, or when no table is given.
+        """
+        self.notes_: list[str] = []
+        self.orders_scale_, self.churn_shift_ = 1.0, 0.0
+        latest = validation if reference is None else reference
+        if latest is None:
+            raise ValueError("fit needs a validation window or, for the base alone, a reference table")
+        if validation is None or len(validation) < MIN_VALIDATION_CUSTOMERS:
+            why = (
+                "the history is too short for a validation window"
+                if validation is None
+                else f"{len(validation)} customers are too few to validate anything beyond the base"
+            )
+            return self._fit_base(latest, why)
+        _require(validation, _LABELS, "the validation window")
+        self.window_days_ = int(self.validation_days or self.horizon_days)
+        self.boost_days_ = int(self.label_days or self.window_days_)
+        if max(self.window_days_, self.boost_days_) > self.horizon_days:
+            raise ValueError("label windows cannot be longer than the horizon")
+        try:
+            checked = BTYDFeatures(validation)
+        except NoRepeatPurchases as exc:
+            return self._fit_base(latest, f"at the validation cut-off {exc}")
+        checked_window = checked.add(validation, self.window_days_).reset_index(drop=True)
 
+        enriched = None if snapshots is None or snapshots.empty else self._enrich(snapshots)
+        trees = self._fit_validated_boosted(enriched, checked_window["as_of"].iloc[0])
+        boosted_view = (
+            checked.add(validation, self.boost_days_).reset_index(drop=True) if trees is not None else None
+        )
+        self._stack(checked_window, boosted_view)
+        if not (self.orders_stack_ or self.churn_stack_):
+            self.count_model_ = self.churn_model_ = None
+            self.notes_.append("the stacked models did not beat the base on the validation window")
+            return self._fit_base(latest, None)
+        self.kind_ = "hybrid"
+        return self._finish(latest, enriched if trees is not None else None, trees)
+
+    def _fit_validated_boosted(
+        self, enriched: pd.DataFrame | None, validation_cutoff
+    ) -> dict[str, int] | None:
+        """Boosted models on the windows that end before the validation window, stopped early on a
+        fifth of their customers held out (all of a customer's windows go together); returns the
+        tree counts, or None when there are no such windows (the stacks then go without them)."""
+        self.matrix_ = self.count_model_ = self.churn_model_ = None
+        if enriched is None:
+            return None
+        validated = enriched[enriched["as_of"] + pd.Timedelta(days=self.boost_days_) <= validation_cutoff]
+        if validated.empty:
+            return None
         self.matrix_ = FeatureMatrix(select_features(enriched), enriched)
         self.feature_names_in_ = self.matrix_.names
-        # Calibrate on a window the models have not seen, then refit them on every window: the latest
-        # window is the one most like the base being scored, so the final models must learn from it.
-        X_cal = self.matrix_.transform(calibration)
-        trees = self._fit_boosted(train, calibration, X_cal)
-        # On the calibration window: how much to trust the boosted models against the buy-till-you-die
-        # ones (on thin data, for example a shop without events, BG/NBD can rank as well), then
-        # monotone maps from the blended scores to what customers really did.
-        actual_cal = np.clip(calibration["label_revenue"].to_numpy(float), 0, None)
-        churned_cal = calibration["label_churned"].to_numpy(float)
-        boosted_value, boosted_churn = (
-            self._window_value(X_cal, calibration),
-            self.churn_model_.predict_proba_churn(X_cal),
-        )
-        self.value_weight_ = _best_weight(
-            lambda w: _blend_value(boosted_value, calibration, w), lambda s: metrics.spearman(actual_cal, s)
-        )
-        self.churn_weight_ = _best_weight(
-            lambda w: _blend_churn(boosted_churn, calibration, w), lambda s: metrics.churn_auc(churned_cal, s)
-        )
-        value_cal = _blend_value(boosted_value, calibration, self.value_weight_)
-        self.value_calibrator_ = MonotoneCalibrator().fit(value_cal, actual_cal)
-        self.churn_calibrator_ = MonotoneCalibrator().fit(
-            _blend_churn(boosted_churn, calibration, self.churn_weight_), churned_cal
-        )
-        self.interval_ = ConformalInterval(coverage=self.coverage).fit(
-            self._calibrated(value_cal), actual_cal
-        )
-        self._fit_boosted(enriched, trees=trees)
+        self.count_inputs_ = [n for n in self.matrix_.names if n not in (*MONEY_COLUMNS, "btyd_order_value")]
+        customers = validated["customer_id"].unique()
+        held = set(np.random.default_rng(self.seed).permutation(customers)[: max(1, len(customers) // 5)])
+        is_held = validated["customer_id"].isin(held).to_numpy()
+        return self._fit_boosted(validated[~is_held], validated[is_held])
 
-        latest = snapshots[snapshots["as_of"] == cutoffs[-1]] if reference is None else reference
-        self.btyd_ = BTYDFeatures(latest)
-        # The calibration fixes the shape across deciles; the level (the total) stays the final models'.
-        enriched_latest = self.btyd_.add(latest, self.window_days_)
-        raw_latest = _blend_value(
-            self._window_value(self.matrix_.transform(enriched_latest), enriched_latest),
-            enriched_latest,
-            self.value_weight_,
-        )
-        self.value_level_ = float(raw_latest.sum() / max(self._calibrated(raw_latest).sum(), _EPS))
-        self.targeting_ = TargetingRules(**(self.targeting or {})).fit(self._predict_values(latest))
-        self.n_training_rows_ = len(train)
-        self.n_calibration_rows_ = len(calibration)
+    def _fit_base(self, reference: pd.DataFrame, why: str | None) -> CLVPredictor:
+        """The buy-till-you-die base alone, over H directly, with a posterior interval."""
+        if why:
+            self.notes_.append(
+                f"{why}: serving the buy-till-you-die base (MBG/NBD and Pareto/NBD, Gamma-Gamma)"
+            )
+        self.kind_ = "base"
+        self.window_days_ = self.boost_days_ = int(self.horizon_days)
+        self.count_model_ = self.churn_model_ = None
+        self.orders_stack_ = self.churn_stack_ = self.interval_ = None
+        return self._finish(reference)
+
+    def _finish(
+        self,
+        reference: pd.DataFrame,
+        enriched: pd.DataFrame | None = None,
+        trees: dict[str, int] | None = None,
+    ) -> CLVPredictor:
+        """Fit the base at the scoring cut-off, refit the boosted models on every window (hybrid only),
+        and learn the targeting lines on the scored base."""
+        self.btyd_ = BTYDFeatures(reference)
+        if enriched is not None:
+            self._refit(enriched, trees, reference)
+        self.targeting_ = TargetingRules(**(self.targeting or {})).fit(self._predict_values(reference))
         return self
+
+    def _refit(self, enriched: pd.DataFrame, trees: dict[str, int], reference: pd.DataFrame) -> None:
+        """Refit the boosted models on every window (the latest ones are the most like the base being
+        scored), keeping the level the stacks were fitted with: each refitted model is rescaled so that
+        its mean on the scored base equals the validated model's (orders by a factor, churn by a shift
+        in log-odds). Without that, a refit that sees a busier year moves every prediction through the
+        stack's coefficient (by 56% on the demo shop)."""
+        scored = self.btyd_.add(reference, self.boost_days_)
+        X = self.matrix_.transform(scored)
+        orders_before, churn_before = self._boosted_orders(X, scored), self._boosted_churn(X, scored)
+        self._fit_boosted(enriched, trees=trees)
+        orders_after, churn_after = self._boosted_orders(X, scored), self._boosted_churn(X, scored)
+        if orders_before is not None and orders_after is not None and orders_after.sum() > 0:
+            self.orders_scale_ = float(orders_before.sum() / orders_after.sum())
+        if churn_before is not None and churn_after is not None:
+            target, z = churn_before.mean(), _logit(churn_after)
+            self.churn_shift_ = float(brentq(lambda c: expit(z + c).mean() - target, -30, 30))
+
+    def _enrich(self, snapshots: pd.DataFrame) -> pd.DataFrame | None:
+        """Each boosted training window's rows with its own BTYD columns; cut-offs where nobody had come
+        back yet (a young cohort) are left out, with a note; None when that leaves none."""
+        parts, skipped = [], []
+        for cutoff, group in snapshots.sort_values(["as_of", "customer_id"], kind="stable").groupby("as_of"):
+            try:
+                parts.append(BTYDFeatures(group).add(group, self.boost_days_))
+            except NoRepeatPurchases:
+                skipped.append(str(pd.Timestamp(cutoff).date()))
+        if skipped:
+            self.notes_.append(
+                f"training cut-offs {', '.join(skipped)} left out: nobody had bought twice by then"
+            )
+        return pd.concat(parts, ignore_index=True) if parts else None
+
+    def _stack(self, window: pd.DataFrame, boosted_view: pd.DataFrame | None) -> None:
+        """On the validation window: the stacks (kept where they beat the base) and the value interval.
+
+        `window` holds the validation features with BTYD columns for the validation window, and
+        `boosted_view` the same rows with BTYD columns for the boosted models' window (None without
+        boosted models). Each stack is tried with and without the boosted predictions as an input
+        (they can be noise), and the better one by cross-validation is kept if it beats the base.
+        """
+        churned = window["label_churned"].to_numpy(float)
+        order_value = window["btyd_order_value"].to_numpy(float)
+        actual = capped(
+            np.clip(window["label_revenue"].to_numpy(float), 0, None), upper_fence(window["label_revenue"])
+        )
+        orders_in, churn_in = stack_inputs(window, window, self.window_days_, *self._boosted(boosted_view))
+        base_orders = window["base_expected_orders"].to_numpy(float)
+        self.orders_stack_ = _best_stack(
+            "orders",
+            orders_in,
+            window["label_orders"].to_numpy(float),
+            base_orders,
+            lambda predicted: ranking_score(actual, predicted * order_value),
+            self.seed,
+        )
+        self.churn_stack_ = None
+        if 0 < churned.mean() < 1:
+            self.churn_stack_ = _best_stack(
+                "churn",
+                churn_in,
+                churned,
+                window["base_p_no_purchase"].to_numpy(float),
+                lambda predicted: metrics.churn_auc(churned, predicted),
+                self.seed,
+            )
+        else:
+            self.notes_.append(
+                "every customer of the validation window "
+                + ("lapsed" if churned.all() else "bought again")
+                + ": churn probabilities are the base's"
+            )
+        orders = base_orders if self.orders_stack_ is None else self.orders_stack_.oof_
+        self.interval_ = ConformalInterval(coverage=self.coverage).fit(orders * order_value, actual)
+
+    def _boosted(self, view: pd.DataFrame | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The boosted models' (orders, churn) for rows with BTYD columns for their window, or Nones."""
+        if view is None or self.matrix_ is None:
+            return None, None
+        X = self.matrix_.transform(view)
+        return self._boosted_orders(X, view), self._boosted_churn(X, view)
 
     def _fit_boosted(
         self,
         frame: pd.DataFrame,
         calibration: pd.DataFrame | None = None,
-        X_cal: pd.DataFrame | None = None,
         trees: dict[str, int] | None = None,
     ) -> dict[str, int]:
-        """Fit the boosted models on `frame`. With a calibration window, stop each model when it stops
-        improving there (small shops need far fewer trees than large ones) and return the tree counts;
-        with `trees`, use those counts (the refit on every window)."""
+        """Fit the boosted count and churn models on `frame` as corrections of the base.
+
+        With a validation window, stop each model when it stops improving there and return the tree
+        counts; with `trees`, refit with those counts. A model whose labels carry nothing to learn
+        (no orders at all, or churn all the same) is not fitted (None) and the base stands alone.
+        """
         X = self.matrix_.transform(frame)
+        X_cal = None if calibration is None else self.matrix_.transform(calibration)
         trees = trees or {}
-
-        def params(name: str) -> dict:
-            return {"n_estimators": trees.get(name, self.n_estimators), "seed": self.seed}
-
-        def held_out(label: str):
-            return None if calibration is None else (X_cal, calibration[label])
-
-        self.count_model_ = CountRegressor(**params("count")).fit(
-            X, frame["label_orders"], held_out("label_orders")
-        )
-        self.churn_model_ = ChurnClassifier(**params("churn")).fit(
-            X, frame["label_churned"], held_out("label_churned")
-        )
-        if self.value_objective == "orders":
-            self.value_model_ = None
-        else:
-            self.value_model_ = ValueRegressor(objective=self.value_objective, **params("value")).fit(
-                X, frame["label_revenue"]
+        self.count_model_ = self.churn_model_ = None
+        counts, churned = frame["label_orders"].to_numpy(float), frame["label_churned"].to_numpy(bool)
+        if counts.any():
+            held_out = (
+                None
+                if calibration is None
+                else (X_cal[self.count_inputs_], calibration["label_orders"], _orders_margin(calibration))
+            )
+            self.count_model_ = CountRegressor(
+                n_estimators=trees.get("count", self.n_estimators), seed=self.seed
+            ).fit(X[self.count_inputs_], counts, held_out, _orders_margin(frame))
+        elif calibration is not None:
+            self.notes_.append("nobody bought again in the training windows: expected orders are the base's")
+        if churned.any() and not churned.all():
+            held_out = (
+                None
+                if calibration is None
+                else (X_cal, calibration["label_churned"], _churn_margin(calibration))
+            )
+            self.churn_model_ = ChurnClassifier(
+                n_estimators=trees.get("churn", self.n_estimators), seed=self.seed
+            ).fit(X, churned, held_out, _churn_margin(frame))
+        elif calibration is not None:
+            self.notes_.append(
+                "every customer in the training windows "
+                + ("lapsed" if churned.all() else "bought again")
+                + ": churn is the base's"
             )
         return {
             name: model.best_n_estimators_
             for name, model in (("count", self.count_model_), ("churn", self.churn_model_))
-            if hasattr(model, "best_n_estimators_")
+            if model is not None and hasattr(model, "best_n_estimators_")
         }
 
-    def _window_value(self, X: pd.DataFrame, enriched: pd.DataFrame) -> np.ndarray:
-        """Predicted revenue in the label window."""
-        if self.value_model_ is None:
-            return self.count_model_.predict(X) * enriched["btyd_order_value"].to_numpy(float)
-        return self.value_model_.predict(X)
+    def _boosted_orders(self, X: pd.DataFrame, enriched: pd.DataFrame) -> np.ndarray | None:
+        if self.count_model_ is None:
+            return None
+        return self.count_model_.predict(X[self.count_inputs_], _orders_margin(enriched)) * self.orders_scale_
 
-    def _calibrated(self, raw: np.ndarray) -> np.ndarray:
-        return self.value_calibrator_.predict(raw)
+    def _boosted_churn(self, X: pd.DataFrame, enriched: pd.DataFrame) -> np.ndarray | None:
+        if self.churn_model_ is None:
+            return None
+        return expit(
+            _logit(self.churn_model_.predict_proba_churn(X, _churn_margin(enriched))) + self.churn_shift_
+        )
 
     def _predict_values(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The numbers of every output column but the targeting ones, made coherent."""
         enriched = self.btyd_.add(features, self.window_days_)
-        X = self.matrix_.transform(enriched)
-        value_l = self._calibrated(
-            _blend_value(self._window_value(X, enriched), enriched, self.value_weight_)
-        )
-        churn_l = np.clip(
-            self.churn_calibrator_.predict(
-                _blend_churn(self.churn_model_.predict_proba_churn(X), enriched, self.churn_weight_)
-            ),
-            0,
-            1,
-        )
-        low_l, high_l = self.interval_.predict(value_l)
-        value_l, low_l, high_l = (v * self.value_level_ for v in (value_l, low_l, high_l))
+        orders_l = enriched["base_expected_orders"].to_numpy(float)
+        churn_l = enriched["base_p_no_purchase"].to_numpy(float)
+        if self.kind_ == "hybrid":
+            view = None
+            if self.count_model_ is not None or self.churn_model_ is not None:
+                view = (
+                    enriched
+                    if self.boost_days_ == self.window_days_
+                    else self.btyd_.add(features, self.boost_days_)
+                )
+            orders_in, churn_in = stack_inputs(features, enriched, self.window_days_, *self._boosted(view))
+            if self.orders_stack_ is not None:
+                orders_l = self.orders_stack_.predict(orders_in)
+            if self.churn_stack_ is not None:
+                churn_l = self.churn_stack_.predict(churn_in)
+        order_value = enriched["btyd_order_value"].to_numpy(float)
         stretch, stretch_churn = self.btyd_.stretch(features, self.window_days_, self.horizon_days)
+        orders = orders_l * stretch
+        p_alive = enriched["base_p_alive"].to_numpy(float)
+        if self.interval_ is None:
+            low, high = posterior_count_interval(
+                p_alive, orders, self.btyd_.alive_shape(features), self.coverage
+            )
+            low, high = low * order_value, high * order_value
+        else:
+            low, high = (bound * stretch for bound in self.interval_.predict(orders_l * order_value))
         discount = (1 + self.discount_rate) ** (-(self.horizon_days / 365) / 2)
         out = pd.DataFrame(
             {
                 "customer_id": features["customer_id"].to_numpy(),
-                "predicted_clv": value_l * stretch * discount,
-                "predicted_clv_low": low_l * stretch * discount,
-                "predicted_clv_high": high_l * stretch * discount,
-                "churn_prob": churn_l * stretch_churn,
-                "p_alive": enriched["btyd_p_alive"].to_numpy(float),
-                "expected_orders": self.count_model_.predict(X) * stretch,
-                "expected_aov": enriched["btyd_order_value"].to_numpy(float),
+                "predicted_clv": orders * order_value * discount,
+                "predicted_clv_low": low * discount,
+                "predicted_clv_high": high * discount,
+                "churn_prob": np.clip(churn_l, 0, 1) * stretch_churn,
+                "p_alive": p_alive,
+                "expected_orders": orders,
+                "expected_aov": order_value,
+                "quiet_if_alive": self.btyd_.quiet_if_alive(features, self.horizon_days, p_alive),
                 "tenure_days": features["tenure_days"].to_numpy(float),
+                "recency_days": features["recency_days"].to_numpy(float),
+                "gap_mean_days": features["gap_mean_days"].to_numpy(float),
                 "monetary_total": features["monetary_total"].to_numpy(float),
             },
             index=features.index,
         )
-        return enforce_invariants(out)
+        return coherent(out)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """One row per customer with OUTPUT_COLUMNS (plus `predicted_profit` when a margin is set)."""
@@ -281,43 +386,19 @@ class CLVPredictor(BaseEstimator):
         return out.reset_index(drop=True)
 
     def feature_importance(self) -> pd.Series:
-        check_is_fitted(self, "count_model_")
-        return (self.value_model_ or self.count_model_).feature_importance()
+        """Total gain per input of the boosted count model (empty when it was not fitted)."""
+        check_is_fitted(self, "targeting_")
+        if self.count_model_ is None:
+            return pd.Series(dtype=float)
+        return self.count_model_.feature_importance()
 
 
-BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+def coherent(out: pd.DataFrame) -> pd.DataFrame:
+    """Make each row's numbers agree with each other (module docstring, step 5); returns `out`.
 
-
-def _best_weight(blend, score) -> float:
-    """The weight of the boosted model (0-1) whose blend scores best; ties go to the boosted model."""
-    scored = [(score(blend(w)), w) for w in BLEND_WEIGHTS]
-    return max(scored)[1]
-
-
-def _blend_value(boosted: np.ndarray, enriched: pd.DataFrame, weight: float) -> np.ndarray:
-    """Geometric blend of the boosted and the BG/NBD x Gamma-Gamma window value."""
-    if weight >= 1:
-        return boosted
-    btyd = np.clip(enriched["btyd_value"].to_numpy(float), 0, None)
-    return np.exp(weight * np.log(boosted + 1e-3) + (1 - weight) * np.log(btyd + 1e-3)) - 1e-3
-
-
-def _blend_churn(boosted: np.ndarray, enriched: pd.DataFrame, weight: float) -> np.ndarray:
-    """Blend in log-odds of the boosted churn probability and BG/NBD's P(no purchase in the window)."""
-    if weight >= 1:
-        return boosted
-    btyd = enriched["btyd_p_no_purchase"].to_numpy(float)
-    z = weight * _logit(boosted) + (1 - weight) * _logit(btyd)
-    return 1 / (1 + np.exp(-z))
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def enforce_invariants(out: pd.DataFrame) -> pd.DataFrame:
-    """Non-negative values, low <= point <= high, probabilities in [0, 1]."""
+    Needs predicted_clv(_low, _high), churn_prob, p_alive, expected_orders, expected_aov and
+    quiet_if_alive.
+    """
     for column in (
         "predicted_clv",
         "predicted_clv_low",
@@ -328,9 +409,38 @@ def enforce_invariants(out: pd.DataFrame) -> pd.DataFrame:
         out[column] = np.clip(np.nan_to_num(out[column].to_numpy(float)), 0, None)
     out["predicted_clv_low"] = np.minimum(out["predicted_clv_low"], out["predicted_clv"])
     out["predicted_clv_high"] = np.maximum(out["predicted_clv_high"], out["predicted_clv"])
-    for column in ("churn_prob", "p_alive"):
-        out[column] = np.clip(np.nan_to_num(out[column].to_numpy(float), nan=0.5), 0, 1)
+    churn = np.clip(np.nan_to_num(out["churn_prob"].to_numpy(float), nan=0.5), 0, 1)
+    # P(at least one order) <= E[orders].
+    churn = np.maximum(churn, 1 - out["expected_orders"].to_numpy(float))
+    buys = 1 - churn
+    quiet = np.clip(np.nan_to_num(out["quiet_if_alive"].to_numpy(float)), 0, 1 - _EPS)
+    p_alive = np.clip(np.nan_to_num(out["p_alive"].to_numpy(float), nan=0.5), 0, 1)
+    out["p_alive"] = np.clip(p_alive, buys, np.minimum(buys / (1 - quiet), 1.0))
+    out["churn_prob"] = churn
     return out
+
+
+def _best_stack(kind: str, inputs: pd.DataFrame, y: np.ndarray, base: np.ndarray, score, seed: int):
+    """The better of the stacks with and without the boosted input, if it beats the base; else None."""
+    candidates = [inputs.drop(columns="boosted"), inputs] if "boosted" in inputs else [inputs]
+    stacks = [StackedModel(kind, seed=seed).fit(c, y, base, score) for c in candidates]
+    best = max(stacks, key=lambda stack: stack.oof_score_)
+    return best if best.use_ else None
+
+
+def _orders_margin(enriched: pd.DataFrame) -> np.ndarray:
+    """The base as an offset on the count model's log scale."""
+    return np.log(np.clip(enriched["base_expected_orders"].to_numpy(float), 0, None) + 1e-3)
+
+
+def _churn_margin(enriched: pd.DataFrame) -> np.ndarray:
+    """The base's P(no purchase) as an offset on the churn model's log-odds scale."""
+    return _logit(enriched["base_p_no_purchase"].to_numpy(float))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 def _require(frame: pd.DataFrame, columns, what: str) -> None:

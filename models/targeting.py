@@ -1,20 +1,32 @@
-"""Targeting rules: segments and next best actions from predictions and RFM.
+"""Targeting rules: segments and next best actions that mean what their names say.
 
-Thresholds are relative to the customer base: `fit` learns them from the base's predictions
-(quantiles), so "high value" means the same thing for a small shop and a large one, and a single
-customer scored at request time is judged against the base the model was trained on.
+A segment is a statement about the customer's row, checked against thresholds a marketer can read
+(`thresholds()`, shown on the page) and change (`[targeting]`). Value is relative to the shop (what
+is "high" for a florist is not for a furniture store), so the value lines are quantiles learned by
+`fit` on the base being scored. Risk is absolute: "at risk" means the churn probability is at or
+above `at_risk_churn` (default 0.5: more likely than not to place no order in the horizon), or the
+customer is overdue against her own rhythm (no order for more than `overdue_factor` times her usual
+gap between orders), not "above the base's 60th percentile", which on a lapsed base means 98%.
 Batch scoring and the HTTP service both call `TargetingRules.apply`.
 
 Segments, in order of precedence (the first that matches wins):
 
 | segment | when | action |
 |---|---|---|
-| new | first purchase within `new_customer_days` | welcome_series |
-| vip | predicted value in the top (1 - high_value_quantile), churn risk below the at-risk line | upsell |
-| high_value_at_risk | predicted value in the top, churn risk at or above the at-risk line | retention_offer |
-| lapsed_valuable | past spend in the top (1 - valuable_history_quantile), p_alive below `lapsed_p_alive` | win_back |
-| active_low_value | predicted value below the `low_value_quantile`, churn risk below the line | cross_sell |
-| nurture | everyone else | nurture |
+| new | first order within `new_customer_days` | welcome_series |
+| vip | high value, not at risk | upsell |
+| high_value_at_risk | valuable, at risk, P(alive) >= `lapsed_p_alive` | retention_offer |
+| lapsed_valuable | valuable, P(alive) below `lapsed_p_alive` | win_back |
+| active_low_value | not at risk (and not high value) | cross_sell |
+| nurture | everyone else: not valuable and at risk | nurture |
+
+High value: predicted CLV in the top `1 - high_value_quantile` of the base. Valuable: high value, or
+past revenue in the top `1 - valuable_history_quantile`. At risk: churn probability at or above
+`at_risk_churn`, or overdue.
+
+So every `vip` and `active_low_value` row has churn below the at-risk line, every
+`high_value_at_risk` row has churn at or above it or is overdue, and the `reason` quotes the numbers
+that put the row where it is.
 """
 
 from __future__ import annotations
@@ -34,56 +46,67 @@ SEGMENT_ACTIONS = {
 }
 SEGMENTS = tuple(SEGMENT_ACTIONS)
 ACTIONS = tuple(dict.fromkeys(SEGMENT_ACTIONS.values()))
-REQUIRED = ("predicted_clv", "churn_prob", "p_alive", "tenure_days", "monetary_total")
+REQUIRED = (
+    "predicted_clv",
+    "churn_prob",
+    "p_alive",
+    "tenure_days",
+    "recency_days",
+    "gap_mean_days",
+    "monetary_total",
+)
 
 
 class TargetingRules(BaseEstimator):
-    """Base-relative thresholds (learned by `fit`) and the rules that turn predictions into actions.
+    """Segment thresholds (value lines learned by `fit`) and the rules that turn predictions into actions.
 
-    Parameters are quantiles of the base (0-1) except `lapsed_p_alive` (a probability) and
-    `new_customer_days` (days since the first purchase).
+    Parameters: `high_value_quantile` and `valuable_history_quantile` (0-1, of the scored base's
+    predicted CLV and past revenue); `at_risk_churn` and `lapsed_p_alive` (probabilities);
+    `overdue_factor` (times the customer's mean gap between orders; customers with one order are
+    never overdue by this rule); `new_customer_days` (days since the first order); `value_unit`
+    ("currency" or "orders", for the reason text).
     """
 
     def __init__(
         self,
         high_value_quantile: float = 0.8,
-        low_value_quantile: float = 0.5,
-        at_risk_churn_quantile: float = 0.6,
         valuable_history_quantile: float = 0.8,
+        at_risk_churn: float = 0.5,
+        overdue_factor: float = 2.0,
         lapsed_p_alive: float = 0.3,
         new_customer_days: int = 60,
+        value_unit: str = "currency",
     ):
         self.high_value_quantile = high_value_quantile
-        self.low_value_quantile = low_value_quantile
-        self.at_risk_churn_quantile = at_risk_churn_quantile
         self.valuable_history_quantile = valuable_history_quantile
+        self.at_risk_churn = at_risk_churn
+        self.overdue_factor = overdue_factor
         self.lapsed_p_alive = lapsed_p_alive
         self.new_customer_days = new_customer_days
+        self.value_unit = value_unit
 
     def fit(self, predictions: pd.DataFrame, y=None) -> TargetingRules:
+        """Learn the value lines (quantiles) and the value deciles from the scored base."""
         _check(predictions)
-        if not 0 < self.low_value_quantile < self.high_value_quantile < 1:
-            raise ValueError("need 0 < low_value_quantile < high_value_quantile < 1")
+        for name in ("high_value_quantile", "valuable_history_quantile", "at_risk_churn", "lapsed_p_alive"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         clv = predictions["predicted_clv"].to_numpy(float)
         self.value_edges_ = np.quantile(clv, np.linspace(0.1, 0.9, 9))
         self.high_value_ = float(np.quantile(clv, self.high_value_quantile))
-        self.low_value_ = float(np.quantile(clv, self.low_value_quantile))
-        self.at_risk_ = float(
-            np.quantile(predictions["churn_prob"].to_numpy(float), self.at_risk_churn_quantile)
-        )
         self.valuable_history_ = float(
             np.quantile(predictions["monetary_total"].to_numpy(float), self.valuable_history_quantile)
         )
         return self
 
     def thresholds(self) -> dict[str, float]:
-        """The learned thresholds in plain numbers, for reports and the model card."""
+        """Every line the rules use, in plain numbers, for reports, the page and the model card."""
         check_is_fitted(self, "high_value_")
         return {
             "high_value_clv": self.high_value_,
-            "low_value_clv": self.low_value_,
-            "at_risk_churn_prob": self.at_risk_,
             "valuable_history_revenue": self.valuable_history_,
+            "at_risk_churn_prob": self.at_risk_churn,
+            "overdue_factor": self.overdue_factor,
             "lapsed_p_alive": self.lapsed_p_alive,
             "new_customer_days": self.new_customer_days,
         }
@@ -96,44 +119,78 @@ class TargetingRules(BaseEstimator):
         churn = predictions["churn_prob"].to_numpy(float)
         p_alive = predictions["p_alive"].to_numpy(float)
         tenure = predictions["tenure_days"].to_numpy(float)
+        recency = predictions["recency_days"].to_numpy(float)
+        gap = predictions["gap_mean_days"].to_numpy(float)
         history = predictions["monetary_total"].to_numpy(float)
 
         is_new = tenure <= self.new_customer_days
         high = clv >= self.high_value_
-        at_risk = churn >= self.at_risk_
-        lapsed = (history >= self.valuable_history_) & (p_alive < self.lapsed_p_alive)
-        low = clv < self.low_value_
-        conditions = [is_new, high & ~at_risk, high & at_risk, lapsed, low & ~at_risk]
+        rich_history = history >= self.valuable_history_
+        valuable = high | rich_history
+        risky = churn >= self.at_risk_churn
+        with np.errstate(invalid="ignore"):
+            overdue = np.nan_to_num(recency > self.overdue_factor * gap, nan=0.0).astype(bool)
+        lapsed = p_alive < self.lapsed_p_alive
+        conditions = [
+            is_new,
+            high & ~risky & ~overdue,
+            valuable & (risky | overdue) & ~lapsed,
+            valuable & lapsed,
+            ~risky,
+        ]
         segment = np.select(conditions, list(SEGMENTS[:5]), default="nurture")
-
-        reasons = np.select(
-            conditions,
-            [
-                _fmt("first purchase {} days ago", tenure, "{:.0f}"),
-                _fmt("predicted value {} is in the top band", clv, "{:,.0f}")
-                + ", churn risk "
-                + _pct(churn)
-                + " is low",
-                _fmt("predicted value {} is in the top band", clv, "{:,.0f}")
-                + ", churn risk "
-                + _pct(churn)
-                + " is high",
-                _fmt("spent {} so far", history, "{:,.0f}")
-                + ", probability still active only "
-                + _pct(p_alive),
-                _fmt("predicted value {} is below the median band", clv, "{:,.0f}") + ", still active",
-            ],
-            default=_fmt("predicted value {}", clv, "{:,.0f}") + ", churn risk " + _pct(churn),
-        )
+        reason = self._reasons(segment, clv, churn, p_alive, tenure, recency, gap, history, high, risky)
         return pd.DataFrame(
             {
                 "segment": segment,
                 "next_best_action": pd.Series(segment).map(SEGMENT_ACTIONS).to_numpy(),
                 "value_decile": (np.searchsorted(self.value_edges_, clv, side="right") + 1).astype("int64"),
-                "reason": reasons,
+                "reason": reason,
             },
             index=predictions.index,
         )
+
+    def _reasons(
+        self, segment, clv, churn, p_alive, tenure, recency, gap, history, high, risky
+    ) -> np.ndarray:
+        """One line per row quoting the numbers and lines that decided its segment."""
+        top_value = f"top {1 - self.high_value_quantile:.0%}"
+        top_history = f"top {1 - self.valuable_history_quantile:.0%}"
+        line = f"{self.at_risk_churn:.0%}"
+        out = []
+        for i, name in enumerate(segment):
+            value, risk = self._money(clv[i]), f"{churn[i]:.0%}"
+            if name == "new":
+                text = f"first order {tenure[i]:.0f} days ago"
+            elif name == "vip":
+                text = f"predicted value {value} is in the {top_value}, churn risk {risk} is below {line}"
+            elif name == "high_value_at_risk":
+                why = (
+                    f"churn risk {risk} is at or above {line}"
+                    if risky[i]
+                    else f"no order for {recency[i]:.0f} days, {recency[i] / gap[i]:.1f}x the usual gap "
+                    f"of {gap[i]:.0f} days"
+                )
+                worth = (
+                    f"predicted value {value} is in the {top_value}"
+                    if high[i]
+                    else f"spent {self._money(history[i])} so far ({top_history})"
+                )
+                text = f"{worth}; {why}"
+            elif name == "lapsed_valuable":
+                text = (
+                    f"spent {self._money(history[i])} so far, but probability still active is only "
+                    f"{p_alive[i]:.0%} (below {self.lapsed_p_alive:.0%})"
+                )
+            elif name == "active_low_value":
+                text = f"churn risk {risk} is below {line}; predicted value {value} is below the {top_value}"
+            else:
+                text = f"predicted value {value} is below the {top_value} and churn risk {risk} is at or above {line}"
+            out.append(text)
+        return np.array(out, dtype=object)
+
+    def _money(self, value: float) -> str:
+        return f"{value:,.1f} orders" if self.value_unit == "orders" else f"{value:,.0f}"
 
 
 def _check(predictions: pd.DataFrame) -> None:
@@ -142,11 +199,3 @@ def _check(predictions: pd.DataFrame) -> None:
         raise ValueError(f"targeting needs columns {', '.join(missing)}")
     if predictions.empty:
         raise ValueError("targeting needs at least one customer")
-
-
-def _fmt(template: str, values: np.ndarray, spec: str) -> np.ndarray:
-    return np.array([template.format(spec.format(v)) for v in values], dtype=object)
-
-
-def _pct(values: np.ndarray) -> np.ndarray:
-    return np.array([f"{v:.0%}" for v in values], dtype=object)

@@ -3,10 +3,14 @@
 The backtest trains with data up to a cut-off t and compares predictions with what customers
 actually did in (t, t + H]. Value metrics use net revenue in the window clipped at zero (a customer
 cannot be worth less than nothing to a campaign); churn metrics use "no purchase in the window".
-Baselines, fitted on the same data at the same cut-off:
-- textbook: average order value x purchase rate x expected lifespan (models.textbook.BasicCLV);
-- BG/NBD + Gamma-Gamma and Pareto/NBD + Gamma-Gamma (models.btyd_clv.BTYDCLV), with each purchase
-  model's P(no purchase in the window) for churn.
+Rows (model ids, with display names in `MODEL_LABELS`), all fitted on the same data at the cut-off:
+- `model`: the predictor as `clv train` fits it (`models.predictor`);
+- `base`: its buy-till-you-die base alone (MBG/NBD and Pareto/NBD with Gamma-Gamma), which it serves
+  when the boosted and stacked parts do not earn their place;
+- `bgnbd_gg`, `pareto_gg`: BG/NBD and Pareto/NBD with Gamma-Gamma fitted on the customers who
+  purchased, as the standard libraries fit them (models.btyd_clv.BTYDCLV), each purchase model's
+  P(no purchase in the window) for churn;
+- `textbook`: average order value x purchase rate x expected lifespan (models.textbook.BasicCLV).
 """
 
 from __future__ import annotations
@@ -33,10 +37,15 @@ from models.textbook import BasicCLV
 from training.windows import WindowPlan, backtest_horizon, plan_windows
 
 Progress = Callable[[str], None]
-MODEL = "hybrid (BTYD+XGBoost)"
-BTYD = "BG/NBD + GG"
-PARETO = "Pareto/NBD + GG"
-TEXTBOOK = "textbook"
+MODEL, BASE, BGNBD, PARETO, TEXTBOOK = "model", "base", "bgnbd_gg", "pareto_gg", "textbook"
+MODEL_LABELS = {
+    MODEL: "model (as served)",
+    BASE: "BTYD base (MBG/NBD + Pareto/NBD, GG)",
+    BGNBD: "BG/NBD + Gamma-Gamma",
+    PARETO: "Pareto/NBD + Gamma-Gamma",
+    TEXTBOOK: "textbook formula",
+}
+RANKING = ("spearman", "normalized_gini", "top_decile_capture")
 # Short column headers for the backtest tables printed by `clv train` and benchmarks/backtest.py.
 METRIC_LABELS = {
     "spearman": "Spearman",
@@ -59,6 +68,8 @@ class ShopData:
     customers: ir.Table | None
     first_date: dt.date
     last_date: dt.date
+    # "currency", or "orders" for a log without amounts (features.contract.ValidationReport.value_unit).
+    value_unit: str = "currency"
 
     @classmethod
     def from_shop(cls, shop: Shop) -> ShopData:
@@ -71,6 +82,7 @@ class ShopData:
             backend.table("customers") if shop.has_customers else None,
             first,
             last,
+            shop.report.value_unit,
         )
 
     def since(self, start: dt.date) -> ShopData:
@@ -83,6 +95,7 @@ class ShopData:
             self.customers,
             start,
             self.last_date,
+            self.value_unit,
         )
 
     def features(self, as_of: dt.date) -> pd.DataFrame:
@@ -113,10 +126,12 @@ def fit_at(
     settings: Settings,
     progress: Progress = lambda _: None,
     discount_rate: float = 0.0,
+    base_only: bool = False,
 ) -> Fit:
-    """Fit the hybrid model to predict from `cutoff` over `horizon_days`, using only data up to `cutoff`.
+    """Fit the model to predict from `cutoff` over `horizon_days`, using only data up to `cutoff`.
 
     `discount_rate` stays 0 in backtests, where predictions are compared with undiscounted revenue.
+    `base_only` fits the buy-till-you-die base alone (when a backtest found the hybrid worse).
     """
     train = settings.train
     plan = plan_windows(
@@ -127,21 +142,26 @@ def fit_at(
         train.n_snapshots,
         train.min_history_days,
     )
-    progress(f"snapshots: {plan.describe()}")
-    snapshots = data.snapshots(plan)
+    if base_only:
+        plan = WindowPlan(None, 0, 0, [])
+    progress(plan.describe())
+    snapshots = data.snapshots(plan) if plan.cutoffs else None
+    validation = (
+        None if plan.btyd_only else data.features_with_labels(plan.validation_cutoff, plan.validation_days)
+    )
     progress(f"features at {cutoff}")
     reference = data.features(cutoff)
-    progress(f"fitting on {len(snapshots):,} snapshot rows")
+    progress("fitting")
     predictor = CLVPredictor(
         horizon_days=horizon_days,
-        label_days=plan.label_days,
-        value_objective=train.value_objective,
+        validation_days=plan.validation_days or None,
+        label_days=plan.label_days or None,
         coverage=train.interval_coverage,
         margin=train.margin,
         discount_rate=discount_rate,
-        targeting=settings.targeting.model_dump(),
+        targeting={**settings.targeting.model_dump(), "value_unit": data.value_unit},
         seed=train.seed,
-    ).fit(snapshots, reference)
+    ).fit(snapshots, validation, reference)
     return Fit(predictor, plan, reference)
 
 
@@ -150,12 +170,27 @@ class Backtest:
     cutoff: dt.date
     horizon_days: int
     plan: WindowPlan
-    metrics: pd.DataFrame  # one row per model, one column per metric
+    metrics: pd.DataFrame  # one row per model id, one column per metric
     frame: pd.DataFrame  # per customer: actuals and every model's predictions
     fit: Fit
 
     def model_metrics(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.metrics.loc[MODEL].items() if pd.notna(v)}
+
+    def ranking(self, model: str) -> float:
+        """Mean of the ranking metrics of one row (higher is better)."""
+        return float(self.metrics.loc[model, list(RANKING)].mean())
+
+    def base_wins(self) -> bool:
+        """Whether the base alone ranked customers better than the full model on this backtest."""
+        return self.fit.predictor.kind_ == "hybrid" and self.ranking(BASE) > self.ranking(MODEL)
+
+    def base_wins_reason(self) -> str:
+        return (
+            f"on the backtest the buy-till-you-die base ranked better than the full model (mean of Spearman, "
+            f"Gini and top-decile capture {self.ranking(BASE):.3f} vs {self.ranking(MODEL):.3f}), so the base "
+            "is served"
+        )
 
 
 def backtest(
@@ -172,7 +207,7 @@ def backtest(
     shorter than the horizon (`training.windows.backtest_horizon`).
     """
     if cutoff is None:
-        horizon_days = backtest_horizon(data.first_date, as_of, horizon_days, settings.train.min_history_days)
+        horizon_days = backtest_horizon(data.first_date, as_of, horizon_days)
         cutoff = as_of - dt.timedelta(days=horizon_days)
     fit = fit_at(data, cutoff, horizon_days, settings, progress)
     progress(f"scoring the window {cutoff} + {horizon_days} days")
@@ -184,33 +219,45 @@ def backtest(
     churned = actual["label_churned"].to_numpy(bool)
 
     predicted = fit.predictor.predict(reference)
-    btyd = BTYDCLV().fit(reference)
-    pareto = BTYDCLV(purchase_model="pareto_nbd").fit(reference)
-    textbook = BasicCLV().fit(reference)
-    bgnbd = btyd.purchases_
+    base = _base(fit, horizon_days, settings).predict(reference)
+    buyers = reference[reference["n_orders"] > 0]
     frame = pd.DataFrame(
         {
             "customer_id": reference["customer_id"].to_numpy(),
             "actual_revenue": revenue,
             "actual_churned": churned,
-            MODEL: predicted["predicted_clv"].to_numpy(),
-            BTYD: np.asarray(btyd.predict_clv(reference, horizon_days), dtype=float),
-            PARETO: np.asarray(pareto.predict_clv(reference, horizon_days), dtype=float),
-            TEXTBOOK: np.asarray(textbook.predict_clv(reference, horizon_days), dtype=float),
             "low": predicted["predicted_clv_low"].to_numpy(),
             "high": predicted["predicted_clv_high"].to_numpy(),
+            MODEL: predicted["predicted_clv"].to_numpy(),
             "churn_" + MODEL: predicted["churn_prob"].to_numpy(),
-            "churn_" + BTYD: np.asarray(bgnbd.p_no_purchase(reference, horizon_days), dtype=float),
-            "churn_" + PARETO: np.asarray(
-                pareto.purchases_.p_no_purchase(reference, horizon_days), dtype=float
-            ),
+            BASE: base["predicted_clv"].to_numpy(),
+            "churn_" + BASE: base["churn_prob"].to_numpy(),
+            TEXTBOOK: np.asarray(BasicCLV().fit(buyers).predict_clv(reference, horizon_days), dtype=float),
         }
     )
+    for name, purchase_model in ((BGNBD, "bgnbd"), (PARETO, "pareto_nbd")):
+        baseline = BTYDCLV(purchase_model=purchase_model).fit(buyers)
+        frame[name] = np.asarray(baseline.predict_clv(reference, horizon_days), dtype=float)
+        frame["churn_" + name] = np.asarray(
+            baseline.purchases_.p_no_purchase(reference, horizon_days), dtype=float
+        )
     rows = {}
-    for name in (MODEL, BTYD, PARETO, TEXTBOOK):
+    for name in MODEL_LABELS:
         row = metrics.value_metrics(revenue, frame[name].to_numpy())
         if "churn_" + name in frame:
             row.update(metrics.churn_metrics(churned, frame["churn_" + name].to_numpy()))
         rows[name] = row
     rows[MODEL]["interval_coverage"] = metrics.interval_coverage(revenue, frame["low"], frame["high"])
     return Backtest(cutoff, horizon_days, fit.plan, pd.DataFrame(rows).T, frame, fit)
+
+
+def _base(fit: Fit, horizon_days: int, settings: Settings) -> CLVPredictor:
+    """The fitted predictor's base alone, at the same cut-off (the same predictor when it is one)."""
+    if fit.predictor.kind_ == "base":
+        return fit.predictor
+    return CLVPredictor(
+        horizon_days=horizon_days,
+        coverage=settings.train.interval_coverage,
+        targeting=fit.predictor.targeting,
+        seed=settings.train.seed,
+    ).fit(None, None, fit.reference)

@@ -18,9 +18,10 @@ from mlflow import MlflowClient
 from clv.config import Settings
 from features.contract import Shop
 from features.pipeline import FEATURES_VERSION
+from models.btyd_features import NoRepeatPurchases
 from models.textbook import base_summary
 from training import plots, registry, tracking
-from training.backtest import BTYD, MODEL, PARETO, TEXTBOOK, Backtest, ShopData, backtest, fit_at
+from training.backtest import MODEL, MODEL_LABELS, Backtest, ShopData, backtest, fit_at
 from training.pyfunc import CLVPyfunc
 
 Progress = Callable[[str], None]
@@ -37,10 +38,12 @@ class TrainResult:
     as_of: dt.date
     horizon_days: int
     seconds: float
+    served_model: str
+    notes: list[str]
 
     def comparison(self) -> pd.DataFrame:
-        """Model vs baselines (and the current champion's logged backtest) on the ranking metrics."""
-        table = self.backtest.metrics.copy()
+        """Model vs baselines (and the current champion's logged backtest), rows by display name."""
+        table = self.backtest.metrics.rename(index=MODEL_LABELS)
         if self.champion_metrics:
             table.loc["current champion (its own backtest)"] = pd.Series(self.champion_metrics)
         return table
@@ -57,8 +60,7 @@ def train(
     data = ShopData.from_shop(shop)
     as_of = as_of or data.last_date
     horizon = horizon_days or settings.train.horizon_days
-    if as_of < data.first_date:
-        raise ValueError(f"--as-of {as_of} is before the first transaction ({data.first_date})")
+    check_trainable(data, as_of)
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
     client = tracking.client(settings.mlflow.tracking_uri)
@@ -74,29 +76,40 @@ def train(
         mlflow.log_params(tracking.data_fingerprint(shop.con))
 
         progress("backtest")
-        result = backtest(data, as_of, horizon, settings, progress=lambda m: progress(f"backtest: {m}"))
-        _log_backtest(result)
-
-        progress("refitting on all data")
-        final = fit_at(
-            data,
-            as_of,
-            horizon,
-            settings,
-            progress=lambda m: progress(f"final model: {m}"),
-            discount_rate=settings.train.discount_rate,
+        try:
+            result = backtest(data, as_of, horizon, settings, progress=lambda m: progress(f"backtest: {m}"))
+            _log_backtest(result)
+            progress("refitting on all data")
+            final = fit_at(
+                data,
+                as_of,
+                horizon,
+                settings,
+                progress=lambda m: progress(f"final model: {m}"),
+                discount_rate=settings.train.discount_rate,
+                base_only=result.base_wins(),
+            )
+        except NoRepeatPurchases as exc:
+            raise ValueError(
+                f"{exc}. Nothing can be trained on this log yet. What can still be done: wait until some "
+                "customers have come back (a few months of history usually suffice), or score it with a model "
+                "trained on a similar shop (clv score --model models:/clv/VERSION)."
+            ) from None
+        notes = [*result.fit.predictor.notes_, *final.predictor.notes_]
+        if result.base_wins():
+            notes.append(result.base_wins_reason())
+        mlflow.set_tags(
+            {"served_model": final.predictor.kind_, "notes": " | ".join(dict.fromkeys(notes)) or "none"}
         )
         scores = final.predictor.predict(final.reference)
-        mlflow.log_params(
-            {"final_label_days": final.plan.label_days, "final_cutoffs": _dates(final.plan.cutoffs)}
-        )
+        mlflow.log_params({"final_plan": final.plan.describe()})
         tracking.log_figures({"clv_distribution": plots.distribution(scores["predicted_clv"])})
         tracking.log_table(
             scores["segment"].value_counts().rename_axis("segment").reset_index(), "segments.csv"
         )
 
         progress("logging models")
-        metadata = _metadata(final, data, settings, as_of, horizon, result)
+        metadata = _metadata(final, data, settings, as_of, horizon, result, notes)
         tracking.log_model(
             "backtest_model",
             CLVPyfunc(result.fit.predictor, {**metadata, "role": "backtest"}),
@@ -132,7 +145,30 @@ def train(
         as_of,
         horizon,
         time.perf_counter() - started,
+        final.predictor.kind_,
+        list(dict.fromkeys(notes)),
     )
+
+
+def check_trainable(data: ShopData, as_of: dt.date) -> None:
+    """Refuse, with the cause and the fix, logs nothing can be learned from at `as_of`."""
+    if as_of < data.first_date:
+        raise ValueError(
+            f"--as-of {as_of} is before the first transaction ({data.first_date}). Fix: use a date between "
+            f"{data.first_date} and {data.last_date}."
+        )
+    if as_of == data.first_date:
+        span = (
+            "every transaction is on one day"
+            if data.first_date == data.last_date
+            else "the cut-off is the first day"
+        )
+        raise ValueError(
+            f"{span} ({data.first_date}): there is no history to learn repeat buying from. Fix: train on a "
+            "log that spans weeks or more"
+            + ("" if data.first_date == data.last_date else ", or use a later --as-of")
+            + "."
+        )
 
 
 def _params(settings: Settings, as_of: dt.date, horizon: int) -> dict:
@@ -153,53 +189,53 @@ def _params(settings: Settings, as_of: dt.date, horizon: int) -> dict:
     }
 
 
-def _dates(dates) -> str:
-    return ",".join(str(d) for d in dates)
-
-
 def _log_backtest(result: Backtest) -> None:
     mlflow.log_params(
         {
             "backtest_cutoff": str(result.cutoff),
             "backtest_horizon_days": result.horizon_days,
-            "backtest_label_days": result.plan.label_days,
-            "backtest_cutoffs": _dates(result.plan.cutoffs),
+            "backtest_plan": result.plan.describe(),
             "backtest_customers": len(result.frame),
         }
     )
-    prefixes = {
-        MODEL: "backtest_",
-        BTYD: "baseline_btyd_",
-        PARETO: "baseline_pareto_",
-        TEXTBOOK: "baseline_textbook_",
-    }
-    for model, prefix in prefixes.items():
+    for model in MODEL_LABELS:
+        prefix = "backtest_" if model == MODEL else f"baseline_{model}_"
         mlflow.log_metrics(
             {prefix + k: float(v) for k, v in result.metrics.loc[model].items() if pd.notna(v)}
         )
     frame = result.frame
-    tracking.log_figures(
-        {
-            "cumulative_gain": plots.gain_curve(frame["actual_revenue"], {m: frame[m] for m in prefixes}),
-            "deciles": plots.deciles(frame["actual_revenue"], frame[MODEL]),
-            "churn_calibration": plots.calibration(
-                frame["actual_churned"], {m: frame["churn_" + m] for m in (MODEL, BTYD, PARETO)}
-            ),
-            "feature_importance": plots.importance(result.fit.predictor.feature_importance()),
-        }
-    )
+    labelled = {MODEL_LABELS[m]: frame[m] for m in MODEL_LABELS}
+    with_churn = {MODEL_LABELS[m]: frame["churn_" + m] for m in MODEL_LABELS if "churn_" + m in frame}
+    figures = {
+        "cumulative_gain": plots.gain_curve(frame["actual_revenue"], labelled),
+        "deciles": plots.deciles(frame["actual_revenue"], frame[MODEL]),
+        "churn_calibration": plots.calibration(frame["actual_churned"], with_churn),
+    }
+    importance = result.fit.predictor.feature_importance()
+    if not importance.empty:
+        figures["feature_importance"] = plots.importance(importance)
+    tracking.log_figures(figures)
     tracking.log_table(result.metrics.rename_axis("model").reset_index(), "backtest_metrics.csv")
 
 
 def _metadata(
-    final, data: ShopData, settings: Settings, as_of: dt.date, horizon: int, result: Backtest
+    final,
+    data: ShopData,
+    settings: Settings,
+    as_of: dt.date,
+    horizon: int,
+    result: Backtest,
+    notes: list[str],
 ) -> dict:
     return {
         "horizon_days": horizon,
+        "value_unit": data.value_unit,
+        "served_model": final.predictor.kind_,
+        "notes": list(dict.fromkeys(notes)),
         "as_of": str(as_of),
         "features_version": FEATURES_VERSION,
         "trained_with": {"events": data.events is not None, "customers": data.customers is not None},
-        "label_days": final.plan.label_days,
+        "plan": final.plan.describe(),
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data_first_date": str(data.first_date),
         "data_last_date": str(data.last_date),

@@ -68,7 +68,7 @@ def score(
     model_uri: str | None = None,
     progress: Progress = lambda _: None,
 ) -> pd.DataFrame:
-    """Score every customer who has purchased by `as_of` and write the table to `out_path`."""
+    """Score every customer with an order by `as_of` and write the table to `out_path`."""
     progress("loading model")
     loaded = load_model(settings, model_uri)
     metadata = loaded.model.metadata
@@ -78,6 +78,13 @@ def score(
             f"this code computes {FEATURES_VERSION}. Fix: retrain with `clv train`."
         )
     data = ShopData.from_shop(shop)
+    unit = metadata.get("value_unit", "currency")
+    if unit != data.value_unit:
+        raise ValueError(
+            f"model {loaded.uri} predicts values in {unit}, but this log's values are in {data.value_unit} "
+            + ("(it has no amount column)" if data.value_unit == "orders" else "(it has amounts)")
+            + ". Fix: train a model on a log like this one (clv train), or pass the log the model was trained on."
+        )
     for table, given in (("events", data.events is not None), ("customers", data.customers is not None)):
         if metadata.get("trained_with", {}).get(table) and not given:
             raise ValueError(
@@ -88,7 +95,7 @@ def score(
     progress(f"features at {as_of}")
     features = data.features(as_of)
     if features.empty:
-        raise ValueError(f"no customer has purchased by {as_of}; nothing to score")
+        raise ValueError(f"no customer has an order by {as_of}; nothing to score. Fix: use a later --as-of.")
     progress(f"scoring {len(features):,} customers")
     table = score_features(loaded, features)
     progress(f"writing {out_path}")

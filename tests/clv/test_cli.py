@@ -24,12 +24,21 @@ def test_help_lists_every_design_subcommand():
         assert re.search(rf"\b{command}\b", result.output), command
 
 
-def test_validate_names_missing_amount_and_exits_1(tmp_path):
+def test_validate_names_missing_timestamp_and_exits_1(tmp_path):
     path = tmp_path / "t.csv"
-    path.write_text("customer_id,timestamp\nA,2023-01-01\n")
+    path.write_text("customer_id,amount\nA,3\n")
     result = runner.invoke(app, ["validate", "--transactions", str(path)])
     assert result.exit_code == 1
-    assert "'amount'" in plain(result.output)
+    assert "'timestamp'" in plain(result.output)
+
+
+def test_validate_says_values_are_orders_without_amounts(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,timestamp\nA,2023-01-01\nA,2023-02-01\n")
+    result = runner.invoke(app, ["validate", "--transactions", str(path)])
+    assert result.exit_code == 0
+    text = plain(result.output)
+    assert "in orders" in text and "every order counts as 1" in text
 
 
 def test_validate_names_bad_timestamp_row_and_value(tmp_path):

@@ -87,10 +87,50 @@ def test_missing_order_id_makes_a_customer_day_one_order(tmp_path):
     assert rows(shop)["order_id"].nunique() == 2
 
 
-def test_missing_amount_column_is_named(tmp_path):
-    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp\nA,2023-01-01\n")
+def test_without_amounts_every_order_is_worth_one(tmp_path):
+    path = write_csv(
+        tmp_path / "t.csv",
+        "customer_id,timestamp,order_id\nA,2023-01-01,o1\nA,2023-01-01,o1\nA,2023-01-01,o1\n"
+        "A,2023-02-01,o2\nB,2023-03-01,o3\n",
+    )
+    shop = load(path)
+    orders = rows(shop).groupby("order_id")["amount"].sum()
+    assert orders.to_dict() == pytest.approx({"o1": 1.0, "o2": 1.0, "o3": 1.0})
+    assert shop.report.value_unit == "orders" and shop.report.revenue == pytest.approx(3.0)
+    warning = " ".join(w.message for w in shop.report.warnings)
+    assert "no amount column" in warning and "numbers of orders" in warning and "--map amount=" in warning
+
+
+def test_without_amounts_or_order_ids_a_customer_day_is_one_order_worth_one(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp\nA,2023-01-01 09:00\nA,2023-01-01 18:00\n")
+    shop = load(path)
+    assert rows(shop)["amount"].sum() == pytest.approx(1.0)
+    assert shop.report.orders == 1
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "2e12"])
+def test_amounts_must_be_finite_and_sane(tmp_path, value):
+    path = write_csv(
+        tmp_path / "t.csv", f"customer_id,timestamp,amount\nA,2023-01-01,10\nB,2023-01-02,{value}\n"
+    )
     message = error_text(path)
-    assert "'amount'" in message and "t.csv" in message and "--map amount=" in message
+    assert "amount" in message and "row 2" in message and "Fix:" in message
+
+
+def test_extreme_orders_are_named_relative_to_the_shop(tmp_path):
+    body = "".join(f"C{i},2023-01-{i % 28 + 1:02d},{50 + i}\n" for i in range(40))
+    path = write_csv(
+        tmp_path / "t.csv", "customer_id,timestamp,amount\n" + body + "BIG,2023-02-01,2500000000\n"
+    )
+    shop = load(path)
+    [warning] = [w for w in shop.report.warnings if "median order" in w.message]
+    assert "customer BIG" in warning.message and "row 41" in warning.message and warning.count == 1
+
+
+def test_ordinary_spread_of_order_values_is_not_extreme(tmp_path):
+    body = "".join(f"C{i},2023-01-{i % 28 + 1:02d},{10 * 1.2**i:.2f}\n" for i in range(30))
+    shop = load(write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\n" + body))
+    assert not [w for w in shop.report.warnings if "median order" in w.message]
 
 
 def test_unparseable_timestamp_names_column_row_and_value(tmp_path):
@@ -208,6 +248,6 @@ def test_bad_events_file_is_reported_with_its_name(tmp_path):
 
 
 def test_errors_do_not_raise_when_asked_for_a_report(tmp_path):
-    path = write_csv(tmp_path / "t.csv", "customer_id,timestamp\nA,2023-01-01\n")
+    path = write_csv(tmp_path / "t.csv", "customer_id,amount\nA,3\n")
     shop = load(path, raise_on_error=False)
-    assert not shop.report.ok and shop.report.errors[0].column == "amount"
+    assert not shop.report.ok and shop.report.errors[0].column == "timestamp"

@@ -51,7 +51,8 @@ def test_from_duckdb_configures_and_finds_the_tables():
     tables = engine.shop_tables(backend)
     assert tables["events"] is None and tables["customers"] is None
     features = compute_features(tables["transactions"], AS_OF)
-    assert features["customer_id"].tolist() == ["A", "B"]
+    assert features["customer_id"].tolist() == ["A", "B", "C"]  # C has only a refund: a row, no purchase
+    assert features["n_orders"].tolist() == [2, 1, 0]
     with pytest.raises(ValueError, match="transactions"):
         engine.shop_tables(engine.connect())
 
@@ -61,7 +62,7 @@ def test_write_features_is_atomic_and_reports(tmp_path):
     out = tmp_path / "sub" / "features.parquet"
     messages = []
     summary = write_features(out, AS_OF, backend.table("transactions"), progress=messages.append)
-    assert summary["rows"] == 2 and summary["columns"] == len(FEATURE_COLUMNS) and summary["as_of"] == AS_OF
+    assert summary["rows"] == 3 and summary["columns"] == len(FEATURE_COLUMNS) and summary["as_of"] == AS_OF
     assert summary["seconds"] >= 0 and summary["features_version"]
     assert messages and all(m.startswith("computing features") for m in messages)
     written = pd.read_parquet(out)

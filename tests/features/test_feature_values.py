@@ -189,9 +189,28 @@ def test_values_by_hand(customer):
     assert table.loc[customer, "as_of"] == pd.Timestamp(D)
 
 
-def test_only_purchasers_are_rows():
-    # C's only orders are cancelled or refund-only: no purchase, so not in the table.
-    assert sorted(features(log()).index) == ["A", "B", "D"]
+def test_customers_without_a_purchase_are_rows_too():
+    # C's only orders are cancelled or refund-only: no purchase, but the shop knows her since 03-01.
+    table = features(log())
+    assert sorted(table.index) == ["A", "B", "C", "D"]
+    assert_row(
+        table.loc["C"],
+        {
+            "n_orders": 0,
+            "frequency": 0,
+            "recency_days": 30,
+            "tenure_days": 30,
+            "monetary_mean": 0.0,
+            "monetary_total": -15.0,
+            "first_order_value": 0.0,
+            "btyd_frequency": 0,
+            "btyd_recency": 0,
+            "btyd_age": 30,
+            "btyd_monetary": 0.0,
+            "q4_spend_share": 0.0,
+            "items_per_order": 0.0,
+        },
+    )
 
 
 def test_column_set_and_dtypes_are_stable():
@@ -231,7 +250,7 @@ def test_day_boundary():
     assert table.loc["D", "n_orders"] == 1 and table.loc["D", "recency_days"] == 0
     assert table.loc["D", "monetary_mean"] == 25.0
     day_before = features(log(ROWS + AFTER), as_of=D - dt.timedelta(days=1))
-    assert "D" not in day_before.index  # o7 is at 23:30 on D, so not seen at D - 1
+    assert day_before.loc["D", "n_orders"] == 0  # o7 is at 23:30 on D, so not seen at D - 1
 
 
 def test_refund_after_cutoff_does_not_change_features():

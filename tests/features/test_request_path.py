@@ -139,8 +139,11 @@ def test_request_edge_cases():
     empty = compute_features_for_request(tx.iloc[:0], AS_OF)
     assert tuple(empty.columns) == FEATURE_COLUMNS and len(empty) == 0
     refund_only = tx.head(1).assign(amount=-5.0)
-    assert len(compute_features_for_request(refund_only, AS_OF)) == 0
-    with pytest.raises(ValueError, match="amount"):
-        compute_features_for_request(tx.drop(columns=["amount"]), AS_OF)
+    [row] = compute_features_for_request(refund_only, AS_OF).to_dict("records")
+    assert row["n_orders"] == 0 and row["monetary_total"] == -5.0
+    unit = compute_features_for_request(tx.drop(columns=["amount"]), AS_OF)  # every order is worth 1
+    assert (unit["monetary_mean"] == 1.0).all() and unit["monetary_total"].equals(
+        unit["n_orders"].astype(float)
+    )
     with pytest.raises(ValueError, match="amount"):
         compute_features_for_request(tx.assign(amount="lots"), AS_OF)

@@ -15,7 +15,7 @@ import pytest
 from clv.config import load_settings
 from features.contract import load_shop
 from features.demo_shop import write_demo_shop
-from training.backtest import BTYD, MODEL, PARETO, TEXTBOOK, ShopData, backtest
+from training.backtest import BGNBD, MODEL, PARETO, TEXTBOOK, ShopData, backtest
 
 RANKING = ("spearman", "normalized_gini", "top_decile_capture")
 NINE_MONTHS = 273
@@ -33,10 +33,10 @@ def assert_hybrid_wins(result):
     table = result.metrics
     print(f"\nbacktest from {result.cutoff}, {result.horizon_days} days, {result.plan.describe()}")
     print(table.round(3).to_string())
-    for baseline in (BTYD, PARETO, TEXTBOOK):
+    for baseline in (BGNBD, PARETO, TEXTBOOK):
         for metric in RANKING:
             assert table.loc[MODEL, metric] > table.loc[baseline, metric], (metric, baseline)
-    for baseline in (BTYD, PARETO):
+    for baseline in (BGNBD, PARETO):
         assert table.loc[MODEL, "churn_auc"] > table.loc[baseline, "churn_auc"], baseline
     assert 0.7 <= table.loc[MODEL, "interval_coverage"] <= 0.9
     assert abs(table.loc[MODEL, "aggregate_error"]) < 0.15

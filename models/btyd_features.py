@@ -1,0 +1,154 @@
+"""Buy-till-you-die summaries of every customer at one cut-off.
+
+They serve three purposes in `models.predictor`: features for the boosted models, the *base* those
+models correct (the boosted models learn a multiplicative correction to it, so where they know
+nothing they fall back to it), and the time profile that stretches label-window predictions to the
+horizon.
+
+At a cut-off, three purchase models are fitted by maximum likelihood on the customers who have
+purchased: BG/NBD (`models.bgnbd`), MBG/NBD (`models.mbgnbd`) and Pareto/NBD (`models.pareto_nbd`);
+and Gamma-Gamma (`models.gamma_gamma`) on the repeat buyers' spend, with amounts above the shop's
+robust upper fence capped (`models.outliers`), so one extreme order cannot move the population's
+parameters. Customers without a purchase (only refunds or free orders so far) are scored as
+one-time buyers of that age.
+
+Columns added for a window of w days (per customer):
+- `{bgnbd,mbgnbd,pareto}_expected_orders`: E[purchases in (t, t + w]];
+- `{bgnbd,mbgnbd,pareto}_p_alive`: P(alive at t);
+- `{bgnbd,mbgnbd,pareto}_p_no_purchase`: P(no purchase in (t, t + w]);
+- `btyd_order_value`: expected value of a future order: Gamma-Gamma's conditional mean (eq. 5 of
+  Fader, Hardie and Lee 2005, "RFM and CLV"); the customer's own mean (or the shop's) when fewer
+  than `MIN_REPEATERS` customers have repeat purchases; the common value when every order is worth
+  the same (a log without amounts);
+- `base_expected_orders`, `base_p_no_purchase`, `base_p_alive`: the base, the average of the models
+  in `BASE_MODELS` (geometric for expected orders, in log-odds for probabilities). MBG/NBD and
+  Pareto/NBD form it because both let a one-time buyer drop out, so the base's P(alive) falls with
+  the time since a single purchase (BG/NBD keeps it at 1); BG/NBD stays a feature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+
+from models.bgnbd import BetaGeoModel
+from models.gamma_gamma import GammaGammaModel
+from models.mbgnbd import ModifiedBetaGeoModel
+from models.outliers import capped, upper_fence
+from models.pareto_nbd import ParetoNBDModel
+
+PURCHASE_MODELS = {"bgnbd": BetaGeoModel, "mbgnbd": ModifiedBetaGeoModel, "pareto": ParetoNBDModel}
+BASE_MODELS = ("mbgnbd", "pareto")
+MIN_REPEATERS = 20
+_EPS = 1e-6
+
+
+class NoRepeatPurchases(ValueError):
+    """Nobody bought twice: repeat buying cannot be estimated. The message says what can be done."""
+
+
+class BTYDFeatures:
+    """The buy-till-you-die models fitted on one cut-off's feature table (`features.pipeline`)."""
+
+    def __init__(self, features: pd.DataFrame):
+        buyers = features[features["n_orders"] > 0]
+        if not (buyers["btyd_frequency"] > 0).any():
+            raise NoRepeatPurchases(
+                f"none of the {len(buyers):,} customers who bought by {_cutoff(features)} has bought twice, "
+                "so how often customers come back cannot be estimated"
+            )
+        self.purchases = {name: model().fit(buyers) for name, model in PURCHASE_MODELS.items()}
+        repeat_values = buyers.loc[buyers["btyd_frequency"] > 0, "btyd_monetary"].to_numpy(float)
+        self.fence_ = upper_fence(np.r_[repeat_values, buyers["monetary_mean"].to_numpy(float)])
+        repeat_values = capped(repeat_values, self.fence_)
+        self.spend = None
+        self.constant_value_ = None
+        if repeat_values.size and np.ptp(repeat_values) <= 1e-9 * max(abs(repeat_values.max()), 1.0):
+            self.constant_value_ = float(repeat_values.max())
+        elif (repeat_values > 0).sum() >= MIN_REPEATERS:
+            self.spend = GammaGammaModel().fit(self._capped(buyers[buyers["btyd_frequency"] > 0]))
+        self.mean_value_ = float(np.mean(capped(buyers["monetary_mean"].to_numpy(float), self.fence_)))
+
+    def _capped(self, features: pd.DataFrame) -> pd.DataFrame:
+        return features.assign(
+            btyd_monetary=capped(features["btyd_monetary"], self.fence_),
+            monetary_mean=capped(features["monetary_mean"], self.fence_),
+        )
+
+    def order_value(self, features: pd.DataFrame) -> np.ndarray:
+        """Expected value of a future order per customer (see the module docstring)."""
+        if self.constant_value_ is not None:
+            return np.full(len(features), self.constant_value_)
+        if self.spend is not None:
+            return np.asarray(self.spend.expected_order_value(self._capped(features)), dtype=float)
+        own = capped(features["monetary_mean"].to_numpy(float), self.fence_)
+        return np.where(features["n_orders"].to_numpy() > 0, own, self.mean_value_)
+
+    def add(self, features: pd.DataFrame, window_days: int) -> pd.DataFrame:
+        """`features` with the columns of the module docstring for a window of `window_days`."""
+        columns: dict[str, np.ndarray] = {}
+        for name, model in self.purchases.items():
+            columns[f"{name}_expected_orders"] = np.asarray(
+                model.expected_purchases(features, window_days), float
+            )
+            columns[f"{name}_p_alive"] = np.asarray(model.p_alive(features), float)
+            columns[f"{name}_p_no_purchase"] = np.asarray(model.p_no_purchase(features, window_days), float)
+        columns["btyd_order_value"] = self.order_value(features)
+        columns["base_expected_orders"] = _geometric_mean(
+            [columns[f"{m}_expected_orders"] for m in BASE_MODELS]
+        )
+        columns["base_p_no_purchase"] = _logit_mean([columns[f"{m}_p_no_purchase"] for m in BASE_MODELS])
+        columns["base_p_alive"] = _logit_mean([columns[f"{m}_p_alive"] for m in BASE_MODELS])
+        return features.assign(**columns)
+
+    def base_orders(self, features: pd.DataFrame, days: int) -> np.ndarray:
+        return _geometric_mean(
+            [np.asarray(self.purchases[m].expected_purchases(features, days), float) for m in BASE_MODELS]
+        )
+
+    def base_no_purchase(self, features: pd.DataFrame, days: int) -> np.ndarray:
+        return _logit_mean(
+            [np.asarray(self.purchases[m].p_no_purchase(features, days), float) for m in BASE_MODELS]
+        )
+
+    def stretch(
+        self, features: pd.DataFrame, label_days: int, horizon_days: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-customer factors taking window-L predictions to horizon H, from the base's time profile:
+        E[orders in H] / E[orders in L], and P(no purchase in H) / P(no purchase in L) (at most 1)."""
+        if horizon_days == label_days:
+            ones = np.ones(len(features))
+            return ones, ones
+        orders = (self.base_orders(features, horizon_days) + _EPS) / (
+            self.base_orders(features, label_days) + _EPS
+        )
+        none = (self.base_no_purchase(features, horizon_days) + _EPS) / (
+            self.base_no_purchase(features, label_days) + _EPS
+        )
+        return orders, np.clip(none, 0, 1)
+
+    def alive_shape(self, features: pd.DataFrame) -> np.ndarray:
+        """Shape r + x of an alive customer's posterior purchase rate (Gamma(r + x, alpha + T)), averaged
+        over the base models: the shape of her negative binomial count of future orders."""
+        x = features["btyd_frequency"].to_numpy(float)
+        return np.mean([self.purchases[m].params_["r"] + x for m in BASE_MODELS], axis=0)
+
+    def quiet_if_alive(self, features: pd.DataFrame, days: int, p_alive: np.ndarray) -> np.ndarray:
+        """P(no purchase in the next `days` | alive) implied by the base: 1 - (1 - P(none)) / P(alive)."""
+        none = self.base_no_purchase(features, days)
+        return np.clip(1 - (1 - none) / np.maximum(p_alive, _EPS), 0, 1)
+
+
+def _geometric_mean(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.exp(np.mean([np.log(np.clip(a, 0, None) + _EPS) for a in arrays], axis=0)) - _EPS
+
+
+def _logit_mean(arrays: list[np.ndarray]) -> np.ndarray:
+    return expit(np.mean([logit(np.clip(a, _EPS, 1 - _EPS)) for a in arrays], axis=0))
+
+
+def _cutoff(features: pd.DataFrame) -> str:
+    if "as_of" in features and len(features):
+        return str(pd.Timestamp(features["as_of"].iloc[0]).date())
+    return "the cut-off"

@@ -1,0 +1,39 @@
+"""Robust limits for money amounts, so one extreme customer cannot set everyone else's numbers.
+
+An amount far above what the shop's customers usually spend (a price typed in cents, an order id in
+the amount column, one exceptional B2B order) would otherwise dominate every mean, sum and fitted
+parameter it enters: the Gamma-Gamma spend model, the value calibration and its total level.
+Models read such amounts through `upper_fence`, a limit on the log scale (amounts are roughly
+log-normal): median + k robust standard deviations, the robust standard deviation being
+1.4826 x the median absolute deviation (Hampel 1974; Leys et al. 2013, "Detecting outliers: do not
+use standard deviation around the mean, use absolute deviation around the median", JESP 49(4)).
+With k = 8 an ordinary spread of values is not touched: on the demo shop and the apparel log the
+largest per-customer order values sit 5-6 robust deviations above the median, while the 2.5e9 order
+of a shop whose orders are worth about 60 sits 26 deviations above it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FENCE_DEVIATIONS = 8.0
+MIN_VALUES = 10
+
+
+def upper_fence(values, deviations: float = FENCE_DEVIATIONS) -> float:
+    """exp(median + k x 1.4826 x MAD) of log(values) over the positive values; inf with fewer than
+    `MIN_VALUES` positive values (too few to call anything extreme) or no spread at all."""
+    values = np.asarray(values, dtype=float)
+    logs = np.log(values[np.isfinite(values) & (values > 0)])
+    if logs.size < MIN_VALUES:
+        return float("inf")
+    centre = np.median(logs)
+    spread = 1.4826 * np.median(np.abs(logs - centre))
+    if spread <= 0:
+        return float("inf")
+    return float(np.exp(centre + deviations * spread))
+
+
+def capped(values, fence: float) -> np.ndarray:
+    """`values` with everything above `fence` set to `fence` (winsorised from above)."""
+    return np.minimum(np.asarray(values, dtype=float), fence)
