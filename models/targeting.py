@@ -18,14 +18,14 @@ Segments, in order of precedence (the first that matches wins):
 | high_value_at_risk | valuable, at risk, P(alive) >= `lapsed_p_alive` | retention_offer |
 | lapsed_valuable | valuable, P(alive) below `lapsed_p_alive` | win_back |
 | active_low_value | not at risk (and not high value) | cross_sell |
-| nurture | everyone else: not valuable and at risk | nurture |
+| nurture | everyone else: not valuable and at risk (churn or overdue) | nurture |
 
 High value: predicted CLV in the top `1 - high_value_quantile` of the base. Valuable: high value, or
 past revenue in the top `1 - valuable_history_quantile`. At risk: churn probability at or above
 `at_risk_churn`, or overdue.
 
-So every `vip` and `active_low_value` row has churn below the at-risk line, every
-`high_value_at_risk` row has churn at or above it or is overdue, and the `reason` quotes the numbers
+So every `vip` and `active_low_value` row has churn below the at-risk line and is not overdue, every
+`high_value_at_risk` and `nurture` row has churn at or above it or is overdue, and the `reason` quotes the numbers
 that put the row where it is.
 """
 
@@ -136,7 +136,7 @@ class TargetingRules(BaseEstimator):
             high & ~risky & ~overdue,
             valuable & (risky | overdue) & ~lapsed,
             valuable & lapsed,
-            ~risky,
+            ~risky & ~overdue,
         ]
         segment = np.select(conditions, list(SEGMENTS[:5]), default="nurture")
         reason = self._reasons(segment, clv, churn, p_alive, tenure, recency, gap, history, high, risky)
@@ -157,6 +157,16 @@ class TargetingRules(BaseEstimator):
         top_value = f"top {1 - self.high_value_quantile:.0%}"
         top_history = f"top {1 - self.valuable_history_quantile:.0%}"
         line = f"{self.at_risk_churn:.0%}"
+
+        def risk_why(i: int) -> str:
+            """Why row i is at risk: its churn risk, or the silence against its own rhythm."""
+            if risky[i]:
+                return f"churn risk {churn[i]:.0%} is at or above {line}"
+            return (
+                f"no order for {recency[i]:.0f} days, {recency[i] / gap[i]:.1f}x the usual gap "
+                f"of {gap[i]:.0f} days"
+            )
+
         out = []
         for i, name in enumerate(segment):
             value, risk = self._money(clv[i]), f"{churn[i]:.0%}"
@@ -165,12 +175,7 @@ class TargetingRules(BaseEstimator):
             elif name == "vip":
                 text = f"predicted value {value} is in the {top_value}, churn risk {risk} is below {line}"
             elif name == "high_value_at_risk":
-                why = (
-                    f"churn risk {risk} is at or above {line}"
-                    if risky[i]
-                    else f"no order for {recency[i]:.0f} days, {recency[i] / gap[i]:.1f}x the usual gap "
-                    f"of {gap[i]:.0f} days"
-                )
+                why = risk_why(i)
                 worth = (
                     f"predicted value {value} is in the {top_value}"
                     if high[i]
@@ -185,7 +190,7 @@ class TargetingRules(BaseEstimator):
             elif name == "active_low_value":
                 text = f"churn risk {risk} is below {line}; predicted value {value} is below the {top_value}"
             else:
-                text = f"predicted value {value} is below the {top_value} and churn risk {risk} is at or above {line}"
+                text = f"predicted value {value} is below the {top_value} and {risk_why(i)}"
             out.append(text)
         return np.array(out, dtype=object)
 
