@@ -1,4 +1,5 @@
-"""Targeting rules: base-relative thresholds, precedence, and stability for single customers."""
+"""Targeting rules: value lines relative to the base, absolute risk lines, precedence, readable reasons,
+and stability for single customers."""
 
 from __future__ import annotations
 
@@ -9,19 +10,23 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from clv.config import TargetingSettings
-from models.targeting import ACTIONS, SEGMENTS, TargetingRules
+from models.targeting import ACTIONS, REQUIRED, SEGMENT_ACTIONS, SEGMENTS, TargetingRules
 
 
 @pytest.fixture
 def base() -> pd.DataFrame:
     rng = np.random.default_rng(3)
     n = 1000
+    gap = rng.gamma(2.0, 40, n)
     return pd.DataFrame(
         {
             "predicted_clv": rng.gamma(0.8, 200, n),
             "churn_prob": rng.uniform(0, 1, n),
             "p_alive": rng.uniform(0, 1, n),
             "tenure_days": rng.integers(0, 1000, n),
+            "recency_days": rng.integers(0, 400, n),
+            # One-order customers have no gap between orders.
+            "gap_mean_days": np.where(rng.uniform(size=n) < 0.3, np.nan, gap),
             "monetary_total": rng.gamma(1.0, 300, n),
         }
     )
@@ -30,23 +35,39 @@ def base() -> pd.DataFrame:
 def customer(**values) -> pd.DataFrame:
     row = {
         "predicted_clv": 10.0,
-        "churn_prob": 0.5,
-        "p_alive": 0.5,
+        "churn_prob": 0.2,
+        "p_alive": 0.8,
         "tenure_days": 400,
+        "recency_days": 20,
+        "gap_mean_days": 30.0,
         "monetary_total": 100.0,
     }
     return pd.DataFrame([{**row, **values}])
 
 
 def test_settings_and_rules_agree_on_parameter_names():
-    rules = TargetingRules(**TargetingSettings().model_dump())
-    assert rules.get_params() == TargetingSettings().model_dump()
+    settings = TargetingSettings().model_dump()
+    rules = TargetingRules(**settings)
+    # value_unit comes from the data (a log without amounts), not from [targeting].
+    assert rules.get_params() == {**settings, "value_unit": "currency"}
 
 
-def test_thresholds_are_quantiles_of_the_base(base):
+def test_value_lines_are_quantiles_of_the_base_and_risk_lines_are_absolute(base):
     rules = TargetingRules().fit(base)
     assert rules.high_value_ == pytest.approx(np.quantile(base.predicted_clv, 0.8))
-    assert rules.at_risk_ == pytest.approx(np.quantile(base.churn_prob, 0.6))
+    assert rules.valuable_history_ == pytest.approx(np.quantile(base.monetary_total, 0.8))
+    # A base where almost everyone has lapsed does not move the at-risk line to 98% (issue 11).
+    lapsed_base = base.assign(churn_prob=np.linspace(0.9, 1.0, len(base)))
+    for fitted in (rules, TargetingRules().fit(lapsed_base)):
+        assert fitted.thresholds()["at_risk_churn_prob"] == 0.5
+    assert set(rules.thresholds()) >= {
+        "high_value_clv",
+        "valuable_history_revenue",
+        "at_risk_churn_prob",
+        "overdue_factor",
+        "lapsed_p_alive",
+        "new_customer_days",
+    }
     out = rules.apply(base)
     assert set(out.segment) <= set(SEGMENTS) and set(out.next_best_action) <= set(ACTIONS)
     # Deciles split the base evenly and rise with value.
@@ -59,29 +80,75 @@ def test_thresholds_are_quantiles_of_the_base(base):
 def test_each_segment_by_hand(base):
     rules = TargetingRules().fit(base)
     top = rules.high_value_ * 2
+    rich = rules.valuable_history_ * 2
     cases = {
-        "new": customer(tenure_days=10, predicted_clv=top),
-        "vip": customer(predicted_clv=top, churn_prob=0.0),
-        "high_value_at_risk": customer(predicted_clv=top, churn_prob=0.99),
-        "lapsed_valuable": customer(
-            monetary_total=rules.valuable_history_ * 2, p_alive=0.05, churn_prob=0.99
-        ),
-        "active_low_value": customer(predicted_clv=0.0, churn_prob=0.0),
-        "nurture": customer(predicted_clv=(rules.low_value_ + rules.high_value_) / 2, churn_prob=0.0),
-    }
-    expected_action = {
-        "new": "welcome_series",
-        "vip": "upsell",
-        "high_value_at_risk": "retention_offer",
-        "lapsed_valuable": "win_back",
-        "active_low_value": "cross_sell",
-        "nurture": "nurture",
+        "new": customer(tenure_days=10, predicted_clv=top, churn_prob=0.9),
+        "vip": customer(predicted_clv=top, churn_prob=0.1),
+        "high_value_at_risk": customer(predicted_clv=top, churn_prob=0.7, p_alive=0.6),
+        "lapsed_valuable": customer(monetary_total=rich, p_alive=0.05, churn_prob=0.99),
+        "active_low_value": customer(predicted_clv=0.0, churn_prob=0.1),
+        "nurture": customer(predicted_clv=0.0, churn_prob=0.8, p_alive=0.5),
     }
     for segment, frame in cases.items():
         row = rules.apply(frame).iloc[0]
         assert row.segment == segment, (segment, row.reason)
-        assert row.next_best_action == expected_action[segment]
+        assert row.next_best_action == SEGMENT_ACTIONS[segment]
         assert row.reason
+
+
+def test_overdue_against_her_own_rhythm_is_at_risk_even_with_low_churn(base):
+    rules = TargetingRules().fit(base)
+    # Churn 20% is below the line, but 100 days without an order is 3.3 times her 30-day rhythm.
+    overdue = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=100)).iloc[0]
+    assert overdue.segment == "high_value_at_risk"
+    assert "100 days" in overdue.reason and "3.3x" in overdue.reason and "30 days" in overdue.reason
+    # A low-value customer overdue against her rhythm is not "active": nurture, and the reason says why.
+    quiet = rules.apply(customer(predicted_clv=0.0, recency_days=100)).iloc[0]
+    assert quiet.segment == "nurture" and "3.3x" in quiet.reason
+    # A one-time buyer has no rhythm, so she is never overdue by this rule.
+    single = customer(predicted_clv=rules.high_value_ * 2, recency_days=300, gap_mean_days=np.nan)
+    assert rules.apply(single).iloc[0].segment == "vip"
+    # The factor is a setting.
+    lenient = TargetingRules(overdue_factor=4.0).fit(base)
+    assert (
+        lenient.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=100)).iloc[0].segment
+        == "vip"
+    )
+
+
+def test_segments_agree_with_the_numbers_on_their_rows(base):
+    rules = TargetingRules().fit(base)
+    out = pd.concat([base, rules.apply(base)], axis=1)
+    line, lapsed = rules.at_risk_churn, rules.lapsed_p_alive
+    overdue = (base.recency_days > rules.overdue_factor * base.gap_mean_days).fillna(False)
+    old = base.tenure_days > rules.new_customer_days
+    by = {name: out[(out.segment == name)] for name in SEGMENTS}
+    assert all(len(rows) for rows in by.values()), out.segment.value_counts()
+    assert (by["new"].tenure_days <= rules.new_customer_days).all()
+    # Named active (vip, active_low_value): churn below the at-risk line, not overdue.
+    for name in ("vip", "active_low_value"):
+        assert (by[name].churn_prob < line).all() and not overdue[by[name].index].any(), name
+    assert (by["vip"].predicted_clv >= rules.high_value_).all()
+    at_risk = by["high_value_at_risk"]
+    assert ((at_risk.churn_prob >= line) | overdue[at_risk.index]).all()
+    assert (at_risk.p_alive >= lapsed).all()
+    assert (by["lapsed_valuable"].p_alive < lapsed).all()
+    assert ((by["nurture"].churn_prob >= line) | overdue[by["nurture"].index]).all()
+    assert (by["nurture"].predicted_clv < rules.high_value_).all()
+    # Every non-new valuable customer with a low P(alive) is a win-back, not a cross-sell.
+    valuable = (base.predicted_clv >= rules.high_value_) | (base.monetary_total >= rules.valuable_history_)
+    gone = valuable & old & (base.p_alive < lapsed) & ((base.churn_prob >= line) | overdue)
+    assert (out.loc[gone, "segment"] == "lapsed_valuable").all()
+    # The reason quotes the row's own churn risk where it decided the segment.
+    for _, row in out[out.segment.isin(["vip", "active_low_value"])].iterrows():
+        assert f"{row.churn_prob:.0%}" in row.reason and f"{line:.0%}" in row.reason
+
+
+def test_value_unit_orders_speaks_of_orders(base):
+    rules = TargetingRules(value_unit="orders").fit(base)
+    row = rules.apply(customer(predicted_clv=rules.high_value_ * 2, churn_prob=0.1)).iloc[0]
+    assert row.segment == "vip" and "orders" in row.reason
+    assert "orders" not in TargetingRules().fit(base).apply(customer()).iloc[0].reason
 
 
 def test_single_customer_gets_the_same_answer_as_in_the_batch(base):
@@ -96,7 +163,12 @@ def test_contracts(base):
     with pytest.raises(NotFittedError):
         TargetingRules().apply(base)
     assert clone(TargetingRules(lapsed_p_alive=0.2)).lapsed_p_alive == 0.2
-    with pytest.raises(ValueError, match="churn_prob"):
-        TargetingRules().fit(base.drop(columns="churn_prob"))
-    with pytest.raises(ValueError, match="low_value_quantile"):
-        TargetingRules(low_value_quantile=0.9, high_value_quantile=0.8).fit(base)
+    for column in REQUIRED:
+        with pytest.raises(ValueError, match=column):
+            TargetingRules().fit(base.drop(columns=column))
+    with pytest.raises(ValueError, match="at_risk_churn"):
+        TargetingRules(at_risk_churn=1.5).fit(base)
+    with pytest.raises(ValueError, match="high_value_quantile"):
+        TargetingRules(high_value_quantile=0).fit(base)
+    with pytest.raises(ValueError, match="at least one customer"):
+        TargetingRules().fit(base.iloc[:0])
