@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,12 +78,7 @@ def score(
             f"this code computes {FEATURES_VERSION}. Fix: retrain with `clv train`."
         )
     data = ShopData.from_shop(shop)
-    for table, given in (("events", data.events is not None), ("customers", data.customers is not None)):
-        if metadata.get("trained_with", {}).get(table) and not given:
-            raise ValueError(
-                f"model {loaded.uri} was trained with a {table} table and none was given; its features would be "
-                f"missing and the scores wrong. Fix: pass --{table} (or configure [data] {table})."
-            )
+    check_tables_given(loaded, {"events": data.events is not None, "customers": data.customers is not None})
     as_of = as_of or data.last_date
     progress(f"features at {as_of}")
     features = data.features(as_of)
@@ -94,6 +89,24 @@ def score(
     progress(f"writing {out_path}")
     write_frame(table, out_path)
     return table
+
+
+def check_tables_given(
+    loaded: LoadedModel,
+    given: Mapping[str, bool],
+    fix: Callable[[str], str] = lambda table: f"pass --{table} (or configure [data] {table})",
+) -> None:
+    """Raise ValueError when the model was trained with a table (events, customers) that is not given.
+
+    Its features would be missing and the scores wrong. `fix(table)` says how to give it (the
+    command line's words by default; the HTTP API has its own).
+    """
+    for table, present in given.items():
+        if loaded.model.metadata.get("trained_with", {}).get(table) and not present:
+            raise ValueError(
+                f"model {loaded.uri} was trained with a {table} table and none was given; its features would be "
+                f"missing and the scores wrong. Fix: {fix(table)}."
+            )
 
 
 def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
