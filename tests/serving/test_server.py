@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
 
 import httpx
 import pandas as pd
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from clv.cli import app
 from serving.export import ExportFilter, apply_filter
+from training import tracking
+from training.registry import promote, rollback
 
-from .conftest import APP, MARKETER, running_server
+from .conftest import ADMIN, APP, MARKETER, free_port, running_server, wait_until_answering
 
 runner = CliRunner()
 
@@ -202,3 +210,88 @@ def test_real_server_errors_are_json_and_the_connection_stays_open(trained):
         page = httpx.get(f"{url}/ui")
         assert page.headers["x-frame-options"] == "DENY" and "content-security-policy" in page.headers
         assert "/predict_history" in httpx.get(f"{url}/openapi.json").json()["paths"]
+
+
+@pytest.mark.slow
+def test_reload_reaches_every_worker_and_metrics_are_private_to_a_server(trained, tmp_path):
+    settings = trained.settings
+    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
+    registry = tracking.client(settings.mlflow.tracking_uri)
+    customer = str(pd.read_parquet(settings.serve.scores)["customer_id"].iloc[0])
+    # Periodic checks off: only the reload signal can make the second worker change model.
+    env = {"CLV_SERVE__WORKERS": "2", "CLV_SERVE__RELOAD_SECONDS": "0"}
+    with running_server(trained, log=tmp_path / "a.log", **env) as url:
+        assert httpx.post(f"{url}/predict", json={"customer_ids": [customer]}, headers=APP).status_code == 200
+        first = registry.get_model_version_by_alias(name, alias)
+        second = registry.create_model_version(
+            name, first.source, run_id=first.run_id, model_id=first.model_id
+        )
+        promote(registry, name, second.version, alias)
+        try:
+            assert httpx.post(f"{url}/admin/reload", headers=ADMIN).json()["model_version"] == str(
+                second.version
+            )
+            time.sleep(3)
+
+            async def versions():
+                async with httpx.AsyncClient() as client:
+                    # New connections, many at once, so both workers answer some.
+                    answers = await asyncio.gather(
+                        *(
+                            client.get(f"{url}/model", headers={**APP, "Connection": "close"})
+                            for _ in range(40)
+                        )
+                    )
+                return {a.json()["model"]["version"] for a in answers}
+
+            assert asyncio.run(versions()) == {str(second.version)}
+        finally:
+            rollback(registry, name, alias)
+        # Another server of the same user starting does not empty this one's /metrics.
+        with running_server(trained, log=tmp_path / "b.log", **env):
+            metrics = httpx.get(f"{url}/metrics").text
+        assert 'clv_predictions_total{endpoint="predict"}' in metrics
+
+
+def descendants_of(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_clv_serve_listens_on_loopback_and_a_signal_stops_every_process(trained, tmp_path, stop_signal):
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "clv.cli", "serve", "--port", str(port)],
+            cwd=trained.root,
+            env=trained.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    started: list[psutil.Process] = []
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/readyz", serve, log)
+        assert f"Serving on http://127.0.0.1:{port} (API)" in log.read_text()
+        started = descendants_of(serve.pid)
+        listening = {
+            c.laddr.ip
+            for p in started
+            for c in p.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
+        assert listening == {"127.0.0.1"}
+        serve.send_signal(stop_signal)
+        serve.wait(timeout=60)
+        _, alive = psutil.wait_procs(started, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        # Whatever failed above, leave nothing running.
+        if serve.poll() is None:
+            serve.terminate()
+            serve.wait(timeout=60)
+        for process in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
