@@ -4,8 +4,8 @@ The checks turn the usual first-day problems (no model trained yet, no score tab
 into one clear message each, instead of a server that starts and then fails every request.
 
 The server runs in its own process group with its own BentoML home, and `server_process` stops
-every process of it on the way out, whatever happened: SIGTERM and SIGINT to `clv serve` are passed
-on to the server, which stops its workers, and anything left is killed.
+every process of it on the way out, whatever happened: SIGTERM, SIGINT and SIGHUP to `clv serve`
+stop the server, which stops its workers, and anything left is killed.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from serving.scores import ScoresUnavailable, ScoreTable
 from training import tracking
 
 STOP_SECONDS = 20
+# Signal to `clv serve` -> signal passed on to the server.
+FORWARDED = {signal.SIGTERM: signal.SIGTERM, signal.SIGINT: signal.SIGINT, signal.SIGHUP: signal.SIGTERM}
 
 
 class NotReadyToServe(RuntimeError):
@@ -95,7 +97,7 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def run(settings: Settings) -> int:
-    """Run the server in the foreground until it stops or `clv serve` gets SIGTERM or SIGINT."""
+    """Run the server in the foreground until it stops or `clv serve` gets SIGTERM, SIGINT or SIGHUP."""
     preflight(settings)
     env = {
         **os.environ,
@@ -112,9 +114,10 @@ def run(settings: Settings) -> int:
         flush=True,
     )
     with server_process(port, host, env) as process:
-        # The server has its own process group, so a terminal's Ctrl-C reaches only this process:
-        # pass it on, and SIGTERM too, and let the server stop its workers.
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda received, _frame: process.send_signal(received))
+        # The server has its own process group, so a terminal's Ctrl-C (or its closing: SIGHUP)
+        # reaches only this process: pass it on and let the server stop its workers. Not SIGHUP
+        # itself, which the server would take as "reload".
+        for signum, passed_on in FORWARDED.items():
+            signal.signal(signum, lambda _signum, _frame, sent=passed_on: process.send_signal(sent))
         code = process.wait()
     return 130 if code == -signal.SIGINT else code

@@ -259,7 +259,7 @@ def descendants_of(pid: int) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_clv_serve_listens_on_loopback_and_a_signal_stops_every_process(trained, tmp_path, stop_signal):
     port = free_port()
     log = tmp_path / "serve.log"
