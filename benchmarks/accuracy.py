@@ -872,6 +872,7 @@ def main() -> None:
                     result = run_case(case, resamples, args.seed, say)
                     log_results.append(result)
                     progress.advance(task)
+                    progress.console.print(f"[dim]{escape(status_line(result))}[/]", highlight=False)
                 if log_results:
                     progress.console.print(render(log.name, log_results))
                     print_failures(progress.console, log_results)
@@ -884,6 +885,17 @@ def main() -> None:
     if args.out:
         write_out(args.out, to_records(results, resamples, args.seed))
         console.print(f"Wrote {args.out}")
+
+
+def status_line(r: CaseResult) -> str:
+    """One line per finished case, so a log of the run (no live progress bar) shows where it is."""
+    if r.error:
+        state = "case failed"
+    elif r.predictions.get(MODEL) and r.predictions[MODEL].error:
+        state = "baselines only (the model failed)"
+    else:
+        state = "done"
+    return f"{r.case.id}: {state} in {r.seconds:.0f} s"
 
 
 def print_failures(console: Console, results: list[CaseResult]) -> None:
