@@ -148,7 +148,7 @@ def d(text: str) -> dt.date:
 
 KNOWN_SPLITS = {
     "grocery": (
-        Split(d("2006-12-31"), 364, note="52 w history"),
+        Split(d("2006-12-31"), 364),
         Split(d("2007-06-30"), 182),
         Split(d("2006-03-31"), 364, note="young shop"),
     ),
@@ -284,6 +284,14 @@ def cut_files(case: Case, out: Path) -> tuple[Path, Path | None, Path | None]:
             frame = frame[(signup.isna() | (signup < end)).to_numpy()]
         customers = write_like(frame, case.log.customers, out)
     return transactions, events, customers
+
+
+def history_days(log: Log, split: Split) -> int | None:
+    """Days from the first transaction of the case's history to the cut-off, both included."""
+    stamps = timestamps(read_table(log.transactions)["timestamp"])
+    begin = day_start(split.start) if split.start else pd.Timestamp.min
+    seen = stamps[(stamps >= begin) & (stamps < day_start(split.cutoff, 1))]
+    return None if seen.empty else (split.cutoff - seen.min().date()).days + 1
 
 
 def truth_table(log: Log, split: Split) -> pd.DataFrame:
@@ -581,10 +589,10 @@ def run_case(case: Case, resamples: int, seed: int, say: Callable[[str], None]) 
             if truth.empty:
                 raise ValueError(f"no customer has purchased by {case.split.cutoff}")
             result.customers = len(truth)
+            result.history_days = history_days(case.log, case.split)
             say("loading the cut log")
             shop = load_shop(transactions, events, customers)
             data = ShopData.from_shop(shop)
-            result.history_days = (case.split.cutoff - data.first_date).days + 1
             say("baselines")
             result.predictions = baselines(data.features(case.split.cutoff), case.split.horizon_days)
             (folder / "mlflow").mkdir()
@@ -632,62 +640,68 @@ def fmt_diff(name: str, value: float) -> str:
     return f"{value * 100:+.1f}pp" if name == "aggregate_error" else f"{value:+.3f}"
 
 
-def case_label(r: CaseResult) -> str:
+def case_label(r: CaseResult) -> list[str]:
     s = r.case.split
     lines = [f"{s.cutoff} + {s.horizon_days} d"]
     if r.history_days:
-        lines.append(f"history {r.history_days} d (~{r.history_days / 7:.0f} w)")
+        lines.append(f"{r.history_days} d history (~{r.history_days / 7:.0f} w)")
     lines.append(r.case.variant)
     if s.note:
         lines.append(s.note)
     if r.customers:
         lines.append(f"{r.customers:,} customers")
     if MODEL in r.missing:
-        lines.append(f"missing {r.missing[MODEL]:,}, extra {r.extra[MODEL]:,}")
+        lines.append(f"model: {r.missing[MODEL]:,} missing, {r.extra[MODEL]:,} extra")
     lines.append(f"{r.seconds:.0f} s")
-    return "\n".join(lines)
+    return lines
 
 
 def render(log: str, results: list[CaseResult]) -> Table:
-    table = Table(title=f"{log}: model vs baselines", title_justify="left", show_lines=False)
-    table.add_column("case", max_width=26)
-    table.add_column("row", max_width=26)
+    table = Table(title=f"{log}: model vs baselines", title_justify="left")
+    table.add_column("case", no_wrap=True)
+    table.add_column("row", max_width=28)
     for header, sign in COLUMNS.values():
         table.add_column(f"{header} {'↑' if sign > 0 else '↓'}", justify="right")
+    blank = [""] * len(COLUMNS)
     for r in results:
         label = case_label(r)
         if r.error:
-            table.add_row(label, f"[red]case failed[/]: {escape(short(r.error))}", *[""] * len(COLUMNS))
+            reason = r.error.split(":", 1)[0]
+            table.add_row("\n".join(label), f"[red]case failed[/] ({escape(reason)})", *blank)
             table.add_section()
             continue
         rows = []
         best = {name: diff.baseline for name, diff in r.differences.items()}
         for name, prediction in r.predictions.items():
             if prediction.error:
-                rows.append(
-                    [f"{name}: [red]failed[/]\n{escape(short(prediction.error))}", *[""] * len(COLUMNS)]
-                )
+                rows.append([f"{name}: [red]failed[/]", *blank])
                 continue
             cells = []
             for c in COLUMNS:
                 text = fmt(c, r.table[name][c])
-                cells.append(f"[bold underline]{text}[/]" if best.get(c) == name else text)
+                cells.append(f"[bold]{text}*[/]" if best.get(c) == name else text)
             rows.append([f"[bold]{name}[/]" if name == MODEL else name, *cells])
-        diff_cells, verdict_cells = [], []
-        for c in COLUMNS:
-            diff = r.differences.get(c)
-            if diff is None:
-                diff_cells.append("")
-                verdict_cells.append("")
-                continue
-            diff_cells.append(f"{fmt_diff(c, diff.value)}\n{fmt_diff(c, diff.low)}..{fmt_diff(c, diff.high)}")
-            verdict_cells.append(f"[{VERDICT_STYLE[diff.verdict]}]{diff.verdict}[/]")
-        rows.append([DIFF + "\n(95% interval)", *diff_cells])
-        rows.append(["verdict", *verdict_cells])
+        if r.differences:
+            diffs = [(c, r.differences.get(c)) for c in COLUMNS]
+            rows.append([DIFF + "\n  95% interval", *[interval_cell(c, x) for c, x in diffs]])
+            rows.append(["  verdict", *[verdict_cell(x) for _, x in diffs]])
+        # The case's description runs down its rows, one line each (the last row takes what is left).
         for i, row in enumerate(rows):
-            table.add_row(label if i == 0 else "", *row)
+            text = label[i : i + 1] if i < len(rows) - 1 else label[i:]
+            table.add_row("\n".join(text), *row)
         table.add_section()
     return table
+
+
+def interval_cell(name: str, diff: Difference | None) -> str:
+    if diff is None:
+        return ""
+    low, high = fmt_diff(name, diff.low), fmt_diff(name, diff.high)
+    return f"{fmt_diff(name, diff.value)}\n{low.removesuffix('pp')}..{high}"
+
+
+def verdict_cell(diff: Difference | None) -> str:
+    return "" if diff is None else f"[{VERDICT_STYLE[diff.verdict]}]{diff.verdict}[/]"
 
 
 def short(text: str, limit: int = 160) -> str:
@@ -879,7 +893,7 @@ def main() -> None:
                 results.extend(log_results)
     console.print(
         f"Customers missing from a score table count as predicted 0 and churn 1 (missing / extra per case). "
-        f"Bold underlined: the best baseline per column. Intervals: {resamples} bootstrap resamples of customers "
+        f"*: the best baseline on the column. Intervals: {resamples} bootstrap resamples of customers "
         f"(seed {args.seed}); the total error compares absolute errors (pp = percentage points)."
     )
     if args.out:
