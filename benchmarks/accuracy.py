@@ -43,6 +43,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -138,7 +139,7 @@ class Case:
     def id(self) -> str:
         s = self.split
         start = f"{s.start}.." if s.start else ""
-        variant = self.variant.replace(" ", "-").replace("+", "")
+        variant = re.sub(r"[^a-z0-9]+", "-", self.variant.lower()).strip("-")
         return f"{self.log.name}/{start}{s.cutoff}+{s.horizon_days}d/{variant}"
 
 
