@@ -660,7 +660,7 @@ def case_label(r: CaseResult) -> list[str]:
 def render(log: str, results: list[CaseResult]) -> Table:
     table = Table(title=f"{log}: model vs baselines", title_justify="left")
     table.add_column("case", no_wrap=True)
-    table.add_column("row", max_width=28)
+    table.add_column("row", no_wrap=True)
     for header, sign in COLUMNS.values():
         table.add_column(f"{header} {'↑' if sign > 0 else '↓'}", justify="right")
     blank = [""] * len(COLUMNS)
@@ -843,7 +843,7 @@ def main() -> None:
     logging.getLogger("alembic").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Hint. Inferred schema contains integer")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    console = Console(width=max(Console().width, 190))
+    console = Console(width=max(Console().width, 200))  # the tables are about 195 characters wide
 
     with tempfile.TemporaryDirectory(prefix="clv-accuracy-demo-") as demo_dir:
         logs = real_logs(args.data_dir) if args.data_dir.is_dir() else []
