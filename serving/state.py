@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from clv.config import Settings
 from features.pipeline import FEATURES_VERSION
 from features.request import compute_features_for_request
+from models.predictor import output_semantics
 from serving.scores import ScoreTable
 from training import tracking
 from training.score import LoadedModel, ModelNotFound, load_model
@@ -44,7 +45,10 @@ class Serving:
                 "trained_at": meta.get("trained_at"),
                 "as_of": meta.get("as_of"),
                 "horizon_days": meta.get("horizon_days"),
-                "label_days": meta.get("label_days"),
+                "value_unit": meta.get("value_unit", "currency"),
+                "served_model": meta.get("served_model"),
+                "plan": meta.get("plan"),
+                "notes": meta.get("notes", []),
                 "features_version": meta.get("features_version"),
                 "data_window": {"first": meta.get("data_first_date"), "last": meta.get("data_last_date")},
                 "backtest": {
@@ -55,6 +59,9 @@ class Serving:
                 },
                 "targeting_thresholds": meta.get("targeting_thresholds"),
                 "textbook_base": meta.get("textbook_base"),
+                "output_semantics": output_semantics(
+                    meta.get("horizon_days"), meta.get("value_unit", "currency")
+                ),
             },
             "scores": {
                 "path": str(self.scores.path),

@@ -301,7 +301,9 @@ def test_a_history_without_a_table_the_model_was_trained_with_is_refused_as_clv_
 
 def test_a_history_without_amounts_is_refused_by_a_model_of_revenue(client):
     rows = [{k: v for k, v in row.items() if k != "amount"} for row in NEW_CUSTOMER]
-    response = client.post("/predict_history", json={"transactions": rows, "events": [], "customers": []}, headers=APP)
+    response = client.post(
+        "/predict_history", json={"transactions": rows, "events": [], "customers": []}, headers=APP
+    )
     assert response.status_code == 400
     assert "predicts values in currency" in response.json()["error"]
 
