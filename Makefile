@@ -46,10 +46,12 @@ lint: install
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} --host 127.0.0.1 --port 5000
 
+## bench: speed and accuracy benchmarks, then a 3-minute load and soak test of the service (not part of `make test`)
 bench: install
 	$(BIN)/python $(ROOT)/benchmarks/features.py
 	$(BIN)/python $(ROOT)/benchmarks/backtest.py
 	$(BIN)/python $(ROOT)/benchmarks/serving.py
+	$(BIN)/python $(ROOT)/benchmarks/soak.py
 
 demo: install
 	$(CLV) demo-data --out $(DEMO)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -152,20 +153,18 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> flo
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
-def start_service(env: dict, cwd: Path) -> tuple[subprocess.Popen, int, float]:
-    from serving.run import server_command
+@contextlib.contextmanager
+def running_service(env: dict, cwd: Path):
+    """(port, seconds to ready) of the service, which is stopped with every process of it on exit."""
+    from serving.run import server_process
 
     port = free_port()
     started = time.perf_counter()
-    process = subprocess.Popen(
-        server_command(port, "127.0.0.1"),
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-    return process, port, time.perf_counter() - started
+    with server_process(
+        port, "127.0.0.1", env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as process:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+        yield port, time.perf_counter() - started
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -204,7 +203,15 @@ def history_body(shop: Path, scores: Path, n_rows: int = 20) -> dict:
     customer = (counts - n_rows).abs().idxmin()
     rows = transactions[transactions["customer_id"] == customer].head(n_rows)
     as_of = str(pd.read_parquet(scores)["as_of"].iloc[0])[:10]
-    return {"as_of": as_of, "transactions": json.loads(rows.to_json(orient="records", date_format="iso"))}
+    # The model was trained with events and attributes, so a request sends the customer's too.
+    body = {"as_of": as_of, "transactions": rows}
+    for table in ("events", "customers"):
+        frame = pd.read_parquet(shop / f"{table}.parquet")
+        body[table] = frame[frame["customer_id"] == customer]
+    return {
+        k: v if isinstance(v, str) else json.loads(v.to_json(orient="records", date_format="iso"))
+        for k, v in body.items()
+    }
 
 
 def synthetic_scores(path: Path, n: int) -> None:
@@ -286,8 +293,7 @@ def main() -> None:
         finally:
             stop(floor)
 
-        service, port, _ = start_service(env, workdir)
-        try:
+        with running_service(env, workdir) as (port, _):
             history = history_body(shop, scores)
             for name, path, body, clients in (
                 ("service: /predict, 1 id", "/predict", one, args.clients),
@@ -299,16 +305,13 @@ def main() -> None:
                 # Readiness means one worker is up; the warm-up lets the others finish loading.
                 run_load(port, path, body, WARM_UP_SECONDS, clients)
                 results[name] = run_load(port, path, body, args.seconds, clients)
-        finally:
-            stop(service)
 
         big = workdir / "scores_big.parquet"
         synthetic_scores(big, args.startup_customers)
         startups = []
         for _ in range(3):
-            process, _, seconds = start_service({**env, "CLV_SERVE__SCORES": str(big)}, workdir)
-            stop(process)
-            startups.append(seconds)
+            with running_service({**env, "CLV_SERVE__SCORES": str(big)}, workdir) as (_, seconds):
+                startups.append(seconds)
         big.unlink()
 
     floor_rps = results["floor: /predict, 1 id"]["rps"]

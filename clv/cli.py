@@ -415,12 +415,18 @@ def export(
 
 @app.command()
 def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host", help="Address to listen on. Default: 127.0.0.1 (this machine only); 0.0.0.0 for all."
+        ),
+    ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port to listen on. Default: 3000.")] = None,
 ) -> None:
     """Serve predictions over HTTP (BentoML) and the marketer page at /ui."""
     from serving.run import NotReadyToServe, run
 
-    settings = _settings(serve={"port": port} if port else {})
+    settings = _settings(serve={"host": host, "port": port})
     try:
         code = run(settings)
     except NotReadyToServe as exc:

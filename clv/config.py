@@ -100,6 +100,8 @@ ROLES = ("app", "marketer", "admin")
 
 
 class ServeSettings(BaseModel):
+    # Loopback unless told otherwise: the service is for apps on this machine or behind a proxy.
+    host: str = "127.0.0.1"
     port: int = Field(3000, gt=0, lt=65536)
     # Worker processes, each with its own copy of the model and score table (benchmarks/serving.py).
     workers: int = Field(2, ge=1, le=64)

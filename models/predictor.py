@@ -47,6 +47,34 @@ from models.stacking import StackedModel, ranking_score, stack_inputs
 from models.targeting import TargetingRules
 
 OUTPUT_COLUMNS = (*(c for c in SCORE_COLUMNS if c not in SCORER_COLUMNS), "reason")
+
+
+def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> dict[str, str]:
+    """What each output column means, in words (the README and `GET /model` show it)."""
+    h = f"the {horizon_days} days after as_of" if horizon_days else "the horizon after as_of"
+    unit = (
+        "orders (the log has no amounts: every order counts as 1)" if value_unit == "orders" else "currency"
+    )
+    return {
+        "predicted_clv": f"expected value of the customer's orders in {h}, in {unit}, discounted to the "
+        "middle of the horizon when a discount rate is set; = expected_orders x expected_aov x discount",
+        "predicted_clv_low": "lower end of an interval that holds the real value for about the configured "
+        "share of customers (80% by default); predicted_clv_low <= predicted_clv <= predicted_clv_high",
+        "predicted_clv_high": "upper end of that interval",
+        "churn_prob": f"probability that the customer places no order in {h}; at least 1 - p_alive (a "
+        "customer who has left cannot order) and at least 1 - expected_orders",
+        "p_alive": "probability that the customer is still active at as_of (has not left for good); for a "
+        "one-time buyer it falls as the time since the purchase grows",
+        "expected_orders": f"expected number of orders in {h}",
+        "expected_aov": f"expected value of one of those orders, in {unit}",
+        "segment": "the customer's group for marketing (models/targeting.py; lines in targeting_thresholds)",
+        "next_best_action": "what to do with the segment: welcome_series, upsell, retention_offer, win_back, "
+        "cross_sell or nurture",
+        "value_decile": "1-10, the customer's tenth of the scored base by predicted_clv (10 = most valuable)",
+        "reason": "one line quoting the numbers and the lines that put the customer in the segment",
+    }
+
+
 # Fewer customers than this in the validation window cannot validate the boosted models.
 MIN_VALIDATION_CUSTOMERS = 50
 _EPS = 1e-6

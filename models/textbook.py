@@ -10,6 +10,9 @@ keeps a share 1 - c a year, so the expected active time within a horizon of h ye
 as if customers only left at year ends, which adds about half a year (1 / c - 1 / lam -> 1/2 as c -> 0).
 - BasicCLV: average order value x purchases per year x expected active years.
 - ChurnCLV: revenue per year x margin / churn rate, restricted to the horizon in the same way.
+
+Simpler still, and the floor every model must clear, `RunRateCLV`: each customer keeps earning at her
+average daily revenue since her first purchase, with no churn at all (issue 17's naive run-rate).
 """
 
 from __future__ import annotations
@@ -72,6 +75,34 @@ class ChurnCLV(Fitted):
         years = np.maximum(X["tenure_days"].to_numpy(float) / 365, _MIN_YEARS)
         per_year = np.clip(X["monetary_total"].to_numpy(float), 0, None) / years
         value = per_year * self.margin * _active_years(self.churn_rate_, horizon_days)
+        return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)
+
+
+def run_rate(monetary_total, tenure_days, horizon_days: float) -> np.ndarray:
+    """Naive run-rate value over the horizon: revenue so far x horizon_days / days since the first purchase.
+
+    `monetary_total` is the net revenue up to the cut-off (clipped at 0: refunds never make a customer
+    worth less than nothing), `tenure_days` the days from the first purchase to the cut-off; a customer
+    whose first purchase is on the cut-off day (0 days) counts as 1 day, so a first order today of 50
+    predicts 50 x horizon_days. Same units as `monetary_total` (orders when the log has no amounts).
+    """
+    revenue = np.clip(np.asarray(monetary_total, dtype=float), 0, None)
+    days = np.maximum(np.asarray(tenure_days, dtype=float), 1.0)
+    return revenue * (float(horizon_days) / days)
+
+
+class RunRateCLV(Fitted):
+    """The naive run-rate baseline (`run_rate`): nothing is learned; `fit` only checks the columns."""
+
+    def fit(self, X: pd.DataFrame, y=None) -> RunRateCLV:
+        require(X, ("monetary_total", "tenure_days"))
+        self.params_ = {}
+        return self
+
+    def predict_clv(self, X: pd.DataFrame, horizon_days: float, discount_rate: float = 0.0) -> np.ndarray:
+        self._check_fitted()
+        require(X, ("monetary_total", "tenure_days"))
+        value = run_rate(X["monetary_total"], X["tenure_days"], horizon_days)
         return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)
 
 

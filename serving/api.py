@@ -7,33 +7,42 @@
     POST /admin/reload     pick up a new champion or score table now  role: admin
 
 Every bad request gets a 4xx whose body is {"error": "<what is wrong and how to fix it>"}; an
-unexpected failure is logged and answered with a 500 that says so without internals.
-Authentication runs before the body is read, so a caller without a valid key learns nothing else.
+unexpected failure is logged and answered with a 500 that says so without internals, and the
+connection stays open for the client's next request. Authentication runs before the body is read,
+so a caller without a valid key learns nothing else. /openapi.json documents the status codes,
+the error body and the two ways to send a key.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS
 from serving import export
 from serving.auth import ADMIN, EXPORT, PREDICT, AuthError, Keyring
-from serving.batching import HistoryBatcher, HistoryJob
+from serving.batching import HistoryBatcher, HistoryJob, StuckBatch
+from serving.bodies import (
+    ErrorBody,
+    HistoryRequest,
+    HistoryResponse,
+    PredictRequest,
+    PredictResponse,
+    ReloadResponse,
+    to_frame,
+)
 from serving.messages import EXAMPLE, describe_validation
 from serving.scores import ScoresUnavailable
 from serving.state import ServingState
-from training.score import ModelNotFound
+from training.score import ModelNotFound, check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +71,26 @@ class ApiError(Exception):
         self.status, self.message, self.extra = status, message, extra
 
 
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    customer_ids: list[str | int] = Field(description="customer ids as in the score table")
-
-
-class HistoryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    as_of: dt.date | None = Field(None, description="cut-off date; default: the last transaction's date")
-    transactions: list[dict[str, Any]] = Field(description="rows of the transactions contract")
-    events: list[dict[str, Any]] | None = None
-    customers: list[dict[str, Any]] | None = None
+# On every answer of the API and the page: no MIME sniffing, no framing (clickjacking), and only the
+# page's own files may run or be fetched (serving/static has no inline script or style).
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+]
 
 
 class Guard:
-    """ASGI middleware: API-key check by route, and a body-size limit, before any body is parsed."""
+    """ASGI middleware around the routes: API-key check by route and a body-size limit before any body
+    is parsed; security headers on every answer; and the last word on unexpected errors.
+
+    An unexpected error is answered here, as a JSON 500, instead of being re-raised: a re-raised error
+    makes the HTTP server close the connection, so the client's next request on it would fail too.
+    """
 
     def __init__(self, app, keyring: Keyring):
         self.app = app
@@ -86,6 +100,25 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def send_secured(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, send_secured)
+        except Exception:  # noqa: BLE001 - the one place that answers what nothing else handled
+            log.exception("unexpected error answering %s %s", scope["method"], scope["path"])
+            if not started:
+                await _error(500, "internal error; the service log has the details")(
+                    scope, receive, send_secured
+                )
+
+    async def _guarded(self, scope, receive, send):
         right = ROUTE_RIGHTS.get((scope["method"], scope["path"].rstrip("/") or "/"))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
@@ -95,6 +128,9 @@ class Guard:
                 raise AuthError(413, TOO_LARGE)
         except AuthError as exc:
             await _error(exc.status, exc.message)(scope, receive, send)
+            return
+        except ValueError:
+            await _error(400, "the Content-Length header is not a number")(scope, receive, send)
             return
         if right is not None and scope["method"] == "POST":
             if "content-length" not in headers:
@@ -174,23 +210,19 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
         }.get(exc.status_code, str(exc.detail))
         return _error(exc.status_code, message, headers=exc.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception):
-        log.exception("unexpected error")
-        return _error(500, "internal error; the service log has the details")
-
     def serving():
         if state.current is None:
             raise ApiError(503, "no model is loaded yet (the service log says why); retry in a few seconds")
         return state.current
 
     batcher = HistoryBatcher(lambda: serving().model)
+    app.state.batcher = batcher  # its health is part of readiness (serving.service)
 
     # async: a lookup never blocks, and running in the event loop avoids a thread hand-off per request.
-    @app.post("/predict")
+    @app.post("/predict", response_model=PredictResponse, responses=_errors(400, 401, 403, 404, 413, 503))
     async def predict(body: PredictRequest):
         started = time.perf_counter()
-        ids = [str(i) for i in body.customer_ids]
+        ids = body.customer_ids
         _check_size(len(ids), limits.max_batch, "customer_ids")
         current = serving()
         found, unknown = current.scores.lookup(ids)
@@ -208,34 +240,34 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
         # champion until the table is re-scored.
         return JSONResponse({"predictions": found, "unknown_ids": unknown})
 
-    @app.post("/predict_history")
+    @app.post("/predict_history", response_model=HistoryResponse, responses=_errors(400, 401, 403, 413, 503))
     async def predict_history(body: HistoryRequest):
         started = time.perf_counter()
-        if not body.transactions:
-            raise ApiError(
-                400, "transactions is empty; send at least one row with customer_id, timestamp, amount"
-            )
         rows = len(body.transactions) + len(body.events or []) + len(body.customers or [])
         _check_size(rows, limits.max_history_rows, "rows (transactions + events + customers)")
-        serving()
-        transactions = pd.DataFrame(body.transactions)
-        as_of = body.as_of or _last_date(transactions)
+        current = serving()
+        try:
+            check_inputs(
+                current.model,
+                {"events": body.events is not None, "customers": body.customers is not None},
+                "orders" if all(row.amount is None for row in body.transactions) else "currency",
+                fix=lambda table: f'send "{table}" with the customers\' rows ([] when they have none)',
+            )
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        as_of = body.as_of or max(row.timestamp for row in body.transactions).date()
         job = HistoryJob(
             as_of,
-            transactions,
-            pd.DataFrame(body.events) if body.events is not None else None,
-            pd.DataFrame(body.customers) if body.customers is not None else None,
+            to_frame(body.transactions, TRANSACTIONS),
+            None if body.events is None else to_frame(body.events, EVENTS),
+            None if body.customers is None else to_frame(body.customers, CUSTOMERS),
         )
-        for name, frame in (
-            ("transactions", job.transactions),
-            ("events", job.events),
-            ("customers", job.customers),
-        ):
-            _reject_infinite(name, frame)
         try:
             records = await batcher.predict(job)
         except ValueError as exc:
             raise ApiError(400, f"the request breaks the data contract: {exc}") from None
+        except StuckBatch as exc:
+            raise ApiError(503, f"{exc}; the service is recovering, retry in a few seconds") from None
         if not records:
             raise ApiError(400, f"no customer in the request has a purchase on or before as_of {as_of}")
         PREDICTIONS.labels("predict_history").inc(len(records))
@@ -244,11 +276,18 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             {"model_version": records[0]["model_version"], "as_of": str(as_of), "predictions": records}
         )
 
-    @app.get("/model")
-    def model_info():
+    @app.get("/model", responses=_errors(401, 403, 503))
+    def model_info() -> dict[str, Any]:
         return serving().info()
 
-    @app.post("/export")
+    @app.post(
+        "/export",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the ranked list"},
+            **_errors(400, 401, 403, 413, 503),
+        },
+    )
     def export_list(spec: export.ExportFilter):
         current = serving()
         selected = export.apply_filter(current.scores.frame, spec)
@@ -261,17 +300,65 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             },
         )
 
-    @app.post("/admin/reload")
+    @app.post("/admin/reload", response_model=ReloadResponse, responses=_errors(401, 403, 503))
     def reload():
+        # Every worker picks the signal up within a second or two (serving.service).
+        state.reload_signal.send()
         try:
             changed = state.reload_if_changed()
         except (ModelNotFound, ScoresUnavailable) as exc:
-            still = "nothing" if state.current is None else f"model v{state.current.model.version}"
-            raise ApiError(503, f"reload failed, still serving {still}: {exc}") from None
+            raise ApiError(503, f"reload failed, still serving {_serving_what(state)}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a model that cannot be loaded may fail in any way
+            log.exception("reload failed")
+            raise ApiError(
+                503,
+                f"reload failed, still serving {_serving_what(state)}: the new model or score table cannot "
+                f"be loaded ({type(exc).__name__}; the service log has the details). Fix: promote a model "
+                "that loads (`clv rollback` moves the champion back) or re-score.",
+            ) from None
         current = serving()
         return {"reloaded": changed, "model_version": current.model.version, "customers": len(current.scores)}
 
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+ERROR_MEANINGS = {
+    400: "the body is not valid; the error names the field, the row and the fix",
+    401: "missing or invalid API key",
+    403: "the key's role may not do this",
+    404: "none of the customer ids is known",
+    413: "too many ids or rows, or a body over 20 MB",
+    503: "no model is loaded yet, or it cannot be loaded; retry later",
+}
+
+
+def _errors(*codes: int) -> dict:
+    return {code: {"model": ErrorBody, "description": ERROR_MEANINGS[code]} for code in codes}
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema, with what this API really does: 400 (never 422) and API-key security."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version="1", description=app.description, routes=app.routes)
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                operation["responses"].pop("422", None)
+                if (method.upper(), path) in ROUTE_RIGHTS:
+                    operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        components = schema.setdefault("components", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.get("schemas", {}).pop(unused, None)
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer KEY"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _serving_what(state: ServingState) -> str:
+    return "nothing" if state.current is None else f"model v{state.current.model.version}"
 
 
 def _without(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
@@ -283,29 +370,6 @@ def _check_size(n: int, limit: int, what: str) -> None:
         raise ApiError(400, f"{what} is empty; send at least one")
     if n > limit:
         raise ApiError(413, f"{n} {what} is more than the limit of {limit}; split the request into batches")
-
-
-def _reject_infinite(name: str, frame: pd.DataFrame | None) -> None:
-    """Python's JSON parser turns Infinity and numbers like 1e400 into infinity, which no table holds."""
-    if frame is None:
-        return
-    for column in frame.select_dtypes("floating").columns:
-        infinite = np.isinf(frame[column].to_numpy())
-        if infinite.any():
-            row = int(infinite.argmax())
-            raise ApiError(
-                400,
-                f"{name}.{column}, row {row + 1}: {frame[column].iloc[row]} is not a finite number; "
-                "send a number between -1.7e308 and 1.7e308",
-            )
-
-
-def _last_date(transactions: pd.DataFrame) -> dt.date:
-    """The default cut-off: the last transaction's date (unreadable values are reported by the feature code)."""
-    if "timestamp" not in transactions.columns:
-        raise ApiError(400, "transactions lack the required column timestamp")
-    stamps = pd.to_datetime(transactions["timestamp"], utc=True, format="mixed", errors="coerce")
-    return stamps.max().date() if stamps.notna().any() else dt.date.today()
 
 
 def _error(status: int, message: str, headers: dict | None = None, **extra: Any) -> JSONResponse:

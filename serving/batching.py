@@ -7,14 +7,17 @@ each customer costs a fraction of a call and nobody waits for a timer when the s
 
 Customers of different requests never mix: ids are prefixed with the request's position in the batch
 before the shared computation and restored after it. A batch in which any request breaks the data
-contract is redone request by request, so only that request gets the error.
+contract (or fails in any other way) is redone request by request, so only that request gets the
+error; nothing a request sends can stop the loop (see HistoryBatcher).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -25,8 +28,13 @@ import xgboost
 from features.request import compute_features_for_request
 from training.score import LoadedModel, score_features
 
+log = logging.getLogger(__name__)
+
 _SEP = "\x1f"  # cannot occur in ids that came through JSON text as typed by people
 MAX_BATCH_ROWS = 20_000
+# A batch of the largest requests takes a few seconds; one still running after this is stuck. Below
+# the server's request timeout (serving.service), so its requests get an answer.
+STUCK_SECONDS = 30.0
 
 
 @dataclass
@@ -50,43 +58,104 @@ class HistoryJob:
         return sum(len(t) for t in (self.transactions, self.events, self.customers) if t is not None)
 
 
+class StuckBatch(RuntimeError):
+    """A batch ran past its deadline; its requests are answered 503 and the worker starts afresh."""
+
+
 class HistoryBatcher:
-    def __init__(self, model_of):
+    """Queues history jobs and computes them in batches, one batch at a time, in a worker thread.
+
+    Failures stay with their request: a job that breaks the data contract gets its ValueError, any
+    other error in a batch goes to the requests of that batch only, and the loop goes on. Should the
+    loop task end anyway (cancelled, a bug), the next request starts a new one. A batch that runs
+    longer than `stuck_seconds` is abandoned (a thread cannot be stopped): its requests get
+    StuckBatch, later batches run in a fresh thread, and `healthy()` is False until the abandoned
+    thread finishes, which turns `/readyz` into 503 (serving.service).
+    """
+
+    def __init__(self, model_of, stuck_seconds: float = STUCK_SECONDS):
         self._model_of = model_of  # () -> LoadedModel currently served
+        self.stuck_seconds = stuck_seconds
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
-        # Batches run one at a time anyway; one thread keeps DuckDB's per-thread prepared query warm.
-        self._executor = ThreadPoolExecutor(1, "clv-history", initializer=_single_threaded_boosters)
+        self._executor = _executor()
+        self._abandoned: list[concurrent.futures.Future] = []
+
+    def healthy(self) -> bool:
+        """False while a batch that ran past its deadline is still running."""
+        self._abandoned = [f for f in self._abandoned if not f.done()]
+        return not self._abandoned
 
     async def predict(self, job: HistoryJob) -> list[dict]:
-        """Predictions for the job's customers; raises ValueError when it breaks the data contract."""
+        """Predictions for the job's customers; raises ValueError when it breaks the data contract,
+        StuckBatch when its batch ran past the deadline, or whatever else failed while computing it."""
         if self._queue is None:
             self._queue = asyncio.Queue()
+        if self._worker is None or self._worker.done():
+            if self._worker is not None:
+                log.error(
+                    "the history batch loop had stopped (%r); starting a new one", _ending(self._worker)
+                )
             self._worker = asyncio.create_task(self._run())
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((job, future))
         return await future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            rows = batch[0][0].rows()
-            while not self._queue.empty() and rows < MAX_BATCH_ROWS:
-                batch.append(self._queue.get_nowait())
-                rows += batch[-1][0].rows()
-            groups: dict[tuple, list] = {}
-            for item in batch:
-                groups.setdefault(item[0].key(), []).append(item)
-            for items in groups.values():
-                outcomes = await loop.run_in_executor(
-                    self._executor, predict_jobs, self._model_of(), [j for j, _ in items]
-                )
-                for (_, future), outcome in zip(items, outcomes, strict=True):
-                    if not future.done():
-                        (future.set_exception if isinstance(outcome, Exception) else future.set_result)(
-                            outcome
-                        )
+            try:
+                rows = batch[0][0].rows()
+                while not self._queue.empty() and rows < MAX_BATCH_ROWS:
+                    batch.append(self._queue.get_nowait())
+                    rows += batch[-1][0].rows()
+                groups: dict[tuple, list] = {}
+                for item in batch:
+                    groups.setdefault(item[0].key(), []).append(item)
+                for items in groups.values():
+                    await self._answer(items)
+            except Exception as exc:  # noqa: BLE001 - a bug here must fail this batch, not the loop
+                log.exception("history batch failed")
+                _resolve(batch, [exc] * len(batch))
+            finally:
+                # Cancelled (the loop is shutting down): nobody may be left waiting.
+                for _, future in batch:
+                    future.cancel()
+
+    async def _answer(self, items: list) -> None:
+        try:
+            running = self._executor.submit(predict_jobs, self._model_of(), [job for job, _ in items])
+            outcomes = await asyncio.wait_for(asyncio.wrap_future(running), self.stuck_seconds)
+        except TimeoutError:
+            log.error(
+                "a history batch of %d requests ran past %.0f s; answering 503 and continuing in a new thread",
+                len(items),
+                self.stuck_seconds,
+            )
+            self._abandoned.append(running)
+            self._executor.shutdown(wait=False)
+            self._executor = _executor()
+            outcomes = [StuckBatch(f"the computation took longer than {self.stuck_seconds:.0f} s")] * len(
+                items
+            )
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it belongs to these requests only
+            outcomes = [exc] * len(items)
+        _resolve(items, outcomes)
+
+
+def _resolve(items: list, outcomes: list) -> None:
+    for (_, future), outcome in zip(items, outcomes, strict=True):
+        if not future.done():
+            (future.set_exception if isinstance(outcome, BaseException) else future.set_result)(outcome)
+
+
+def _ending(task: asyncio.Task) -> BaseException | str:
+    return "cancelled" if task.cancelled() else task.exception() or "returned"
+
+
+def _executor() -> ThreadPoolExecutor:
+    # Batches run one at a time anyway; one thread keeps DuckDB's per-thread prepared query warm.
+    return ThreadPoolExecutor(1, "clv-history", initializer=_single_threaded_boosters)
 
 
 def _single_threaded_boosters() -> None:
@@ -97,17 +166,20 @@ def _single_threaded_boosters() -> None:
 
 
 def predict_jobs(model: LoadedModel, jobs: list[HistoryJob]) -> list[list[dict] | Exception]:
-    """One computation for jobs sharing a key; per-job results (or errors) in the same order."""
+    """One computation for jobs sharing a key; per-job results (or errors) in the same order.
+
+    When the shared computation fails, each job is redone alone, so only the one at fault fails.
+    """
     try:
         return _split(_score(model, jobs), len(jobs))
-    except ValueError as exc:
+    except Exception as exc:  # noqa: BLE001 - sorted out job by job below
         if len(jobs) == 1:
             return [exc]
     outcomes: list[list[dict] | Exception] = []
     for job in jobs:
         try:
             outcomes.append(_split(_score(model, [job]), 1)[0])
-        except ValueError as exc:
+        except Exception as exc:  # noqa: BLE001 - this job's own failure, handed to its request
             outcomes.append(exc)
     return outcomes
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,6 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from models.targeting import ACTIONS, SEGMENTS
 
 _TOP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# More customers than any score table holds; larger is a typo, and pandas cannot take it as a count.
+MAX_TOP = 10**12
+
+
+def _plain(number: int | float) -> str:
+    """A JSON number as plain digits for the `top` pattern (1e3 -> "1000"; infinity -> "inf")."""
+    if isinstance(number, float) and not math.isfinite(number):
+        return str(number)
+    return f"{Decimal(number):f}"
 
 
 class ExportFilter(BaseModel):
@@ -54,18 +65,24 @@ class ExportFilter(BaseModel):
     def _top_format(cls, value):
         if value is None or value == "":
             return None
-        text = str(value)
-        match = _TOP.match(text)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(
+                f'top must be a number of customers ("500") or a percentage ("10%"), not {value!r}'
+            )
+        # Decimal, not float: "1" followed by 400 zeros is a (silly) whole number, not infinity.
+        match = _TOP.match(value if isinstance(value, str) else _plain(value))
         if not match:
             raise ValueError(
-                f'top must be a number of customers ("500") or a percentage ("10%"), not {text!r}'
+                f'top must be a number of customers ("500") or a percentage ("10%"), not {str(value)[:40]!r}'
             )
-        number, percent = float(match.group(1)), match.group(2)
+        number, percent = Decimal(match.group(1)), match.group(2)
         if percent and not 0 < number <= 100:
             raise ValueError(f"top percentage must be in (0, 100], not {number:g}")
-        if not percent and (number < 1 or number != int(number)):
-            raise ValueError(f"top must be a whole number of customers >= 1, not {number:g}")
-        return f"{number:g}%" if percent else str(int(number))
+        if not percent and not (1 <= number <= MAX_TOP and number == number.to_integral_value()):
+            raise ValueError(
+                f"top must be a whole number of customers from 1 to {MAX_TOP:,}, not {number:.6g}"
+            )
+        return f"{number.normalize():f}%" if percent else str(int(number))
 
     @model_validator(mode="after")
     def _churn_range(self):
@@ -114,5 +131,16 @@ def apply_filter(scores: pd.DataFrame, spec: ExportFilter) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame) -> str:
-    """CSV text of an export (the same bytes from the CLI, the API and the page)."""
-    return frame.to_csv(index=False, float_format="%.6g")
+    """CSV text of an export (the same bytes from the CLI, the API and the page).
+
+    A text cell that begins with =, +, -, @ (or a tab or carriage return) is a formula to a
+    spreadsheet, so an id such as `=HYPERLINK(...)` would run when the list is opened; such cells
+    get a leading single quote, which spreadsheets show as text (OWASP's advice on CSV injection).
+    """
+    text = frame.select_dtypes(exclude="number").columns
+    safe = frame.assign(**{c: frame[c].map(_neutralised, na_action="ignore") for c in text})
+    return safe.to_csv(index=False, float_format="%.6g")
+
+
+def _neutralised(value):
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value

@@ -5,20 +5,36 @@ Kept apart from serving.api so that the command line can use it without loading 
 
 from __future__ import annotations
 
+from features.schema import SCHEMAS
+
 EXAMPLE = 'send a JSON object, e.g. {"customer_ids": ["c1", "c2"]}'
+# A history of 5,000 bad rows needs a few examples, not 5,000 sentences.
+SHOWN_PROBLEMS = 5
 
 
 def describe_validation(errors) -> str:
-    """One readable sentence per problem, e.g. "customer_ids: Input should be a valid list"."""
+    """One readable sentence per problem, e.g. "transactions.amount, row 3: true is not a number; ..."."""
     parts = []
     for error in errors:
         if error.get("type") == "json_invalid":
             return f"malformed JSON body ({error.get('ctx', {}).get('error', 'cannot parse')}); {EXAMPLE}"
-        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        message = error.get("msg", "invalid")
+        loc = [p for p in error.get("loc", ()) if p != "body"]
+        message = error.get("msg", "invalid").removeprefix("Value error, ")
         if error.get("type") == "missing":
-            if location == "body":
+            if not loc:
                 return f"the request has no body; {EXAMPLE}"
             message = "this field is required"
-        parts.append(f"{location}: {message}")
-    return "; ".join(parts)
+        if error.get("type") == "extra_forbidden" and len(loc) == 3 and loc[0] in SCHEMAS:
+            message = f"is not a column of {loc[0]}; its columns are {', '.join(SCHEMAS[loc[0]].columns)}"
+        parts.append(f"{_where(loc)}: {message}")
+    shown = "; ".join(parts[:SHOWN_PROBLEMS])
+    return shown + (
+        f" (and {len(parts) - SHOWN_PROBLEMS} more problems)" if len(parts) > SHOWN_PROBLEMS else ""
+    )
+
+
+def _where(loc: list) -> str:
+    """`transactions.amount, row 3` for a cell of a table (rows count from 1), `a.b.0` otherwise."""
+    if len(loc) == 3 and loc[0] in SCHEMAS and isinstance(loc[1], int):
+        return f"{loc[0]}.{loc[2]}, row {loc[1] + 1}"
+    return ".".join(str(p) for p in loc) or "body"

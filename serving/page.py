@@ -97,7 +97,7 @@ def quality_in_words(model: dict) -> str:
     metrics, baselines = backtest.get("metrics") or {}, backtest.get("baselines") or {}
     if not metrics:
         return "This model has no backtest recorded."
-    btyd = next((m for name, m in baselines.items() if name.startswith(("BG/NBD", "Pareto"))), {})
+    btyd = baselines.get("bgnbd_gg", {})
     parts = [
         f"Tested on what customers really spent in the {backtest.get('horizon_days')} days after "
         f"{backtest.get('cutoff')}, using only data up to that day."

@@ -2,18 +2,31 @@
 
 The checks turn the usual first-day problems (no model trained yet, no score table, no API keys)
 into one clear message each, instead of a server that starts and then fails every request.
+
+The server runs in its own process group with its own BentoML home, and `server_process` stops
+every process of it on the way out, whatever happened: SIGTERM, SIGINT and SIGHUP to `clv serve`
+stop the server, which stops its workers, and anything left is killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 
 from clv.config import Settings
 from serving.auth import NO_KEYS_HELP
 from serving.scores import ScoresUnavailable, ScoreTable
 from training import tracking
+
+STOP_SECONDS = 20
+# Signal to `clv serve` -> signal passed on to the server.
+FORWARDED = {signal.SIGTERM: signal.SIGTERM, signal.SIGINT: signal.SIGINT, signal.SIGHUP: signal.SIGTERM}
 
 
 class NotReadyToServe(RuntimeError):
@@ -37,29 +50,74 @@ def preflight(settings: Settings) -> None:
         raise NotReadyToServe(str(exc)) from None
 
 
-def server_command(port: int, host: str | None = None) -> list[str]:
-    """The command that runs the service (also used by the tests and benchmarks/serving.py)."""
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:CLVService", "--port", str(port)]
-    return [*command, "--host", host] if host else command
+def server_command(port: int, host: str) -> list[str]:
+    """The command that runs the service; start it with `server_process`."""
+    return [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:CLVService",
+        "--port",
+        str(port),
+        "--host",
+        host,
+    ]
+
+
+@contextlib.contextmanager
+def server_process(port: int, host: str, env: dict[str, str], **popen) -> Iterator[subprocess.Popen]:
+    """The server, started in its own process group; on exit it and every process it started are stopped.
+
+    BentoML keeps its Prometheus multiprocess files in `$BENTOML_HOME/prometheus_multiproc_dir` and
+    empties that directory when a server starts, so two servers of one user sharing the default home
+    would wipe each other's /metrics: each server gets a private home, removed when it stops (this
+    service keeps nothing else there; models come from the MLflow registry). Used by `clv serve`, the
+    tests and the benchmarks (extra keyword arguments go to Popen: cwd, stdout, ...).
+    """
+    home = tempfile.mkdtemp(prefix="clv-serve-")
+    env = {**env, "BENTOML_HOME": home, "BENTOML_DO_NOT_TRACK": "true"}
+    process = subprocess.Popen(server_command(port, host), env=env, start_new_session=True, **popen)
+    try:
+        yield process
+    finally:
+        stop(process)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the server (it stops its workers), then SIGKILL to anything of its group still there."""
+    if process.poll() is None:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_SECONDS)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def run(settings: Settings) -> int:
-    """Run the server in the foreground until interrupted; returns its exit code."""
+    """Run the server in the foreground until it stops or `clv serve` gets SIGTERM, SIGINT or SIGHUP."""
     preflight(settings)
     env = {
         **os.environ,
-        "BENTOML_DO_NOT_TRACK": "true",
         # The server process reads its settings from the environment (clv.config), so pass on what
         # this command resolved: the same store and score table, whatever the working directory.
         "MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
         "CLV_SERVE__SCORES": str(settings.serve.scores.resolve()),
     }
-    port = settings.serve.port
+    host, port = settings.serve.host, settings.serve.port
+    shown = f"[{host}]" if ":" in host else host
+    everywhere = " on every network interface" if host in ("0.0.0.0", "::") else ""
     print(
-        f"Serving on http://127.0.0.1:{port} (API) and http://127.0.0.1:{port}/ui (marketer page).",
+        f"Serving on http://{shown}:{port}{everywhere} (API) and http://{shown}:{port}/ui (marketer page).",
         flush=True,
     )
-    try:
-        return subprocess.call(server_command(port), env=env)
-    except KeyboardInterrupt:
-        return 130
+    with server_process(port, host, env) as process:
+        # The server has its own process group, so a terminal's Ctrl-C (or its closing: SIGHUP)
+        # reaches only this process: pass it on and let the server stop its workers. Not SIGHUP
+        # itself, which the server would take as "reload".
+        for signum, passed_on in FORWARDED.items():
+            signal.signal(signum, lambda _signum, _frame, sent=passed_on: process.send_signal(sent))
+        code = process.wait()
+    return 130 if code == -signal.SIGINT else code

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import bentoml
 from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from clv.config import load_settings
 from serving.auth import NO_KEYS_HELP, Keyring
@@ -52,6 +53,13 @@ class Routes(Starlette):
         self.inner = app
         # BentoML matches paths and runs lifespans through the mounted app's router.
         self.router = app.router
+
+    @property
+    def routes(self) -> list:
+        # BentoML passes a request on to this app only when one of these routes matches its path;
+        # matching every path lets the app answer unknown paths and methods with its JSON 404/405
+        # instead of BentoML's plain-text one. BentoML's own routes (/healthz, /metrics, ...) come first.
+        return [*self.router.routes, Mount("", self)]
 
     async def __call__(self, scope, receive, send) -> None:
         await self.inner(scope, receive, send)
@@ -86,23 +94,31 @@ class CLVService:
             from serving.state import ServingState
 
             self.state = ServingState(settings)
-            app = create_app(self.state, keyring)
-            mount_page(app, self.state)
-            routes.fill(app)
+            self.app = create_app(self.state, keyring)
+            mount_page(self.app, self.state)
+            routes.fill(self.app)
             loaded = self._check()
         if loaded:
             _settle_heap()
         threading.Thread(target=self._watch, name="champion-watch", daemon=True).start()
 
     def __is_ready__(self) -> bool:
-        return self.state.current is not None
+        # Not ready without a model, or while a /predict_history batch is stuck (serving.batching).
+        return self.state.current is not None and self.app.state.batcher.healthy()
 
     def _watch(self) -> None:
-        while self.state.current is None or settings.serve.reload_seconds:
-            time.sleep(settings.serve.reload_seconds if self.state.current else RETRY_SECONDS)
-            if self._check():
-                # The new table and model are as long-lived as the ones they replace.
-                _settle_heap()
+        """Check for a new champion or score table every `reload_seconds` (every RETRY_SECONDS while
+        nothing is loaded), and within a second when another worker was asked to reload."""
+        last = time.monotonic()
+        while True:
+            time.sleep(SIGNAL_SECONDS)
+            every = settings.serve.reload_seconds if self.state.current else RETRY_SECONDS
+            due = every and time.monotonic() - last >= every
+            if self.state.reload_signal.received() or due:
+                last = time.monotonic()
+                if self._check():
+                    # The new table and model are as long-lived as the ones they replace.
+                    _settle_heap()
 
     def _check(self) -> bool:
         """Load or reload; True when something new is served. Failures are logged, never raised."""
@@ -120,6 +136,7 @@ class CLVService:
 
 
 RETRY_SECONDS = 10
+SIGNAL_SECONDS = 1
 
 
 @contextlib.contextmanager

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -20,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from clv.config import Settings
 from features.pipeline import FEATURES_VERSION
 from features.request import compute_features_for_request
+from models.predictor import output_semantics
 from serving.scores import ScoreTable
 from training import tracking
 from training.score import LoadedModel, ModelNotFound, load_model
@@ -42,7 +45,10 @@ class Serving:
                 "trained_at": meta.get("trained_at"),
                 "as_of": meta.get("as_of"),
                 "horizon_days": meta.get("horizon_days"),
-                "label_days": meta.get("label_days"),
+                "value_unit": meta.get("value_unit", "currency"),
+                "served_model": meta.get("served_model"),
+                "plan": meta.get("plan"),
+                "notes": meta.get("notes", []),
                 "features_version": meta.get("features_version"),
                 "data_window": {"first": meta.get("data_first_date"), "last": meta.get("data_last_date")},
                 "backtest": {
@@ -53,6 +59,9 @@ class Serving:
                 },
                 "targeting_thresholds": meta.get("targeting_thresholds"),
                 "textbook_base": meta.get("textbook_base"),
+                "output_semantics": output_semantics(
+                    meta.get("horizon_days"), meta.get("value_unit", "currency")
+                ),
             },
             "scores": {
                 "path": str(self.scores.path),
@@ -64,11 +73,49 @@ class Serving:
         }
 
 
+class ReloadSignal:
+    """`POST /admin/reload` reaches one worker; this tells the others to check too.
+
+    A counter in a file next to the score table (`<scores>.reload`), which every worker of every
+    server reading that table can see: `send` increments it, `received` is True once per change.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._seen = self._read()
+
+    def send(self) -> None:
+        value = self._read() + 1
+        try:
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(str(value))
+            tmp.replace(self.path)
+        except OSError as exc:
+            log.warning("cannot tell the other workers to reload (%s); they will on their next check", exc)
+            return
+        self._seen = value
+
+    def received(self) -> bool:
+        value = self._read()
+        if value == self._seen:
+            return False
+        self._seen = value
+        return True
+
+    def _read(self) -> int:
+        try:
+            return int(self.path.read_text() or 0)
+        except (OSError, ValueError):
+            return 0
+
+
 class ServingState:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.current: Serving | None = None
         self._lock = threading.Lock()
+        scores = settings.serve.scores
+        self.reload_signal = ReloadSignal(scores.with_name(f"{scores.name}.reload"))
 
     def load(self) -> Serving:
         """Load the champion and the score table; raises ModelNotFound or ScoresUnavailable."""
@@ -132,7 +179,12 @@ class ServingState:
             if model is not current.model:
                 _warm_up(model)
             self.current = Serving(model, scores)
-            log.info("serving model v%s with %d scored customers", model.version, len(scores))
+            log.info(
+                "worker %d: serving model v%s with %d scored customers",
+                os.getpid(),
+                model.version,
+                len(scores),
+            )
             return True
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,19 +78,11 @@ def score(
             f"this code computes {FEATURES_VERSION}. Fix: retrain with `clv train`."
         )
     data = ShopData.from_shop(shop)
-    unit = metadata.get("value_unit", "currency")
-    if unit != data.value_unit:
-        raise ValueError(
-            f"model {loaded.uri} predicts values in {unit}, but this log's values are in {data.value_unit} "
-            + ("(it has no amount column)" if data.value_unit == "orders" else "(it has amounts)")
-            + ". Fix: train a model on a log like this one (clv train), or pass the log the model was trained on."
-        )
-    for table, given in (("events", data.events is not None), ("customers", data.customers is not None)):
-        if metadata.get("trained_with", {}).get(table) and not given:
-            raise ValueError(
-                f"model {loaded.uri} was trained with a {table} table and none was given; its features would be "
-                f"missing and the scores wrong. Fix: pass --{table} (or configure [data] {table})."
-            )
+    check_inputs(
+        loaded,
+        {"events": data.events is not None, "customers": data.customers is not None},
+        data.value_unit,
+    )
     as_of = as_of or data.last_date
     progress(f"features at {as_of}")
     features = data.features(as_of)
@@ -101,6 +93,34 @@ def score(
     progress(f"writing {out_path}")
     write_frame(table, out_path)
     return table
+
+
+def check_inputs(
+    loaded: LoadedModel,
+    given: Mapping[str, bool],
+    value_unit: str,
+    fix: Callable[[str], str] = lambda table: f"pass --{table} (or configure [data] {table})",
+) -> None:
+    """Raise ValueError when the model cannot score this input: its values are in another unit than
+    the model's ("currency" with amounts, "orders" without), or a table the model was trained with
+    (events, customers) is not given, so its features would be missing and the scores wrong.
+    `fix(table)` says how to give a table (the command line's words by default; HTTP has its own).
+    """
+    unit = loaded.model.metadata.get("value_unit", "currency")
+    if unit != value_unit:
+        raise ValueError(
+            f"model {loaded.uri} predicts values in {unit}, but these transactions' values are in "
+            f"{value_unit} ({'they have no amounts' if value_unit == 'orders' else 'they have amounts'}). "
+            "Fix: score with a model trained on transactions like these"
+            + (" (send amounts in every row)" if unit == "currency" else " (leave the amounts out)")
+            + "."
+        )
+    for table, present in given.items():
+        if loaded.model.metadata.get("trained_with", {}).get(table) and not present:
+            raise ValueError(
+                f"model {loaded.uri} was trained with a {table} table and none was given; its features would be "
+                f"missing and the scores wrong. Fix: {fix(table)}."
+            )
 
 
 def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:

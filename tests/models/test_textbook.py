@@ -16,7 +16,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from models.textbook import BasicCLV, ChurnCLV, base_summary
+from models.textbook import BasicCLV, ChurnCLV, RunRateCLV, base_summary, run_rate
 
 
 def base(recency_days) -> pd.DataFrame:
@@ -128,3 +128,28 @@ def test_estimator_contract():
         BasicCLV().fit(TEN.drop(columns="tenure_days"))
     with pytest.raises(ValueError, match="monetary_total"):
         ChurnCLV().fit(TEN).predict_clv(CUSTOMER.drop(columns="monetary_total"), 365)
+
+
+def test_run_rate_by_hand():
+    """Revenue so far x H / days since the first purchase; 0 days counts as 1; refunds floor at 0."""
+    X = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d"],
+            "monetary_total": [300.0, 50.0, -20.0, 0.0],
+            "tenure_days": [730.0, 0.0, 100.0, 10.0],
+        }
+    )
+    model = RunRateCLV().fit(X)
+    expected = [300 * 365 / 730, 50 * 365 / 1, 0.0, 0.0]
+    assert model.predict_clv(X, 365) == pytest.approx(expected, rel=1e-12)
+    assert run_rate(X["monetary_total"], X["tenure_days"], 182) == pytest.approx(
+        [300 * 182 / 730, 50 * 182, 0.0, 0.0], rel=1e-12
+    )
+    # Proportional to the horizon, discounted to its middle like the other baselines.
+    assert model.predict_clv(X, 730)[0] == pytest.approx(2 * model.predict_clv(X, 365)[0])
+    assert model.predict_clv(X, 365, discount_rate=0.1)[0] == pytest.approx(150 / math.sqrt(1.1))
+    assert RunRateCLV().get_params() == {}
+    with pytest.raises(NotFittedError):
+        RunRateCLV().predict_clv(X, 365)
+    with pytest.raises(ValueError, match="tenure_days"):
+        RunRateCLV().fit(X.drop(columns="tenure_days"))

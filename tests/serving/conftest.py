@@ -20,7 +20,7 @@ from features.demo_shop import write_demo_shop
 from serving.api import create_app
 from serving.auth import Keyring
 from serving.page import mount_page
-from serving.run import server_command
+from serving.run import server_process
 from serving.state import ServingState
 from training.pipeline import train
 from training.score import score
@@ -99,33 +99,32 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(trained, timeout: float = 90, wait_for: str = "/readyz", log: Path | None = None, **env):
-    """A real server on loopback, stopped on exit; its output goes to `log` (default: next to the data)."""
+    """A real server on loopback, stopped (every process of it) on exit; its output goes to `log`."""
     port = free_port()
     log = log or trained.root / f"server-{port}.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            server_command(port, "127.0.0.1"),
+    with (
+        log.open("w") as out,
+        server_process(
+            port,
+            "127.0.0.1",
+            {**trained.env(), **env},
             cwd=trained.root,
-            env={**trained.env(), **env},
             stdout=out,
             stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"server exited: {log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}{wait_for}", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"server did not answer {wait_for}: {log.read_text()[-3000:]}")
+        ) as process,
+    ):
+        url = f"http://127.0.0.1:{port}"
+        wait_until_answering(f"{url}{wait_for}", process, log, timeout)
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited: {log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"server did not answer {url}: {log.read_text()[-3000:]}")

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
-from features.schema import SCORE_COLUMNS
+from features.behaviour import BEHAVIOUR_COUNT_COLUMNS
+from features.request import compute_features_for_request
+from features.schema import CUSTOMERS, EVENTS, SCORE_COLUMNS, TRANSACTIONS
+from serving.api import create_app
+from serving.auth import Keyring
+from serving.bodies import HistoryRequest, to_frame
 from serving.export import ExportFilter, apply_filter, to_csv
 from training import tracking
 from training.registry import promote, rollback
+from training.score import check_inputs
 
-from .conftest import ADMIN, APP, MARKETER
+from .conftest import ADMIN, APP, KEYS, MARKETER
 
 
 @pytest.fixture
@@ -95,10 +103,12 @@ def test_predict_history_matches_batch_scores_for_the_same_history(client, train
         assert live[column] == batch[column], column
 
 
+NEW_CUSTOMER = [{"customer_id": "new-1", "timestamp": "2025-12-20T10:00:00+01:00", "amount": 42.5}]
+
+
 def test_predict_history_for_a_new_one_order_customer(client):
-    body = {
-        "transactions": [{"customer_id": "new-1", "timestamp": "2025-12-20T10:00:00+01:00", "amount": 42.5}]
-    }
+    # The model was trained with events and attributes: [] says this customer has none.
+    body = {"transactions": NEW_CUSTOMER, "events": [], "customers": []}
     response = client.post("/predict_history", json=body, headers=APP)
     assert response.status_code == 200, response.text
     row = response.json()["predictions"][0]
@@ -114,7 +124,7 @@ def test_predict_history_for_a_new_one_order_customer(client):
         ([{"customer_id": "a", "amount": 5}], "timestamp"),
         ([{"timestamp": "2025-01-01", "amount": 5}], "customer_id"),
         ([{"customer_id": "a", "timestamp": "2025-01-01"}], "amount"),
-        ([], "transactions is empty"),
+        ([], "transactions: is empty"),
     ],
 )
 def test_history_that_breaks_the_contract_is_400(client, transactions, says):
@@ -267,3 +277,175 @@ def test_a_failed_reload_says_why_and_keeps_serving(client, trained, scores):
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+@pytest.mark.parametrize(
+    ("table", "sent"),
+    [("events", {"customers": []}), ("customers", {"events": []}), ("events", {})],
+)
+def test_a_history_without_a_table_the_model_was_trained_with_is_refused_as_clv_score_does(
+    client, state, table, sent
+):
+    response = client.post("/predict_history", json={"transactions": NEW_CUSTOMER, **sent}, headers=APP)
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert f"was trained with a {table} table and none was given" in message
+    assert f'send "{table}"' in message
+    # The same words as `clv score` (training.score), which refuses the same input.
+    with pytest.raises(ValueError) as caught:
+        check_inputs(
+            state.current.model, {"events": "events" in sent, "customers": "customers" in sent}, "currency"
+        )
+    assert str(caught.value).split(" Fix:")[0] == message.split(" Fix:")[0]
+
+
+def test_a_history_without_amounts_is_refused_by_a_model_of_revenue(client):
+    rows = [{k: v for k, v in row.items() if k != "amount"} for row in NEW_CUSTOMER]
+    response = client.post(
+        "/predict_history", json={"transactions": rows, "events": [], "customers": []}, headers=APP
+    )
+    assert response.status_code == 400
+    assert "predicts values in currency" in response.json()["error"]
+
+
+def test_empty_events_and_customers_mean_none(client):
+    body = {"transactions": NEW_CUSTOMER, "events": [], "customers": []}
+    assert client.post("/predict_history", json=body, headers=APP).status_code == 200
+    request = HistoryRequest.model_validate(body)
+    features = compute_features_for_request(
+        to_frame(request.transactions, TRANSACTIONS),
+        dt.date(2025, 12, 31),
+        to_frame(request.events, EVENTS),
+        to_frame(request.customers, CUSTOMERS),
+    )
+    row = features.iloc[0]
+    assert bool(row["has_events"]) is True
+    assert all(row[c] == 0 for c in BEHAVIOUR_COUNT_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["1" + "0" * 500, "1e308", str(2**64), "true", "1e400", "NaN", "-Infinity"],
+)
+def test_absurd_amounts_get_a_400_and_the_endpoint_keeps_answering(client, amount):
+    body = f'{{"transactions": [{{"customer_id": "a", "timestamp": "2025-01-01", "amount": {amount}}}]}}'
+    response = client.post("/predict_history", content=body, headers=APP)
+    assert response.status_code == 400
+    assert "transactions.amount, row 1" in response.json()["error"]
+    good = {"transactions": NEW_CUSTOMER, "events": [], "customers": []}
+    assert client.post("/predict_history", json=good, headers=APP).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        ({"timestamp": "02/11/2025"}, "transactions.timestamp, row 1: cannot read '02/11/2025'"),
+        ({"timestamp": 1735689600000}, "transactions.timestamp, row 1: an epoch number"),
+        ({"timestamp": "0001-01-01"}, "before 1900"),
+        ({"timestamp": "9999-01-01"}, "in the future"),
+        ({"customer_id": {"a": 1}}, "transactions.customer_id, row 1: an object"),
+        ({"customer_id": 1.5}, "transactions.customer_id, row 1: a fraction"),
+    ],
+)
+def test_ambiguous_dates_and_odd_ids_are_400(client, row, says):
+    body = {"transactions": [{**NEW_CUSTOMER[0], **row}], "events": [], "customers": []}
+    response = client.post("/predict_history", json=body, headers=APP)
+    assert response.status_code == 400 and says in response.json()["error"]
+
+
+def test_an_unknown_event_type_is_400_with_the_known_ones(client):
+    events = [{"customer_id": "new-1", "timestamp": "2025-12-01", "event_type": "wishlist_add"}]
+    body = {"transactions": NEW_CUSTOMER, "events": events, "customers": []}
+    response = client.post("/predict_history", json=body, headers=APP)
+    assert response.status_code == 400
+    assert (
+        "events.event_type, row 1: unknown event type 'wishlist_add'; use one of session_start"
+        in (response.json()["error"])
+    )
+
+
+def test_a_huge_top_is_400(client):
+    response = client.post("/export", json={"top": "1" + "0" * 400}, headers=MARKETER)
+    assert response.status_code == 400 and "top must be a whole number" in response.json()["error"]
+
+
+def test_an_unexpected_error_is_a_json_500_that_the_client_survives(state, monkeypatch):
+    # TestClient re-raises what reaches the server; answered in the app, nothing does.
+    client = TestClient(create_app(state, Keyring(KEYS)))
+    monkeypatch.setattr(type(state.current), "info", lambda self: 1 / 0)
+    response = client.get("/model", headers=APP)
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error; the service log has the details"}
+
+
+def test_a_champion_that_cannot_be_loaded_is_503_and_the_old_one_keeps_serving(client, trained, scores):
+    settings = trained.settings
+    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    registry = tracking.client(settings.mlflow.tracking_uri)
+    broken_dir = trained.root / "broken-model"
+    broken_dir.mkdir(exist_ok=True)
+    (broken_dir / "MLmodel").write_text("flavors: {python_function: {loader_module: no_such_module}}\n")
+    first = registry.get_model_version_by_alias(name, alias)
+    broken = registry.create_model_version(name, str(broken_dir), run_id=first.run_id)
+    promote(registry, name, broken.version, alias)
+    try:
+        response = client.post("/admin/reload", headers=ADMIN)
+        assert response.status_code == 503, response.text
+        assert f"reload failed, still serving model v{first.version}" in response.json()["error"]
+    finally:
+        rollback(registry, name, alias)
+    one = {"customer_ids": scores["customer_id"][:1].tolist()}
+    assert client.post("/predict", json=one, headers=APP).json()["predictions"][0]["model_version"] == "1"
+    assert client.get("/model", headers=APP).json()["model"]["version"] == str(first.version)
+
+
+def test_answers_carry_security_headers(client):
+    for response in (client.get("/ui"), client.get("/model", headers=APP), client.get("/nope")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_openapi_documents_the_real_status_codes_errors_and_security(client):
+    schema = client.get("/openapi.json").json()
+    operations = {(m.upper(), p): op for p, ops in schema["paths"].items() for m, op in ops.items()}
+    assert set(operations[("POST", "/predict")]["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "413",
+        "503",
+    }
+    for (method, path), operation in operations.items():
+        assert "422" not in operation["responses"], (method, path)
+        for code, response in operation["responses"].items():
+            if code.startswith(("4", "5")):
+                assert response["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/ErrorBody"
+                }
+    assert operations[("POST", "/export")]["responses"]["200"]["content"].keys() == {"text/csv"}
+    assert operations[("POST", "/admin/reload")]["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert schema["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    row = schema["components"]["schemas"]["TransactionsRow"]
+    assert row["required"] == list(TRANSACTIONS.required) and row["additionalProperties"] is False
+
+
+def test_exported_cells_that_a_spreadsheet_would_run_are_neutralised(client, state, trained, scores):
+    changed = scores.copy()
+    top = changed["predicted_clv"].idxmax()
+    changed.loc[top, "customer_id"] = '=HYPERLINK("http://x.invalid","click")'
+    changed.to_parquet(trained.settings.serve.scores, index=False)
+    try:
+        assert client.post("/admin/reload", headers=ADMIN).json()["reloaded"] is True
+        text = client.post("/export", json={"top": "1"}, headers=MARKETER).text
+    finally:
+        scores.to_parquet(trained.settings.serve.scores, index=False)
+        state.reload_if_changed()
+    assert text.splitlines()[1].startswith("\"'=HYPERLINK(")

@@ -1,14 +1,18 @@
-"""Micro-batching keeps requests apart: same ids in two requests, one bad request in a batch."""
+"""Micro-batching keeps requests apart (same ids in two requests, one bad request in a batch) and
+survives whatever a request or a batch does: errors of any kind, a loop that ended, a stuck batch."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
+import time
 
 import pandas as pd
 import pytest
 
-from serving.batching import HistoryBatcher, HistoryJob, predict_jobs
+from serving import batching
+from serving.batching import HistoryBatcher, HistoryJob, StuckBatch, predict_jobs
 
 AS_OF = dt.date(2025, 12, 31)
 
@@ -49,3 +53,96 @@ def test_concurrent_requests_are_batched_and_answered(state):
     assert [r[0]["customer_id"] for r in results] == [f"c{i}" for i in range(12)]
     with pytest.raises(ValueError):
         asyncio.run(HistoryBatcher(lambda: state.current.model).predict(job([1.0], timestamps=["never"])))
+
+
+def overflowing() -> HistoryJob:
+    """A job whose amount no float holds: converting it raises OverflowError, not ValueError."""
+    return job([10**500])
+
+
+def test_any_failure_stays_with_its_request_and_the_loop_goes_on(state):
+    batcher = HistoryBatcher(lambda: state.current.model)
+
+    async def together():
+        return await asyncio.gather(
+            batcher.predict(job([10.0], customer="before")),
+            batcher.predict(overflowing()),
+            batcher.predict(job([20.0], customer="after")),
+            return_exceptions=True,
+        )
+
+    async def scenario():
+        first = await asyncio.wait_for(together(), 60)
+        # The same loop answers the next requests: nothing queues forever.
+        later = await asyncio.wait_for(batcher.predict(job([30.0], customer="later")), 30)
+        return first, later
+
+    (before, failed, after), later = asyncio.run(scenario())
+    assert isinstance(failed, OverflowError)
+    assert before[0]["customer_id"] == "before" and after[0]["customer_id"] == "after"
+    assert later[0]["customer_id"] == "later"
+
+
+def test_a_failure_outside_the_computation_fails_the_batch_not_the_loop(state):
+    models = iter([RuntimeError("registry gone"), state.current.model])
+
+    def model_of():
+        model = next(models)
+        if isinstance(model, Exception):
+            raise model
+        return model
+
+    batcher = HistoryBatcher(model_of)
+
+    async def scenario():
+        with pytest.raises(RuntimeError, match="registry gone"):
+            await asyncio.wait_for(batcher.predict(job([10.0])), 30)
+        return await asyncio.wait_for(batcher.predict(job([10.0])), 30)
+
+    assert asyncio.run(scenario())[0]["customer_id"] == "same-id"
+
+
+def test_a_loop_that_ended_is_started_again(state):
+    batcher = HistoryBatcher(lambda: state.current.model)
+
+    async def scenario():
+        await batcher.predict(job([10.0]))
+        batcher._worker.cancel()
+        await asyncio.sleep(0)
+        return await asyncio.wait_for(batcher.predict(job([10.0])), 30)
+
+    assert asyncio.run(scenario())[0]["customer_id"] == "same-id"
+
+
+def test_a_stuck_batch_is_answered_503_reported_unhealthy_and_left_behind(state, monkeypatch):
+    release = threading.Event()
+    real = batching.predict_jobs
+    stalled = []
+
+    def first_call_stalls(model, jobs):
+        if not stalled:
+            stalled.append(True)
+            release.wait(30)
+        return real(model, jobs)
+
+    monkeypatch.setattr(batching, "predict_jobs", first_call_stalls)
+    batcher = HistoryBatcher(lambda: state.current.model, stuck_seconds=0.5)
+
+    async def scenario():
+        with pytest.raises(StuckBatch):
+            await batcher.predict(job([10.0]))
+        unhealthy = batcher.healthy()
+        # A fresh thread answers while the stuck one is still busy.
+        answered = await asyncio.wait_for(batcher.predict(job([10.0])), 30)
+        return unhealthy, answered
+
+    try:
+        unhealthy, answered = asyncio.run(scenario())
+        assert unhealthy is False and answered[0]["customer_id"] == "same-id"
+        assert batcher.healthy() is False
+    finally:
+        release.set()
+    deadline = time.monotonic() + 30
+    while not batcher.healthy():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

@@ -70,8 +70,8 @@ def test_the_input_table_is_left_unchanged(scores):
         ({"segment": ["vip", "gold"]}, f"unknown segment 'gold'; choose from {', '.join(SEGMENTS)}"),
         ({"action": "discount"}, f"unknown action 'discount'; choose from {', '.join(ACTIONS)}"),
         ({"top": "ten"}, 'top must be a number of customers ("500") or a percentage ("10%")'),
-        ({"top": "0"}, "whole number of customers >= 1"),
-        ({"top": "2.5"}, "whole number of customers >= 1"),
+        ({"top": "0"}, "whole number of customers from 1 to"),
+        ({"top": "2.5"}, "whole number of customers from 1 to"),
         ({"top": "150%"}, "top percentage must be in (0, 100]"),
         ({"churn_min": 0.8, "churn_max": 0.2}, "churn_min (0.8) is above churn_max (0.2)"),
         ({"churn_max": 1.5}, "less than or equal to 1"),
@@ -95,3 +95,30 @@ def test_csv_round_trips_ids_and_order(scores):
     back = pd.read_csv(io.StringIO(text), dtype={"customer_id": str})
     assert ids(back) == ["c1", "c2", "c3", "c5", "c4", "c6"]
     assert list(back.columns) == list(scores.columns)
+
+
+@pytest.mark.parametrize(
+    ("top", "says"),
+    [
+        ("1" + "0" * 400, "top must be a whole number of customers from 1 to 1,000,000,000,000"),
+        (10**400, "top must be a whole number of customers from 1 to 1,000,000,000,000"),
+        (float("inf"), "not 'inf'"),
+        (True, "not True"),
+        (["5"], "not ['5']"),
+    ],
+)
+def test_absurd_tops_are_refused_not_overflowed(top, says):
+    with pytest.raises(ValidationError) as caught:
+        ExportFilter(top=top)
+    assert says in str(caught.value)
+
+
+def test_csv_cells_a_spreadsheet_would_run_get_a_quote(scores):
+    risky = scores.assign(customer_id=["=1+1", "+c1", "-c3", "@SUM(A1)", "\tc4", "c6"])
+    rows = pd.read_csv(io.StringIO(to_csv(risky)), dtype={"customer_id": str})
+    assert rows["customer_id"].tolist() == ["'=1+1", "'+c1", "'-c3", "'@SUM(A1)", "'\tc4", "c6"]
+    # Numbers are not text: a negative value stays a number.
+    assert (
+        to_csv(scores.assign(predicted_clv=-1.5)).splitlines()[1]
+        == "c5,-1.5,0.9,high_value_at_risk,retention_offer"
+    )

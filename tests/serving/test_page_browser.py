@@ -30,6 +30,7 @@ FLAGS = [
 ]
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +51,17 @@ def key_of(headers: dict) -> str:
 def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
     with running_server(trained) as url:
         page = browser.new_page(accept_downloads=True)
+        # The page runs under the service's Content-Security-Policy; anything it blocks is logged here.
+        blocked = []
+        page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
         page.goto(f"{url}/ui")
         # Before signing in the page shows no customer data.
         assert page.locator("#content").is_hidden()
         page.fill("#key", key_of(MARKETER))
         page.click("#sign-in-form button")
         page.wait_for_selector("#segments tbody tr")
-        page.wait_for_function("document.querySelector('#list-status').textContent.includes('customers')")
+        # Locator waits, not wait_for_function: evaluating a string is what the policy forbids.
+        expect(page.locator("#list-status")).to_contain_text("customers")
         assert "Tested on what customers really spent" in page.text_content("#quality")
         assert page.locator("#histogram rect.bar").count() > 0
         assert "Textbook formula" in page.text_content("#textbook")
@@ -65,7 +70,7 @@ def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
         page.fill("#f-churn-max", "0.9")
         page.fill("#f-top", "25%")
         page.click("#apply")
-        page.wait_for_function("!document.querySelector('#download').disabled")
+        expect(page.locator("#download")).to_be_enabled()
         with page.expect_download() as download_info:
             page.click("#download")
         downloaded = Path(download_info.value.path()).read_text()
@@ -90,6 +95,7 @@ def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
         other.goto(f"{url}/ui")
         other.fill("#key", key_of(APP))
         other.click("#sign-in-form button")
-        other.wait_for_function("document.querySelector('#sign-in-error').textContent.length > 0")
+        expect(other.locator("#sign-in-error")).not_to_be_empty()
         assert "marketer role" in other.text_content("#sign-in-error")
         assert other.locator("#content").is_hidden()
+        assert not blocked, blocked

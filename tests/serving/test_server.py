@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
 
 import httpx
 import pandas as pd
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from clv.cli import app
 from serving.export import ExportFilter, apply_filter
+from training import tracking
+from training.registry import promote, rollback
 
-from .conftest import APP, MARKETER, running_server
+from .conftest import ADMIN, APP, MARKETER, free_port, running_server, wait_until_answering
 
 runner = CliRunner()
 
@@ -109,3 +119,179 @@ def test_clv_serve_explains_what_is_missing(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
     result = runner.invoke(app, ["serve", "--port", "3999"])
     assert result.exit_code == 1 and "make train" in result.output
+
+
+def test_clv_export_with_an_absurd_top_prints_one_line_and_exits_1(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_SERVE__SCORES", str(trained.settings.serve.scores))
+    result = runner.invoke(app, ["export", "--top", "1" + "0" * 400, "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code == 1
+    assert (
+        "Traceback" not in result.output
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    )
+    assert result.output.strip().startswith("error: top: top must be a whole number of customers")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_clv_export_neutralises_formula_cells(trained, tmp_path, monkeypatch):
+    scores = pd.read_parquet(trained.settings.serve.scores)
+    scores.loc[scores["predicted_clv"].idxmax(), "customer_id"] = "=cmd|' /C calc'!A0"
+    table = tmp_path / "scores.parquet"
+    scores.to_parquet(table, index=False)
+    out = tmp_path / "top.csv"
+    result = runner.invoke(app, ["export", "--scores", str(table), "--top", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines()[1].startswith("'=cmd|")
+
+
+def raw_exchange(sock: socket.socket, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send one HTTP/1.1 request on an open connection and read its answer (status, headers, body)."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", 0)):
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def request_bytes(method: str, path: str, body: str = "", key: str = "app-key-123") -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body.encode())}\r\n\r\n{body}"
+    ).encode()
+
+
+@pytest.mark.slow
+def test_real_server_errors_are_json_and_the_connection_stays_open(trained):
+    customer = str(pd.read_parquet(trained.settings.serve.scores)["customer_id"].iloc[0])
+    good = request_bytes("POST", "/predict", json.dumps({"customer_ids": [customer]}))
+    history = json.dumps(
+        {
+            "transactions": [{"customer_id": "a", "timestamp": "2025-01-01", "amount": 10}],
+            "events": [],
+            "customers": [],
+        }
+    )
+    with running_server(trained) as url:
+        port = int(url.rsplit(":", 1)[1])
+        bad_requests = [
+            ("GET", "/nope", ""),
+            ("GET", "/docs", ""),
+            ("GET", "/favicon.ico", ""),
+            ("GET", "/predict", ""),
+            ("POST", "/predict_history", history.replace("10}", "1" + "0" * 500 + "}")),
+            ("POST", "/predict_history", history.replace("10}", "1e308}")),
+            ("POST", "/export", '{"top": "1' + "0" * 400 + '"}'),
+            ("POST", "/predict", "{oops"),
+        ]
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            for method, path, body in bad_requests:
+                key = "marketer-key-456" if path == "/export" else "app-key-123"
+                status, headers, content = raw_exchange(sock, request_bytes(method, path, body, key))
+                assert 400 <= status < 500, (path, status, content[:300])
+                assert headers["content-type"] == "application/json", (path, headers)
+                assert json.loads(content)["error"], path
+                assert headers["x-content-type-options"] == "nosniff"
+                # The same connection answers a normal request right after, within a second.
+                started = time.monotonic()
+                status, _, content = raw_exchange(sock, good)
+                assert status == 200 and time.monotonic() - started < 1, (path, content[:300])
+            status, _, _ = raw_exchange(sock, request_bytes("POST", "/predict_history", history))
+            assert status == 200
+        page = httpx.get(f"{url}/ui")
+        assert page.headers["x-frame-options"] == "DENY" and "content-security-policy" in page.headers
+        assert "/predict_history" in httpx.get(f"{url}/openapi.json").json()["paths"]
+
+
+@pytest.mark.slow
+def test_reload_reaches_every_worker_and_metrics_are_private_to_a_server(trained, tmp_path):
+    settings = trained.settings
+    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
+    registry = tracking.client(settings.mlflow.tracking_uri)
+    customer = str(pd.read_parquet(settings.serve.scores)["customer_id"].iloc[0])
+    # Periodic checks off: only the reload signal can make the second worker change model.
+    env = {"CLV_SERVE__WORKERS": "2", "CLV_SERVE__RELOAD_SECONDS": "0"}
+    with running_server(trained, log=tmp_path / "a.log", **env) as url:
+        assert httpx.post(f"{url}/predict", json={"customer_ids": [customer]}, headers=APP).status_code == 200
+        first = registry.get_model_version_by_alias(name, alias)
+        second = registry.create_model_version(
+            name, first.source, run_id=first.run_id, model_id=first.model_id
+        )
+        promote(registry, name, second.version, alias)
+        try:
+            assert httpx.post(f"{url}/admin/reload", headers=ADMIN).json()["model_version"] == str(
+                second.version
+            )
+            time.sleep(3)
+
+            async def versions():
+                async with httpx.AsyncClient() as client:
+                    # New connections, many at once, so both workers answer some.
+                    answers = await asyncio.gather(
+                        *(
+                            client.get(f"{url}/model", headers={**APP, "Connection": "close"})
+                            for _ in range(40)
+                        )
+                    )
+                return {a.json()["model"]["version"] for a in answers}
+
+            assert asyncio.run(versions()) == {str(second.version)}
+        finally:
+            rollback(registry, name, alias)
+        # Another server of the same user starting does not empty this one's /metrics.
+        with running_server(trained, log=tmp_path / "b.log", **env):
+            metrics = httpx.get(f"{url}/metrics").text
+        assert 'clv_predictions_total{endpoint="predict"}' in metrics
+
+
+def descendants_of(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_clv_serve_listens_on_loopback_and_a_signal_stops_every_process(trained, tmp_path, stop_signal):
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "clv.cli", "serve", "--port", str(port)],
+            cwd=trained.root,
+            env=trained.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    started: list[psutil.Process] = []
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/readyz", serve, log)
+        assert f"Serving on http://127.0.0.1:{port} (API)" in log.read_text()
+        started = descendants_of(serve.pid)
+        listening = {
+            c.laddr.ip
+            for p in started
+            for c in p.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
+        assert listening == {"127.0.0.1"}
+        serve.send_signal(stop_signal)
+        serve.wait(timeout=60)
+        _, alive = psutil.wait_procs(started, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        # Whatever failed above, leave nothing running.
+        if serve.poll() is None:
+            serve.terminate()
+            serve.wait(timeout=60)
+        for process in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
