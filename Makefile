@@ -49,7 +49,6 @@ mlflow-ui: install
 ## bench: speed and accuracy benchmarks, then a 3-minute load and soak test of the service (not part of `make test`)
 bench: install
 	$(BIN)/python $(ROOT)/benchmarks/features.py
-	$(BIN)/python $(ROOT)/benchmarks/backtest.py
 	$(BIN)/python $(ROOT)/benchmarks/serving.py
 	$(BIN)/python $(ROOT)/benchmarks/soak.py
 

@@ -74,8 +74,20 @@ def progress(title: str):
 
 
 def _settings(**overrides) -> Settings:
+    from pydantic import ValidationError
+
     try:
         return load_settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: "
+            + ("not a setting (remove it)" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in exc.errors()
+        )
+        raise fail(
+            f"configuration (clv.toml, CLV_CONFIG or CLV_* variables): {problems}. The settings and their "
+            "defaults are listed in the README, section Configuration."
+        ) from None
     except (ValueError, FileNotFoundError) as exc:
         raise fail(f"configuration: {exc}") from None
 

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +29,8 @@ DEMO_DIR = Path("data/demo")
 
 class DataSettings(BaseModel):
     """Where the shop's data lives and how its columns map onto the data contract."""
+
+    model_config = ConfigDict(extra="forbid")
 
     transactions: Path | None = None
     events: Path | None = None
@@ -58,6 +60,8 @@ class DataSettings(BaseModel):
 
 
 class TrainSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     horizon_days: int = Field(365, gt=0, le=3650)
     # Rolling origin: cut-offs every `snapshot_spacing_days` back from the last complete window, up to
     # `n_snapshots` overlapping the validation window and as many before it (training/windows.py).
@@ -77,6 +81,8 @@ class TrainSettings(BaseModel):
 class TargetingSettings(BaseModel):
     """Segment lines; see models/targeting.py for the rules they feed."""
 
+    model_config = ConfigDict(extra="forbid")
+
     # Value lines are quantiles of the scored base: "high value" = predicted CLV in the top 20%.
     high_value_quantile: float = Field(0.8, gt=0, lt=1)
     valuable_history_quantile: float = Field(0.8, gt=0, lt=1)
@@ -89,6 +95,8 @@ class TargetingSettings(BaseModel):
 
 
 class MlflowSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     tracking_uri: str = f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
     experiment: str = "clv"
     registered_model: str = "clv"
@@ -100,6 +108,8 @@ ROLES = ("app", "marketer", "admin")
 
 
 class ServeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     # Loopback unless told otherwise: the service is for apps on this machine or behind a proxy.
     host: str = "127.0.0.1"
     port: int = Field(3000, gt=0, lt=65536)

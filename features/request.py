@@ -146,7 +146,7 @@ def _to_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
     if schema is TRANSACTIONS and "amount" in columns:
         # As in the contract: once there are amounts, every row needs a finite one.
         finite = pc.fill_null(pc.is_finite(table["amount"]), False)
-        if not pc.all(finite).as_py():
+        if table.num_rows and not pc.all(finite).as_py():
             row = int(pc.index(finite, False).as_py())
             raise ValueError(
                 f"transactions.amount, row {row + 1}: {frame['amount'].iloc[row]} is not a finite number; "

@@ -45,7 +45,14 @@ _EPS = 1e-6
 
 
 class NoRepeatPurchases(ValueError):
-    """Nobody bought twice: repeat buying cannot be estimated. The message says what can be done."""
+    """Nobody bought twice by the cut-off: repeat buying cannot be estimated. `buyers` is how many bought."""
+
+    def __init__(self, buyers: int):
+        super().__init__(
+            f"none of the {buyers:,} customers who bought by the cut-off has bought twice, "
+            "so how often customers come back cannot be estimated"
+        )
+        self.buyers = buyers
 
 
 class BTYDFeatures:
@@ -54,10 +61,7 @@ class BTYDFeatures:
     def __init__(self, features: pd.DataFrame):
         buyers = features[features["n_orders"] > 0]
         if not (buyers["btyd_frequency"] > 0).any():
-            raise NoRepeatPurchases(
-                f"none of the {len(buyers):,} customers who bought by {_cutoff(features)} has bought twice, "
-                "so how often customers come back cannot be estimated"
-            )
+            raise NoRepeatPurchases(len(buyers))
         self.purchases = {name: model().fit(buyers) for name, model in PURCHASE_MODELS.items()}
         repeat_values = buyers.loc[buyers["btyd_frequency"] > 0, "btyd_monetary"].to_numpy(float)
         self.fence_ = upper_fence(np.r_[repeat_values, buyers["monetary_mean"].to_numpy(float)])
@@ -146,9 +150,3 @@ def _geometric_mean(arrays: list[np.ndarray]) -> np.ndarray:
 
 def _logit_mean(arrays: list[np.ndarray]) -> np.ndarray:
     return expit(np.mean([logit(np.clip(a, _EPS, 1 - _EPS)) for a in arrays], axis=0))
-
-
-def _cutoff(features: pd.DataFrame) -> str:
-    if "as_of" in features and len(features):
-        return str(pd.Timestamp(features["as_of"].iloc[0]).date())
-    return "the cut-off"

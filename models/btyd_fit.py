@@ -12,6 +12,11 @@ from sklearn.exceptions import NotFittedError
 
 SUMMARY = ("btyd_frequency", "btyd_recency", "btyd_age")
 SEARCH_SAMPLE = 50_000  # customers on which SummaryModel.fit searches from every start
+# Bounds of the log-parameters. On small or loyal shops the likelihood is flat along a ridge where a gamma
+# shape and scale grow together (Pareto/NBD: s, beta -> infinity at a fixed mean dropout rate s / beta);
+# e^9 (about 8,100) keeps the optimiser off its far end, where the likelihood's hypergeometric terms take
+# thousands of series terms (a 60-customer shop trained in 200 s instead of a few), at no cost in fit.
+LOG_BOUNDS = (-12.0, 9.0)
 
 
 class Fitted(BaseEstimator):
@@ -160,7 +165,7 @@ def fit_log_params(
 
     best = None
     for start in starts:
-        result = minimize(objective, start, method="L-BFGS-B", bounds=[(-12, 12)] * len(names))
+        result = minimize(objective, start, method="L-BFGS-B", bounds=[LOG_BOUNDS] * len(names))
         if best is None or result.fun < best.fun:
             best = result
     params = dict(zip(names, np.exp(best.x).tolist(), strict=True))

@@ -147,8 +147,8 @@ class CLVPredictor(BaseEstimator):
             raise ValueError("label windows cannot be longer than the horizon")
         try:
             checked = BTYDFeatures(validation)
-        except NoRepeatPurchases as exc:
-            return self._fit_base(latest, f"at the validation cut-off {exc}")
+        except NoRepeatPurchases:
+            return self._fit_base(latest, "nobody had bought twice before the validation window")
         checked_window = checked.add(validation, self.window_days_).reset_index(drop=True)
 
         enriched = None if snapshots is None or snapshots.empty else self._enrich(snapshots)
@@ -474,4 +474,4 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def _require(frame: pd.DataFrame, columns, what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{what} lack columns: {', '.join(missing)}")
+        raise ValueError(f"{what} lacks columns: {', '.join(missing)}")

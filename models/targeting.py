@@ -103,7 +103,9 @@ class TargetingRules(BaseEstimator):
         """Every line the rules use, in plain numbers, for reports, the page and the model card."""
         check_is_fitted(self, "high_value_")
         return {
+            "high_value_quantile": self.high_value_quantile,
             "high_value_clv": self.high_value_,
+            "valuable_history_quantile": self.valuable_history_quantile,
             "valuable_history_revenue": self.valuable_history_,
             "at_risk_churn_prob": self.at_risk_churn,
             "overdue_factor": self.overdue_factor,

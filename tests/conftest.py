@@ -17,3 +17,29 @@ def _reset_mlflow_uris():
     mlflow.set_registry_uri(None)
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
         os.environ.pop(name, None)
+
+
+def _assert_coherent_rows(scores) -> None:
+    """The output semantics on every row of a score table (README, "What the numbers mean")."""
+    import numpy as np
+
+    assert scores["customer_id"].is_unique
+    columns = ["predicted_clv", "predicted_clv_low", "predicted_clv_high", "churn_prob", "p_alive"]
+    numbers = scores[[*columns, "expected_orders", "expected_aov"]].to_numpy(float)
+    assert np.isfinite(numbers).all()
+    assert (scores["predicted_clv_low"] <= scores["predicted_clv"] + 1e-9).all()
+    assert (scores["predicted_clv"] <= scores["predicted_clv_high"] + 1e-9).all()
+    assert (scores["predicted_clv_low"] >= 0).all() and (scores["expected_orders"] >= 0).all()
+    assert scores["churn_prob"].between(0, 1).all() and scores["p_alive"].between(0, 1).all()
+    # P(no order in the horizon) >= 1 - E[orders] (Markov's inequality), and a customer who has left
+    # cannot order: P(churn) = 1 - P(alive) + P(alive) P(no order | alive) >= 1 - P(alive).
+    assert (scores["churn_prob"] >= 1 - scores["expected_orders"] - 1e-6).all()
+    assert (scores["churn_prob"] >= 1 - scores["p_alive"] - 1e-6).all()
+    both = (scores["p_alive"] >= 0.9) & (scores["churn_prob"] >= 0.9)
+    assert not both.any(), scores.loc[both, ["customer_id", "p_alive", "churn_prob"]]
+
+
+@pytest.fixture
+def assert_coherent_rows():
+    """`assert_coherent_rows(scores)`: fails naming the rows whose numbers contradict each other."""
+    return _assert_coherent_rows

@@ -46,7 +46,7 @@ MODEL_LABELS = {
     TEXTBOOK: "textbook formula",
 }
 RANKING = ("spearman", "normalized_gini", "top_decile_capture")
-# Short column headers for the backtest tables printed by `clv train` and benchmarks/backtest.py.
+# Short column headers for the backtest tables printed by `clv train`.
 METRIC_LABELS = {
     "spearman": "Spearman",
     "normalized_gini": "Gini",
@@ -98,6 +98,15 @@ class ShopData:
             self.value_unit,
         )
 
+    def repeat_buyers(self, as_of: dt.date) -> tuple[int, int]:
+        """(customers with a purchase up to `as_of`, those of them who bought on two different days)."""
+        t = self.transactions
+        day = t.timestamp.date()
+        bought = t.filter((day <= as_of) & (t.amount > 0))
+        days = bought.group_by("customer_id").aggregate(n_days=bought.timestamp.date().nunique())
+        counts = days.aggregate(buyers=days.count(), repeaters=(days.n_days >= 2).sum()).to_pyarrow()
+        return int(counts["buyers"][0].as_py() or 0), int(counts["repeaters"][0].as_py() or 0)
+
     def features(self, as_of: dt.date) -> pd.DataFrame:
         return compute_features(self.transactions, as_of, self.events, self.customers)
 
@@ -143,7 +152,7 @@ def fit_at(
         train.min_history_days,
     )
     if base_only:
-        plan = WindowPlan(None, 0, 0, [])
+        plan = WindowPlan(None, 0, 0, [], "the backtest ranked the buy-till-you-die base better")
     progress(plan.describe())
     snapshots = data.snapshots(plan) if plan.cutoffs else None
     validation = (
@@ -162,6 +171,8 @@ def fit_at(
         targeting={**settings.targeting.model_dump(), "value_unit": data.value_unit},
         seed=train.seed,
     ).fit(snapshots, validation, reference)
+    if base_only:
+        predictor.notes_ = []  # the caller says why (Backtest.base_wins_reason), not "history too short"
     return Fit(predictor, plan, reference)
 
 
@@ -174,8 +185,14 @@ class Backtest:
     frame: pd.DataFrame  # per customer: actuals and every model's predictions
     fit: Fit
 
+    @property
+    def served(self) -> str:
+        """The row `clv train` serves: the base when it ranked better than the full model."""
+        return BASE if self.base_wins() else MODEL
+
     def model_metrics(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.metrics.loc[MODEL].items() if pd.notna(v)}
+        """The served model's metrics (what the registry gate compares and /model shows)."""
+        return {k: float(v) for k, v in self.metrics.loc[self.served].items() if pd.notna(v)}
 
     def ranking(self, model: str) -> float:
         """Mean of the ranking metrics of one row (higher is better)."""

@@ -21,7 +21,7 @@ from features.pipeline import FEATURES_VERSION
 from models.btyd_features import NoRepeatPurchases
 from models.textbook import base_summary
 from training import plots, registry, tracking
-from training.backtest import MODEL, MODEL_LABELS, Backtest, ShopData, backtest, fit_at
+from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, ShopData, backtest, fit_at
 from training.pyfunc import CLVPyfunc
 
 Progress = Callable[[str], None]
@@ -43,7 +43,10 @@ class TrainResult:
 
     def comparison(self) -> pd.DataFrame:
         """Model vs baselines (and the current champion's logged backtest), rows by display name."""
-        table = self.backtest.metrics.rename(index=MODEL_LABELS)
+        labels = dict(MODEL_LABELS)
+        if self.backtest.served == BASE:
+            labels[MODEL], labels[BASE] = "full model (not served)", f"{MODEL_LABELS[BASE]}, served"
+        table = self.backtest.metrics.rename(index=labels)
         if self.champion_metrics:
             table.loc["current champion (its own backtest)"] = pd.Series(self.champion_metrics)
         return table
@@ -89,12 +92,8 @@ def train(
                 discount_rate=settings.train.discount_rate,
                 base_only=result.base_wins(),
             )
-        except NoRepeatPurchases as exc:
-            raise ValueError(
-                f"{exc}. Nothing can be trained on this log yet. What can still be done: wait until some "
-                "customers have come back (a few months of history usually suffice), or score it with a model "
-                "trained on a similar shop (clv score --model models:/clv/VERSION)."
-            ) from None
+        except NoRepeatPurchases:
+            raise ValueError(_no_repeat_message(data, as_of)) from None
         notes = [*result.fit.predictor.notes_, *final.predictor.notes_]
         if result.base_wins():
             notes.append(result.base_wins_reason())
@@ -171,6 +170,24 @@ def check_trainable(data: ShopData, as_of: dt.date) -> None:
         )
 
 
+def _no_repeat_message(data: ShopData, as_of: dt.date) -> str:
+    """Why nothing can be trained, in the user's terms: nobody came back, or only too recently."""
+    buyers, repeaters = data.repeat_buyers(as_of)
+    later = "score it with a model trained on a similar shop (clv score --model models:/clv/VERSION)."
+    if repeaters == 0:
+        return (
+            f"none of the {buyers:,} customers who bought up to {as_of} has bought on two different days, so "
+            "how often customers come back cannot be estimated. Nothing can be trained on this log yet. What "
+            "can still be done: wait until some customers have come back (a few months of history usually "
+            f"suffice), or {later}"
+        )
+    return (
+        f"{repeaters:,} of {buyers:,} customers have bought on two different days, but none did so early enough "
+        "to check a model against what customers did afterwards (the backtest needs repeat buyers before its "
+        f"window, which ends at {as_of}). Fix: wait a few months, or {later}"
+    )
+
+
 def _params(settings: Settings, as_of: dt.date, horizon: int) -> dict:
     t = settings.train
     return {
@@ -198,8 +215,13 @@ def _log_backtest(result: Backtest) -> None:
             "backtest_customers": len(result.frame),
         }
     )
+    # backtest_*: the served model; baseline_<id>_*: every baseline (the base too, even when served);
+    # candidate_hybrid_*: the full model when the backtest found the base better and it is not served.
+    mlflow.log_metrics({f"backtest_{k}": v for k, v in result.model_metrics().items()})
     for model in MODEL_LABELS:
-        prefix = "backtest_" if model == MODEL else f"baseline_{model}_"
+        if model == MODEL and result.served == MODEL:
+            continue
+        prefix = "candidate_hybrid_" if model == MODEL else f"baseline_{model}_"
         mlflow.log_metrics(
             {prefix + k: float(v) for k, v in result.metrics.loc[model].items() if pd.notna(v)}
         )
@@ -208,7 +230,7 @@ def _log_backtest(result: Backtest) -> None:
     with_churn = {MODEL_LABELS[m]: frame["churn_" + m] for m in MODEL_LABELS if "churn_" + m in frame}
     figures = {
         "cumulative_gain": plots.gain_curve(frame["actual_revenue"], labelled),
-        "deciles": plots.deciles(frame["actual_revenue"], frame[MODEL]),
+        "deciles": plots.deciles(frame["actual_revenue"], frame[result.served]),
         "churn_calibration": plots.calibration(frame["actual_churned"], with_churn),
     }
     importance = result.fit.predictor.feature_importance()

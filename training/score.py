@@ -129,5 +129,8 @@ def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
     predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
     predictions["horizon_days"] = int(loaded.model.metadata["horizon_days"])
     predictions["model_version"] = loaded.version
+    # "currency", or "orders" when the model was trained on a log without amounts: says what the value
+    # columns count in every export, so a list of "2.5" is not read as 2.50 in money.
+    predictions["value_unit"] = loaded.model.metadata.get("value_unit", "currency")
     extra = [c for c in predictions.columns if c not in SCORE_COLUMNS]
     return predictions[[*SCORE_COLUMNS, *extra]]

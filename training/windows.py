@@ -43,6 +43,8 @@ class WindowPlan:
     validation_days: int
     label_days: int
     cutoffs: list[dt.date]
+    # Why there is no validation window when it is not the history's length (e.g. a backtest chose the base).
+    base_only_reason: str = ""
 
     @property
     def btyd_only(self) -> bool:
@@ -56,7 +58,8 @@ class WindowPlan:
 
     def describe(self) -> str:
         if self.btyd_only:
-            return "history too short for a validation window: buy-till-you-die models only"
+            why = self.base_only_reason or "history too short for a validation window"
+            return f"{why}: buy-till-you-die models only"
         validation = f"validation window {self.validation_days} days from {self.validation_cutoff}"
         if not self.cutoffs:
             return validation + ", no room for boosted training windows"

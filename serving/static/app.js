@@ -57,6 +57,12 @@ function render() {
   $("model-badge").textContent =
     `model v${m.version} · trained ${m.trained_at || "?"} · data to ${m.as_of} · horizon ${m.horizon_days} days`;
   $("quality").textContent = summary.quality;
+  const served = m.served_model === "base" ? "Serves the buy-till-you-die base alone." : "";
+  $("served").textContent = [served, ...(m.notes || []).map((n) => `Note: ${n}.`)].join(" ");
+  const inOrders = m.value_unit === "orders";
+  $("value-header").textContent = inOrders ? "predicted orders" : "predicted value";
+  $("histogram-title").textContent = inOrders ? "Predicted orders per customer" : "Predicted CLV per customer";
+  $("segment-rules").textContent = segmentRules(m.targeting_thresholds, inOrders);
 
   const body = $("segments").querySelector("tbody");
   body.replaceChildren(...summary.segments.map((s) => row([
@@ -71,6 +77,20 @@ function render() {
     select.replaceChildren(option("", "all"), ...names.map((n) => option(n, n)));
   }
   renderWhatIf();
+}
+
+// The lines that decide the segments (models/targeting.py), in words; [targeting] in clv.toml sets them.
+function segmentRules(t, inOrders) {
+  if (!t) return "";
+  const unit = inOrders ? " orders" : "";
+  const amount = inOrders ? (x) => x.toFixed(1) : (x) => money.format(x);
+  return `High value: predicted value in the top ${pct(1 - t.high_value_quantile)} ` +
+    `(at least ${amount(t.high_value_clv)}${unit}). At risk: churn risk at or above ` +
+    `${pct(t.at_risk_churn_prob)}, or no order for more than ${t.overdue_factor}× the customer's usual gap. ` +
+    `Valuable: high value, or past ${inOrders ? "orders" : "revenue"} in the top ` +
+    `${pct(1 - t.valuable_history_quantile)} (at least ${amount(t.valuable_history_revenue)}${unit}). ` +
+    `Lapsed: probability still active below ${pct(t.lapsed_p_alive)}. New: first order within ` +
+    `${t.new_customer_days} days. Change these lines in [targeting] of clv.toml.`;
 }
 
 function row(cells, numeric = []) {

@@ -46,7 +46,10 @@ def test_valid_csv_is_typed_and_summarised(tmp_path):
     assert (report.customers, report.orders) == (2, 2)
     assert report.revenue == pytest.approx(35.0)
     assert report.first_timestamp == dt.datetime(2023, 1, 1, 10)
-    assert report.ok and not report.warnings
+    # Valid, with the warnings a two-customer log deserves: nobody came back, and too few customers.
+    messages = " ".join(w.message for w in report.warnings)
+    assert report.ok and len(report.warnings) == 2
+    assert "no customer bought on two different days" in messages and "only 2 customers" in messages
 
 
 def test_parquet_with_typed_columns(tmp_path):

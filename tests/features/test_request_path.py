@@ -138,7 +138,7 @@ def test_request_edge_cases():
     tx, _, _ = shop()
     empty = compute_features_for_request(tx.iloc[:0], AS_OF)
     assert tuple(empty.columns) == FEATURE_COLUMNS and len(empty) == 0
-    refund_only = tx.head(1).assign(amount=-5.0)
+    refund_only = tx.head(1).assign(amount=-5.0, timestamp=pd.Timestamp("2024-01-15"))
     [row] = compute_features_for_request(refund_only, AS_OF).to_dict("records")
     assert row["n_orders"] == 0 and row["monetary_total"] == -5.0
     unit = compute_features_for_request(tx.drop(columns=["amount"]), AS_OF)  # every order is worth 1

@@ -7,6 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -14,49 +16,64 @@ from features.contract import load_shop
 from features.demo_shop import write_demo_shop
 from features.engine import from_duckdb, to_pandas
 from features.pipeline import compute_features
+from features.request import compute_features_for_request
 from features.snapshots import make_snapshots
 from models.predictor import OUTPUT_COLUMNS, CLVPredictor
 
 CUTOFF = dt.date(2025, 6, 30)
+VALIDATION = dt.date(2024, 12, 31)  # validation window (V, V + 180 days], ends at the cut-off
+LABEL_DAYS = 180
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
+    """Boosted training windows ending before the validation window, the validation window, and the
+    features at the scoring cut-off, as `training.windows.plan_windows` lays them out."""
     out = tmp_path_factory.mktemp("shop")
     write_demo_shop(out, n_customers=3000, seed=5)
     shop = load_shop(out / "transactions.parquet", out / "events.parquet", out / "customers.parquet")
     backend = from_duckdb(shop.con)
     tx, ev, cu = (backend.table(t) for t in ("transactions", "events", "customers"))
     cutoffs = [dt.date(2024, 3, 31), dt.date(2024, 6, 29)]
-    snapshots = to_pandas(make_snapshots(tx, cutoffs, 180, ev, cu))
-    return snapshots, compute_features(tx, CUTOFF, ev, cu)
+    snapshots = to_pandas(make_snapshots(tx, cutoffs, LABEL_DAYS, ev, cu))
+    validation = to_pandas(make_snapshots(tx, [VALIDATION], LABEL_DAYS, ev, cu))
+    return snapshots, validation, compute_features(tx, CUTOFF, ev, cu)
+
+
+def predictor(horizon_days: int = 365, **params) -> CLVPredictor:
+    return CLVPredictor(
+        horizon_days=horizon_days,
+        validation_days=LABEL_DAYS,
+        label_days=LABEL_DAYS,
+        n_estimators=80,
+        seed=1,
+        **params,
+    )
 
 
 @pytest.fixture(scope="module")
 def fitted(data):
-    snapshots, reference = data
-    return CLVPredictor(horizon_days=365, label_days=180, margin=0.3, n_estimators=80, seed=1).fit(
-        snapshots, reference
-    )
+    return predictor(margin=0.3).fit(*data)
 
 
-def test_output_columns_and_invariants(fitted, data):
-    _, reference = data
+def test_output_columns_and_invariants(fitted, data, assert_coherent_rows):
+    reference = data[2]
     out = fitted.predict(reference)
     assert list(out.columns) == [*OUTPUT_COLUMNS, "predicted_profit"]
     assert len(out) == len(reference) and out["customer_id"].tolist() == reference["customer_id"].tolist()
-    assert (out["predicted_clv"] >= 0).all()
-    assert (out["predicted_clv_low"] <= out["predicted_clv"]).all()
-    assert (out["predicted_clv"] <= out["predicted_clv_high"]).all()
-    for column in ("churn_prob", "p_alive"):
-        assert out[column].between(0, 1).all()
+    assert_coherent_rows(out)
     assert out["value_decile"].between(1, 10).all()
     assert out["predicted_profit"].to_numpy() == pytest.approx(0.3 * out["predicted_clv"].to_numpy())
     assert out["reason"].str.len().gt(0).all()
+    # value = expected orders x order value (no discount rate here)
+    assert out["predicted_clv"].to_numpy() == pytest.approx(
+        (out["expected_orders"] * out["expected_aov"]).to_numpy(), rel=1e-6, abs=1e-9
+    )
+    assert fitted.kind_ in {"hybrid", "base"} and isinstance(fitted.notes_, list)
 
 
 def test_one_order_customers_get_real_distinct_predictions(fitted, data):
-    _, reference = data
+    reference = data[2]
     out = fitted.predict(reference)
     one = (reference["n_orders"] == 1).to_numpy()
     assert one.sum() > 100
@@ -65,29 +82,48 @@ def test_one_order_customers_get_real_distinct_predictions(fitted, data):
     assert values.nunique() > 0.9 * len(values)
 
 
+def test_one_time_buyers_fade_with_the_time_since_their_purchase(fitted, data):
+    reference = data[2]
+    out = fitted.predict(reference)
+    one = reference["n_orders"].eq(1).to_numpy()
+    rank = pd.Series(out.loc[one, "p_alive"].to_numpy()).corr(
+        pd.Series(reference.loc[one, "recency_days"].to_numpy()), method="spearman"
+    )
+    assert rank < -0.8, "the longer ago a one-time buyer's purchase, the less likely she is still active"
+
+
 def test_horizon_stretch_raises_value_with_the_horizon(data):
-    snapshots, reference = data
-    short = CLVPredictor(horizon_days=180, label_days=180, n_estimators=80, seed=1).fit(snapshots, reference)
-    long = CLVPredictor(horizon_days=365, label_days=180, n_estimators=80, seed=1).fit(snapshots, reference)
+    reference = data[2]
+    short, long = predictor(horizon_days=180).fit(*data), predictor(horizon_days=365).fit(*data)
     a, b = short.predict(reference), long.predict(reference)
     assert b["predicted_clv"].sum() > a["predicted_clv"].sum()
     assert (b["churn_prob"] <= a["churn_prob"] + 1e-9).mean() > 0.99  # longer windows: fewer no-purchase
 
 
+def test_without_a_validation_window_the_base_is_served_and_says_why(data, assert_coherent_rows):
+    reference = data[2]
+    base = CLVPredictor(horizon_days=365, seed=1).fit(None, None, reference)
+    assert base.kind_ == "base"
+    assert any("too short for a validation window" in note for note in base.notes_)
+    assert_coherent_rows(base.predict(reference))
+
+
 def test_estimator_contracts(data):
-    snapshots, reference = data
+    snapshots, validation, reference = data
     model = CLVPredictor(horizon_days=200, n_estimators=10)
     assert clone(model).get_params()["horizon_days"] == 200
     with pytest.raises(NotFittedError):
         model.predict(reference)
-    with pytest.raises(ValueError, match="lack columns"):
-        model.fit(snapshots.drop(columns=["label_revenue"]))
-    with pytest.raises(ValueError, match="cannot exceed"):
-        CLVPredictor(horizon_days=90, label_days=180).fit(snapshots)
+    with pytest.raises(ValueError, match="lacks columns"):
+        predictor().fit(snapshots, validation.drop(columns=["label_revenue"]), reference)
+    with pytest.raises(ValueError, match="cannot be longer than the horizon"):
+        predictor(horizon_days=90).fit(snapshots, validation, reference)
+    with pytest.raises(ValueError, match="needs a validation window"):
+        model.fit(None, None, None)
 
 
 def test_empty_and_malformed_inputs(fitted, data):
-    _, reference = data
+    reference = data[2]
     with pytest.raises(ValueError, match="no customers"):
         fitted.predict(reference.iloc[:0])
     with pytest.raises(ValueError, match="lacks columns"):
@@ -96,3 +132,47 @@ def test_empty_and_malformed_inputs(fitted, data):
     noisy.loc[noisy.index[:5], "monetary_mean"] = np.nan
     assert np.isfinite(fitted.predict(noisy)["predicted_clv"]).all()
     assert isinstance(fitted.feature_importance(), pd.Series)
+
+
+HISTORY_DAYS = 700
+
+
+@st.composite
+def history_and_refund(draw):
+    """A customer's orders (days before the cut-off, positive amounts) and one refund against one of them:
+    a share of that order's amount (up to all of it, or more), on a day at or after it."""
+    n = draw(st.integers(1, 6))
+    ages = draw(st.lists(st.integers(0, HISTORY_DAYS), min_size=n, max_size=n, unique=True))
+    amounts = draw(st.lists(st.floats(1, 500, allow_nan=False), min_size=n, max_size=n))
+    which = draw(st.integers(0, n - 1))
+    share = draw(st.sampled_from([0.1, 0.5, 1.0, 1.5]) | st.floats(0.01, 2.0))
+    delay = draw(st.integers(0, ages[which]))
+    orders = pd.DataFrame(
+        {
+            "customer_id": "x",
+            "timestamp": [pd.Timestamp(CUTOFF) - pd.Timedelta(days=a) for a in ages],
+            "amount": amounts,
+            "order_id": [f"o{i}" for i in range(n)],
+        }
+    )
+    refund = orders.iloc[[which]].assign(
+        timestamp=orders["timestamp"].iloc[which] + pd.Timedelta(days=delay),
+        amount=-share * amounts[which],
+        order_id=draw(st.sampled_from([f"o{which}", "refund"])),  # netted against the order, or on its own
+    )
+    return orders, pd.concat([orders, refund], ignore_index=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history_and_refund())
+def test_a_refund_never_raises_predicted_orders_or_value(fitted, case):
+    """Issue: orders of 100 then -30 once gave a higher CLV than the order of 100 alone."""
+    before, after = case
+    no_events = pd.DataFrame({"customer_id": [], "timestamp": [], "event_type": []})
+    customer = pd.DataFrame({"customer_id": ["x"], "signup_date": [before["timestamp"].min().date()]})
+    rows = [
+        fitted.predict(compute_features_for_request(tx, CUTOFF, no_events, customer)).iloc[0]
+        for tx in (before, after)
+    ]
+    for column in ("expected_orders", "predicted_clv", "predicted_clv_high"):
+        assert rows[1][column] <= rows[0][column] * (1 + 1e-9) + 1e-12, column

@@ -8,6 +8,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from features.request import compute_features_for_request
 from features.schema import EVENT_TYPES, TRANSACTIONS
 from serving.bodies import HistoryRequest, PredictRequest, to_frame
 from serving.messages import describe_validation
@@ -45,7 +46,6 @@ def second_row(**change) -> dict:
             "transactions.amount, row 2: a boolean (True) is not a number; send a plain number",
         ),
         ({"amount": "12,50"}, "transactions.amount, row 2: str ('12,50') is not a number"),
-        ({"amount": None}, "transactions.amount, row 2: is empty"),
         ({"quantity": float("nan")}, "transactions.quantity, row 2: nan is not a plausible value"),
         # Dates: ISO 8601 text only, from 1900 to today.
         (
@@ -125,7 +125,7 @@ def test_good_rows_become_contract_frames():
         }
     )
     frame = to_frame(body.transactions, TRANSACTIONS)
-    assert list(frame.columns) == [*TRANSACTIONS.required, "order_id"]
+    assert list(frame.columns) == [*TRANSACTIONS.required, "amount", "order_id"]
     assert frame["customer_id"].tolist() == ["42", "b"]
     # Offsets are converted to UTC, as in the batch contract.
     assert frame["timestamp"].tolist() == [dt.datetime(2025, 11, 2, 9, 15), dt.datetime(2025, 12, 14)]
@@ -139,3 +139,11 @@ def test_predict_ids_are_text_or_whole_numbers():
     with pytest.raises(ValidationError) as caught:
         PredictRequest.model_validate_json(json.dumps({"customer_ids": ["a", {"b": 1}]}))
     assert "customer_ids.1: an object" in describe_validation(caught.value.errors())
+
+
+def test_a_row_without_its_amount_in_a_log_with_amounts_is_refused_by_the_feature_path():
+    """`amount` is optional for a whole history (each order then counts as 1), not for one row of it."""
+    body = HistoryRequest.model_validate(second_row(amount=None))
+    frame = to_frame(body.transactions, TRANSACTIONS)
+    with pytest.raises(ValueError, match=r"transactions.amount, row 2: .* not a finite number"):
+        compute_features_for_request(frame, dt.date(2025, 12, 31))

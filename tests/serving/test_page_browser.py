@@ -63,6 +63,8 @@ def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
         # Locator waits, not wait_for_function: evaluating a string is what the policy forbids.
         expect(page.locator("#list-status")).to_contain_text("customers")
         assert "Tested on what customers really spent" in page.text_content("#quality")
+        rules = page.text_content("#segment-rules")
+        assert "At risk: churn risk at or above 50%" in rules and "[targeting]" in rules
         assert page.locator("#histogram rect.bar").count() > 0
         assert "Textbook formula" in page.text_content("#textbook")
 

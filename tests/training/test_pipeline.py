@@ -78,7 +78,11 @@ def test_train_registers_a_champion_with_metrics_and_plots(trained):
         "interval_coverage",
     ):
         assert f"backtest_{metric}" in run.data.metrics, metric
-    assert "baseline_btyd_spearman" in run.data.metrics and "baseline_textbook_spearman" in run.data.metrics
+    for baseline in ("base", "bgnbd_gg", "pareto_gg", "textbook"):
+        assert f"baseline_{baseline}_spearman" in run.data.metrics, baseline
+    # The run says which model it serves and why (the backtest may have found the base better).
+    assert run.data.tags["served_model"] == result.served_model in {"hybrid", "base"}
+    assert run.data.tags["notes"] and run.data.params["final_plan"]
     assert run.data.params["data_fingerprint"]
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     for plot in ("cumulative_gain", "deciles", "churn_calibration", "feature_importance", "clv_distribution"):
@@ -91,7 +95,7 @@ def test_train_registers_a_champion_with_metrics_and_plots(trained):
     assert model.metadata.metadata["horizon_days"] == 180
 
 
-def test_score_writes_one_row_per_customer(trained, shop_dir, tmp_path):
+def test_score_writes_one_row_per_customer(trained, shop_dir, tmp_path, assert_coherent_rows):
     settings, _ = trained
     out = tmp_path / "scores.csv"
     table = score(load(shop_dir), settings, out)
@@ -100,7 +104,7 @@ def test_score_writes_one_row_per_customer(trained, shop_dir, tmp_path):
     assert written["customer_id"].is_unique and len(written) == len(table)
     assert (written["predicted_clv_low"] <= written["predicted_clv"] + 1e-9).all()
     assert (written["predicted_clv"] <= written["predicted_clv_high"] + 1e-9).all()
-    assert written["churn_prob"].between(0, 1).all() and written["p_alive"].between(0, 1).all()
+    assert_coherent_rows(written)
     assert set(written["model_version"].astype(str)) == {"1"}
     assert not list(tmp_path.glob(".scores.csv*")), "no temporary file left behind"
 

@@ -1,0 +1,191 @@
+"""Odd but honest shops through `clv validate`, `clv train --horizon-days 90` and `clv score`, as a user runs
+them: one extreme order, one-time buyers long ago, refunds larger than purchases, nobody coming back, a one-day
+log, a shop where nobody lapsed. Each kind is generated here (several variants of a kind where it matters), so
+the behaviour is fixed at its root rather than for one file.
+
+Every score table written here also passes `assert_coherent_rows` (tests/conftest.py): the output semantics of
+the README's "What the numbers mean" hold on every row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from clv.cli import app
+
+runner = CliRunner()
+START = dt.date(2023, 1, 2)
+AS_OF = dt.date(2024, 12, 31)
+
+
+def plain(text: str) -> str:
+    """Rich wraps long lines and draws boxes; compare on words only."""
+    return re.sub(r"[\s│╭╮╰╯─]+", " ", text)
+
+
+def ordinary_shop(seed: int, n: int = 60, prefix: str = "C") -> list[tuple[str, dt.date, float]]:
+    """`n` customers, each arriving in the first year, buying about every 45-120 days until they drop out,
+    with order values around 40 (log-normal)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        day = START + dt.timedelta(days=int(rng.integers(0, 365)))
+        gap, life_end = rng.uniform(45, 120), day + dt.timedelta(days=int(rng.exponential(500)))
+        while day <= min(life_end, AS_OF):
+            rows.append((f"{prefix}{i:03d}", day, round(float(rng.lognormal(3.7, 0.4)), 2)))
+            day += dt.timedelta(days=max(1, int(rng.exponential(gap))))
+    return rows
+
+
+def write(tmp_path: Path, rows, name: str = "transactions.csv") -> Path:
+    path = tmp_path / name
+    frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run(folder: Path, monkeypatch, *args: str):
+    """`clv ARGS` in `folder`, with its own MLflow store there (each shop has its own registry)."""
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("CLV_MLFLOW__TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def train_and_score(monkeypatch, assert_coherent_rows):
+    """`train_and_score(folder, log)`: `clv train --horizon-days 90` then `clv score` in `folder`; the score
+    table (every row checked by `assert_coherent_rows`) and what `clv train` printed."""
+
+    def run_both(folder: Path, log: Path) -> tuple[pd.DataFrame, str]:
+        trained = run(folder, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
+        assert trained.exit_code == 0, trained.output
+        scored = run(folder, monkeypatch, "score", "--transactions", str(log), "--out", "scores.csv")
+        assert scored.exit_code == 0, scored.output
+        scores = pd.read_csv(folder / "scores.csv", dtype={"customer_id": str})
+        assert_coherent_rows(scores)
+        return scores, plain(trained.output)
+
+    return run_both
+
+
+def test_one_extreme_order_is_named_by_validate_and_moves_nobody_else(tmp_path, monkeypatch, train_and_score):
+    rows = ordinary_shop(seed=15)
+    ordinary = [
+        *rows,
+        ("BIG1", dt.date(2024, 3, 1), 45.0),
+        ("REP1", dt.date(2024, 1, 5), 40.0),
+        ("REP1", dt.date(2024, 5, 5), 38.0),
+    ]
+    extreme = [
+        *rows,
+        ("BIG1", dt.date(2024, 3, 1), 2.5e9),
+        ("REP1", dt.date(2024, 1, 5), 40.0),
+        ("REP1", dt.date(2024, 5, 5), 4.0e8),
+    ]
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(write(tmp_path / "b", extreme)))
+    text = plain(checked.output)
+    assert checked.exit_code == 0
+    assert "BIG1" in text and "REP1" in text and "times the median" in text
+
+    before = train_and_score(tmp_path / "a", write(tmp_path / "a", ordinary))[0]
+    after = train_and_score(tmp_path / "b", write(tmp_path / "b", extreme))[0]
+    before, after = before.set_index("customer_id"), after.set_index("customer_id")
+    others = before.index.difference(["BIG1", "REP1"])
+    change = (after.loc[others, "predicted_clv"] / before.loc[others, "predicted_clv"] - 1).abs()
+    assert change.max() < 0.05, change.sort_values().tail()
+    width = after.loc[others, "predicted_clv_high"] / before.loc[others, "predicted_clv_high"]
+    assert width.between(0.95, 1.05).all(), "the intervals of other customers stay as they were"
+
+
+def test_one_time_buyers_fade_with_the_time_since_their_purchase(tmp_path, monkeypatch, train_and_score):
+    rows = ordinary_shop(seed=6)
+    ages = [5, 30, 90, 180, 365, 540, 726]
+    rows += [(f"ONE{age:03d}", AS_OF - dt.timedelta(days=age), 50.0) for age in ages]
+    scores = train_and_score(tmp_path, write(tmp_path, rows))[0].set_index("customer_id")
+    one_time = scores.loc[[f"ONE{age:03d}" for age in ages]]
+    assert (np.diff(one_time["p_alive"]) < 0).all(), one_time["p_alive"]
+    assert (np.diff(one_time["churn_prob"]) > 0).all(), one_time["churn_prob"]
+    old = one_time.loc["ONE726"]
+    assert old["p_alive"] < 0.5 and old["churn_prob"] > 0.9
+    assert old["segment"] not in {"vip", "active_low_value"} and old["next_best_action"] != "cross_sell"
+    assert "726 days" in old["reason"] or "lapsed" in old["reason"] or "churn" in old["reason"]
+
+
+@pytest.mark.parametrize("variant", ["refunds", "free_items"])
+def test_every_customer_in_the_log_gets_a_row(tmp_path, monkeypatch, train_and_score, variant):
+    rows = ordinary_shop(seed=4)
+    if variant == "refunds":
+        rows += [
+            ("OVER1", dt.date(2024, 2, 1), 30.0),
+            ("OVER1", dt.date(2024, 2, 9), -80.0),  # refund > purchase
+            ("ZERO1", dt.date(2024, 4, 1), 25.0),
+            ("ZERO1", dt.date(2024, 4, 20), -25.0),  # nets to zero
+            ("REF1", dt.date(2024, 6, 1), -40.0),  # only a refund
+        ]
+    else:
+        rows += [
+            ("FREE1", dt.date(2024, 5, 1), 0.0),
+            ("FREE2", dt.date(2023, 9, 1), 0.0),
+            ("FREE2", dt.date(2024, 9, 1), 0.0),
+        ]
+    log = write(tmp_path, rows)
+    checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(log))
+    counted = int(re.search(r"customers (\d+)", plain(checked.output)).group(1))
+    scores = train_and_score(tmp_path, log)[0]
+    assert len(scores) == counted == len({r[0] for r in rows})
+    odd = scores[scores["customer_id"].str.match(r"(OVER|ZERO|REF|FREE)\d")]
+    assert len(odd) == (3 if variant == "refunds" else 2)
+    assert (odd["predicted_clv"] >= 0).all()
+
+
+def test_all_one_time_buyers_name_the_cause_and_what_can_be_done(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+    rows = [(f"C{i:03d}", START + dt.timedelta(days=int(rng.integers(0, 700))), 20.0 + i) for i in range(80)]
+    log = write(tmp_path, rows)
+    checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(log))
+    assert checked.exit_code == 0 and "no customer bought on two different days" in plain(checked.output)
+    trained = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
+    text = plain(trained.output)
+    assert trained.exit_code == 1 and "Traceback" not in trained.output
+    assert "bought on two different days" in text and "What can still be done" in text
+    assert "churn labels" not in text
+
+
+def test_a_one_day_log_is_refused_without_negative_days_or_internal_dates(tmp_path, monkeypatch):
+    day = dt.date(2024, 3, 5)
+    log = write(tmp_path, [(f"C{i:03d}", day, 10.0 + i) for i in range(60)])
+    checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(log))
+    assert checked.exit_code == 0 and "every transaction is on one day" in plain(checked.output)
+    trained = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
+    text = plain(trained.output)
+    assert trained.exit_code == 1 and "Traceback" not in trained.output
+    assert "one day" in text and "Fix" in text
+    assert not re.search(r"(?<![\w-])-\d", text), "no negative durations"
+    assert set(re.findall(r"\d{4}-\d{2}-\d{2}", text)) <= {str(day)}, "only dates that are in the log"
+
+
+def test_a_shop_where_nobody_lapsed_trains_and_says_what_it_serves(tmp_path, monkeypatch, train_and_score):
+    rng = np.random.default_rng(8)
+    rows = []
+    for i in range(80):
+        day = START + dt.timedelta(days=int(rng.integers(0, 20)))
+        while day <= AS_OF:
+            rows.append((f"L{i:03d}", day, round(float(rng.lognormal(3.5, 0.3)), 2)))
+            day += dt.timedelta(days=int(rng.integers(10, 25)))
+    scores, printed = train_and_score(tmp_path, write(tmp_path, rows))
+    assert "Serves" in printed
+    assert len(scores) == 80 and (scores["churn_prob"] < 0.5).mean() > 0.9, "a loyal base is predicted loyal"
+
+
+def test_very_few_customers_are_warned_about(tmp_path, monkeypatch):
+    log = write(tmp_path, ordinary_shop(seed=3, n=12))
+    checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(log))
+    assert checked.exit_code == 0 and "only 12 customers" in plain(checked.output)
