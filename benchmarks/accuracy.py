@@ -407,6 +407,8 @@ def model_prediction(shop, case: Case, store: Path, say: Callable[[str], None]) 
                 "train_seconds": round(result.seconds, 1),
                 "backtest_cutoff": str(result.backtest.cutoff),
                 "backtest_horizon_days": result.backtest.horizon_days,
+                "served_model": result.served_model,
+                "notes": result.notes,
             }
             uri = f"models:/{settings.mlflow.registered_model}/{result.version}"
             table = score(

@@ -19,9 +19,11 @@ at or before `t`, so labels never reach past it:
   (c + L <= t) join only the final refit. L is at most half of the history left before V, so that
   several such windows fit.
 
-Every cut-off has at least `min_history_days` of data before it. With less than `MIN_LABEL_DAYS` for
-the validation window the plan is empty (`btyd_only`): only the buy-till-you-die models can be
-fitted, on the history as it is; with no room for boosted windows, the stacks go without them.
+Every cut-off has at least `min_history_days` of data before it, and the validation cut-off at least
+H days (or `min_history_days` if more), so that the stacks are fitted on histories like the ones they
+score. With less than `MIN_LABEL_DAYS` left for the validation window the plan is empty (`btyd_only`):
+only the buy-till-you-die models can be fitted, on the history as it is; with no room for boosted
+windows, the stacks go without them.
 """
 
 from __future__ import annotations
@@ -88,10 +90,15 @@ def plan_windows(
             f"the cut-off {cutoff} leaves no history: the first transaction is on {first_date}. "
             "Fix: use a later --as-of."
         )
-    if horizon_days < YEAR and available - YEAR >= min_history_days:
+    # The stacks learn how the base's errors depend on a customer's history; validated on a shop much
+    # younger than the one scored, they do not transfer (demo shop, nine months of history and horizon:
+    # validated 90 days in, the stacked model ranked 0.10 Spearman below the base on the next nine
+    # months; 136 days in, 0.06 below). So the validation cut-off needs a horizon of history before it.
+    needed = max(min_history_days, horizon_days)
+    if horizon_days < YEAR and available - YEAR >= needed:
         validation_days, validation = horizon_days, cutoff - dt.timedelta(days=YEAR)
     else:
-        validation_days = min(horizon_days, available - min_history_days)
+        validation_days = min(horizon_days, available - needed)
         validation = cutoff - dt.timedelta(days=validation_days)
     if validation_days < MIN_LABEL_DAYS:
         return WindowPlan(None, 0, 0, [])

@@ -51,9 +51,9 @@ def test_hybrid_beats_baselines_over_a_year(demo):
 
 
 def test_nine_months_of_history_never_serves_a_model_its_backtest_found_worse(demo):
-    """A young shop: the validation window starts 90 days into the history, so the stacks learn on a
-    younger base than the one they score. When that makes the hybrid rank worse than the buy-till-you-die
-    base on the backtest, the backtest says so and `clv train` serves the base."""
+    """A young shop: too little history for a validation window a horizon into it (the stacks would learn
+    on a younger base than the one they score), or a hybrid the backtest ranks below the buy-till-you-die
+    base: either way the backtest says so and `clv train` serves the base."""
     start = demo.last_date - dt.timedelta(days=2 * NINE_MONTHS)
     short = demo.since(start)
     cutoff = start + dt.timedelta(days=NINE_MONTHS)
@@ -62,10 +62,9 @@ def test_nine_months_of_history_never_serves_a_model_its_backtest_found_worse(de
         "the short-history case should be mostly one-order customers"
     )
     result = backtest(short, short.last_date, NINE_MONTHS, load_settings(), cutoff=cutoff)
-    assert result.plan.validation_days < NINE_MONTHS  # validated on a shorter window, stretched per customer
     print(result.metrics.round(3).to_string())
     if result.ranking(MODEL) >= result.ranking(BASE):
         assert_hybrid_wins(result)
     else:
         assert result.base_wins()
-        assert "the base is served" in result.base_wins_reason()
+        assert "base is served" in result.base_wins_reason()

@@ -28,7 +28,7 @@ def assert_honest(plan, first: dt.date, cutoff: dt.date, horizon: int, min_histo
     validation_end = plan.validation_cutoff + days(plan.validation_days)
     assert MIN_LABEL_DAYS <= plan.validation_days <= horizon
     assert validation_end <= cutoff, "the validation labels end at or before the cut-off"
-    assert (plan.validation_cutoff - first).days >= min_history
+    assert (plan.validation_cutoff - first).days >= max(min_history, horizon)
     if plan.cutoffs:
         assert MIN_LABEL_DAYS <= plan.label_days <= plan.validation_days
         assert plan.validated_cutoffs, "some boosted windows end before the validation window"
@@ -63,22 +63,28 @@ def test_a_quarter_is_validated_on_the_same_season_a_year_earlier():
     assert_honest(plan, START, cutoff, 90)
 
 
-def test_nine_months_of_history_for_a_nine_month_horizon_validates_on_a_shorter_window():
-    cutoff = START + days(270)
+def test_fifteen_months_for_a_nine_month_horizon_validates_after_nine_months_of_history():
+    cutoff = START + days(450)
     plan = plan_windows(START, cutoff, 270, spacing_days=30, n_snapshots=4)
-    assert plan.validation_days == 270 - 90 and plan.validation_cutoff == START + days(90)
-    assert plan.cutoffs == [], "no boosted window fits before the validation window"
-    assert "no room for boosted training windows" in plan.describe()
+    assert plan.validation_cutoff == START + days(270), "a horizon of history before the validation window"
+    assert plan.validation_days == 180
     assert_honest(plan, START, cutoff, 270)
 
 
+def test_nine_months_of_history_for_a_nine_month_horizon_is_btyd_only():
+    """Validated 90 days into the shop, the stacks learned on histories unlike the ones they score."""
+    plan = plan_windows(START, START + days(270), 270, spacing_days=30, n_snapshots=4)
+    assert plan.btyd_only and "history too short for a validation window" in plan.describe()
+
+
 def test_a_history_too_short_for_a_validation_window_is_btyd_only_not_an_error():
-    for available in (1, 30, 100, 90 + MIN_LABEL_DAYS - 1):
+    for available in (1, 30, 100, 365 + MIN_LABEL_DAYS - 1):
         plan = plan_windows(START, START + days(available), 365)
         assert plan.btyd_only, available
         assert plan.cutoffs == [] and plan.validation_cutoff is None
         assert "buy-till-you-die models only" in plan.describe()
-    assert not plan_windows(START, START + days(90 + MIN_LABEL_DAYS), 365).btyd_only
+    assert not plan_windows(START, START + days(365 + MIN_LABEL_DAYS), 365).btyd_only
+    assert not plan_windows(START, START + days(90 + MIN_LABEL_DAYS), 60).btyd_only
 
 
 def test_no_history_before_the_cut_off_is_a_clear_error_without_negative_days():
