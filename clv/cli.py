@@ -356,7 +356,8 @@ def score(
     out.print(
         f"Wrote {len(table):,} customers to {out_path} (model v{table['model_version'].iloc[0]}, "
         f"as_of {table['as_of'].iloc[0]}, horizon {table['horizon_days'].iloc[0]} days). "
-        f"Total predicted value {table['predicted_clv'].sum():,.0f}."
+        f"Total predicted value {table['predicted_clv'].sum():,.0f}"
+        + (" orders." if table["value_unit"].iloc[0] == "orders" else ".")
     )
     out.print("Segments: " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
 

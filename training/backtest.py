@@ -207,8 +207,8 @@ class Backtest:
     def base_wins_reason(self) -> str:
         if self.fit.predictor.kind_ != "hybrid":
             return (
-                "the backtest could not check the full model (its cut-off has too little history or too few "
-                "customers for a validation window), so the buy-till-you-die base is served"
+                "the backtest could not check the full model (at its cut-off only the base could be fitted, "
+                "see the backtest's notes), so the buy-till-you-die base is served"
             )
         return (
             f"on the backtest the buy-till-you-die base ranked better than the full model (mean of Spearman, "

@@ -94,7 +94,7 @@ def train(
             )
         except NoRepeatPurchases:
             raise ValueError(_no_repeat_message(data, as_of)) from None
-        notes = [*result.fit.predictor.notes_, *final.predictor.notes_]
+        notes = [*(f"backtest: {n}" for n in result.fit.predictor.notes_), *final.predictor.notes_]
         if result.base_wins():
             notes.append(result.base_wins_reason())
         mlflow.set_tags(
