@@ -197,6 +197,17 @@ def prepare(workdir: Path, customers: int) -> tuple[Path, str, Path]:
     return shop, uri, settings.serve.scores
 
 
+def trained_demo(workdir: Path, customers: int, console: Console) -> tuple[Path, str, Path]:
+    """(shop folder, tracking URI, score table) of the demo in `workdir`, trained as `make train` does,
+    or reused when an earlier run (`--workdir`) left one there. Changes into `workdir`."""
+    if not (workdir / "scores.parquet").exists():
+        console.print(f"training a {customers:,}-customer demo shop (as `make train` does)...")
+        return prepare(workdir, customers)
+    console.print(f"reusing the trained demo in {workdir}")
+    os.chdir(workdir)
+    return workdir / "shop", f"sqlite:///{workdir / 'mlflow.db'}", workdir / "scores.parquet"
+
+
 def history_body(shop: Path, scores: Path, n_rows: int = 20) -> dict:
     transactions = pd.read_parquet(shop / "transactions.parquet")
     counts = transactions.groupby("customer_id").size()
@@ -256,17 +267,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        if (workdir / "scores.parquet").exists():
-            console.print(f"reusing the trained demo in {workdir}")
-            os.chdir(workdir)
-            shop, uri, scores = (
-                workdir / "shop",
-                f"sqlite:///{workdir / 'mlflow.db'}",
-                workdir / "scores.parquet",
-            )
-        else:
-            console.print(f"training a {args.customers:,}-customer demo shop (as `make train` does)...")
-            shop, uri, scores = prepare(workdir, args.customers)
+        shop, uri, scores = trained_demo(workdir, args.customers, console)
         env = {
             **os.environ,
             "MLFLOW_TRACKING_URI": uri,

@@ -133,15 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        if (workdir / "scores.parquet").exists():
-            shop, uri, scores = (
-                workdir / "shop",
-                f"sqlite:///{workdir / 'mlflow.db'}",
-                workdir / "scores.parquet",
-            )
-        else:
-            console.print(f"training a {args.customers:,}-customer demo shop (as `make train` does)...")
-            shop, uri, scores = bench.prepare(workdir, args.customers)
+        shop, uri, scores = bench.trained_demo(workdir, args.customers, console)
         env = {
             **os.environ,
             "MLFLOW_TRACKING_URI": uri,

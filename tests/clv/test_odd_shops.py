@@ -58,6 +58,13 @@ def run(folder: Path, monkeypatch, *args: str):
     return runner.invoke(app, list(args))
 
 
+def refusal(folder: Path, monkeypatch, log: Path) -> str:
+    """What `clv train --horizon-days 90` says when it refuses the log (exit code 1, no traceback)."""
+    trained = run(folder, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
+    assert trained.exit_code == 1 and "Traceback" not in trained.output, trained.output
+    return plain(trained.output)
+
+
 @pytest.fixture
 def train_and_score(monkeypatch, assert_coherent_rows):
     """`train_and_score(folder, log)`: `clv train --horizon-days 90` then `clv score` in `folder`; the score
@@ -152,9 +159,7 @@ def test_all_one_time_buyers_name_the_cause_and_what_can_be_done(tmp_path, monke
     log = write(tmp_path, rows)
     checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(log))
     assert checked.exit_code == 0 and "no customer bought on two different days" in plain(checked.output)
-    trained = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
-    text = plain(trained.output)
-    assert trained.exit_code == 1 and "Traceback" not in trained.output
+    text = refusal(tmp_path, monkeypatch, log)
     assert "bought on two different days" in text and "What can still be done" in text
     assert "churn labels" not in text
 
@@ -164,9 +169,7 @@ def test_a_one_day_log_is_refused_without_negative_days_or_internal_dates(tmp_pa
     log = write(tmp_path, [(f"C{i:03d}", day, 10.0 + i) for i in range(60)])
     checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(log))
     assert checked.exit_code == 0 and "every transaction is on one day" in plain(checked.output)
-    trained = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
-    text = plain(trained.output)
-    assert trained.exit_code == 1 and "Traceback" not in trained.output
+    text = refusal(tmp_path, monkeypatch, log)
     assert "one day" in text and "Fix" in text
     assert not re.search(r"(?<![\w-])-\d", text), "no negative durations"
     assert set(re.findall(r"\d{4}-\d{2}-\d{2}", text)) <= {str(day)}, "only dates that are in the log"
