@@ -305,8 +305,9 @@ def _print_training(result, settings: Settings) -> None:
             ],
         )
     out.print(table)
+    value = "orders" if result.value_unit == "orders" else "revenue"
     out.print(
-        "Ranking (higher is better): Spearman, Gini, top 10% = share of revenue in the predicted top decile. "
+        f"Ranking (higher is better): Spearman, Gini, top 10% = share of {value} in the predicted top decile. "
         "Errors (lower is better): decile MAPE, total err, Brier. Coverage: share of actuals in \\[low, high]."
     )
     served = (
@@ -322,7 +323,8 @@ def _print_training(result, settings: Settings) -> None:
         f"Registered {settings.mlflow.registered_model} v{result.version}: {verdict} ({result.reason})."
     )
     out.print(
-        f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: [bold]make mlflow-ui[/]"
+        f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: [bold]make mlflow-ui[/] "
+        f"in the project, or [bold]mlflow ui --backend-store-uri {escape(settings.mlflow.tracking_uri)}[/]"
     )
 
 
@@ -366,7 +368,7 @@ def score(
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="File to write the list to (.csv or .parquet).")],
     scores: Annotated[
-        Path | None, typer.Option("--scores", help="Score table. Default: the served one ([serve] scores).")
+        Path | None, typer.Option("--scores", help="Score table. Default: the served one (\\[serve] scores).")
     ] = None,
     segment: Annotated[
         list[str] | None, typer.Option("--segment", help="Only these segments (repeat or comma-separate).")
@@ -422,7 +424,8 @@ def export(
             raise fail(str(exc)) from None
     out.print(
         f"Wrote {len(selected):,} of {len(table):,} customers to {out_path} ({spec.describe()}); "
-        f"predicted value {selected['predicted_clv'].sum():,.0f}."
+        f"predicted value {selected['predicted_clv'].sum():,.0f}"
+        + (" orders." if "value_unit" in selected and (selected["value_unit"] == "orders").any() else ".")
     )
 
 

@@ -450,7 +450,7 @@ def _check_parse(
             table,
             name,
             f"{path}: {label} has values that are not {_NAMES[kind]}: {where(bad[1])} has {value!r}"
-            + (f" (and {bad[0] - 1:,} more rows)" if bad[0] > 1 else "")
+            + (f" (and {bad[0] - 1:,} more {'row' if bad[0] == 2 else 'rows'})" if bad[0] > 1 else "")
             + f". Fix: {_FIXES[kind]}.",
             bad[0],
         )
@@ -463,7 +463,8 @@ def _check_parse(
             report.error(
                 table,
                 name,
-                f"{path}: {label} is empty in {missing[0]:,} rows, e.g. {where(missing[1])}. "
+                f"{path}: {label} is empty in {missing[0]:,} {'row' if missing[0] == 1 else 'rows'}, "
+                f"e.g. {where(missing[1])}. "
                 f"Fix: every row needs {_NAMES[kind]}; remove or complete those rows.",
                 missing[0],
             )
@@ -540,7 +541,7 @@ def _check_amounts(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
         "amount",
         f"{path}: column amount has values that are not a finite amount of money below {MAX_ABS_AMOUNT:.0e} "
         f"in size: {_where(path)(row)} has {value!r}"
-        + (f" (and {bad - 1:,} more rows)" if bad > 1 else "")
+        + (f" (and {bad - 1:,} more {'row' if bad == 2 else 'rows'})" if bad > 1 else "")
         + ". Fix: check that the column holds order values in currency units (not ids, not cents of a "
         "huge unit), and remove the broken rows.",
         bad,

@@ -181,12 +181,12 @@ class TargetingRules(BaseEstimator):
                 worth = (
                     f"predicted value {value} is in the {top_value}"
                     if high[i]
-                    else f"spent {self._money(history[i])} so far ({top_history})"
+                    else f"{self._past(history[i])} so far ({top_history})"
                 )
                 text = f"{worth}; {why}"
             elif name == "lapsed_valuable":
                 text = (
-                    f"spent {self._money(history[i])} so far, but probability still active is only "
+                    f"{self._past(history[i])} so far, but probability still active is only "
                     f"{p_alive[i]:.0%} (below {self.lapsed_p_alive:.0%})"
                 )
             elif name == "active_low_value":
@@ -198,6 +198,10 @@ class TargetingRules(BaseEstimator):
 
     def _money(self, value: float) -> str:
         return f"{value:,.1f} orders" if self.value_unit == "orders" else f"{value:,.0f}"
+
+    def _past(self, history: float) -> str:
+        """What the customer brought so far: revenue, or orders placed for a log without amounts."""
+        return f"placed {history:,.0f} orders" if self.value_unit == "orders" else f"spent {history:,.0f}"
 
 
 def _check(predictions: pd.DataFrame) -> None:

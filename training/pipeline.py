@@ -40,13 +40,16 @@ class TrainResult:
     seconds: float
     served_model: str
     notes: list[str]
+    value_unit: str = "currency"
 
     def comparison(self) -> pd.DataFrame:
         """Model vs baselines (and the current champion's logged backtest), rows by display name."""
-        labels = dict(MODEL_LABELS)
+        labels, table = dict(MODEL_LABELS), self.backtest.metrics
+        if self.backtest.fit.predictor.kind_ != "hybrid":  # the model row is the base: show it once
+            table = table.drop(index=MODEL)
         if self.backtest.served == BASE:
             labels[MODEL], labels[BASE] = "full model (not served)", f"{MODEL_LABELS[BASE]}, served"
-        table = self.backtest.metrics.rename(index=labels)
+        table = table.rename(index=labels)
         if self.champion_metrics:
             table.loc["current champion (its own backtest)"] = pd.Series(self.champion_metrics)
         return table
@@ -146,6 +149,7 @@ def train(
         time.perf_counter() - started,
         final.predictor.kind_,
         list(dict.fromkeys(notes)),
+        data.value_unit,
     )
 
 

@@ -112,13 +112,13 @@ def check_inputs(
             f"model {loaded.uri} predicts values in {unit}, but these transactions' values are in "
             f"{value_unit} ({'they have no amounts' if value_unit == 'orders' else 'they have amounts'}). "
             "Fix: score with a model trained on transactions like these"
-            + (" (send amounts in every row)" if unit == "currency" else " (leave the amounts out)")
+            + (" (with an amount in every row)" if unit == "currency" else " (without amounts)")
             + "."
         )
     for table, present in given.items():
         if loaded.model.metadata.get("trained_with", {}).get(table) and not present:
             raise ValueError(
-                f"model {loaded.uri} was trained with a {table} table and none was given; its features would be "
+                f"model {loaded.uri} was trained with the {table} table and none was given; its features would be "
                 f"missing and the scores wrong. Fix: {fix(table)}."
             )
 

@@ -178,7 +178,7 @@ def test_missing_file_and_unsupported_type(tmp_path):
 def test_missing_required_value_is_an_error(tmp_path):
     path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2020-01-01,\n")
     message = error_text(path)
-    assert "'amount'" in message and "empty in 1 rows" in message
+    assert "'amount'" in message and "empty in 1 row," in message
 
 
 def test_warnings_are_counted_not_rejected(tmp_path):

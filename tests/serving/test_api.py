@@ -289,7 +289,7 @@ def test_a_history_without_a_table_the_model_was_trained_with_is_refused_as_clv_
     response = client.post("/predict_history", json={"transactions": NEW_CUSTOMER, **sent}, headers=APP)
     assert response.status_code == 400
     message = response.json()["error"]
-    assert f"was trained with a {table} table and none was given" in message
+    assert f"was trained with the {table} table and none was given" in message
     assert f'send "{table}"' in message
     # The same words as `clv score` (training.score), which refuses the same input.
     with pytest.raises(ValueError) as caught:
