@@ -100,9 +100,8 @@ def train(
         notes = [*(f"backtest: {n}" for n in result.fit.predictor.notes_), *final.predictor.notes_]
         if result.base_wins():
             notes.append(result.base_wins_reason())
-        mlflow.set_tags(
-            {"served_model": final.predictor.kind_, "notes": " | ".join(dict.fromkeys(notes)) or "none"}
-        )
+        notes = list(dict.fromkeys(notes))
+        mlflow.set_tags({"served_model": final.predictor.kind_, "notes": " | ".join(notes) or "none"})
         scores = final.predictor.predict(final.reference)
         mlflow.log_params({"final_plan": final.plan.describe()})
         tracking.log_figures({"clv_distribution": plots.distribution(scores["predicted_clv"])})
@@ -148,7 +147,7 @@ def train(
         horizon,
         time.perf_counter() - started,
         final.predictor.kind_,
-        list(dict.fromkeys(notes)),
+        notes,
         data.value_unit,
     )
 
