@@ -12,6 +12,11 @@ refund-only orders are not purchases, but their amounts still count in net reven
 above `AMOUNT_TOLERANCE`: amounts are float64, and an order cancelled line by line can sum to
 1e-15 instead of 0, in an order that depends on the engine's parallelism.
 
+Returns. `without_returns` is the log as if nothing had been given back (rows with a negative amount,
+refunds and cancellations, left out). Scoring predicts each customer with a return from both histories
+and keeps the lower numbers (`models.predictor.CLVPredictor.predict`), so a return never raises a
+prediction, whatever the models make of the shorter purchase history a cancellation leaves.
+
 Purchase days. A *purchase day* is a date with at least one purchase of the customer; the BTYD and
 rhythm features work on purchase days, as lifetimes does. `purchase_sequence` finds them with one
 window over each customer's purchases ordered by time, which every feature group then aggregates.
@@ -59,6 +64,16 @@ def cutoff_end(as_of: dt.date) -> ir.TimestampValue:
 def rows_until(table: ir.Table, as_of: dt.date) -> ir.Table:
     """Rows of `table` visible at cut-off `as_of` (timestamp < D + 1 day)."""
     return table.filter(table.timestamp < cutoff_end(as_of))
+
+
+def without_returns(transactions: ir.Table) -> ir.Table:
+    """The transactions without their refund and cancellation rows (amount < 0); see the module docstring."""
+    return transactions.filter(transactions.amount >= 0)
+
+
+def has_returns(features) -> bool:
+    """Whether any customer of a feature table (pandas) has a refund or cancellation (`refund_share` > 0)."""
+    return bool((features["refund_share"].fillna(0) > 0).any())
 
 
 def order_table(transactions: ir.Table, as_of: dt.date) -> ir.Table:

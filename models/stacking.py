@@ -8,7 +8,7 @@ the baselines' ranks already ranks better than each of them). Boosted trees coul
 they must be validated on a window their training labels do not overlap (`training.windows`), and
 on a cohort that means training far in the cohort's past. A regression with a handful of
 coefficients can instead be fitted on the latest window itself, closest to the cut-off, and checked
-by cross-validation there.
+by cross-validation there, with a bootstrap over the window's customers to tell a gain from noise.
 
 Inputs for a window of w days (`stack_inputs`), per customer:
 - `base`: log E[orders in w] of the base (`models.btyd_features`);
@@ -31,8 +31,8 @@ together (the base and the run rate of young customers) get large opposite coeff
 up on the older customers of the scoring cut-off: 35 times the real total on the grocery log.
 Inputs at scoring time are also kept within the range seen on the window, so nothing is
 extrapolated. `StackedModel.fit` keeps the stack only when its out-of-fold predictions beat the
-base's on the window (ranking metrics for orders, ROC AUC for churn); otherwise `use_` is False and
-the caller serves the base.
+base's on the window beyond noise (ranking metrics for orders, ROC AUC for churn); otherwise `use_` is
+False and the caller serves the base.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from models import metrics
 
 FOLDS = 5
 REPEATS = 3
+BOOTSTRAP = 100
 _EPS = 1e-3
 # Known direction of each input's effect: +1 raises the outcome, -1 lowers it, 0 free.
 SIGNS = {
@@ -105,22 +106,36 @@ class StackedModel(BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y, base: np.ndarray, score) -> StackedModel:
         """Fit on the window's inputs `X` and outcomes `y`; keep it only if its out-of-fold predictions
-        score better than `base` (the base's predictions for the same customers) by `score(pred)`,
-        higher is better, on average over `REPEATS` shuffles of the folds (one shuffle's verdict
-        flips with the split on a few thousand customers). Sets `use_`, `oof_` (out-of-fold
-        predictions of the first shuffle), `oof_score_`, `base_score_`."""
+        score better than `base` (the base's predictions for the same customers) beyond noise.
+
+        `score(predicted, rows)` scores predictions for the customers at positions `rows` (higher is
+        better). Kept (`use_`) when the out-of-fold score, averaged over `REPEATS` shuffles of the folds
+        (one shuffle's verdict flips with the split on a few thousand customers), beats the base's, and
+        the paired gain is above 0 in at least 95% of `BOOTSTRAP` resamples of the customers (a
+        one-sided test; without it a stack that gained 0.01 on the 2,300 customers of the apparel log's
+        validation window lost 0.03 Spearman the next year). Sets `use_`, `oof_` (out-of-fold
+        predictions of the first shuffle), `oof_score_`, `base_score_` and `gain_low_` (the gain's 5%
+        quantile).
+        """
         y = np.asarray(y, dtype=float)
+        everyone = np.arange(len(y))
         scores = []
         for repeat in range(REPEATS):
             folds = KFold(min(FOLDS, len(y)), shuffle=True, random_state=self.seed + repeat)
             oof = cross_val_predict(self._estimator(), X, y, cv=folds)
             if repeat == 0:
                 self.oof_ = oof
-            scores.append(float(score(oof)))
+            scores.append(float(score(oof, everyone)))
         # An undefined score (a constant prediction has no Spearman) counts as the worst.
         self.oof_score_ = float(np.nan_to_num(np.mean(scores), nan=-np.inf))
-        self.base_score_ = float(np.nan_to_num(score(base), nan=-np.inf))
-        self.use_ = bool(self.oof_score_ > self.base_score_)
+        self.base_score_ = float(np.nan_to_num(score(base, everyone), nan=-np.inf))
+        rng = np.random.default_rng(self.seed)
+        gains = []
+        for _ in range(BOOTSTRAP):
+            rows = rng.integers(0, len(y), len(y))
+            gains.append(score(self.oof_, rows) - score(base, rows))
+        self.gain_low_ = float(np.nan_to_num(np.quantile(gains, 0.05), nan=-np.inf))
+        self.use_ = bool(self.oof_score_ > self.base_score_ and self.gain_low_ > 0)
         self.model_ = self._estimator().fit(X, y)
         self.inputs_ = list(X.columns)
         return self

@@ -45,7 +45,7 @@ class TrainResult:
     def comparison(self) -> pd.DataFrame:
         """Model vs baselines (and the current champion's logged backtest), rows by display name."""
         labels, table = dict(MODEL_LABELS), self.backtest.metrics
-        if self.backtest.fit.predictor.kind_ != "hybrid":  # the model row is the base: show it once
+        if not self.backtest.checked():  # the model row is the base: show it once
             table = table.drop(index=MODEL)
         if self.backtest.served == BASE:
             labels[MODEL], labels[BASE] = "full model (not served)", f"{MODEL_LABELS[BASE]}, served"
@@ -100,6 +100,8 @@ def train(
         notes = [*(f"backtest: {n}" for n in result.fit.predictor.notes_), *final.predictor.notes_]
         if result.base_wins():
             notes.append(result.base_wins_reason())
+        elif final.predictor.kind_ == "hybrid" and not result.checked():
+            notes.append(result.unchecked_note())
         notes = list(dict.fromkeys(notes))
         mlflow.set_tags({"served_model": final.predictor.kind_, "notes": " | ".join(notes) or "none"})
         scores = final.predictor.predict(final.reference)

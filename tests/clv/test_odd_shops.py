@@ -155,6 +155,36 @@ def test_every_customer_in_the_log_gets_a_row(tmp_path, monkeypatch, train_and_s
     assert (odd["predicted_clv"] >= 0).all()
 
 
+def test_a_cancellation_or_refund_never_raises_a_customers_scores(tmp_path, monkeypatch, train_and_score):
+    """`clv score` with one model on a log and on the same log with returns: a cancelled first or last order
+    (a same-day refund of all of it) or a partial refund never raises that customer's orders or value, nor
+    lowers her churn risk, even where the cancelled first order leaves a younger history."""
+    rows = ordinary_shop(seed=8, n=80)
+    by_customer = pd.DataFrame(rows, columns=["customer_id", "day", "amount"]).groupby("customer_id")
+    returns = []
+    for i, (customer, orders) in enumerate(by_customer):
+        if len(orders) < 3:
+            continue
+        which = orders.iloc[[0, -1, 1][i % 3]]
+        share = 1.0 if i % 3 < 2 else 0.5
+        returns.append((customer, which["day"], -round(share * which["amount"], 2)))
+    assert len(returns) >= 10
+    log = write(tmp_path, rows)
+    with_returns = write(tmp_path, rows + returns, "with_returns.csv")
+    before = train_and_score(tmp_path, log)[0].set_index("customer_id")
+    scored = run(tmp_path, monkeypatch, "score", "--transactions", str(with_returns), "--out", "after.csv")
+    assert scored.exit_code == 0, scored.output
+    after = pd.read_csv(tmp_path / "after.csv", dtype={"customer_id": str}).set_index("customer_id")
+    returned = sorted({r[0] for r in returns})
+    for column in ("expected_orders", "predicted_clv", "predicted_clv_high"):
+        assert (after.loc[returned, column] <= before.loc[returned, column] * (1 + 1e-9)).all(), column
+    assert (after.loc[returned, "churn_prob"] >= before.loc[returned, "churn_prob"] - 1e-12).all()
+    others = after.index.difference(returned)
+    assert after.loc[others, "predicted_clv"].to_numpy() == pytest.approx(
+        before.loc[others, "predicted_clv"].to_numpy()
+    )
+
+
 def test_all_one_time_buyers_name_the_cause_and_what_can_be_done(tmp_path, monkeypatch):
     rng = np.random.default_rng(5)
     rows = [(f"C{i:03d}", START + dt.timedelta(days=int(rng.integers(0, 700))), 20.0 + i) for i in range(80)]
