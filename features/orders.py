@@ -7,15 +7,15 @@ are naive UTC (the contract converts them).
 Orders. Rows are filtered to the cut-off first and then grouped by (customer_id, order_id), so a
 refund after D does not change an order as seen at D. An order's time is the time of its earliest
 row and its date is that time's date. Its net amount is the sum of its rows (refund rows are
-negative). A *purchase* is an order whose net amount is > 0: cancelled orders (netting to <= 0) and
-refund-only orders are not purchases, but their amounts still count in net revenue. "> 0" means
-above `AMOUNT_TOLERANCE`: amounts are float64, and an order cancelled line by line can sum to
-1e-15 instead of 0, in an order that depends on the engine's parallelism.
-
-Returns. `without_returns` is the log as if nothing had been given back (rows with a negative amount,
-refunds and cancellations, left out). Scoring predicts each customer with a return from both histories
-and keeps the lower numbers (`models.predictor.CLVPredictor.predict`), so a return never raises a
-prediction, whatever the models make of the shorter purchase history a cancellation leaves.
+negative). A *purchase* is an order the customer placed: one with at least one sale line (gross
+amount > 0). A refund or cancellation changes its net amount, never whether or when it was placed,
+so the purchase days, counts and gaps that every model of order counts reads are the same with or
+without returns, and a return only lowers the money features (an order cancelled in full counts at
+its net amount, 0). That is why a refund or cancellation cannot raise predicted orders or value
+(README, "What the numbers mean"); when cancelled orders were not purchases, cancelling the first of
+three orders left a "younger" customer with 2.5 times the predicted orders. Refund-only and free
+orders (no positive row) are not purchases; their amounts still count in net revenue. "> 0" means
+above `AMOUNT_TOLERANCE`: amounts are float64, and sums depend on the engine's parallelism.
 
 Purchase days. A *purchase day* is a date with at least one purchase of the customer; the BTYD and
 rhythm features work on purchase days, as lifetimes does. `purchase_sequence` finds them with one
@@ -66,23 +66,13 @@ def rows_until(table: ir.Table, as_of: dt.date) -> ir.Table:
     return table.filter(table.timestamp < cutoff_end(as_of))
 
 
-def without_returns(transactions: ir.Table) -> ir.Table:
-    """The transactions without their refund and cancellation rows (amount < 0); see the module docstring."""
-    return transactions.filter(transactions.amount >= 0)
-
-
-def has_returns(features) -> bool:
-    """Whether any customer of a feature table (pandas) has a refund or cancellation (`refund_share` > 0)."""
-    return bool((features["refund_share"].fillna(0) > 0).any())
-
-
 def order_table(transactions: ir.Table, as_of: dt.date) -> ir.Table:
     """One row per (customer_id, order_id) seen by the cut-off.
 
     Columns: customer_id, order_id, order_ts (earliest row), order_date, net_amount (sum of rows),
     gross_amount (sum of positive rows, 0 if none), refund_amount (minus the sum of negative rows,
     >= 0), n_lines (positive rows), n_items (sum of quantity over positive rows; only when the
-    transactions have `quantity`), is_purchase (net_amount > 0, see `AMOUNT_TOLERANCE`).
+    transactions have `quantity`), is_purchase (gross_amount > 0: placed; see `AMOUNT_TOLERANCE`).
     """
     rows = rows_until(transactions, as_of)
     positive = rows.amount > 0
@@ -100,7 +90,7 @@ def order_table(transactions: ir.Table, as_of: dt.date) -> ir.Table:
         order_date=orders.order_ts.date(),
         gross_amount=orders.gross_amount.fill_null(0.0),
         refund_amount=-orders.refund_amount.fill_null(0.0),
-        is_purchase=orders.net_amount > AMOUNT_TOLERANCE,
+        is_purchase=orders.gross_amount.fill_null(0.0) > AMOUNT_TOLERANCE,
     )
 
 

@@ -37,7 +37,7 @@ from features.orders import as_of_date, as_of_value, order_table, purchase_seque
 from features.rfm import rfm_aggregates, rfm_columns
 from features.rhythm import rhythm_aggregates, rhythm_columns
 
-FEATURES_VERSION = "1.1"
+FEATURES_VERSION = "1.2"
 
 FEATURE_SCHEMA: dict[str, str] = {
     "customer_id": "string",

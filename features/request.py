@@ -2,9 +2,7 @@
 
 `compute_features_for_request` takes pandas frames (a customer's history sent to
 `POST /predict_history`), runs `features.pipeline.build_features` on an in-memory DuckDB
-connection and returns pandas, with the same columns, dtypes and values as the batch path;
-`scoring_features_for_request` adds the table of the same history without its returns, which
-scoring needs (`features.orders.without_returns`).
+connection and returns pandas, with the same columns, dtypes and values as the batch path.
 
 Speed: building and compiling the Ibis expression takes far longer than running it on a few
 rows, so the SQL is compiled once per input shape (which optional columns and tables are present)
@@ -25,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features import engine
-from features.orders import as_of_date, has_returns
+from features.orders import as_of_date
 from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS, TableSchema
 
 # A date no real cut-off uses; the compiled SQL spells it this way (checked when compiling).
@@ -56,42 +54,12 @@ def compute_features_for_request(
     sorted by customer_id. Raises ValueError on missing required columns or values that cannot
     be converted.
     """
-    return _features(_tables(transactions_df, events_df, customers_df), as_of_date(as_of))
-
-
-def scoring_features_for_request(
-    transactions_df: pd.DataFrame,
-    as_of: dt.date,
-    events_df: pd.DataFrame | None = None,
-    customers_df: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """What scoring needs: the feature table as `compute_features_for_request` makes it, and the one
-    of the same history without its returns (`features.orders.without_returns`), or None when no
-    customer has a return."""
-    tables = _tables(transactions_df, events_df, customers_df)
     as_of = as_of_date(as_of)
-    features = _features(tables, as_of)
-    if not has_returns(features):
-        return features, None
-    amount = tables["transactions"]["amount"]
-    kept = {**tables, "transactions": tables["transactions"].filter(pc.greater_equal(amount, 0))}
-    return features, _features(kept, as_of)
-
-
-def _tables(
-    transactions_df: pd.DataFrame, events_df: pd.DataFrame | None, customers_df: pd.DataFrame | None
-) -> dict[str, pa.Table]:
-    """The given frames as Arrow tables of contract types, by table name."""
     tables = {"transactions": _to_arrow(transactions_df, TRANSACTIONS)}
     if events_df is not None:
         tables["events"] = _to_arrow(events_df, EVENTS)
     if customers_df is not None:
         tables["customers"] = _to_arrow(customers_df, CUSTOMERS)
-    return tables
-
-
-def _features(tables: dict[str, pa.Table], as_of: dt.date) -> pd.DataFrame:
-    """Run the feature query for this input shape on this thread's connection."""
     signature = tuple((name, tuple(table.column_names)) for name, table in tables.items())
     con = _connection()
     try:

@@ -2,16 +2,18 @@
 
 All day counts are whole days between dates; D is the cut-off date.
 
-Every customer with at least one order by D has a row, also one whose orders are all refunds,
-cancellations or free (net amount <= 0): such a customer has no purchase, and her first order date
-stands in for the first and last purchase dates (the day the shop first saw her).
+Every customer with at least one order by D has a row, also one whose orders are all refunds or
+free (no sale line): such a customer has no purchase, and her first order date stands in for the
+first and last purchase dates (the day the shop first saw her).
 
-Order-based (purchases = orders with net amount > 0):
+Order-based (purchases = orders placed, with a sale line, refunded or cancelled or not; see
+`features.orders`):
 - recency_days: D - date of the last purchase (of the first order without a purchase).
 - n_orders: number of purchases; frequency: n_orders - 1 (0 without a purchase).
-- monetary_mean: mean net amount of the purchases (0 without a purchase).
-- monetary_total: net revenue by D: every order's net amount, refunds and cancelled or refund-only
-  orders included (so it can be lower than n_orders * monetary_mean, and negative).
+- monetary_mean: mean net amount of the purchases (0 without a purchase); a cancelled purchase
+  counts at its net amount, so the mean can be 0 or less.
+- monetary_total: net revenue by D: every order's net amount, refund-only orders included (so it
+  can be lower than n_orders * monetary_mean, and negative).
 - tenure_days: D - date of the first purchase (of the first order without a purchase).
 - first_order_value: net amount of the earliest purchase (by order time); 0 without a purchase.
 
@@ -22,7 +24,8 @@ whose value is the sum of the net amounts of that day's purchases.
 - btyd_recency: days from the first to the last purchase day (0 for one purchase day).
 - btyd_age: days from the first purchase day to D (lifetimes' T; equals tenure_days).
 - btyd_monetary: mean value of the repeat purchase days (the first purchase day excluded);
-  0 when btyd_frequency == 0. Always > 0 otherwise, as Gamma-Gamma needs.
+  0 when btyd_frequency == 0. It can be 0 or less when refunds cancel those days' orders: Gamma-Gamma
+  is fitted on the customers whose value is > 0 and reads the others at 0 (`models.gamma_gamma`).
 """
 
 from __future__ import annotations

@@ -21,13 +21,7 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
 5. Every row is made consistent (`coherent`): P(no purchase) >= 1 - E[orders] (each buyer places at
    least one order), 1 - churn <= P(alive) <= (1 - churn) / (1 - q) with q the base's probability
    that an alive customer places no order in H, low <= value <= high.
-6. A return never raises a prediction: a customer with refunds or cancellations is also predicted
-   from her log without them (`features.orders.without_returns`), and keeps the lower orders, order
-   value, value and interval ends and the higher churn of the two (`predict`). Without it, a cancelled
-   order is a shorter purchase history, and the boosted and stacked models are not monotone in every
-   feature a history changes (one order on the cut-off day cancelled: 0.317 expected orders instead
-   of 0.309).
-7. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
+6. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
 
 Where the boosted models cannot be learned or validated (a shop younger than two label windows,
 nobody came back or nobody lapsed in the windows) the predictor serves the base for that output
@@ -398,7 +392,7 @@ class CLVPredictor(BaseEstimator):
             low, high = low * order_value, high * order_value
         else:
             low, high = (bound * stretch for bound in self.interval_.predict(orders_l * order_value))
-        discount = self._discount()
+        discount = (1 + self.discount_rate) ** (-(self.horizon_days / 365) / 2)
         out = pd.DataFrame(
             {
                 "customer_id": features["customer_id"].to_numpy(),
@@ -419,42 +413,16 @@ class CLVPredictor(BaseEstimator):
         )
         return coherent(out)
 
-    def predict(self, features: pd.DataFrame, no_returns: pd.DataFrame | None = None) -> pd.DataFrame:
-        """One row per customer of `features` with OUTPUT_COLUMNS (plus `predicted_profit` when a margin
-        is set), in the order of `features`.
-
-        `no_returns`: the features of the same log without its refund and cancellation rows
-        (`features.orders.without_returns`), for some or all of the customers. A customer found there
-        gets the lower of the two histories' expected orders, order value, value and interval ends,
-        and the higher churn probability (step 6 of the module docstring), so a return never raises
-        what is predicted for her.
-        """
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """One row per customer with OUTPUT_COLUMNS (plus `predicted_profit` when a margin is set)."""
         check_is_fitted(self, "targeting_")
         if features.empty:
             raise ValueError("no customers to score")
         values = self._predict_values(features)
-        if no_returns is not None and not no_returns.empty:
-            values = self._at_most(values, self._predict_values(no_returns))
         out = pd.concat([values, self.targeting_.apply(values)], axis=1)[list(OUTPUT_COLUMNS)]
         if self.margin is not None:
             out["predicted_profit"] = out["predicted_clv"] * self.margin
         return out.reset_index(drop=True)
-
-    def _at_most(self, values: pd.DataFrame, no_returns: pd.DataFrame) -> pd.DataFrame:
-        """`values` with each customer's numbers no better than those predicted without her returns."""
-        other = no_returns.set_index("customer_id").reindex(values["customer_id"].to_numpy())
-        out = values.copy()
-        for column in ("expected_orders", "expected_aov", "predicted_clv_low", "predicted_clv_high"):
-            out[column] = np.fmin(values[column].to_numpy(float), other[column].to_numpy(float))
-        out["churn_prob"] = np.fmax(values["churn_prob"].to_numpy(float), other["churn_prob"].to_numpy(float))
-        # Recomputed so that value = orders x order value x discount still holds; it is then at most
-        # both histories' values.
-        out["predicted_clv"] = out["expected_orders"] * out["expected_aov"] * self._discount()
-        return coherent(out)
-
-    def _discount(self) -> float:
-        """Discount factor of the horizon's value: (1 + yearly rate) ^ -(H / 730), to its middle."""
-        return (1 + self.discount_rate) ** (-(self.horizon_days / 365) / 2)
 
     def feature_importance(self) -> pd.Series:
         """Total gain per input of the boosted count model (empty when it was not fitted)."""

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import xgboost
 
-from features.request import scoring_features_for_request
+from features.request import compute_features_for_request
 from training.score import LoadedModel, score_features
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def predict_jobs(model: LoadedModel, jobs: list[HistoryJob]) -> list[list[dict] 
 
 
 def _score(model: LoadedModel, jobs: list[HistoryJob]) -> pd.DataFrame:
-    features, no_returns = scoring_features_for_request(
+    features = compute_features_for_request(
         _stack([j.transactions for j in jobs]),
         jobs[0].as_of,
         _stack([j.events for j in jobs]),
@@ -193,7 +193,7 @@ def _score(model: LoadedModel, jobs: list[HistoryJob]) -> pd.DataFrame:
     )
     if features.empty:
         return features
-    table = score_features(model, features, no_returns)
+    table = score_features(model, features)
     table["as_of"] = table["as_of"].astype(str)
     return table
 

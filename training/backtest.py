@@ -28,7 +28,6 @@ from clv.config import Settings
 from features.contract import Shop
 from features.engine import from_duckdb, to_pandas
 from features.labels import attach_labels
-from features.orders import has_returns, without_returns
 from features.pipeline import build_features, compute_features
 from features.snapshots import date_range, make_snapshots
 from models import metrics
@@ -110,16 +109,6 @@ class ShopData:
 
     def features(self, as_of: dt.date) -> pd.DataFrame:
         return compute_features(self.transactions, as_of, self.events, self.customers)
-
-    def scoring_features(self, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-        """The features at `as_of`, and those of the same log without its returns (None when no
-        customer has one), which `CLVPredictor.predict` takes so that a return never raises a prediction."""
-        features = self.features(as_of)
-        if not has_returns(features):
-            return features, None
-        return features, compute_features(
-            without_returns(self.transactions), as_of, self.events, self.customers
-        )
 
     def features_with_labels(self, as_of: dt.date, horizon_days: int) -> pd.DataFrame:
         table = build_features(self.transactions, as_of, self.events, self.customers)

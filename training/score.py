@@ -85,11 +85,11 @@ def score(
     )
     as_of = as_of or data.last_date
     progress(f"features at {as_of}")
-    features, no_returns = data.scoring_features(as_of)
+    features = data.features(as_of)
     if features.empty:
         raise ValueError(f"no customer has an order by {as_of}; nothing to score. Fix: use a later --as-of.")
     progress(f"scoring {len(features):,} customers")
-    table = score_features(loaded, features, no_returns)
+    table = score_features(loaded, features)
     progress(f"writing {out_path}")
     write_frame(table, out_path)
     return table
@@ -123,14 +123,9 @@ def check_inputs(
             )
 
 
-def score_features(
-    loaded: LoadedModel, features: pd.DataFrame, no_returns: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Predictions plus the bookkeeping columns, in the DESIGN.md column order.
-
-    `no_returns`: the features of the same history without its returns (`CLVPredictor.predict`).
-    """
-    predictions = loaded.model.predictor.predict(features, no_returns)
+def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
+    """Predictions plus the bookkeeping columns, in the DESIGN.md column order."""
+    predictions = loaded.model.predictor.predict(features)
     predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
     predictions["horizon_days"] = int(loaded.model.metadata["horizon_days"])
     predictions["model_version"] = loaded.version

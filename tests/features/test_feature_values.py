@@ -4,8 +4,9 @@ The log (cut-off D = 2024-03-31, a leap year: February has 29 days):
 - A: o1 2024-01-10 (30 + 20), o2 2024-02-09 (40, refunded -10 on 02-20), o3 and o4 both on
   2024-03-30 (60 and 20). After D: o3 refunded in full on 04-02.
 - B: one order o5 on 2023-11-15 (100), in Q4.
-- C: o6 on 2024-03-01 cancelled (50, -50) and a refund-only order r1 (-15): no purchase.
-- D: o8 2024-02-01 cancelled (40, -40), refund-only r2 on 03-15 (-5), o7 at 23:30 on D (25).
+- C: a free order o6 on 2024-03-01 (0) and a refund-only order r1 (-15): no purchase.
+- D: o8 2024-02-01 cancelled (40, -40): placed, so a purchase, at net 0; refund-only r2 on 03-15
+  (-5), o7 at 23:30 on D (25).
   After D: a line of o7 at 01:00 on D + 1 (10), o9 at 00:10 on D + 1 (35).
 """
 
@@ -39,8 +40,7 @@ ROWS = [
     ("A", "2024-03-30 12:00", 60.0, "o3", 3, "p3", "y"),
     ("A", "2024-03-30 18:00", 20.0, "o4", 1, "p1", "x"),
     ("B", "2023-11-15 08:00", 100.0, "o5", 1, "p2", "y"),
-    ("C", "2024-03-01 10:00", 50.0, "o6", 1, "p1", "x"),
-    ("C", "2024-03-02 10:00", -50.0, "o6", -1, "p1", "x"),
+    ("C", "2024-03-01 10:00", 0.0, "o6", 1, "p1", "x"),
     ("C", "2024-03-05 10:00", -15.0, "r1", -1, "p1", "x"),
     ("D", "2024-02-01 10:00", 40.0, "o8", 1, "p4", "z"),
     ("D", "2024-02-01 11:00", -40.0, "o8", -1, "p4", "z"),
@@ -124,29 +124,30 @@ EXPECTED = {
         "top_category_share": 1.0,
     },
     "D": {
+        # The cancelled o8 was placed on 02-01: a purchase (with its date and gap) at net 0.
         "recency_days": 0,
-        "frequency": 0,
-        "n_orders": 1,
-        "monetary_mean": 25.0,
+        "frequency": 1,
+        "n_orders": 2,
+        "monetary_mean": 12.5,
         "monetary_total": 20.0,  # 25 - 5 (refund-only r2); the cancelled o8 nets 0
-        "tenure_days": 0,
-        "first_order_value": 25.0,
-        "btyd_frequency": 0,
-        "btyd_recency": 0,
-        "btyd_age": 0,
-        "btyd_monetary": 0.0,
-        "gap_mean_days": None,
+        "tenure_days": 59,
+        "first_order_value": 0.0,
+        "btyd_frequency": 1,
+        "btyd_recency": 59,
+        "btyd_age": 59,
+        "btyd_monetary": 25.0,
+        "gap_mean_days": 59.0,
         "gap_std_days": None,
-        "gap_last_days": None,
+        "gap_last_days": 59.0,
         "orders_30d": 1,
-        "orders_90d": 1,
-        "orders_180d": 1,
-        "orders_365d": 1,
+        "orders_90d": 2,
+        "orders_180d": 2,
+        "orders_365d": 2,
         "revenue_30d": 20.0,
         "revenue_90d": 20.0,
         "revenue_180d": 20.0,
         "revenue_365d": 20.0,
-        "orders_trend_30_90": 3.0,
+        "orders_trend_30_90": 1.5,
         "orders_trend_90_365": 365 / 90,
         "revenue_trend_30_90": 3.0,
         "revenue_trend_90_365": 365 / 90,
@@ -190,7 +191,7 @@ def test_values_by_hand(customer):
 
 
 def test_customers_without_a_purchase_are_rows_too():
-    # C's only orders are cancelled or refund-only: no purchase, but the shop knows her since 03-01.
+    # C's only orders are free or refund-only: no purchase, but the shop knows her since 03-01.
     table = features(log())
     assert sorted(table.index) == ["A", "B", "C", "D"]
     assert_row(
@@ -247,22 +248,23 @@ def test_without_optional_columns():
 def test_day_boundary():
     # 23:30 on D is in (D's o7), 00:10 and 01:00 on D + 1 are out.
     table = features(log(ROWS + AFTER))
-    assert table.loc["D", "n_orders"] == 1 and table.loc["D", "recency_days"] == 0
-    assert table.loc["D", "monetary_mean"] == 25.0
+    assert table.loc["D", "n_orders"] == 2 and table.loc["D", "recency_days"] == 0  # o8 and o7
+    assert table.loc["D", "monetary_mean"] == 12.5
     day_before = features(log(ROWS + AFTER), as_of=D - dt.timedelta(days=1))
-    assert day_before.loc["D", "n_orders"] == 0  # o7 is at 23:30 on D, so not seen at D - 1
+    assert day_before.loc["D", "n_orders"] == 1  # o7 is at 23:30 on D, so not seen at D - 1
 
 
 def test_refund_after_cutoff_does_not_change_features():
-    # A's o3 is refunded in full on 04-02: at D it is still a purchase of 60.
+    # A's o3 is refunded in full on 04-02: at D it is a purchase of 60; from 04-02 a purchase at net 0.
     assert_row(features(log(ROWS + AFTER)).loc["A"], EXPECTED["A"])
     later = features(log(ROWS + AFTER), as_of=dt.date(2024, 4, 2)).loc["A"]
-    assert later["n_orders"] == 3 and later["monetary_total"] == 100.0
+    assert later["n_orders"] == 4 and later["monetary_total"] == 100.0 and later["monetary_mean"] == 25.0
 
 
-def test_refunds_net_and_cancelled_orders_are_not_purchases():
+def test_cancelled_orders_stay_purchases_at_net_zero_and_refund_only_orders_are_not():
     d = features(log()).loc["D"]
-    assert d["n_orders"] == 1  # o8 (cancelled) and r2 (refund-only) are not purchases
+    assert d["n_orders"] == 2  # o8 (placed, then cancelled) and o7; r2 (refund-only) is not a purchase
+    assert d["monetary_mean"] == 12.5 and d["first_order_value"] == 0.0
     assert d["monetary_total"] == 20.0
     assert d["refund_share"] == pytest.approx(45 / 65)
 
