@@ -220,6 +220,16 @@ def validate(
     out.print("[green]OK[/]: the data follows the contract.")
 
 
+def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv")) -> None:
+    """Refuse an --out that cannot be written, before any work (exit code 2, as for a bad option)."""
+    from features.files import check_output
+
+    try:
+        check_output(path, suffixes)
+    except ValueError as exc:
+        raise fail(f"--out: {exc}", code=2) from None
+
+
 def _as_date(value: dt.datetime | None) -> dt.date | None:
     return value.date() if value else None
 
@@ -238,6 +248,7 @@ def features(
     from features.engine import from_duckdb
     from features.pipeline import write_features
 
+    _check_out(out_path, (".parquet",))
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
     shop = _load(settings)
     cutoff = _as_date(as_of) or shop.report.last_timestamp.date()
@@ -345,8 +356,7 @@ def score(
     from training.score import ModelNotFound
     from training.score import score as run_scoring
 
-    if out_path.suffix.lower() not in (".parquet", ".csv"):
-        raise fail("--out must end in .parquet or .csv", code=2)
+    _check_out(out_path)
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
     shop = _load(settings)
     try:
@@ -396,6 +406,7 @@ def export(
     from serving.messages import describe_validation
     from serving.scores import ScoresUnavailable, ScoreTable
 
+    _check_out(out_path)
     settings = _settings()
     try:
         spec = ExportFilter(
@@ -418,10 +429,7 @@ def export(
         with atomic_path(out_path) as tmp:
             tmp.write_text(to_csv(selected))
     else:
-        try:
-            write_frame(selected, out_path)
-        except ValueError as exc:
-            raise fail(str(exc)) from None
+        write_frame(selected, out_path)
     out.print(
         f"Wrote {len(selected):,} of {len(table):,} customers to {out_path} ({spec.describe()}); "
         f"predicted value {selected['predicted_clv'].sum():,.0f}"

@@ -30,6 +30,36 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> Path:
+    """Check, before any work, that a result can be written at `path`; return it.
+
+    Raises ValueError naming the problem and the fix: a suffix not in `suffixes`, a directory, a
+    directory that does not exist (it is not created silently: a typo would scatter files), or a
+    place this process cannot write to, found by creating and removing the temporary file
+    `atomic_path` would write.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"{path} is a directory. Fix: give a file name, e.g. {path / ('result' + suffixes[0])}"
+        )
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{path}: the file name must end in {' or '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise ValueError(
+            f"the directory {path.parent} does not exist. Fix: create it (mkdir -p {path.parent}) or write elsewhere."
+        )
+    probe = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        probe.open("x").close()
+    except OSError as exc:
+        raise ValueError(
+            f"cannot write {path}: {exc.strerror}. Fix: choose a place you can write to."
+        ) from None
+    probe.unlink(missing_ok=True)
+    return path
+
+
 def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
     """Write a table as Parquet or CSV (by the file's suffix), atomically."""
     path = Path(path)

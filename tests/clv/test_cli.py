@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from clv.cli import app
@@ -79,3 +80,23 @@ def test_malformed_map_option_is_a_usage_error(tmp_path):
     result = runner.invoke(app, ["validate", "-t", str(path), "--map", "customer_id"])
     assert result.exit_code == 2
     assert "CONTRACT_COLUMN=YOUR_COLUMN" in plain(result.output)
+
+
+@pytest.mark.parametrize("command", ["score", "export", "features"])
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, command):
+    """A directory, a missing directory (not created behind the user's back) or an unwritable place: exit 2
+    with the problem and the fix, no traceback, nothing written, and no work done first (no data is given,
+    so anything past the check would fail differently)."""
+    monkeypatch.chdir(tmp_path)
+    suffix = ".parquet"
+    cases = {
+        str(tmp_path): "is a directory",
+        str(tmp_path / "missing" / f"out{suffix}"): "does not exist",
+        str(tmp_path / "out.txt"): "must end in",
+        f"/proc/clv-out{suffix}": "cannot write",  # not writable even by root
+    }
+    for out, problem in cases.items():
+        result = runner.invoke(app, [command, "--out", out])
+        text = plain(result.output)
+        assert result.exit_code == 2 and problem in text and "Traceback" not in text, (out, text)
+    assert list(tmp_path.iterdir()) == []
