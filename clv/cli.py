@@ -469,16 +469,23 @@ def _registry(settings: Settings):
 def promote(
     version: Annotated[str, typer.Argument(help="Registered model version to make champion.")],
 ) -> None:
-    """Move the champion alias to a model version by hand (no gate)."""
+    """Move the champion alias to a model version by hand (no gate; the version must load with this code)."""
     from training.registry import RegistryError
     from training.registry import promote as promote_version
+    from training.score import ModelNotFound, load_model
 
     settings = _settings()
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
     try:
-        previous = promote_version(_registry(settings), name, version, alias)
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
+        previous = promote_version(
+            _registry(settings),
+            name,
+            version,
+            alias,
+            check=lambda v: load_model(settings, f"models:/{name}/{v}"),
+        )
+    except (ModelNotFound, RegistryError) as exc:
+        raise fail(f"{exc} The champion was not moved.") from None
     out.print(f"{name}@{alias} -> v{version}" + (f" (was v{previous})" if previous else ""))
 
 

@@ -20,7 +20,6 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from clv.config import Settings
-from features.pipeline import FEATURES_VERSION
 from features.request import compute_features_for_request
 from models.predictor import output_semantics
 from serving.scores import ScoreTable
@@ -143,15 +142,7 @@ class ServingState:
     def _load_version(self, version: str) -> LoadedModel:
         # By number, not by alias: the alias may move between looking it up and loading, and the
         # version reported must be the one that answers.
-        loaded = load_model(self.settings, f"models:/{self.settings.mlflow.registered_model}/{version}")
-        trained_on = loaded.model.metadata.get("features_version")
-        if trained_on != FEATURES_VERSION:
-            # /predict_history would feed it features it was not trained on, without any error.
-            raise ModelNotFound(
-                f"{loaded.uri} was trained on feature definitions {trained_on}; this code computes "
-                f"{FEATURES_VERSION}. Fix: retrain with `make train`, or serve with the code it was trained with."
-            )
-        return loaded
+        return load_model(self.settings, f"models:/{self.settings.mlflow.registered_model}/{version}")
 
     def reload_if_changed(self) -> bool:
         """Load a new champion or score table if there is one; True when something was swapped in.

@@ -9,6 +9,7 @@ so rollback knows where to go back to.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlflow import MlflowClient
@@ -81,12 +82,19 @@ def history(client: MlflowClient, name: str) -> list[str]:
     return [v for v in tag.split(",") if v]
 
 
-def promote(client: MlflowClient, name: str, version: str, alias: str) -> str | None:
-    """Give `version` the alias; returns the version that held it before (or None)."""
+def promote(
+    client: MlflowClient, name: str, version: str, alias: str, check: Callable[[str], None] = lambda _: None
+) -> str | None:
+    """Give `version` the alias; returns the version that held it before (or None).
+
+    `check(version)` runs once the version is known to exist and before the alias moves; whatever it
+    raises (the model cannot be loaded, say) leaves the alias where it was.
+    """
     try:
         client.get_model_version(name, str(version))
     except MlflowException:
         raise RegistryError(f"registered model {name!r} has no version {version}") from None
+    check(str(version))
     previous = champion(client, name, alias)
     if previous is not None and str(previous.version) == str(version):
         return str(previous.version)

@@ -36,7 +36,11 @@ class LoadedModel:
 
 
 def load_model(settings: Settings, uri: str | None = None) -> LoadedModel:
-    """Load a CLV pyfunc by URI (default: the registered model's champion) and resolve its version."""
+    """Load a CLV pyfunc by URI (default: the registered model's champion) and resolve its version.
+
+    Raises ModelNotFound when nothing can be loaded there, or when the model was trained on other
+    feature definitions than this code computes (it would be fed features it never saw, silently).
+    """
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
     uri = uri or f"models:/{name}@{alias}"
@@ -47,6 +51,13 @@ def load_model(settings: Settings, uri: str | None = None) -> LoadedModel:
             f"no model at {uri} ({str(exc).splitlines()[0][:200]}). Fix: run `clv train` (or `make train`) first, "
             "or pass --model with a valid URI."
         ) from None
+    trained_on = model.metadata.get("features_version")
+    if trained_on != FEATURES_VERSION:
+        raise ModelNotFound(
+            f"model {uri} was trained on feature definitions {trained_on}, this code computes "
+            f"{FEATURES_VERSION}. Fix: retrain with `clv train` (or `make train`), or use the code it was "
+            "trained with."
+        )
     return LoadedModel(model, uri, _version(settings, uri))
 
 
@@ -71,12 +82,6 @@ def score(
     """Score every customer with an order by `as_of` and write the table to `out_path`."""
     progress("loading model")
     loaded = load_model(settings, model_uri)
-    metadata = loaded.model.metadata
-    if metadata.get("features_version") != FEATURES_VERSION:
-        raise ValueError(
-            f"model {loaded.uri} was trained on feature definitions {metadata.get('features_version')}, "
-            f"this code computes {FEATURES_VERSION}. Fix: retrain with `clv train`."
-        )
     data = ShopData.from_shop(shop)
     check_inputs(
         loaded,

@@ -80,3 +80,21 @@ def test_promote_unknown_version_is_a_clear_error(client):
 def test_rollback_without_champion(client):
     with pytest.raises(registry.RegistryError, match="no champion"):
         registry.rollback(client, NAME, ALIAS)
+
+
+def test_clv_promote_refuses_a_version_that_cannot_be_loaded(client, tmp_path, monkeypatch):
+    """Issue 13: `clv promote` moved the alias to a version whose model could not be loaded, and the service
+    then failed to start. A version without model files (as `new_version` makes) must be refused."""
+    from typer.testing import CliRunner
+
+    from clv.cli import app
+
+    v1, v2 = new_version(client, 0.5), new_version(client, 0.6)
+    registry.promote(client, NAME, v1, ALIAS)
+    monkeypatch.setenv("CLV_MLFLOW__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = CliRunner().invoke(app, ["promote", v2])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and "no model at models:/clv/" in text and "champion was not moved" in text
+    assert str(registry.champion(client, NAME, ALIAS).version) == v1
+    unknown = CliRunner().invoke(app, ["promote", "42"])
+    assert unknown.exit_code == 1 and "no version 42" in " ".join(unknown.output.split())
