@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import signal
 import sys
 import warnings
 from contextlib import contextmanager
@@ -513,11 +514,20 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*serialized using CloudPickle.*")
     # Counts in the signature are integers on purpose; MLflow's hint about missing values does not apply.
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+    # A stop from outside (kill, a scheduler, a closed terminal) unwinds like Ctrl-C, so that an MLflow
+    # run is marked FAILED instead of RUNNING forever and temporary files are removed (`atomic_path`).
+    # `clv serve` installs its own handlers, which pass the signal on to the server.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _interrupt)
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.print("interrupted")
-        sys.exit(130)
+        sys.exit(128 + signal.Signals[exc.args[0]] if exc.args else 130)
+
+
+def _interrupt(signum: int, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+"""A `clv` command stopped from outside (SIGTERM from a scheduler or `kill`) cleans up after itself: its MLflow
+run is not left RUNNING forever and no temporary file stays next to an output (issue 13)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from features.demo_shop import write_demo_shop
+
+
+def run_statuses(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as con:
+        try:
+            return [row[0] for row in con.execute("select status from runs")]
+        except sqlite3.OperationalError:  # the schema is still being created
+            return []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_clv_train_marks_its_run_failed(tmp_path, signum):
+    shop = tmp_path / "shop"
+    write_demo_shop(shop, n_customers=400, seed=3)
+    db = tmp_path / "mlflow.db"
+    env = {**os.environ, "CLV_MLFLOW__TRACKING_URI": f"sqlite:///{db}"}
+    command = [sys.executable, "-m", "clv.cli", "train", "--transactions", str(shop / "transactions.parquet")]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "RUNNING" not in run_statuses(db):
+            assert process.poll() is None, process.stdout.read().decode()
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        process.send_signal(signum)
+        output = process.communicate(timeout=60)[0].decode()
+    finally:
+        process.kill()
+    assert process.returncode != 0 and "Traceback" not in output, output
+    assert run_statuses(db) == ["FAILED"]
+    assert not list(tmp_path.glob("**/.*.tmp"))
