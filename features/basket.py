@@ -16,7 +16,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.orders import AMOUNT_TOLERANCE, rows_until
+from features.orders import AMOUNT_TOLERANCE, exact_amount, rows_until
 
 
 def basket_aggregates(orders: ir.Table) -> dict[str, ir.Scalar]:
@@ -59,7 +59,7 @@ def mix_tables(transactions: ir.Table, as_of: dt.date) -> list[ir.Table]:
         tables.append(products.group_by("customer_id").agg(n_products=products.count()))
     if "category" in rows.columns:
         named = rows.filter(rows.category.notnull())
-        spend = named.group_by("customer_id", "category").agg(spend=named.amount.sum())
+        spend = named.group_by("customer_id", "category").agg(spend=exact_amount(named.amount).sum())
         tables.append(
             spend.group_by("customer_id").agg(
                 n_categories=spend.category.count(),

@@ -20,7 +20,7 @@ import datetime as dt
 
 import ibis.expr.types as ir
 
-from features.orders import AMOUNT_TOLERANCE, as_of_value, day_start, order_table
+from features.orders import AMOUNT_TOLERANCE, as_of_value, day_start, exact_amount, order_table
 
 LABEL_SCHEMA = {"label_revenue": "float64", "label_orders": "int64", "label_churned": "boolean"}
 LABEL_COLUMNS = tuple(LABEL_SCHEMA)
@@ -34,8 +34,8 @@ def label_window(transactions: ir.Table, as_of: dt.date, horizon_days: int) -> i
     rows = transactions.filter(transactions.timestamp < end)
     orders = rows.group_by("customer_id", "order_id").agg(
         order_ts=rows.timestamp.min(),
-        net_amount=rows.amount.sum(),
-        window_amount=rows.amount.sum(where=rows.timestamp >= start),
+        net_amount=exact_amount(rows.amount).sum(),
+        window_amount=exact_amount(rows.amount).sum(where=rows.timestamp >= start),
     )
     orders = orders.filter(orders.window_amount.notnull())
     return orders.group_by("customer_id").agg(

@@ -15,7 +15,12 @@ its net amount, 0). That is why a refund or cancellation cannot raise predicted 
 (README, "What the numbers mean"); when cancelled orders were not purchases, cancelling the first of
 three orders left a "younger" customer with 2.5 times the predicted orders. Refund-only and free
 orders (no positive row) are not purchases; their amounts still count in net revenue. "> 0" means
-above `AMOUNT_TOLERANCE`: amounts are float64, and sums depend on the engine's parallelism.
+above `AMOUNT_TOLERANCE` (a millionth of a currency unit).
+
+Exact sums. Money is summed as DECIMAL(38, 9) (`exact_amount`): a parallel engine adds floats in an
+order that changes from run to run, so two runs on the same log gave features differing in the last
+bits, and backtest Spearman 0.6991 vs 0.6980 once XGBoost split on them. Sums of decimals are exact
+whatever the order; every feature is cast to its float64 type at the end (`features.pipeline`).
 
 Purchase days. A *purchase day* is a date with at least one purchase of the customer; the BTYD and
 rhythm features work on purchase days, as lifetimes does. `purchase_sequence` finds them with one
@@ -27,10 +32,18 @@ from __future__ import annotations
 import datetime as dt
 
 import ibis
+import ibis.expr.datatypes as dt_
 import ibis.expr.types as ir
 
 # Net amounts at or below this (a millionth of a currency unit) count as zero.
 AMOUNT_TOLERANCE = 1e-6
+# Amounts up to the contract's 1e12 with 9 decimals: sums of billions of them still fit in 38 digits.
+EXACT = dt_.Decimal(38, 9)
+
+
+def exact_amount(amount: ir.NumericValue) -> ir.DecimalValue:
+    """An amount column as DECIMAL(38, 9), whose sums do not depend on the order of addition."""
+    return amount.cast(EXACT)
 
 
 def as_of_date(as_of: dt.date | dt.datetime | str) -> dt.date:
@@ -76,11 +89,12 @@ def order_table(transactions: ir.Table, as_of: dt.date) -> ir.Table:
     """
     rows = rows_until(transactions, as_of)
     positive = rows.amount > 0
+    amount = exact_amount(rows.amount)
     aggregates = {
         "order_ts": rows.timestamp.min(),
-        "net_amount": rows.amount.sum(),
-        "gross_amount": rows.amount.sum(where=positive),
-        "refund_amount": rows.amount.sum(where=rows.amount < 0),
+        "net_amount": amount.sum(),
+        "gross_amount": amount.sum(where=positive),
+        "refund_amount": amount.sum(where=rows.amount < 0),
         "n_lines": rows.amount.count(where=positive),
     }
     if "quantity" in rows.columns:

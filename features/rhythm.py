@@ -33,7 +33,10 @@ def rhythm_aggregates(orders: ir.Table, as_of: dt.date) -> dict[str, ir.Scalar]:
     p = o.is_purchase
     aggregates = {
         "gap_mean_days": o.gap_days.mean(),
-        "gap_std_days": o.gap_days.std(how="sample"),
+        # From exact integer sums (a parallel stddev merges partial results in a varying order).
+        "gap_count": o.gap_days.count(),
+        "gap_sum": o.gap_days.sum(),
+        "gap_sum_squares": (o.gap_days * o.gap_days).sum(),
         "gap_last_days": o.gap_days.sum(where=o.new_purchase_day & (o.order_date == o.last_purchase_date)),
         "q4_value": o.net_amount.sum(where=p & (o.order_date.month() >= 10)),
     }
@@ -49,7 +52,7 @@ def rhythm_columns(customers: ir.Table) -> dict[str, ir.Value]:
     c = customers
     columns = {
         "gap_mean_days": c.gap_mean_days.cast("float64"),
-        "gap_std_days": c.gap_std_days,
+        "gap_std_days": _sample_std(c.gap_count, c.gap_sum, c.gap_sum_squares),
         "gap_last_days": c.gap_last_days.cast("float64"),
     }
     for n in WINDOWS:
@@ -69,3 +72,13 @@ def rhythm_columns(customers: ir.Table) -> dict[str, ir.Value]:
         c.purchase_value > AMOUNT_TOLERANCE, c.q4_value.fill_null(0.0) / c.purchase_value, 0.0
     )
     return columns
+
+
+def _sample_std(n: ir.IntegerValue, total: ir.IntegerValue, squares: ir.IntegerValue) -> ir.FloatingValue:
+    """Sample standard deviation from the count, sum and sum of squares of integers; null below 2 values.
+
+    n * sum(x^2) - sum(x)^2 is computed in integers, so it is exact (0 for equal gaps) and the same in
+    every run: sqrt((n S2 - S1^2) / (n (n - 1))).
+    """
+    numerator = (n * squares - total * total).cast("float64")
+    return ibis.ifelse(n >= 2, (numerator / (n * (n - 1)).cast("float64")).sqrt(), ibis.null("float64"))
