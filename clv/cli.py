@@ -221,6 +221,10 @@ def validate(
     out.print("[green]OK[/]: the data follows the contract.")
 
 
+def _warn(message: str) -> None:
+    console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
+
+
 def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv")) -> None:
     """Refuse an --out that cannot be written, before any work (exit code 2, as for a bad option)."""
     from features.files import check_output
@@ -362,7 +366,7 @@ def score(
     shop = _load(settings)
     try:
         with progress("Scoring") as update:
-            table = run_scoring(shop, settings, out_path, _as_date(as_of), model, update)
+            table = run_scoring(shop, settings, out_path, _as_date(as_of), model, update, _warn)
     except (ModelNotFound, ValueError) as exc:
         raise fail(str(exc)) from None
     counts = table["segment"].value_counts()
@@ -514,19 +518,27 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*serialized using CloudPickle.*")
     # Counts in the signature are integers on purpose; MLflow's hint about missing values does not apply.
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-    # A stop from outside (kill, a scheduler, a closed terminal) unwinds like Ctrl-C, so that an MLflow
-    # run is marked FAILED instead of RUNNING forever and temporary files are removed (`atomic_path`).
-    # `clv serve` installs its own handlers, which pass the signal on to the server.
-    for stop in (signal.SIGTERM, signal.SIGHUP):
+    # A stop (Ctrl-C, kill, a scheduler, a closed terminal) unwinds the command, so that an MLflow run is
+    # marked FAILED instead of RUNNING forever and temporary files are removed (`atomic_path`). `clv serve`
+    # installs its own handlers, which pass the signal on to the server.
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _interrupt)
     try:
         app()
-    except KeyboardInterrupt as exc:
+    except BaseException as exc:
+        # DuckDB turns the interrupt of a running query into its own RuntimeError, hence the record.
+        if not (_STOPPED or isinstance(exc, KeyboardInterrupt)):
+            raise
         console.print("interrupted")
-        sys.exit(128 + signal.Signals[exc.args[0]] if exc.args else 130)
+        sys.exit(128 + (_STOPPED[0] if _STOPPED else signal.SIGINT))
+
+
+# The signals received, in order (`main`).
+_STOPPED: list[int] = []
 
 
 def _interrupt(signum: int, _frame) -> None:
+    _STOPPED.append(signum)
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 

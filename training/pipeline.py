@@ -27,6 +27,10 @@ from training.pyfunc import CLVPyfunc
 Progress = Callable[[str], None]
 
 
+# Run tag holding the customer base's sketch (training.tracking.customer_sketch).
+SKETCH_TAG = "customer_sketch"
+
+
 @dataclass
 class TrainResult:
     run_id: str
@@ -80,6 +84,8 @@ def train(
         mlflow.set_tags({"as_of": str(as_of), "horizon_days": horizon, "features_version": FEATURES_VERSION})
         mlflow.log_params(_params(settings, as_of, horizon))
         mlflow.log_params(tracking.data_fingerprint(shop.con))
+        sketch = tracking.customer_sketch(data.transactions)
+        mlflow.set_tag(SKETCH_TAG, ",".join(sketch))
 
         progress("backtest")
         try:
@@ -112,7 +118,10 @@ def train(
         )
 
         progress("logging models")
-        metadata = _metadata(final, data, settings, as_of, horizon, result, notes)
+        metadata = {
+            **_metadata(final, data, settings, as_of, horizon, result, notes),
+            "customer_sketch": sketch,
+        }
         tracking.log_model(
             "backtest_model",
             CLVPyfunc(result.fit.predictor, {**metadata, "role": "backtest"}),
@@ -129,7 +138,9 @@ def train(
         candidate = result.model_metrics()[metric]
         champion = registry.champion(client, name, alias)
         champion_metrics = _logged_backtest(client, champion) if champion else None
-        decision = registry.decide(client, name, alias, metric, candidate)
+        decision = _other_customers(client, champion, sketch, alias, version, candidate) or registry.decide(
+            client, name, alias, metric, candidate
+        )
         client.set_model_version_tag(name, version, "gate", decision.reason)
         client.set_model_version_tag(name, version, "run_id", run.info.run_id)
         mlflow.set_tags(
@@ -278,6 +289,27 @@ def _metadata(
         "backtest_cutoff": str(result.cutoff),
         "backtest_horizon_days": result.horizon_days,
     }
+
+
+def _other_customers(
+    client: MlflowClient, champion, sketch: list[str], alias: str, version: str, candidate: float
+) -> registry.Decision | None:
+    """A refusal when the champion was trained on another customer base (another shop, or another part of
+    one), whose backtest says nothing about this one; None when the two can be compared."""
+    if champion is None or not champion.run_id:
+        return None
+    logged = client.get_run(champion.run_id).data.tags.get(SKETCH_TAG)
+    if not logged:
+        return None
+    shared = tracking.shared_customers(sketch, logged.split(","))
+    if shared >= tracking.SAME_CUSTOMERS:
+        return None
+    reason = (
+        f"not compared: {alias} v{champion.version} was trained on other customers (about {shared:.0%} in "
+        f"common with these), so its backtest says nothing about this data. To serve the new model: "
+        f"clv promote {version}"
+    )
+    return registry.Decision(False, reason, str(champion.version), None, candidate)
 
 
 def _logged_backtest(client: MlflowClient, version) -> dict[str, float]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import ibis.expr.types as ir
 import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
@@ -70,6 +71,35 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection) -> dict[str, str | int | fl
         "data_revenue": round(float(revenue), 2),
         "data_fingerprint": f"{int(digest):016x}",
     }
+
+
+# Customers in the bottom-k sketch of a customer base (`customer_sketch`).
+SKETCH_SIZE = 64
+# Below this estimated share of customers in common (`shared_customers`), two logs are two customer
+# bases: a shop growing by half a year's customers, or a rolling export moved on by months, stays well
+# above it; two shops are near 0.
+SAME_CUSTOMERS = 0.2
+
+
+def customer_sketch(transactions: ir.Table) -> list[str]:
+    """A bottom-k sketch of the customer base (Broder, "On the resemblance and containment of
+    documents", 1997): the `SKETCH_SIZE` smallest MD5 digests of "customer_id|date of first row".
+
+    The date keeps two shops whose ids are both 1, 2, 3... apart; MD5 is the same in every engine and
+    version. Compare two sketches with `shared_customers`.
+    """
+    t = transactions
+    firsts = t.group_by("customer_id").agg(first=t.timestamp.min().date())
+    digest = (firsts.customer_id.cast("string") + "|" + firsts.first.cast("string")).hexdigest("md5")
+    rows = firsts.select(digest=digest).order_by("digest").limit(SKETCH_SIZE).to_pyarrow()
+    return [str(value) for value in rows["digest"].to_pylist()]
+
+
+def shared_customers(a: list[str], b: list[str]) -> float:
+    """Estimated Jaccard similarity of two customer bases from their sketches (0 = none in common, 1 = the
+    same customers): the share of the union's smallest digests found in both."""
+    both, union = set(a) & set(b), sorted(set(a) | set(b))[: min(len(a), len(b)) or 1]
+    return sum(d in both for d in union) / len(union)
 
 
 def log_figures(figures: dict[str, Figure], folder: str = "plots") -> None:

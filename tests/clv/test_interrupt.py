@@ -1,4 +1,4 @@
-"""A `clv` command stopped from outside (SIGTERM from a scheduler or `kill`) cleans up after itself: its MLflow
+"""A `clv` command stopped (Ctrl-C, or SIGTERM from a scheduler or `kill`) cleans up after itself: its MLflow
 run is not left RUNNING forever and no temporary file stays next to an output (issue 13)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def run_statuses(db: Path) -> list[str]:
             return []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stopped_clv_train_marks_its_run_failed(tmp_path, signum):
     shop = tmp_path / "shop"
     write_demo_shop(shop, n_customers=400, seed=3)

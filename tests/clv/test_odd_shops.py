@@ -230,3 +230,25 @@ def test_very_few_customers_are_warned_about(tmp_path, monkeypatch):
     log = write(tmp_path, ordinary_shop(seed=3, n=12))
     checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(log))
     assert checked.exit_code == 0 and "only 12 customers" in plain(checked.output)
+
+
+def test_a_champion_of_other_customers_is_not_compared_and_scoring_says_so(tmp_path, monkeypatch):
+    """Issue 13: a model trained on another shop's log was kept as champion because the new model's backtest
+    did not beat its (incomparable) number, and `clv score` then used it without a word."""
+    first = write(tmp_path, ordinary_shop(seed=21, prefix="A"), "first.csv")
+    other = write(tmp_path, ordinary_shop(seed=22, prefix="B"), "other.csv")
+    assert (
+        run(tmp_path, monkeypatch, "train", "--transactions", str(first), "--horizon-days", "90").exit_code
+        == 0
+    )
+    again = run(tmp_path, monkeypatch, "train", "--transactions", str(first), "--horizon-days", "90")
+    assert "other customers" not in plain(again.output)  # the same shop is compared as before
+    trained = run(tmp_path, monkeypatch, "train", "--transactions", str(other), "--horizon-days", "90")
+    text = plain(trained.output)
+    assert trained.exit_code == 0 and "was trained on other customers" in text and "clv promote 3" in text
+    scored = run(tmp_path, monkeypatch, "score", "--transactions", str(other), "--out", "scores.csv")
+    text = plain(scored.output)
+    assert scored.exit_code == 0 and "warning" in text and "trained on other customers" in text
+    assert run(tmp_path, monkeypatch, "promote", "3").exit_code == 0
+    rescored = run(tmp_path, monkeypatch, "score", "--transactions", str(other), "--out", "scores.csv")
+    assert rescored.exit_code == 0 and "warning" not in plain(rescored.output)
