@@ -230,9 +230,11 @@ def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv")) -> 
     from features.files import check_output
 
     try:
-        check_output(path, suffixes)
+        created = check_output(path, suffixes)
     except ValueError as exc:
         raise fail(f"--out: {exc}", code=2) from None
+    if created:
+        console.print(f"created the directory {created} for --out {path}", highlight=False)
 
 
 def _as_date(value: dt.datetime | None) -> dt.date | None:

@@ -30,13 +30,13 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> Path:
-    """Check, before any work, that a result can be written at `path`; return it.
+def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> Path | None:
+    """Check, before any work, that a result can be written at `path`; create its directory if missing.
 
-    Raises ValueError naming the problem and the fix: a suffix not in `suffixes`, a directory, a
-    directory that does not exist (it is not created silently: a typo would scatter files), or a
-    place this process cannot write to, found by creating and removing the temporary file
-    `atomic_path` would write.
+    Returns the directory it created (the caller says so: a typo must not scatter files unnoticed), or
+    None. Raises ValueError naming the problem and the fix: a directory given as the file, a suffix not
+    in `suffixes`, or a place this process cannot write to, found by creating and removing the
+    temporary file `atomic_path` would write.
     """
     path = Path(path)
     if path.is_dir():
@@ -45,10 +45,16 @@ def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -
         )
     if suffixes and path.suffix.lower() not in suffixes:
         raise ValueError(f"{path}: the file name must end in {' or '.join(suffixes)}")
+    created = None
     if not path.parent.is_dir():
-        raise ValueError(
-            f"the directory {path.parent} does not exist. Fix: create it (mkdir -p {path.parent}) or write elsewhere."
-        )
+        missing = next(p for p in (path.parent, *path.parent.parents) if p.parent.is_dir())
+        try:
+            path.parent.mkdir(parents=True)
+        except OSError as exc:
+            raise ValueError(
+                f"cannot create {path.parent}: {exc.strerror}. Fix: choose a place you can write to."
+            ) from None
+        created = missing
     probe = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         probe.open("x").close()
@@ -57,7 +63,7 @@ def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -
             f"cannot write {path}: {exc.strerror}. Fix: choose a place you can write to."
         ) from None
     probe.unlink(missing_ok=True)
-    return path
+    return created
 
 
 def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:

@@ -84,19 +84,22 @@ def test_malformed_map_option_is_a_usage_error(tmp_path):
 
 @pytest.mark.parametrize("command", ["score", "export", "features"])
 def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, command):
-    """A directory, a missing directory (not created behind the user's back) or an unwritable place: exit 2
-    with the problem and the fix, no traceback, nothing written, and no work done first (no data is given,
-    so anything past the check would fail differently)."""
+    """A directory or an unwritable place: exit 2 with the problem and the fix, no traceback, nothing written,
+    and no work done first (no data is given, so anything past the check would fail differently). A missing
+    directory is created, and said so, not silently."""
     monkeypatch.chdir(tmp_path)
     suffix = ".parquet"
     cases = {
         str(tmp_path): "is a directory",
-        str(tmp_path / "missing" / f"out{suffix}"): "does not exist",
         str(tmp_path / "out.txt"): "must end in",
         f"/proc/clv-out{suffix}": "cannot write",  # not writable even by root
+        f"/proc/clv-dir/out{suffix}": "cannot create",
     }
     for out, problem in cases.items():
         result = runner.invoke(app, [command, "--out", out])
         text = plain(result.output)
         assert result.exit_code == 2 and problem in text and "Traceback" not in text, (out, text)
     assert list(tmp_path.iterdir()) == []
+    result = runner.invoke(app, [command, "--out", str(tmp_path / "new" / "deeper" / f"out{suffix}")])
+    assert f"created the directory {tmp_path / 'new'}" in plain(result.output)
+    assert (tmp_path / "new" / "deeper").is_dir() and list((tmp_path / "new" / "deeper").iterdir()) == []
