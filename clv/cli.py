@@ -483,16 +483,15 @@ def promote(
 
     settings = _settings()
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    client = _registry(settings)
     try:
         previous = promote_version(
-            _registry(settings),
-            name,
-            version,
-            alias,
-            check=lambda v: load_model(settings, f"models:/{name}/{v}"),
+            client, name, version, alias, check=lambda v: load_model(settings, f"models:/{name}/{v}")
         )
     except (ModelNotFound, RegistryError) as exc:
         raise fail(f"{exc} The champion was not moved.") from None
+    # The version's gate tag said why the gate did not promote it; say what happened since.
+    client.set_model_version_tag(name, version, "gate", f"promoted by hand with `clv promote {version}`")
     out.print(f"{name}@{alias} -> v{version}" + (f" (was v{previous})" if previous else ""))
 
 

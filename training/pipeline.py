@@ -137,10 +137,10 @@ def train(
 
         candidate = result.model_metrics()[metric]
         champion = registry.champion(client, name, alias)
-        champion_metrics = _logged_backtest(client, champion) if champion else None
-        decision = _other_customers(client, champion, sketch, alias, version, candidate) or registry.decide(
-            client, name, alias, metric, candidate
-        )
+        other = _other_customers(client, champion, sketch, alias, version, candidate)
+        # Another customer base's backtest is no row to read next to this one's.
+        champion_metrics = _logged_backtest(client, champion) if champion and not other else None
+        decision = other or registry.decide(client, name, alias, metric, candidate)
         client.set_model_version_tag(name, version, "gate", decision.reason)
         client.set_model_version_tag(name, version, "run_id", run.info.run_id)
         mlflow.set_tags(

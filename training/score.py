@@ -131,8 +131,8 @@ def check_inputs(
             f"model {loaded.uri} predicts values in {unit}, but these transactions' values are in "
             f"{value_unit} ({'they have no amounts' if value_unit == 'orders' else 'they have amounts'}). "
             "Fix: score with a model trained on transactions like these"
-            + (" (with an amount in every row)" if unit == "currency" else " (without amounts)")
-            + "."
+            + (" (without amounts)" if value_unit == "orders" else " (with an amount in every row)")
+            + ": `clv train` on them, or pass --model models:/NAME/VERSION of such a model."
         )
     for table, present in given.items():
         if loaded.model.metadata.get("trained_with", {}).get(table) and not present:

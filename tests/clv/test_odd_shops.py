@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from clv.cli import app
@@ -246,9 +247,12 @@ def test_a_champion_of_other_customers_is_not_compared_and_scoring_says_so(tmp_p
     trained = run(tmp_path, monkeypatch, "train", "--transactions", str(other), "--horizon-days", "90")
     text = plain(trained.output)
     assert trained.exit_code == 0 and "was trained on other customers" in text and "clv promote 3" in text
+    assert "current champion" not in text  # another shop's backtest is no row to compare with
     scored = run(tmp_path, monkeypatch, "score", "--transactions", str(other), "--out", "scores.csv")
     text = plain(scored.output)
     assert scored.exit_code == 0 and "warning" in text and "trained on other customers" in text
     assert run(tmp_path, monkeypatch, "promote", "3").exit_code == 0
+    registry = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert registry.get_model_version("clv", "3").tags["gate"] == "promoted by hand with `clv promote 3`"
     rescored = run(tmp_path, monkeypatch, "score", "--transactions", str(other), "--out", "scores.csv")
     assert rescored.exit_code == 0 and "warning" not in plain(rescored.output)

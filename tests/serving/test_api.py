@@ -305,7 +305,11 @@ def test_a_history_without_amounts_is_refused_by_a_model_of_revenue(client):
         "/predict_history", json={"transactions": rows, "events": [], "customers": []}, headers=APP
     )
     assert response.status_code == 400
-    assert "predicts values in currency" in response.json()["error"]
+    error = response.json()["error"]
+    assert (
+        "predicts values in currency" in error
+        and "trained on transactions like these (without amounts)" in error
+    )
 
 
 def test_empty_events_and_customers_mean_none(client):
