@@ -333,7 +333,15 @@ def _print_training(result, settings: Settings) -> None:
         if result.served_model == "hybrid"
         else "the buy-till-you-die base alone"
     )
-    out.print(f"Serves {served}.")
+    unchecked = result.served_model == "hybrid" and not result.backtest.checked()
+    out.print(
+        f"Serves {served}."
+        + (
+            " It has no row above: the backtest could only fit the base at its cut-off (see the notes)."
+            if unchecked
+            else ""
+        )
+    )
     for note in result.notes:
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"

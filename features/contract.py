@@ -504,11 +504,18 @@ def _warn_on_content(
             report.warn(
                 name,
                 "amount",
-                f"{path}: {negative:,} rows are refunds or returns (negative amounts)",
+                f"{path}: {negative:,} "
+                + ("row is a refund or return" if negative == 1 else "rows are refunds or returns")
+                + " (negative amounts)",
                 negative,
             )
         if zero:
-            report.warn(name, "amount", f"{path}: {zero:,} rows have a zero amount", zero)
+            report.warn(
+                name,
+                "amount",
+                f"{path}: {zero:,} {'row has' if zero == 1 else 'rows have'} a zero amount",
+                zero,
+            )
         _warn_on_extreme_orders(con, path, report)
     if schema is CUSTOMERS:
         repeated = con.execute("SELECT count(*) - count(DISTINCT customer_id) FROM customers").fetchall()[0][

@@ -284,6 +284,9 @@ def backtest(
             row.update(metrics.churn_metrics(churned, frame["churn_" + name].to_numpy()))
         rows[name] = row
     rows[MODEL]["interval_coverage"] = metrics.interval_coverage(revenue, frame["low"], frame["high"])
+    rows[BASE]["interval_coverage"] = metrics.interval_coverage(
+        revenue, base["predicted_clv_low"].to_numpy(), base["predicted_clv_high"].to_numpy()
+    )
     return Backtest(cutoff, horizon_days, fit.plan, pd.DataFrame(rows).T, frame, fit)
 
 

@@ -196,9 +196,9 @@ def test_warnings_are_counted_not_rejected(tmp_path):
     messages = " | ".join(w.message for w in shop.report.warnings)
     assert shop.report.ok
     assert "1 rows are exact duplicates" in messages
-    assert "1 rows are refunds" in messages
+    assert "1 row is a refund or return" in messages
     assert "1 rows are dated in the future" in messages
-    assert "1 rows have a zero amount" in messages
+    assert "1 row has a zero amount" in messages
     assert "1 rows without a customer id were dropped" in messages
     assert len(rows(shop)) == 5
     assert shop.report.refund_share == pytest.approx(4 / 25)
