@@ -71,7 +71,7 @@ def test_validate_report_on_good_data(tmp_path):
     text = plain(result.output)
     assert result.exit_code == 0, text
     assert "customers 2" in text and "orders 3" in text and "2020-01-01 to 2020-02-01" in text
-    assert "refund share 13.3%" in text and "refunds" in text
+    assert "refund share 13.3%" in text and "1 row is a refund or return" in text
 
 
 def test_malformed_map_option_is_a_usage_error(tmp_path):
