@@ -69,9 +69,20 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def progress(title: str):
-    """A spinner whose text library code can update through the yielded callback."""
+    """A spinner whose text library code can update through the yielded callback.
+
+    The callback is also where a stop is honoured a second time: Python swallows an exception raised while
+    it runs a finalizer (`__del__`), so a signal that lands there would otherwise be lost (seen in CI: a
+    SIGHUP during an Ibis finalizer, and the training ran to the end).
+    """
+
+    def update(message: str) -> None:
+        if _STOPPED:
+            raise KeyboardInterrupt(signal.Signals(_STOPPED[0]).name)
+        status.update(f"[bold]{title}[/]: {message}")
+
     with console.status(f"[bold]{title}[/]") as status:
-        yield lambda message: status.update(f"[bold]{title}[/]: {message}")
+        yield update
 
 
 def _settings(**overrides) -> Settings:
@@ -532,6 +543,7 @@ def main() -> None:
     # installs its own handlers, which pass the signal on to the server.
     for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _interrupt)
+    sys.unraisablehook = _quiet_when_stopping
     try:
         app()
     except BaseException as exc:
@@ -549,6 +561,12 @@ _STOPPED: list[int] = []
 def _interrupt(signum: int, _frame) -> None:
     _STOPPED.append(signum)
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _quiet_when_stopping(unraisable, default=sys.unraisablehook) -> None:
+    """No traceback for a stop that landed in a finalizer: `progress` raises it again at the next step."""
+    if not (_STOPPED and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+        default(unraisable)
 
 
 if __name__ == "__main__":

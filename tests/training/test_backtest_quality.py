@@ -68,7 +68,9 @@ def test_nine_months_of_history_never_serves_a_model_its_backtest_found_worse(de
         assert result.fit.predictor.kind_ == "base" and result.fit.predictor.notes_
         assert result.metrics.loc[MODEL, "spearman"] == result.metrics.loc[BASE, "spearman"]
         # The served base's interval is measured too (its table row and /model used to show none).
-        assert result.model_metrics()["interval_coverage"] == result.metrics.loc[BASE, "interval_coverage"] > 0
+        assert (
+            result.model_metrics()["interval_coverage"] == result.metrics.loc[BASE, "interval_coverage"] > 0
+        )
     elif result.base_wins():
         assert result.served == BASE and "base is served" in result.base_wins_reason()
         # What the registry gate compares and /model shows are the served base's numbers.
