@@ -32,6 +32,7 @@ train: install
 
 ## test: the whole test suite
 test: install
+	$(ROOT)/.ci/system-packages
 	cd $(ROOT) && $(BIN)/python -m pytest -q
 
 ## serve: the HTTP API and marketer page on port $(PORT)

@@ -44,17 +44,6 @@ KEY = "bench-key"
 WARM_UP_SECONDS = 3
 
 
-def quiet_mlflow() -> None:
-    """The same quiet as `clv`: MLflow's INFO lines and known-harmless warnings hide the results."""
-    import logging
-    import warnings
-
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    for message in (".*serialized using CloudPickle.*", "Hint: Inferred schema contains integer"):
-        warnings.filterwarnings("ignore", message=message)
-
-
 # ------------------------------------------------------------------------------------------ floor
 def serve_floor(port: int, scores: str) -> None:
     import uvicorn
@@ -261,7 +250,9 @@ def main() -> None:
     if args.serve_floor:
         serve_floor(int(args.serve_floor[0]), args.serve_floor[1])
         return
-    quiet_mlflow()
+    from clv.cli import quiet_mlflow
+
+    quiet_mlflow()  # the same quiet as `clv`
 
     console = Console(width=120)
     with tempfile.TemporaryDirectory() as tmp:

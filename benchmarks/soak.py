@@ -128,7 +128,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--workdir", type=Path, help="keep the trained demo here and reuse it")
     args = parser.parse_args()
-    bench.quiet_mlflow()
+    from clv.cli import quiet_mlflow
+
+    quiet_mlflow()  # the same quiet as `clv`
     console = Console(width=120)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()

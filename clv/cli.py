@@ -359,10 +359,13 @@ def _print_training(result, settings: Settings) -> None:
     out.print(
         f"Registered {settings.mlflow.registered_model} v{result.version}: {verdict} ({result.reason})."
     )
-    out.print(
-        f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: [bold]make mlflow-ui[/] "
-        f"in the project, or [bold]mlflow ui --backend-store-uri {escape(settings.mlflow.tracking_uri)}[/]"
+    uri = settings.mlflow.tracking_uri
+    browse = (
+        f"open [bold]{escape(uri)}[/]"  # a tracking server has its own UI
+        if uri.startswith(("http://", "https://"))
+        else f"[bold]make mlflow-ui[/] in the project, or [bold]mlflow ui --backend-store-uri {escape(uri)}[/]"
     )
+    out.print(f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: {browse}")
 
 
 @app.command()
@@ -529,15 +532,23 @@ def rollback() -> None:
     out.print(f"{name}@{alias} -> v{now} (was v{was})")
 
 
-def main() -> None:
+def quiet_mlflow() -> None:
+    """Keep MLflow's routine chatter out of the product's output (also used by the benchmarks)."""
     # MLflow and its database migrations log at INFO on every call; the CLI reports what matters itself.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for noisy in ("mlflow", "alembic", "bentoml"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # CLVPyfunc is pickled on purpose (it is our own code, loaded only from our own registry).
-    warnings.filterwarnings("ignore", message=".*serialized using CloudPickle.*")
+    # CLVPyfunc is pickled on purpose (our own code, loaded only from our own registry, and refused with
+    # a message when this code cannot run it: training.pyfunc); MLflow logs that advice on every run.
+    logging.getLogger("mlflow.pyfunc").addFilter(
+        lambda record: "serialized using CloudPickle" not in record.getMessage()
+    )
     # Counts in the signature are integers on purpose; MLflow's hint about missing values does not apply.
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+
+
+def main() -> None:
+    quiet_mlflow()
     # A stop (Ctrl-C, kill, a scheduler, a closed terminal) unwinds the command, so that an MLflow run is
     # marked FAILED instead of RUNNING forever and temporary files are removed (`atomic_path`). `clv serve`
     # installs its own handlers, which pass the signal on to the server.

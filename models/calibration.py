@@ -89,14 +89,15 @@ def fit_level_calibration(
     for train, test in folds.split(predicted):
         crossed[test] = LevelCalibration().fit(predicted[train], y[train]).predict(predicted[test])
     before, after = predicted * order_value, crossed * order_value
-    rng = np.random.default_rng(seed)
-    gains = []
-    for _ in range(BOOTSTRAP):
-        rows = rng.integers(0, len(y), len(y))
-        gains.append(
+    gains = metrics.bootstrap_gains(
+        lambda rows: (
             metrics.decile_mape(actual_value[rows], before[rows])
             - metrics.decile_mape(actual_value[rows], after[rows])
-        )
+        ),
+        len(y),
+        seed,
+        BOOTSTRAP,
+    )
     if not np.nanquantile(gains, 0.05) > 0:
         return None, predicted
     return LevelCalibration().fit(predicted, y), crossed

@@ -129,11 +129,9 @@ class StackedModel(BaseEstimator):
         # An undefined score (a constant prediction has no Spearman) counts as the worst.
         self.oof_score_ = float(np.nan_to_num(np.mean(scores), nan=-np.inf))
         self.base_score_ = float(np.nan_to_num(score(base, everyone), nan=-np.inf))
-        rng = np.random.default_rng(self.seed)
-        gains = []
-        for _ in range(BOOTSTRAP):
-            rows = rng.integers(0, len(y), len(y))
-            gains.append(score(self.oof_, rows) - score(base, rows))
+        gains = metrics.bootstrap_gains(
+            lambda rows: score(self.oof_, rows) - score(base, rows), len(y), self.seed, BOOTSTRAP
+        )
         self.gain_low_ = float(np.nan_to_num(np.quantile(gains, 0.05), nan=-np.inf))
         self.use_ = bool(self.oof_score_ > self.base_score_ and self.gain_low_ > 0)
         self.model_ = self._estimator().fit(X, y)

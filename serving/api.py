@@ -37,7 +37,7 @@ from serving.bodies import (
     PredictRequest,
     PredictResponse,
     ReloadResponse,
-    to_frame,
+    to_columns,
 )
 from serving.messages import EXAMPLE, describe_validation
 from serving.scores import ScoresUnavailable
@@ -212,7 +212,8 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
 
     def serving():
         if state.current is None:
-            raise ApiError(503, "no model is loaded yet (the service log says why); retry in a few seconds")
+            why = state.problem or "the service is still starting"
+            raise ApiError(503, f"no model is loaded: {why}. Retry in a few seconds once that is fixed")
         return state.current
 
     batcher = HistoryBatcher(lambda: serving().model)
@@ -258,9 +259,9 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
         as_of = body.as_of or max(row.timestamp for row in body.transactions).date()
         job = HistoryJob(
             as_of,
-            to_frame(body.transactions, TRANSACTIONS),
-            None if body.events is None else to_frame(body.events, EVENTS),
-            None if body.customers is None else to_frame(body.customers, CUSTOMERS),
+            to_columns(body.transactions, TRANSACTIONS),
+            None if body.events is None else to_columns(body.events, EVENTS),
+            None if body.customers is None else to_columns(body.customers, CUSTOMERS),
         )
         try:
             records = await batcher.predict(job)

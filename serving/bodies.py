@@ -10,7 +10,8 @@ as strict as `clv validate` is with files, and name the table, column, row and f
 - numbers: finite JSON numbers (or plain numeric text) no larger than 1e12 in size; not booleans;
 - event types: one of `features.schema.EVENT_TYPES`.
 
-Validated rows become pandas frames for `features.request.compute_features_for_request`.
+Validated rows become columns (`to_columns`), which `serving.batching` stacks into one pandas frame
+per table and batch for `features.request.compute_features_for_request`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import re
 from functools import partial
 from typing import Annotated, Any
 
-import pandas as pd
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -173,11 +173,19 @@ CustomerRow = _row_model(CUSTOMERS)
 ROW_SCHEMAS = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
 
 
-def to_frame(rows: list[BaseModel], schema: TableSchema) -> pd.DataFrame:
-    """Validated rows as a frame with the required columns and the optional ones any row has."""
+Columns = dict[str, list]
+
+
+def to_columns(rows: list[BaseModel], schema: TableSchema) -> Columns:
+    """Validated rows as {column: values}, with the required columns and the optional ones any row has.
+
+    Plain lists, not a DataFrame: a frame costs about a millisecond to build whatever its size, which
+    per request was a third of the service's time under load; the batch builds one per table.
+    """
     given = set().union(*(row.model_fields_set for row in rows)) if rows else set()
-    columns = [c for c in schema.columns if c in schema.required or c in given]
-    return pd.DataFrame({c: [getattr(row, c) for row in rows] for c in columns}, columns=columns)
+    return {
+        c: [getattr(row, c) for row in rows] for c in schema.columns if c in schema.required or c in given
+    }
 
 
 class PredictRequest(BaseModel):

@@ -97,7 +97,7 @@ class CLVService:
             self.app = create_app(self.state, keyring)
             mount_page(self.app, self.state)
             routes.fill(self.app)
-            loaded = self._check()
+            loaded = self.state.check()
         if loaded:
             _settle_heap()
         threading.Thread(target=self._watch, name="champion-watch", daemon=True).start()
@@ -116,23 +116,9 @@ class CLVService:
             due = every and time.monotonic() - last >= every
             if self.state.reload_signal.received() or due:
                 last = time.monotonic()
-                if self._check():
+                if self.state.check():
                     # The new table and model are as long-lived as the ones they replace.
                     _settle_heap()
-
-    def _check(self) -> bool:
-        """Load or reload; True when something new is served. Failures are logged, never raised."""
-        from serving.scores import ScoresUnavailable
-        from training.score import ModelNotFound
-
-        still = "nothing yet" if self.state.current is None else "the current model"
-        try:
-            return self.state.reload_if_changed()
-        except (ModelNotFound, ScoresUnavailable) as exc:
-            log.error("cannot load, serving %s; will retry: %s", still, exc)
-        except Exception:  # noqa: BLE001 - an unexpected failure must not stop the checks
-            log.exception("load check failed; serving %s", still)
-        return False
 
 
 RETRY_SECONDS = 10

@@ -16,13 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from clv.config import Settings
-from features.request import compute_features_for_request
 from models.predictor import output_semantics
-from serving.scores import ScoreTable
+from serving.scores import ScoresUnavailable, ScoreTable
 from training import tracking
 from training.score import LoadedModel, ModelNotFound, load_model
 
@@ -112,6 +110,8 @@ class ServingState:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.current: Serving | None = None
+        # Why the last load or reload failed (None after a success): what a 503 tells the caller.
+        self.problem: str | None = None
         self._lock = threading.Lock()
         scores = settings.serve.scores
         self.reload_signal = ReloadSignal(scores.with_name(f"{scores.name}.reload"))
@@ -122,7 +122,6 @@ class ServingState:
         with ThreadPoolExecutor(1) as pool:
             scores_future = pool.submit(ScoreTable.load, self.settings.serve.scores)
             model = self._load_version(self.champion_version())
-            _warm_up(model)
             scores = scores_future.result()
         self.current = Serving(model, scores)
         return self.current
@@ -143,6 +142,25 @@ class ServingState:
         # By number, not by alias: the alias may move between looking it up and loading, and the
         # version reported must be the one that answers.
         return load_model(self.settings, f"models:/{self.settings.mlflow.registered_model}/{version}")
+
+    def check(self) -> bool:
+        """Load or reload (`reload_if_changed`); True when something new is served. A failure is logged
+        and kept in `problem`, never raised: the current pair, if any, keeps serving."""
+        still = "nothing yet" if self.current is None else "the current model"
+        try:
+            changed = self.reload_if_changed()
+        except (ModelNotFound, ScoresUnavailable) as exc:
+            log.error("cannot load, serving %s; will retry: %s", still, exc)
+            self.problem = str(exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure must not stop the checks
+            log.exception("load check failed; serving %s", still)
+            self.problem = (
+                f"loading failed unexpectedly ({type(exc).__name__}; the service log has the details)"
+            )
+            return False
+        self.problem = None
+        return changed
 
     def reload_if_changed(self) -> bool:
         """Load a new champion or score table if there is one; True when something was swapped in.
@@ -167,8 +185,6 @@ class ServingState:
                 if mtime == current.scores.mtime
                 else ScoreTable.load(self.settings.serve.scores)
             )
-            if model is not current.model:
-                _warm_up(model)
             self.current = Serving(model, scores)
             log.info(
                 "worker %d: serving model v%s with %d scored customers",
@@ -177,16 +193,3 @@ class ServingState:
                 len(scores),
             )
             return True
-
-
-def _warm_up(model: LoadedModel) -> None:
-    """Compile the request-path feature query and touch the model once, so no user pays for it."""
-    history = pd.DataFrame(
-        {
-            "customer_id": ["warm-up"] * 2,
-            "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01"]),
-            "amount": [10.0, 20.0],
-        }
-    )
-    features = compute_features_for_request(history, dt.date(2024, 3, 1))
-    model.model.predictor.predict(features)

@@ -22,7 +22,7 @@ from models.btyd_features import NoRepeatPurchases
 from models.textbook import base_summary
 from training import plots, registry, tracking
 from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, ShopData, backtest, fit_at
-from training.pyfunc import CLVPyfunc
+from training.pyfunc import MODEL_FORMAT, CLVPyfunc
 
 Progress = Callable[[str], None]
 
@@ -103,7 +103,12 @@ def train(
             )
         except NoRepeatPurchases:
             raise ValueError(_no_repeat_message(data, as_of)) from None
-        notes = [*(f"backtest: {n}" for n in result.fit.predictor.notes_), *final.predictor.notes_]
+        # A note that holds for the final model too is said once, without the "backtest:" prefix.
+        final_notes = final.predictor.notes_
+        notes = [
+            *(f"backtest: {n}" for n in result.fit.predictor.notes_ if n not in final_notes),
+            *final_notes,
+        ]
         if result.base_wins():
             notes.append(result.base_wins_reason())
         elif final.predictor.kind_ == "hybrid" and not result.checked():
@@ -272,6 +277,7 @@ def _metadata(
         "notes": list(dict.fromkeys(notes)),
         "as_of": str(as_of),
         "features_version": FEATURES_VERSION,
+        "model_format": MODEL_FORMAT,
         "trained_with": {"events": data.events is not None, "customers": data.customers is not None},
         "plan": final.plan.describe(),
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

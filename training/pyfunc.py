@@ -2,8 +2,15 @@
 
 Input: a feature table (one row per customer, columns of `features.pipeline`) at a cut-off.
 Output: the score columns (DESIGN.md) except `as_of`, `horizon_days` and `model_version`, which the
-scorer adds. The model's metadata records the horizon, the feature definitions' version and the
-targeting thresholds, so a scorer can refuse features built by a different definition.
+scorer adds. The model's metadata records the horizon, the feature definitions' version, the model
+format and the targeting thresholds, so a scorer can refuse features built by a different definition
+and a model this code cannot run.
+
+Format: MLflow stores the CLVPyfunc object graph with cloudpickle, so a model can only be read by code
+whose classes still have the attributes it was saved with. `MODEL_FORMAT` names that layout; it is
+raised whenever `models.predictor.CLVPredictor` or an object it holds gains, loses or renames stored
+state, and `training.score.load_model` refuses another format (and any model that fails to load or
+to predict on a small sample) with a message to retrain or roll back.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import mlflow
 import pandas as pd
 
 from models.predictor import CLVPredictor
+
+# Models logged before the format was recorded hold the same layout as format 1.
+MODEL_FORMAT = 1
 
 
 class CLVPyfunc(mlflow.pyfunc.PythonModel):

@@ -16,10 +16,11 @@ from clv.config import Settings
 from features.contract import Shop
 from features.files import write_frame
 from features.pipeline import FEATURES_VERSION
+from features.request import compute_features_for_request
 from features.schema import SCORE_COLUMNS
 from training import tracking
 from training.backtest import ShopData
-from training.pyfunc import CLVPyfunc, unwrap
+from training.pyfunc import MODEL_FORMAT, CLVPyfunc, unwrap
 
 Progress = Callable[[str], None]
 
@@ -38,19 +39,26 @@ class LoadedModel:
 def load_model(settings: Settings, uri: str | None = None) -> LoadedModel:
     """Load a CLV pyfunc by URI (default: the registered model's champion) and resolve its version.
 
-    Raises ModelNotFound when nothing can be loaded there, or when the model was trained on other
-    feature definitions than this code computes (it would be fed features it never saw, silently).
+    Raises ModelNotFound when nothing can be loaded there; when the model was trained on other
+    feature definitions than this code computes (it would be fed features it never saw, silently);
+    and when it was saved in another format (`training.pyfunc.MODEL_FORMAT`) or by code this code
+    cannot run: it must load and predict for a two-order history. Each message says to retrain or
+    roll back.
     """
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
     uri = uri or f"models:/{name}@{alias}"
     try:
-        model = unwrap(mlflow.pyfunc.load_model(uri))
+        # MLflow's comparison of installed packages with the model's requirements only logs, and costs
+        # 0.4 s of every start; whether this code can run the model is checked below, by running it.
+        model = unwrap(mlflow.pyfunc.load_model(uri, suppress_warnings=True))
     except (MlflowException, OSError) as exc:
         raise ModelNotFound(
             f"no model at {uri} ({str(exc).splitlines()[0][:200]}). Fix: run `clv train` (or `make train`) first, "
             "or pass --model with a valid URI."
         ) from None
+    except Exception as exc:  # noqa: BLE001 - unpickling code that changed fails in any way
+        raise ModelNotFound(_other_code(uri, f"it cannot be read ({_first_line(exc)})")) from None
     trained_on = model.metadata.get("features_version")
     if trained_on != FEATURES_VERSION:
         raise ModelNotFound(
@@ -58,7 +66,40 @@ def load_model(settings: Settings, uri: str | None = None) -> LoadedModel:
             f"{FEATURES_VERSION}. Fix: retrain with `clv train` (or `make train`), or use the code it was "
             "trained with."
         )
+    saved_as = model.metadata.get("model_format", 1)
+    if saved_as != MODEL_FORMAT:
+        raise ModelNotFound(
+            _other_code(uri, f"it is in model format {saved_as}, this code reads {MODEL_FORMAT}")
+        )
+    try:
+        model.predictor.predict(_sample_features())
+    except Exception as exc:  # noqa: BLE001 - whatever fails here would fail every request
+        raise ModelNotFound(_other_code(uri, f"it fails on a sample ({_first_line(exc)})")) from None
     return LoadedModel(model, uri, _version(settings, uri))
+
+
+def _other_code(uri: str, why: str) -> str:
+    return (
+        f"model {uri} was saved by code this version cannot run: {why}. Fix: retrain with `clv train` "
+        "(or `make train`), or roll back to a version this code can load (`clv rollback`), or use the "
+        "code it was trained with."
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
+
+
+def _sample_features() -> pd.DataFrame:
+    """Features of one customer with two orders, through the request path (which also compiles its query)."""
+    history = pd.DataFrame(
+        {
+            "customer_id": ["sample"] * 2,
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+            "amount": [10.0, 20.0],
+        }
+    )
+    return compute_features_for_request(history, dt.date(2024, 3, 1))
 
 
 def _version(settings: Settings, uri: str) -> str:

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 
+import mlflow
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -15,11 +16,13 @@ from features.request import compute_features_for_request
 from features.schema import CUSTOMERS, EVENTS, SCORE_COLUMNS, TRANSACTIONS
 from serving.api import create_app
 from serving.auth import Keyring
-from serving.bodies import HistoryRequest, to_frame
+from serving.bodies import HistoryRequest, to_columns
 from serving.export import ExportFilter, apply_filter, to_csv
+from serving.state import ServingState
 from training import tracking
+from training.pyfunc import MODEL_FORMAT
 from training.registry import promote, rollback
-from training.score import check_inputs
+from training.score import ModelNotFound, check_inputs, load_model
 
 from .conftest import ADMIN, APP, KEYS, MARKETER
 
@@ -317,10 +320,10 @@ def test_empty_events_and_customers_mean_none(client):
     assert client.post("/predict_history", json=body, headers=APP).status_code == 200
     request = HistoryRequest.model_validate(body)
     features = compute_features_for_request(
-        to_frame(request.transactions, TRANSACTIONS),
+        pd.DataFrame(to_columns(request.transactions, TRANSACTIONS)),
         dt.date(2025, 12, 31),
-        to_frame(request.events, EVENTS),
-        to_frame(request.customers, CUSTOMERS),
+        pd.DataFrame(to_columns(request.events, EVENTS)),
+        pd.DataFrame(to_columns(request.customers, CUSTOMERS)),
     )
     row = features.iloc[0]
     assert bool(row["has_events"]) is True
@@ -401,6 +404,52 @@ def test_a_champion_that_cannot_be_loaded_is_503_and_the_old_one_keeps_serving(c
     one = {"customer_ids": scores["customer_id"][:1].tolist()}
     assert client.post("/predict", json=one, headers=APP).json()["predictions"][0]["model_version"] == "1"
     assert client.get("/model", headers=APP).json()["model"]["version"] == str(first.version)
+
+
+@pytest.mark.parametrize("saved_by", ["another model format", "older predictor code"])
+def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
+    client, trained, scores, saved_by, monkeypatch
+):
+    """Issue 13: a champion registered by older code failed to load after the code changed, and a fresh
+    start did not come up. Now: refused with the fix, a running service keeps what it has, and a fresh
+    start answers 503 saying why."""
+    settings = trained.settings
+    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    registry = tracking.client(settings.mlflow.tracking_uri)
+    first = registry.get_model_version_by_alias(name, alias)
+    old = load_model(settings).model  # a fresh copy, changed below as other code would have saved it
+    if saved_by == "another model format":
+        old.metadata = {**old.metadata, "model_format": MODEL_FORMAT + 1}
+    else:
+        del old.predictor.window_days_  # stored state this code reads, which the old code did not have
+    monkeypatch.chdir(trained.root)
+    with mlflow.start_run(experiment_id=registry.get_run(first.run_id).info.experiment_id):
+        logged = mlflow.pyfunc.log_model(name="model", python_model=old, metadata=old.metadata)
+    version = registry.create_model_version(name, logged.model_uri, run_id=logged.run_id).version
+
+    with pytest.raises(ModelNotFound) as refused:
+        load_model(settings, f"models:/{name}/{version}")
+    message = str(refused.value)
+    assert "saved by code this version cannot run" in message
+    assert "retrain with `clv train`" in message and "`clv rollback`" in message
+    assert ("model format" if saved_by == "another model format" else "window_days_") in message
+
+    promote(registry, name, version, alias)
+    try:
+        reload = client.post("/admin/reload", headers=ADMIN)
+        assert reload.status_code == 503
+        assert f"still serving model v{first.version}" in reload.json()["error"]
+        one = {"customer_ids": scores["customer_id"][:1].tolist()}
+        assert client.post("/predict", json=one, headers=APP).status_code == 200
+
+        fresh = ServingState(settings)
+        assert fresh.check() is False and fresh.current is None
+        answer = TestClient(create_app(fresh, Keyring(KEYS))).post("/predict", json=one, headers=APP)
+        assert answer.status_code == 503
+        assert "no model is loaded: model models:/clv/" in answer.json()["error"]
+        assert "retrain with `clv train`" in answer.json()["error"]
+    finally:
+        rollback(registry, name, alias)
 
 
 def test_answers_carry_security_headers(client):

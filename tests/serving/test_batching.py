@@ -8,7 +8,6 @@ import datetime as dt
 import threading
 import time
 
-import pandas as pd
 import pytest
 
 from serving import batching
@@ -19,8 +18,8 @@ AS_OF = dt.date(2025, 12, 31)
 
 def job(amounts, customer="same-id", timestamps=None) -> HistoryJob:
     timestamps = timestamps or [f"2025-0{i + 1}-15" for i in range(len(amounts))]
-    frame = pd.DataFrame({"customer_id": customer, "timestamp": timestamps, "amount": amounts})
-    return HistoryJob(AS_OF, frame, None, None)
+    columns = {"customer_id": [customer] * len(amounts), "timestamp": timestamps, "amount": amounts}
+    return HistoryJob(AS_OF, columns, None, None)
 
 
 def test_requests_sharing_a_customer_id_get_their_own_predictions(state):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from features.request import compute_features_for_request
 from features.schema import EVENT_TYPES, TRANSACTIONS
-from serving.bodies import HistoryRequest, PredictRequest, to_frame
+from serving.bodies import HistoryRequest, PredictRequest, to_columns
 from serving.messages import describe_validation
 
 GOOD = {"customer_id": "a", "timestamp": "2025-01-01", "amount": 5}
@@ -124,13 +125,13 @@ def test_good_rows_become_contract_frames():
             "events": [],
         }
     )
-    frame = to_frame(body.transactions, TRANSACTIONS)
-    assert list(frame.columns) == [*TRANSACTIONS.required, "amount", "order_id"]
-    assert frame["customer_id"].tolist() == ["42", "b"]
+    columns = to_columns(body.transactions, TRANSACTIONS)
+    assert list(columns) == [*TRANSACTIONS.required, "amount", "order_id"]
+    assert columns["customer_id"] == ["42", "b"]
     # Offsets are converted to UTC, as in the batch contract.
-    assert frame["timestamp"].tolist() == [dt.datetime(2025, 11, 2, 9, 15), dt.datetime(2025, 12, 14)]
-    assert frame["amount"].tolist() == [59.9, -5.0]
-    assert frame["order_id"].isna().tolist() == [True, False] and frame["order_id"].iloc[1] == "7"
+    assert columns["timestamp"] == [dt.datetime(2025, 11, 2, 9, 15), dt.datetime(2025, 12, 14)]
+    assert columns["amount"] == [59.9, -5.0]
+    assert columns["order_id"] == [None, "7"]
     assert body.events == []
 
 
@@ -144,6 +145,6 @@ def test_predict_ids_are_text_or_whole_numbers():
 def test_a_row_without_its_amount_in_a_log_with_amounts_is_refused_by_the_feature_path():
     """`amount` is optional for a whole history (each order then counts as 1), not for one row of it."""
     body = HistoryRequest.model_validate(second_row(amount=None))
-    frame = to_frame(body.transactions, TRANSACTIONS)
+    frame = pd.DataFrame(to_columns(body.transactions, TRANSACTIONS))
     with pytest.raises(ValueError, match=r"transactions.amount, row 2: .* not a finite number"):
         compute_features_for_request(frame, dt.date(2025, 12, 31))

@@ -61,7 +61,10 @@ def test_a_server_without_a_champion_waits_for_one(trained, tmp_path):
     with running_server(trained, wait_for="/healthz", log=log, **env) as url:
         assert httpx.get(f"{url}/readyz").status_code == 503
         response = httpx.post(f"{url}/predict", json={"customer_ids": ["c1"]}, headers=APP)
-        assert response.status_code == 503 and "no model is loaded yet" in response.json()["error"]
+        error = response.json()["error"]
+        # The answer says why and what to do, not only the log.
+        assert response.status_code == 503 and "no model is loaded: cannot find clv@champion" in error
+        assert "make train" in error
         assert "make train" in log.read_text()
         # The store gains a champion (its artifacts are where the trained store says they are).
         shutil.copy(trained.settings.mlflow.tracking_uri.removeprefix("sqlite:///"), store)
