@@ -17,12 +17,16 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 install: $(STAMP)
 
-# Reinstall only when the project definition changes.
+# Reinstall only when the project definition changes. pip and the build backend print pages of notices
+# (and this machine's pip configuration warns about every missing package index), so their output goes
+# to a log: the product's own first line is not buried, and a failure shows the log's end.
 $(STAMP): $(ROOT)/pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '$(ROOT)[dev]'
-	touch $(STAMP)
+	@echo "installing the project and its dependencies into $(VENV) (pip's output: $(VENV)/install.log)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '$(ROOT)[dev]'; } \
+		> $(VENV)/install.log 2>&1 \
+		|| { tail -n 40 $(VENV)/install.log; echo "install failed; the whole log: $(VENV)/install.log"; exit 1; }
+	@touch $(STAMP)
 
 ## train: fit, backtest, log to MLflow, promote, score (creates the demo shop when no data is configured)
 train: install

@@ -6,7 +6,8 @@ For each size a synthetic shop (about 20 transaction rows per customer, with ref
 orders, quantities, products, categories, a customers table and ~1 event per transaction row) is
 generated once, vectorised, and written to Parquet. Each variant then runs `--repeats` times, each
 time in a fresh subprocess, and the table shows the median wall time (reading Parquet to writing
-the Parquet result, imports excluded) and the median peak RSS of the process:
+the Parquet result, imports excluded) and the median peak RSS of the process (its own high-water mark,
+`benchmarks/peak_memory.py`; imports and the engine included):
 
 - full: the whole feature table (`features.pipeline.write_features`) from transactions + customers;
 - full+events: the same with the events table;
@@ -23,7 +24,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,6 +38,8 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.peak_memory import peak_rss_mb  # noqa: E402
 
 START = np.datetime64("2021-01-01T00:00:00", "s")
 SPAN_DAYS = 3 * 365
@@ -217,7 +219,7 @@ def run_variant(variant: str, data_dir: Path, out: Path) -> dict:
     else:
         raise ValueError(variant)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": seconds, "rss_mb": peak_rss_mb()}
 
 
 def pandas_rfm(tx: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:

@@ -12,8 +12,9 @@ generated, trained and scored, exactly as `make train` does. Then, each in its o
 Load: `--clients` concurrent keep-alive HTTP/1.1 connections for `--seconds` each, from a separate
 process with a minimal asyncio client (an HTTP library would be slower than the servers). Reported:
 p50 and p99 latency, requests per second, and throughput relative to the floor; `/predict_history`
-also with a single client (latency without queueing). Finally the time from process start to
-`/readyz` answering 200 with a synthetic 1M-customer score table.
+also with a single client (latency without queueing); the peak RSS of the floor and of each server
+process after the load; finally the time from process start to `/readyz` answering 200 with a
+synthetic 1M-customer score table.
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.peak_memory import peak_rss_mb  # noqa: E402
 
 KEY = "bench-key"
 WARM_UP_SECONDS = 3
@@ -144,7 +148,7 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> flo
 
 @contextlib.contextmanager
 def running_service(env: dict, cwd: Path):
-    """(port, seconds to ready) of the service, which is stopped with every process of it on exit."""
+    """(port, seconds to ready, server process) of the service, stopped with every process of it on exit."""
     from serving.run import server_process
 
     port = free_port()
@@ -153,7 +157,7 @@ def running_service(env: dict, cwd: Path):
         port, "127.0.0.1", env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     ) as process:
         wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-        yield port, time.perf_counter() - started
+        yield port, time.perf_counter() - started, process
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -282,10 +286,11 @@ def main() -> None:
             results["floor: /predict, 1 id"] = run_load(
                 floor_port, "/predict", one, args.seconds, args.clients
             )
+            peaks = {"floor": peak_rss_mb(floor.pid)}
         finally:
             stop(floor)
 
-        with running_service(env, workdir) as (port, _):
+        with running_service(env, workdir) as (port, _, server):
             history = history_body(shop, scores)
             for name, path, body, clients in (
                 ("service: /predict, 1 id", "/predict", one, args.clients),
@@ -297,12 +302,15 @@ def main() -> None:
                 # Readiness means one worker is up; the warm-up lets the others finish loading.
                 run_load(port, path, body, WARM_UP_SECONDS, clients)
                 results[name] = run_load(port, path, body, args.seconds, clients)
+            peaks["service supervisor"] = peak_rss_mb(server.pid)
+            for i, worker in enumerate(psutil.Process(server.pid).children(recursive=True), 1):
+                peaks[f"service worker {i}"] = peak_rss_mb(worker.pid)
 
         big = workdir / "scores_big.parquet"
         synthetic_scores(big, args.startup_customers)
         startups = []
         for _ in range(3):
-            with running_service({**env, "CLV_SERVE__SCORES": str(big)}, workdir) as (_, seconds):
+            with running_service({**env, "CLV_SERVE__SCORES": str(big)}, workdir) as (_, seconds, _):
                 startups.append(seconds)
         big.unlink()
 
@@ -325,6 +333,10 @@ def main() -> None:
     console.print(
         f"start-up to ready with {args.startup_customers:,} scored customers: median "
         f"{statistics.median(startups):.1f} s (runs: {', '.join(f'{s:.1f}' for s in startups)})"
+    )
+    console.print(
+        "peak RSS per process (its own high-water mark, benchmarks/peak_memory.py): "
+        + ", ".join(f"{name} {'?' if mb is None else f'{mb:,.0f} MB'}" for name, mb in peaks.items())
     )
 
 

@@ -144,7 +144,7 @@ def main() -> None:
         }
         ids = pd.read_parquet(scores)["customer_id"].astype(str).tolist()
         mix = request_mix(ids, bench.history_body(shop, scores))
-        with bench.running_service(env, workdir) as (port, _):
+        with bench.running_service(env, workdir) as (port, _, _):
             time.sleep(5)  # readiness means one worker is up; let the others finish loading
             watched = {p.pid: p for p in server_processes(port)}
             for parent in [p.parent() for p in watched.values()]:

@@ -86,10 +86,12 @@ class TargetingSettings(BaseModel):
     # Value lines are quantiles of the scored base: "high value" = predicted CLV in the top 20%.
     high_value_quantile: float = Field(0.8, gt=0, lt=1)
     valuable_history_quantile: float = Field(0.8, gt=0, lt=1)
-    # Risk lines are absolute: at risk = churn probability at or above this, or overdue.
+    # Risk lines are absolute: at risk = churn probability at or above this, or overdue (below).
     at_risk_churn: float = Field(0.5, gt=0, lt=1)
     # Overdue = no order for more than this many times the customer's usual gap between orders.
     overdue_factor: float = Field(2.0, gt=1)
+    # An overdue customer is at risk only with at least this churn probability (the model's word counts).
+    overdue_churn: float = Field(0.25, gt=0, lt=1)
     lapsed_p_alive: float = Field(0.3, gt=0, lt=1)
     new_customer_days: int = Field(60, gt=0)
 

@@ -6,7 +6,10 @@ is "high" for a florist is not for a furniture store), so the value lines are qu
 `fit` on the base being scored. Risk is absolute: "at risk" means the churn probability is at or
 above `at_risk_churn` (default 0.5: more likely than not to place no order in the horizon), or the
 customer is overdue against her own rhythm (no order for more than `overdue_factor` times her usual
-gap between orders), not "above the base's 60th percentile", which on a lapsed base means 98%.
+gap between orders) while the model still gives her some churn risk (at least `overdue_churn`,
+default 0.25), not "above the base's 60th percentile", which on a lapsed base means 98%. Overdue
+alone is not enough: a customer 2.4x past her usual gap whom the model gives a 95% chance of ordering
+within the horizon was sent a retention offer with "churn risk 5%" on her row.
 Batch scoring and the HTTP service both call `TargetingRules.apply`.
 
 Segments, in order of precedence (the first that matches wins):
@@ -22,10 +25,11 @@ Segments, in order of precedence (the first that matches wins):
 
 High value: predicted CLV in the top `1 - high_value_quantile` of the base. Valuable: high value, or
 past revenue in the top `1 - valuable_history_quantile`. At risk: churn probability at or above
-`at_risk_churn`, or overdue.
+`at_risk_churn`, or overdue with churn probability at or above `overdue_churn`.
 
-So every `vip` and `active_low_value` row has churn below the at-risk line and is not overdue, every
-`high_value_at_risk` and `nurture` row has churn at or above it or is overdue, and the `reason` quotes the numbers
+So every `vip` and `active_low_value` row has churn below the at-risk line and is not overdue with
+churn at or above `overdue_churn`; every `high_value_at_risk` and `nurture` row has churn at or above
+the line, or is overdue with churn at or above `overdue_churn`; and the `reason` quotes the numbers
 that put the row where it is.
 """
 
@@ -63,7 +67,8 @@ class TargetingRules(BaseEstimator):
     Parameters: `high_value_quantile` and `valuable_history_quantile` (0-1, of the scored base's
     predicted CLV and past revenue); `at_risk_churn` and `lapsed_p_alive` (probabilities);
     `overdue_factor` (times the customer's mean gap between orders; customers with one order are
-    never overdue by this rule); `new_customer_days` (days since the first order); `value_unit`
+    never overdue by this rule); `overdue_churn` (the churn probability from which an overdue
+    customer counts as at risk); `new_customer_days` (days since the first order); `value_unit`
     ("currency" or "orders", for the reason text).
     """
 
@@ -73,6 +78,7 @@ class TargetingRules(BaseEstimator):
         valuable_history_quantile: float = 0.8,
         at_risk_churn: float = 0.5,
         overdue_factor: float = 2.0,
+        overdue_churn: float = 0.25,
         lapsed_p_alive: float = 0.3,
         new_customer_days: int = 60,
         value_unit: str = "currency",
@@ -81,6 +87,7 @@ class TargetingRules(BaseEstimator):
         self.valuable_history_quantile = valuable_history_quantile
         self.at_risk_churn = at_risk_churn
         self.overdue_factor = overdue_factor
+        self.overdue_churn = overdue_churn
         self.lapsed_p_alive = lapsed_p_alive
         self.new_customer_days = new_customer_days
         self.value_unit = value_unit
@@ -88,7 +95,13 @@ class TargetingRules(BaseEstimator):
     def fit(self, predictions: pd.DataFrame, y=None) -> TargetingRules:
         """Learn the value lines (quantiles) and the value deciles from the scored base."""
         _check(predictions)
-        for name in ("high_value_quantile", "valuable_history_quantile", "at_risk_churn", "lapsed_p_alive"):
+        for name in (
+            "high_value_quantile",
+            "valuable_history_quantile",
+            "at_risk_churn",
+            "overdue_churn",
+            "lapsed_p_alive",
+        ):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         clv = predictions["predicted_clv"].to_numpy(float)
@@ -109,6 +122,7 @@ class TargetingRules(BaseEstimator):
             "valuable_history_revenue": self.valuable_history_,
             "at_risk_churn_prob": self.at_risk_churn,
             "overdue_factor": self.overdue_factor,
+            "overdue_churn_prob": self.overdue_churn,
             "lapsed_p_alive": self.lapsed_p_alive,
             "new_customer_days": self.new_customer_days,
         }
@@ -131,7 +145,8 @@ class TargetingRules(BaseEstimator):
         valuable = high | rich_history
         risky = churn >= self.at_risk_churn
         with np.errstate(invalid="ignore"):
-            overdue = np.nan_to_num(recency > self.overdue_factor * gap, nan=0.0).astype(bool)
+            late = np.nan_to_num(recency > self.overdue_factor * gap, nan=0.0).astype(bool)
+        overdue = late & (churn >= self.overdue_churn)
         lapsed = p_alive < self.lapsed_p_alive
         conditions = [
             is_new,
@@ -166,7 +181,7 @@ class TargetingRules(BaseEstimator):
                 return f"churn risk {churn[i]:.0%} is at or above {line}"
             return (
                 f"no order for {recency[i]:.0f} days, {recency[i] / gap[i]:.1f}x the usual gap "
-                f"of {gap[i]:.0f} days"
+                f"of {gap[i]:.0f} days, and churn risk {churn[i]:.0%} (at least {self.overdue_churn:.0%})"
             )
 
         out = []

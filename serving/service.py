@@ -1,8 +1,8 @@
 """The BentoML service: `bentoml serve serving.service:CLVService` (what `clv serve` runs).
 
 BentoML runs the process and gives `/healthz`, `/livez`, `/readyz` (ready once the model and score
-table are loaded) and `/metrics` (Prometheus, including this project's `clv_predictions_total` and
-`clv_request_latency_seconds`). The routes themselves are a FastAPI app (serving.api) mounted at
+table are loaded) and `/metrics` (Prometheus: BentoML's request counts and durations by endpoint, and
+this project's `clv_predictions_total`). The routes themselves are a FastAPI app (serving.api) mounted at
 the root, so authentication, error bodies and the marketer page share one implementation.
 
 Configuration comes from clv.toml / CLV_* environment variables (clv.config), read at start-up.

@@ -20,8 +20,8 @@ import pandas as pd
 
 from models.predictor import CLVPredictor
 
-# Models logged before the format was recorded hold the same layout as format 1.
-MODEL_FORMAT = 1
+# 1: models logged before the format was recorded. 2: TargetingRules holds `overdue_churn`.
+MODEL_FORMAT = 2
 
 
 class CLVPyfunc(mlflow.pyfunc.PythonModel):

@@ -86,7 +86,8 @@ function segmentRules(t, inOrders) {
   const amount = inOrders ? (x) => x.toFixed(1) : (x) => money.format(x);
   return `High value: predicted value in the top ${pct(1 - t.high_value_quantile)} ` +
     `(at least ${amount(t.high_value_clv)}${unit}). At risk: churn risk at or above ` +
-    `${pct(t.at_risk_churn_prob)}, or no order for more than ${t.overdue_factor}× the customer's usual gap. ` +
+    `${pct(t.at_risk_churn_prob)}, or no order for more than ${t.overdue_factor}× the customer's usual gap ` +
+    `with churn risk at least ${pct(t.overdue_churn_prob)}. ` +
     `Valuable: high value, or past ${inOrders ? "orders" : "revenue"} in the top ` +
     `${pct(1 - t.valuable_history_quantile)} (at least ${amount(t.valuable_history_revenue)}${unit}). ` +
     `Lapsed: probability still active below ${pct(t.lapsed_p_alive)}. New: first order within ` +

@@ -65,6 +65,7 @@ def test_value_lines_are_quantiles_of_the_base_and_risk_lines_are_absolute(base)
         "valuable_history_revenue",
         "at_risk_churn_prob",
         "overdue_factor",
+        "overdue_churn_prob",
         "lapsed_p_alive",
         "new_customer_days",
     }
@@ -96,31 +97,37 @@ def test_each_segment_by_hand(base):
         assert row.reason
 
 
-def test_overdue_against_her_own_rhythm_is_at_risk_even_with_low_churn(base):
+def test_overdue_against_her_own_rhythm_is_at_risk_below_the_churn_line(base):
     rules = TargetingRules().fit(base)
-    # Churn 20% is below the line, but 100 days without an order is 3.3 times her 30-day rhythm.
-    overdue = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=100)).iloc[0]
-    assert overdue.segment == "high_value_at_risk"
-    assert "100 days" in overdue.reason and "3.3x" in overdue.reason and "30 days" in overdue.reason
+    # Churn 30% is below the line, but 100 days without an order is 3.3 times her 30-day rhythm.
+    overdue = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=100, churn_prob=0.3))
+    row = overdue.iloc[0]
+    assert row.segment == "high_value_at_risk"
+    assert (
+        "100 days" in row.reason and "3.3x" in row.reason and "30 days" in row.reason and "30%" in row.reason
+    )
     # A low-value customer overdue against her rhythm is not "active": nurture, and the reason says why.
-    quiet = rules.apply(customer(predicted_clv=0.0, recency_days=100)).iloc[0]
+    quiet = rules.apply(customer(predicted_clv=0.0, recency_days=100, churn_prob=0.3)).iloc[0]
     assert quiet.segment == "nurture" and "3.3x" in quiet.reason
+    # Overdue, but the model gives her a 95% chance of ordering in the horizon: no retention offer
+    # under "churn risk 5%" (seen on the demo shop); she is a vip, and the reason quotes her risk.
+    confident = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=100, churn_prob=0.05))
+    assert confident.iloc[0].segment == "vip" and "5%" in confident.iloc[0].reason
     # A one-time buyer has no rhythm, so she is never overdue by this rule.
     single = customer(predicted_clv=rules.high_value_ * 2, recency_days=300, gap_mean_days=np.nan)
     assert rules.apply(single).iloc[0].segment == "vip"
-    # The factor is a setting.
-    lenient = TargetingRules(overdue_factor=4.0).fit(base)
-    assert (
-        lenient.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=100)).iloc[0].segment
-        == "vip"
-    )
+    # The factor and the churn floor are settings.
+    late = customer(predicted_clv=rules.high_value_ * 2, recency_days=100, churn_prob=0.3)
+    assert TargetingRules(overdue_factor=4.0).fit(base).apply(late).iloc[0].segment == "vip"
+    assert TargetingRules(overdue_churn=0.4).fit(base).apply(late).iloc[0].segment == "vip"
 
 
 def test_segments_agree_with_the_numbers_on_their_rows(base):
     rules = TargetingRules().fit(base)
     out = pd.concat([base, rules.apply(base)], axis=1)
     line, lapsed = rules.at_risk_churn, rules.lapsed_p_alive
-    overdue = (base.recency_days > rules.overdue_factor * base.gap_mean_days).fillna(False)
+    late = (base.recency_days > rules.overdue_factor * base.gap_mean_days).fillna(False)
+    overdue = late & (base.churn_prob >= rules.overdue_churn)
     old = base.tenure_days > rules.new_customer_days
     by = {name: out[(out.segment == name)] for name in SEGMENTS}
     assert all(len(rows) for rows in by.values()), out.segment.value_counts()

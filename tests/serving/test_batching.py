@@ -145,3 +145,28 @@ def test_a_stuck_batch_is_answered_503_reported_unhealthy_and_left_behind(state,
     while not batcher.healthy():
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_under_load_the_next_batch_gathers_the_clients_of_the_last_one(monkeypatch):
+    """32 keep-alive clients made batches of 1 and 31 in turn: the first client back started a batch
+    alone. After a batch of n, the next one waits (briefly) for n requests."""
+    sizes = []
+
+    def compute(model, jobs):
+        sizes.append(len(jobs))
+        time.sleep(0.05)
+        return [[{"customer_id": "x"}] for _ in jobs]
+
+    monkeypatch.setattr(batching, "predict_jobs", compute)
+    batcher = HistoryBatcher(lambda: None)
+
+    async def client(i: int):
+        for _ in range(4):
+            await batcher.predict(job([1.0], customer=f"c{i}"))
+            await asyncio.sleep(0.001 * i)  # answers reach clients, and they come back, one after another
+
+    async def clients():
+        await asyncio.gather(*(client(i) for i in range(8)))
+
+    asyncio.run(clients())
+    assert sizes == [8, 8, 8, 8]

@@ -45,7 +45,7 @@ def test_real_server_answers_predict_export_and_metrics(trained):
         assert export.status_code == 200 and len(export.text.strip().splitlines()) == 26
         metrics = httpx.get(f"{url}/metrics").text
         assert 'clv_predictions_total{endpoint="predict"}' in metrics
-        assert "clv_request_latency_seconds" in metrics
+        assert 'bentoml_service_request_duration_seconds_count{endpoint="/predict"' in metrics
         page = httpx.get(f"{url}/ui")
         assert page.status_code == 200 and "/ui/static/app.js" in page.text
         assert httpx.get(f"{url}/model", headers=APP).json()["model"]["version"] == "1"
