@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import mlflow
 import pandas as pd
@@ -20,7 +20,7 @@ from features.contract import Shop
 from features.pipeline import FEATURES_VERSION
 from models.btyd_features import NoRepeatPurchases
 from models.textbook import base_summary
-from training import plots, registry, tracking
+from training import gate, plots, registry, tracking
 from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, ShopData, backtest, fit_at
 from training.pyfunc import MODEL_FORMAT, CLVPyfunc
 
@@ -45,9 +45,11 @@ class TrainResult:
     served_model: str
     notes: list[str]
     value_unit: str = "currency"
+    champion_label: str = "current champion"
 
     def comparison(self) -> pd.DataFrame:
-        """Model vs baselines (and the current champion's logged backtest), rows by display name."""
+        """Model vs baselines (and the current champion, re-scored on this window or as logged), rows by
+        display name."""
         labels, table = dict(MODEL_LABELS), self.backtest.metrics
         if not self.backtest.checked():  # the model row is the base: show it once
             table = table.drop(index=MODEL)
@@ -55,7 +57,7 @@ class TrainResult:
             labels[MODEL], labels[BASE] = "full model (not served)", f"{MODEL_LABELS[BASE]}, served"
         table = table.rename(index=labels)
         if self.champion_metrics:
-            table.loc["current champion (its own backtest)"] = pd.Series(self.champion_metrics)
+            table.loc[self.champion_label] = pd.Series(self.champion_metrics)
         return table
 
 
@@ -80,8 +82,17 @@ def train(
         settings.train.promotion_metric,
     )
 
+    for run_id in tracking.end_abandoned_runs(client, settings.mlflow.experiment):
+        progress(f"marked run {run_id} KILLED: its clv train had stopped without ending it")
     with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon}") as run:
-        mlflow.set_tags({"as_of": str(as_of), "horizon_days": horizon, "features_version": FEATURES_VERSION})
+        mlflow.set_tags(
+            {
+                "as_of": str(as_of),
+                "horizon_days": horizon,
+                "features_version": FEATURES_VERSION,
+                **tracking.owner_tags(),
+            }
+        )
         mlflow.log_params(_params(settings, as_of, horizon))
         mlflow.log_params(tracking.data_fingerprint(shop.con))
         sketch = tracking.customer_sketch(data.transactions)
@@ -142,10 +153,12 @@ def train(
 
         candidate = result.model_metrics()[metric]
         champion = registry.champion(client, name, alias)
-        other = _other_customers(client, champion, sketch, alias, version, candidate)
-        # Another customer base's backtest is no row to read next to this one's.
-        champion_metrics = _logged_backtest(client, champion) if champion and not other else None
-        decision = other or registry.decide(client, name, alias, metric, candidate)
+        decision, champion_metrics, champion_label, compared = _gate(
+            client, settings, champion, sketch, version, result, candidate
+        )
+        for key, value in compared.items():
+            client.set_model_version_tag(name, version, key, value)
+        mlflow.set_tags(compared)
         client.set_model_version_tag(name, version, "gate", decision.reason)
         client.set_model_version_tag(name, version, "run_id", run.info.run_id)
         mlflow.set_tags(
@@ -167,6 +180,7 @@ def train(
         final.predictor.kind_,
         notes,
         data.value_unit,
+        champion_label,
     )
 
 
@@ -295,6 +309,59 @@ def _metadata(
         "backtest_cutoff": str(result.cutoff),
         "backtest_horizon_days": result.horizon_days,
     }
+
+
+def _gate(
+    client: MlflowClient,
+    settings: Settings,
+    champion,
+    sketch: list[str],
+    version: str,
+    result: Backtest,
+    candidate: float,
+) -> tuple[registry.Decision, dict[str, float] | None, str, dict[str, str]]:
+    """The promotion decision, the champion's metrics and label for the table, and the tags recording the
+    comparison. The champion is re-scored on this backtest's window where that is fair (`training.gate`);
+    otherwise its logged backtest is compared, and the reason says why."""
+    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    metric = settings.train.promotion_metric
+    other = _other_customers(client, champion, sketch, alias, version, candidate)
+    if other is not None or champion is None:
+        # No champion, or one of another customer base whose backtest says nothing about this one.
+        return other or registry.decide(client, name, alias, metric, candidate), None, "", {}
+    same = gate.rescore_champion(settings, champion.run_id, result, metric, settings.train.seed)
+    if isinstance(same, str):
+        logged = registry.decide(client, name, alias, metric, candidate)
+        reason = (
+            f"{logged.reason}, each on its own backtest window: the champion was not re-scored on this "
+            f"one ({same})"
+        )
+        label = f"champion v{champion.version} (its own backtest window)"
+        return (
+            replace(logged, reason=reason),
+            _logged_backtest(client, champion),
+            label,
+            {"gate_window": "each model's own backtest window"},
+        )
+    verdict = (
+        "the champion is better beyond noise"
+        if same.champion_better
+        else "not worse beyond noise, and it has seen the newer data"
+    )
+    reason = (
+        f"on this backtest's window ({same.window}) {metric} {same.candidate:.4f} vs {alias} "
+        f"v{champion.version}'s backtest model {same.champion:.4f} (gain, 90% interval "
+        f"{same.gain_low:+.4f} to {same.gain_high:+.4f}): {verdict}"
+    )
+    decision = registry.Decision(
+        not same.champion_better, reason, champion.version, same.champion, same.candidate
+    )
+    return (
+        decision,
+        same.champion_metrics,
+        f"champion v{champion.version} (re-scored on this window)",
+        same.tags(),
+    )
 
 
 def _other_customers(

@@ -1,9 +1,10 @@
 """The MLflow model registry: the promotion gate, promotion by hand, and rollback.
 
 The registered model (default `clv`) carries an alias (default `champion`) for what serves.
-A version takes the alias only if its backtest beats the current champion's on the primary
-metric. Every move of the alias is appended to the registered model's `champion_history` tag,
-so rollback knows where to go back to.
+`decide` compares a candidate's backtest metric with the champion's logged one; `clv train` uses it
+only when the champion cannot be re-scored on the candidate's window (`training.gate`). Every move
+of the alias is appended to the registered model's `champion_history` tag, so rollback knows where
+to go back to.
 """
 
 from __future__ import annotations

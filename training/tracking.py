@@ -6,6 +6,7 @@ This module and `training.registry` are the only places that write to MLflow.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -15,6 +16,7 @@ import duckdb
 import ibis.expr.types as ir
 import mlflow
 import pandas as pd
+import psutil
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
@@ -138,3 +140,50 @@ def log_model(
         metadata=model.metadata,
         registered_model_name=registered_model_name,
     )
+
+
+def owner_tags() -> dict[str, str]:
+    """This process, as recorded on the runs it starts, so a later `clv train` can tell a run whose process
+    was killed (SIGKILL, a crash) from one still going; the start time tells a reused pid apart."""
+    return {
+        "clv.host": socket.gethostname(),
+        "clv.pid": str(os.getpid()),
+        "clv.process_started": f"{psutil.Process().create_time():.3f}",
+    }
+
+
+def end_abandoned_runs(client: MlflowClient, experiment: str) -> list[str]:
+    """Mark KILLED the experiment's RUNNING runs whose process, on this host, no longer runs; their ids.
+
+    A run ends FINISHED or FAILED when its process ends in any way it can see (`clv`'s signal handlers);
+    after SIGKILL or a crash it would stay RUNNING forever. Runs started on other hosts, or without the
+    owner tags, are left alone: whether their process runs cannot be told from here.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    ended = []
+    for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        if tags.get("clv.host") != socket.gethostname() or "clv.pid" not in tags:
+            continue
+        if _alive(int(tags["clv.pid"]), float(tags.get("clv.process_started", "0"))):
+            continue
+        client.set_tag(
+            run.info.run_id,
+            "clv.ended",
+            f"marked KILLED by a later clv train: process {tags['clv.pid']} on {tags['clv.host']} "
+            "had stopped without ending the run",
+        )
+        client.set_terminated(run.info.run_id, "KILLED")
+        ended.append(run.info.run_id)
+    return ended
+
+
+def _alive(pid: int, started: float) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # it exists; whose it is cannot be told, so it is not ours to end

@@ -67,3 +67,46 @@ def test_a_stop_swallowed_by_a_finalizer_is_raised_at_the_next_step(monkeypatch)
     assert cli._STOPPED == [signal.SIGTERM]
     with pytest.raises(KeyboardInterrupt), cli.progress("Training") as update:
         update("next step")
+
+
+def test_a_run_whose_clv_train_was_killed_is_marked_at_the_next_train(tmp_path):
+    """SIGKILL leaves no chance to end the run: the next `clv train` on the store marks it KILLED, and
+    leaves alone a RUNNING run whose process is still alive."""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from clv.cli import app
+    from training import tracking
+
+    shop = tmp_path / "shop"
+    write_demo_shop(shop, n_customers=400, seed=3)
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    env = {**os.environ, "CLV_MLFLOW__TRACKING_URI": uri}
+    log = ["train", "--transactions", str(shop / "transactions.parquet"), "--horizon-days", "90"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clv.cli", *log], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "RUNNING" not in run_statuses(db):
+            assert process.poll() is None and time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert run_statuses(db) == ["RUNNING"]
+    # A run of a live process (this one) is not touched.
+    tracking.configure(uri, "clv")
+    client = tracking.client(uri)
+    live = client.create_run(client.get_experiment_by_name("clv").experiment_id, tags=tracking.owner_tags())
+    mlflow.set_tracking_uri(None)
+
+    result = CliRunner(env={"CLV_MLFLOW__TRACKING_URI": uri}).invoke(app, log)
+    assert result.exit_code == 0, result.output
+    runs = {run.info.run_id: run for run in client.search_runs([live.info.experiment_id])}
+    killed = [run for run in runs.values() if run.info.status == "KILLED"]
+    assert len(killed) == 1 and "had stopped without ending the run" in killed[0].data.tags["clv.ended"]
+    assert runs[live.info.run_id].info.status == "RUNNING"
+    assert sorted(run.info.status for run in runs.values()) == ["FINISHED", "KILLED", "RUNNING"]

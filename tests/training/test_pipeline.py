@@ -6,6 +6,7 @@ the gate refusing a deliberately worse model; rollback; a run failing half-way.
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import subprocess
 import sys
@@ -113,24 +114,52 @@ def test_gate_refuses_a_worse_model_and_rollback(trained, shop_dir, monkeypatch)
     settings, _ = trained
     import models.predictor as predictor_module
 
-    original = predictor_module.CLVPredictor.predict
+    original_fit, original_predict = predictor_module.CLVPredictor.fit, predictor_module.CLVPredictor.predict
+
+    def fit_worse(self, *args, **kwargs):
+        self.worse_ = True  # only models fitted now rank badly; the champion re-scored by the gate does not
+        return original_fit(self, *args, **kwargs)
 
     def shuffled(self, features):
-        out = original(self, features)
-        out["predicted_clv"] = np.random.default_rng(0).permutation(out["predicted_clv"].to_numpy())
+        out = original_predict(self, features)
+        if getattr(self, "worse_", False):
+            out["predicted_clv"] = np.random.default_rng(0).permutation(out["predicted_clv"].to_numpy())
         return out
 
+    monkeypatch.setattr(predictor_module.CLVPredictor, "fit", fit_worse)
     monkeypatch.setattr(predictor_module.CLVPredictor, "predict", shuffled)
     worse = train(load(shop_dir), settings)
-    assert not worse.promoted and "does not beat champion v1" in worse.reason
+    # The same data and window: the champion's backtest model is re-scored there, not read from its run.
+    assert not worse.promoted and "v1's backtest model" in worse.reason
+    assert "the champion is better beyond noise" in worse.reason
     assert champion_version(settings) == "1"
-    monkeypatch.setattr(predictor_module.CLVPredictor, "predict", original)
+    tags = MlflowClient(settings.mlflow.tracking_uri).get_model_version("clv", worse.version).tags
+    assert float(tags["gate_champion_spearman"]) > float(tags["gate_candidate_spearman"])
+    assert "champion v1 (re-scored on this window)" in worse.comparison().index
+    monkeypatch.setattr(predictor_module.CLVPredictor, "fit", original_fit)
+    monkeypatch.setattr(predictor_module.CLVPredictor, "predict", original_predict)
+    # An equal model on the same window is not worse beyond noise: the newer one serves.
+    again = train(load(shop_dir), settings)
+    assert again.promoted and "not worse beyond noise" in again.reason
 
     client = MlflowClient(settings.mlflow.tracking_uri)
     registry.promote(client, "clv", worse.version, "champion")
     assert champion_version(settings) == worse.version
     registry.rollback(client, "clv", "champion")
-    assert champion_version(settings) == "1"
+    assert champion_version(settings) == again.version
+
+
+def test_a_champion_that_has_seen_the_window_is_not_rescored_on_it(trained, shop_dir):
+    """Training at an earlier cut-off puts this backtest's window inside what the champion's backtest
+    model was fitted on: re-scoring it there would flatter it, so the gate compares the logged numbers
+    and says why."""
+    settings, first = trained
+    earlier = first.as_of - dt.timedelta(days=60)
+    result = train(load(shop_dir), settings, as_of=earlier)
+    assert f"after this backtest's cut-off {result.backtest.cutoff}" in result.reason
+    assert "each on its own backtest window" in result.reason
+    tags = MlflowClient(settings.mlflow.tracking_uri).get_model_version("clv", result.version).tags
+    assert tags["gate_window"] == "each model's own backtest window"
 
 
 def test_failure_half_way_leaves_champion_and_marks_run_failed(trained, shop_dir, monkeypatch):

@@ -148,13 +148,16 @@ def test_train_promote_score_and_serve_with_mlflow_on_postgresql(
     first = run("train", *log, "--horizon-days", "90")
     assert "Registered clv v1: promoted to champion" in first
     assert f"Browse it with: open {tracking_server}" in first
-    run("train", *log, "--horizon-days", "90")
+    second = run("train", *log, "--horizon-days", "90")
+    # Same data: the gate re-scores v1's backtest model on this window; equal skill, the newer serves.
+    assert "Registered clv v2: promoted to champion" in second and "v1's backtest model" in second
     with psycopg.connect(postgres.replace("+psycopg", "")) as con:
         # The store really is PostgreSQL: both runs finished and both versions are registered there.
         statuses = [row[0] for row in con.execute("SELECT status FROM runs ORDER BY start_time")]
         versions = [row[0] for row in con.execute("SELECT version FROM model_versions ORDER BY version")]
     assert statuses == ["FINISHED", "FINISHED"] and versions == [1, 2]
 
+    assert "clv@champion -> v1 (was v2)" in run("rollback")
     assert "clv@champion -> v2" in run("promote", "2")
     assert "clv@champion -> v1 (was v2)" in run("rollback")
 
