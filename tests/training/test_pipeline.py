@@ -7,10 +7,6 @@ the gate refusing a deliberately worse model; rollback; a run failing half-way.
 from __future__ import annotations
 
 import datetime as dt
-import socket
-import subprocess
-import sys
-import time
 
 import mlflow
 import numpy as np
@@ -25,6 +21,8 @@ from features.schema import SCORE_COLUMNS
 from training import registry
 from training.pipeline import train
 from training.score import score
+
+from .conftest import mlflow_server
 
 
 @pytest.fixture(scope="module")
@@ -180,56 +178,15 @@ def test_failure_half_way_leaves_champion_and_marks_run_failed(trained, shop_dir
     assert champion_version(settings) == "1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_train_against_a_real_mlflow_server(tmp_path, shop_dir, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        uri = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail("mlflow server did not start")
-                time.sleep(0.5)
-        settings = settings_for(tmp_path, uri)
-        result = train(load(shop_dir), settings)
-        assert result.promoted
-        assert champion_version(settings) == result.version
-        assert (tmp_path / "artifacts").exists()
+        with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as uri:
+            settings = settings_for(tmp_path, uri)
+            result = train(load(shop_dir), settings)
+            assert result.promoted
+            assert champion_version(settings) == result.version
+            assert (tmp_path / "artifacts").exists()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
         mlflow.set_tracking_uri(None)

@@ -12,9 +12,7 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,15 +28,11 @@ from clv.cli import app
 from features.demo_shop import write_demo_shop
 from serving.run import server_process
 
+from .conftest import free_port, mlflow_server
+
 pytestmark = pytest.mark.slow
 
 KEY = "pg-app-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _postgres_program(name: str) -> str:
@@ -56,12 +50,6 @@ def _wait(ready, what: str, timeout: float = 90) -> None:
         time.sleep(0.3)
 
 
-def _answers(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-    return False
-
-
 @pytest.fixture
 def postgres() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on loopback with an empty database `mlflow`; its SQLAlchemy URL."""
@@ -70,7 +58,7 @@ def postgres() -> Iterator[str]:
     as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_owner:
         shutil.chown(root, "postgres")
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     pg_ctl = _postgres_program("pg_ctl")
     subprocess.run(
         [*as_owner, _postgres_program("initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
@@ -96,38 +84,8 @@ def postgres() -> Iterator[str]:
 @pytest.fixture
 def tracking_server(postgres, tmp_path) -> Iterator[str]:
     """`mlflow server` on the PostgreSQL store, artifacts in tmp_path; its URL. Stopped on exit."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            postgres,
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        _wait(lambda: server.poll() is None and _answers(port), "mlflow server")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, 15)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
+    with mlflow_server(postgres, tmp_path / "artifacts") as url:
+        yield url
 
 
 def test_train_promote_score_and_serve_with_mlflow_on_postgresql(
@@ -166,7 +124,7 @@ def test_train_promote_score_and_serve_with_mlflow_on_postgresql(
     scores = pd.read_parquet(out)
     assert len(scores) > 0 and set(scores["model_version"].astype(str)) == {"1"}
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": tracking_server,
