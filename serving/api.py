@@ -207,7 +207,7 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
 
     def serving():
         if state.current is None:
-            why = state.problem or "the service is still starting"
+            why = (state.problem or "the service is still starting").rstrip(".")
             raise ApiError(503, f"no model is loaded: {why}. Retry in a few seconds once that is fixed")
         return state.current
 

@@ -184,6 +184,12 @@ class Backtest:
     metrics: pd.DataFrame  # one row per model id, one column per metric
     frame: pd.DataFrame  # per customer: actuals and every model's predictions
     fit: Fit
+    base: CLVPredictor  # the fitted predictor's base alone (the same object when it is one)
+
+    @property
+    def served_predictor(self) -> CLVPredictor:
+        """The predictor of the row `clv train` serves (`served`), as fitted at the backtest cut-off."""
+        return self.base if self.base_wins() else self.fit.predictor
 
     @property
     def served(self) -> str:
@@ -255,7 +261,8 @@ def backtest(
     churned = actual["label_churned"].to_numpy(bool)
 
     predicted = fit.predictor.predict(reference)
-    base = _base(fit, horizon_days, settings).predict(reference)
+    base_predictor = _base(fit, horizon_days, settings)
+    base = base_predictor.predict(reference)
     buyers = reference[reference["n_orders"] > 0]
     frame = pd.DataFrame(
         {
@@ -287,7 +294,7 @@ def backtest(
     rows[BASE]["interval_coverage"] = metrics.interval_coverage(
         revenue, base["predicted_clv_low"].to_numpy(), base["predicted_clv_high"].to_numpy()
     )
-    return Backtest(cutoff, horizon_days, fit.plan, pd.DataFrame(rows).T, frame, fit)
+    return Backtest(cutoff, horizon_days, fit.plan, pd.DataFrame(rows).T, frame, fit, base_predictor)
 
 
 def _base(fit: Fit, horizon_days: int, settings: Settings) -> CLVPredictor:

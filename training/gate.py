@@ -1,11 +1,11 @@
 """The registry gate on one window: the champion re-scored where the candidate was backtested.
 
 A candidate's backtest and the champion's logged one were measured on different windows (and data grows
-between runs), so comparing the two numbers says little. Every run logs its backtest model, the one
-fitted at its backtest cut-off (`backtest_model` in the run). The champion's is re-scored on the
-candidate's backtest window and customers. That is fair when it was fitted on or before this window's
-cut-off, so it has seen nothing of the window, and when it predicts a window as long; otherwise the
-gate falls back to the logged numbers and says why.
+between runs), so comparing the two numbers says little. Every run logs its backtest model: the one it
+serves (the full model or the base alone), as fitted at its backtest cut-off (`backtest_model`). The
+champion's is re-scored on the candidate's backtest window and customers. That is fair when it was
+fitted on or before this window's cut-off, so it has seen nothing of the window, and when it predicts a
+window as long; otherwise the gate falls back to the logged numbers and says why.
 
 On the same customers the two are compared with a paired bootstrap (`models.metrics.bootstrap_gains`):
 the candidate is promoted unless the champion is better beyond noise (the candidate's gain is below 0

@@ -140,7 +140,8 @@ def train(
         }
         tracking.log_model(
             "backtest_model",
-            CLVPyfunc(result.fit.predictor, {**metadata, "role": "backtest"}),
+            # The row that is served, so the registry gate can re-score like for like (training.gate).
+            CLVPyfunc(result.served_predictor, {**metadata, "role": "backtest"}),
             result.fit.reference,
         )
         info = tracking.log_model(
