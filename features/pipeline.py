@@ -119,7 +119,6 @@ __all__ = [
     "NUMERIC_COLUMNS",
     "build_features",
     "compute_features",
-    "compute_features_for_request",
     "write_features",
 ]
 
@@ -212,18 +211,6 @@ def write_features(
         "seconds": round(time.perf_counter() - started, 3),
         "features_version": FEATURES_VERSION,
     }
-
-
-def compute_features_for_request(
-    transactions_df: pd.DataFrame,
-    as_of: dt.date,
-    events_df: pd.DataFrame | None = None,
-    customers_df: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Features for a few customers sent in a request: pandas in, pandas out (see `features.request`)."""
-    from features.request import compute_features_for_request as compute
-
-    return compute(transactions_df, as_of, events_df, customers_df)
 
 
 def _left_join(left: ir.Table, right: ir.Table) -> ir.Table:

@@ -104,6 +104,9 @@ class BTYDFeatures:
         )
         columns["base_p_no_purchase"] = _logit_mean([columns[f"{m}_p_no_purchase"] for m in BASE_MODELS])
         columns["base_p_alive"] = _logit_mean([columns[f"{m}_p_alive"] for m in BASE_MODELS])
+        if features.columns.intersection(list(columns)).empty:
+            # One concatenation instead of assign's column-by-column inserts (a third of a request's scoring).
+            return pd.concat([features, pd.DataFrame(columns, index=features.index)], axis=1)
         return features.assign(**columns)
 
     def base_orders(self, features: pd.DataFrame, days: int) -> np.ndarray:

@@ -99,9 +99,10 @@ def require(X: pd.DataFrame, columns: Sequence[str]) -> None:
     if missing:
         raise ValueError(f"input lacks column(s) {', '.join(missing)} (from features.rfm)")
     for column in columns:
-        values = X[column]
-        if values.isna().any():
-            row = X.loc[values.isna()].iloc[0]
+        # numpy, not pandas, per column: this runs on every prediction, for the few rows of a request too.
+        missing = pd.isna(X[column].to_numpy())
+        if missing.any():
+            row = X.iloc[int(missing.argmax())]
             raise ValueError(
                 f"column {column} has missing values, e.g. customer {row.get('customer_id', row.name)}"
             )

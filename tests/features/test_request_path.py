@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.pipeline import FEATURE_COLUMNS, compute_features, compute_features_for_request
+from features.pipeline import FEATURE_COLUMNS, compute_features
+from features.request import compute_features_for_request
 
 AS_OF = dt.date(2024, 3, 31)
 
@@ -112,7 +113,7 @@ def test_request_converts_time_zones_and_fills_order_ids():
     pd.testing.assert_frame_equal(compute_features_for_request(aware, AS_OF), expected, rtol=1e-12)
 
 
-def test_cached_query_serves_new_data_and_other_threads():
+def test_request_path_serves_new_data_and_other_threads():
     tx, _, _ = shop()
     first = compute_features_for_request(tx, AS_OF)
     doubled = compute_features_for_request(tx.assign(amount=tx.amount * 2), AS_OF)
