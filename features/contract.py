@@ -530,7 +530,7 @@ def _warn_on_content(
             )
             con.sql(
                 "CREATE OR REPLACE TABLE customers AS SELECT * FROM customers "
-                "QUALIFY row_number() OVER (PARTITION BY customer_id) = 1"
+                f"QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY {_ROW}) = 1"
             )
 
 

@@ -80,7 +80,7 @@ def compute_features_for_request(
         events = _visible(_arrays(_to_arrow(events_df, EVENTS)), day)
         columns.update(_behaviour(events, ids, orders, day))
     if customers_df is not None:
-        columns.update(_attributes(_arrays(_to_arrow(customers_df, CUSTOMERS)), ids, day))
+        columns.update(_attributes(_first_rows(_arrays(_to_arrow(customers_df, CUSTOMERS))), ids, day))
     arrays = [
         pa.array(columns[f.name], type=f.type, from_pandas=True)
         if f.name in columns
@@ -348,6 +348,13 @@ def _attributes(customers: dict[str, np.ndarray], ids: np.ndarray, day: int) -> 
             g.count(known_by_then) > 0, day - g.max(days, known_by_then), np.nan
         )
     return columns
+
+
+def _first_rows(customers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The first row of each customer id, as the contract keeps it (`features.contract`), so a
+    request with a customer listed twice gets what `clv score` gives for the same file."""
+    first = np.sort(np.unique(customers["customer_id"], return_index=True)[1])
+    return {name: values[first] for name, values in customers.items()}
 
 
 def _units(amount: np.ndarray) -> np.ndarray:

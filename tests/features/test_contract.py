@@ -234,12 +234,14 @@ def test_events_and_customers_load_alongside(tmp_path):
     ev = write_csv(tmp_path / "e.csv", "customer_id,timestamp,event_type\nA,2023-01-01,page_view\n")
     cu = write_csv(
         tmp_path / "c.csv",
-        "customer_id,signup_date,country\nA,2022-12-01,DE\nA,2022-12-02,FR\n",
+        "customer_id,signup_date,country\nA,2022-12-02,FR\nA,2022-12-01,DE\n",
     )
     shop = load(tx, events=ev, customers=cu)
     assert shop.has_events and shop.has_customers
     customers = rows(shop, "customers")
-    assert customers["country"].tolist() == ["DE"]  # duplicate id: first kept, with a warning
+    # A repeated id: the first row in the file is kept (not the smallest value), with a warning;
+    # /predict_history keeps the first row of a request the same way (features.request).
+    assert customers["country"].tolist() == ["FR"]
     assert any("more than once" in w.message for w in shop.report.warnings)
 
 

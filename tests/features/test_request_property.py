@@ -10,7 +10,8 @@ The generator aims at the definitions' edges rather than at realistic shops: tie
 inside and outside orders, cancellations and free orders, timestamps on every window boundary and
 on the cut-off itself, rows after the cut-off, each optional column present or absent (with
 nulls), events of every type around the session and abandoned-cart thresholds, and customers and
-events of people who never ordered. Input rows are shuffled, so no path may rely on their order.
+events of people who never ordered. Input rows are shuffled, so no path may rely on their order
+(but for the customers table, where the contract keeps a repeated customer's first row).
 """
 
 from __future__ import annotations
@@ -252,7 +253,8 @@ def batch(tx, as_of, events=None, customers=None) -> pd.DataFrame:
         memtable(canonical_transactions(tx), TRANSACTIONS),
         as_of,
         None if events is None else memtable(events, EVENTS),
-        None if customers is None else memtable(customers, CUSTOMERS),
+        # The contract keeps the first row of a customer listed twice (features.contract).
+        None if customers is None else memtable(customers.drop_duplicates("customer_id"), CUSTOMERS),
     )
 
 
