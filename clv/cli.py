@@ -382,7 +382,7 @@ def score(
     ] = None,
 ) -> None:
     """Score every customer with the champion (or the given) model."""
-    from training.score import ModelNotFound
+    from training.loading import ModelNotFound
     from training.score import score as run_scoring
 
     _check_out(out_path)
@@ -499,9 +499,9 @@ def promote(
     version: Annotated[str, typer.Argument(help="Registered model version to make champion.")],
 ) -> None:
     """Move the champion alias to a model version by hand (no gate; the version must load with this code)."""
+    from training.loading import ModelNotFound, load_model
     from training.registry import RegistryError
     from training.registry import promote as promote_version
-    from training.score import ModelNotFound, load_model
 
     settings = _settings()
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias

@@ -41,7 +41,7 @@ from serving.bodies import (
 from serving.messages import EXAMPLE, describe_validation
 from serving.scores import ScoresUnavailable
 from serving.state import ServingState
-from training.score import ModelNotFound, check_inputs
+from training.loading import ModelNotFound, check_inputs
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import xgboost
 
 from features.request import compute_features_for_request
 from serving.bodies import Columns
-from training.score import LoadedModel, score_features
+from training.loading import LoadedModel, score_features
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from clv.config import Settings
 from models.predictor import output_semantics
 from serving.scores import ScoresUnavailable, ScoreTable
 from training import tracking
-from training.score import LoadedModel, ModelNotFound, load_model
+from training.loading import LoadedModel, ModelNotFound, load_model
 
 log = logging.getLogger(__name__)
 

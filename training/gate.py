@@ -22,7 +22,7 @@ import numpy as np
 from clv.config import Settings
 from models import metrics
 from training.backtest import Backtest
-from training.score import ModelNotFound, load_model
+from training.loading import ModelNotFound, load_model
 
 BACKTEST_MODEL = "backtest_model"
 

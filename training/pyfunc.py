@@ -9,7 +9,7 @@ and a model this code cannot run.
 Format: MLflow stores the CLVPyfunc object graph with cloudpickle, so a model can only be read by code
 whose classes still have the attributes it was saved with. `MODEL_FORMAT` names that layout; it is
 raised whenever `models.predictor.CLVPredictor` or an object it holds gains, loses or renames stored
-state, and `training.score.load_model` refuses another format (and any model that fails to load or
+state, and `training.loading.load_model` refuses another format (and any model that fails to load or
 to predict on a small sample) with a message to retrain or roll back.
 """
 

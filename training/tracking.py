@@ -12,16 +12,18 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
-import ibis.expr.types as ir
 import mlflow
 import pandas as pd
 import psutil
-from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 if TYPE_CHECKING:
+    # Annotations only: the service imports this module, and these cost 0.4 s of every worker's start.
+    import duckdb
+    import ibis.expr.types as ir
+    from matplotlib.figure import Figure
+
     from training.pyfunc import CLVPyfunc
 
 # Pinning requirements avoids MLflow's slow requirement inference in a subprocess (STACK.md).

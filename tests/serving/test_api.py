@@ -20,9 +20,9 @@ from serving.bodies import HistoryRequest, to_columns
 from serving.export import ExportFilter, apply_filter, to_csv
 from serving.state import ServingState
 from training import tracking
+from training.loading import ModelNotFound, check_inputs, load_model
 from training.pyfunc import MODEL_FORMAT
 from training.registry import promote, rollback
-from training.score import ModelNotFound, check_inputs, load_model
 
 from .conftest import ADMIN, APP, KEYS, MARKETER
 
