@@ -221,7 +221,7 @@ class CLVPredictor(BaseEstimator):
         in log-odds). Without that, a refit that sees a busier year moves every prediction through the
         stack's coefficient (by 56% on the demo shop)."""
         scored = self.btyd_.add(reference, self.boost_days_)
-        X = self.matrix_.transform(scored)
+        X = self.matrix_.codes(scored)
         orders_before, churn_before = self._boosted_orders(X, scored), self._boosted_churn(X, scored)
         self._fit_boosted(enriched, trees=trees)
         orders_after, churn_after = self._boosted_orders(X, scored), self._boosted_churn(X, scored)
@@ -297,7 +297,7 @@ class CLVPredictor(BaseEstimator):
         """The boosted models' (orders, churn) for rows with BTYD columns for their window, or Nones."""
         if view is None or self.matrix_ is None:
             return None, None
-        X = self.matrix_.transform(view)
+        X = self.matrix_.codes(view)
         return self._boosted_orders(X, view), self._boosted_churn(X, view)
 
     def _fit_boosted(
@@ -349,12 +349,15 @@ class CLVPredictor(BaseEstimator):
             if model is not None and hasattr(model, "best_n_estimators_")
         }
 
-    def _boosted_orders(self, X: pd.DataFrame, enriched: pd.DataFrame) -> np.ndarray | None:
+    def _boosted_orders(self, X: np.ndarray, enriched: pd.DataFrame) -> np.ndarray | None:
+        """The count model's orders from `FeatureMatrix.codes` of `enriched`."""
         if self.count_model_ is None:
             return None
-        return self.count_model_.predict(X[self.count_inputs_], _orders_margin(enriched)) * self.orders_scale_
+        position = {name: i for i, name in enumerate(self.matrix_.names)}
+        count_columns = X[:, [position[n] for n in self.count_inputs_]]
+        return self.count_model_.predict(count_columns, _orders_margin(enriched)) * self.orders_scale_
 
-    def _boosted_churn(self, X: pd.DataFrame, enriched: pd.DataFrame) -> np.ndarray | None:
+    def _boosted_churn(self, X: np.ndarray, enriched: pd.DataFrame) -> np.ndarray | None:
         if self.churn_model_ is None:
             return None
         return expit(

@@ -1,9 +1,11 @@
 """The latest score table, held in memory for lookups by customer id.
 
 Start-up time is what a deploy waits for, so loading does as little per row as possible: columns
-stay numpy arrays (text columns as category codes), and the only per-row Python work is the
-id -> position dict. A lookup gathers the requested positions from each column with numpy and
-builds the JSON-ready rows, with no pandas on the request path: a few microseconds for one id.
+stay numpy arrays (text columns as category codes), and ids are found by binary search in the
+sorted id column (`clv score` writes the table sorted by id; another table is sorted once), not
+through a dict: hashing a million ids into one took 0.35-0.5 s of every start, a search costs about
+3 microseconds. A lookup gathers the requested positions from each column with numpy and builds the
+JSON-ready rows, with no pandas on the request path.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ class ScoresUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class ScoreTable:
     frame: pd.DataFrame
-    positions: dict[str, int]
+    # The ids in ascending order, and the row of each (None when the rows are in that order).
+    sorted_ids: np.ndarray
+    rows: np.ndarray | None
     path: Path
     mtime: float
     # Summaries for GET /model and error messages, computed once rather than per request.
@@ -63,7 +67,8 @@ class ScoreTable:
                 f"{path} is not a score table: it lacks {', '.join(missing)}. Fix: write it with `clv score`."
             )
         frame["customer_id"] = frame["customer_id"].astype(str)
-        ids = frame["customer_id"].tolist()
+        ids = frame["customer_id"].to_numpy(dtype=object)
+        rows = None if bool((ids[1:] >= ids[:-1]).all()) else np.argsort(ids, kind="stable")
         # Few distinct cut-offs: convert each once instead of a million times.
         codes, cutoffs = pd.factorize(frame["as_of"])
         days = np.array([str(pd.Timestamp(v).date()) for v in cutoffs], dtype=object)
@@ -71,7 +76,8 @@ class ScoreTable:
         frame["model_version"] = frame["model_version"].astype(str)
         return cls(
             frame,
-            dict(zip(ids, range(len(frame)), strict=True)),
+            ids if rows is None else ids[rows],
+            rows,
             path,
             mtime,
             tuple(sorted(set(days))),
@@ -84,27 +90,26 @@ class ScoreTable:
 
     def lookup(self, customer_ids: list[str]) -> tuple[list[dict], list[str]]:
         """(rows of the known ids in request order, unknown ids)."""
-        found, unknown = [], []
-        for customer_id in customer_ids:
-            position = self.positions.get(customer_id)
-            if position is None:
-                unknown.append(customer_id)
-            else:
-                found.append(position)
-        if not found:
+        if not len(self.sorted_ids):
+            return [], list(customer_ids)
+        wanted = np.empty(len(customer_ids), dtype=object)
+        wanted[:] = customer_ids
+        at = np.minimum(np.searchsorted(self.sorted_ids, wanted), len(self.sorted_ids) - 1)
+        known = self.sorted_ids[at] == wanted
+        unknown = [customer_ids[i] for i in np.flatnonzero(~known)]
+        if not known.any():
             return [], unknown
-        index = np.array(found, dtype=np.intp)
+        index = at[known] if self.rows is None else self.rows[at[known]]
         names = [name for name, _ in self.gatherers]
         columns = [gather(index) for _, gather in self.gatherers]
         return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)], unknown
 
     def __len__(self) -> int:
-        return len(self.positions)
+        return len(self.sorted_ids)
 
 
-def _id_gatherer(ids: list[str]) -> Gather:
-    values = np.array(ids, dtype=object)
-    return lambda index: values[index].tolist()
+def _id_gatherer(ids: np.ndarray) -> Gather:
+    return lambda index: ids[index].tolist()
 
 
 def _gatherer(column: pd.Series) -> Gather:

@@ -1,0 +1,54 @@
+"""The score table's lookups: the right row for each id, in request order, whatever order the file has."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.schema import SCORE_COLUMNS
+from serving.scores import ScoreTable
+
+
+def table(ids: list[str]) -> pd.DataFrame:
+    n = len(ids)
+    frame = pd.DataFrame({c: np.zeros(n) for c in SCORE_COLUMNS})
+    frame["customer_id"] = ids
+    frame["predicted_clv"] = np.arange(n, dtype=float) * 10  # tells the rows apart
+    frame["segment"] = "vip"
+    frame["next_best_action"] = "upsell"
+    frame["as_of"] = "2025-01-31"
+    frame["model_version"] = "3"
+    return frame
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+@pytest.mark.parametrize("ids", [["a", "b", "c", "d"], ["c", "a", "d", "b"]], ids=["sorted", "unsorted"])
+def test_lookup_returns_each_ids_row_in_request_order(tmp_path, suffix, ids):
+    path = tmp_path / f"scores{suffix}"
+    frame = table(ids)
+    frame.to_parquet(path) if suffix == ".parquet" else frame.to_csv(path, index=False)
+    scores = ScoreTable.load(path)
+    value = dict(zip(ids, frame["predicted_clv"], strict=True))
+
+    rows, unknown = scores.lookup(["d", "zz", "a", "0", "b", "a"])
+
+    assert [r["customer_id"] for r in rows] == ["d", "a", "b", "a"]
+    assert [r["predicted_clv"] for r in rows] == [value["d"], value["a"], value["b"], value["a"]]
+    assert unknown == ["zz", "0"]
+    assert len(scores) == 4
+    assert scores.lookup(["x"]) == ([], ["x"])
+
+
+def test_lookup_keeps_ids_that_look_like_numbers_as_text(tmp_path):
+    path = tmp_path / "scores.csv"
+    table(["00123", "123", "9"]).to_csv(path, index=False)
+    rows, unknown = ScoreTable.load(path).lookup(["123", "00123", "0123"])
+    assert [r["customer_id"] for r in rows] == ["123", "00123"]
+    assert unknown == ["0123"]
+
+
+def test_empty_table_knows_nobody(tmp_path):
+    path = tmp_path / "scores.parquet"
+    table([]).to_parquet(path)
+    assert ScoreTable.load(path).lookup(["a"]) == ([], ["a"])
