@@ -64,9 +64,51 @@ def compute_features_for_request(
     sorted by customer_id. Raises ValueError on missing required columns or values that cannot
     be converted.
     """
+
+    def table(frame: pd.DataFrame | None, schema: TableSchema) -> pa.Table | None:
+        return None if frame is None else _to_arrow(frame, schema)
+
+    return _features(
+        table(transactions_df, TRANSACTIONS),
+        as_of,
+        table(events_df, EVENTS),
+        table(customers_df, CUSTOMERS),
+    )
+
+
+def compute_features_for_columns(
+    transactions: dict[str, list],
+    as_of: dt.date,
+    events: dict[str, list] | None = None,
+    customers: dict[str, list] | None = None,
+) -> pd.DataFrame:
+    """`compute_features_for_request` for tables given as {column: values} of already typed values
+    (text as str, times as naive UTC datetimes, dates as dates, numbers as floats, None for missing),
+    as `serving.bodies` validates a request: no pandas parsing, which cost a third of the features'
+    time for a batch of requests."""
+
+    def table(columns: dict[str, list] | None, schema: TableSchema) -> pa.Table | None:
+        if columns is None:
+            return None
+        _require(columns, schema)
+        arrays = {
+            name: _typed(values, schema.columns[name], f"{schema.name}.{name}")
+            for name, values in columns.items()
+            if name in schema.columns
+        }
+        return _completed(pa.table(arrays), schema)
+
+    return _features(
+        table(transactions, TRANSACTIONS), as_of, table(events, EVENTS), table(customers, CUSTOMERS)
+    )
+
+
+def _features(
+    transactions: pa.Table, as_of: dt.date, events: pa.Table | None, customers: pa.Table | None
+) -> pd.DataFrame:
     as_of = as_of_date(as_of)
     day = (as_of - _EPOCH).days
-    rows = _visible(_arrays(_to_arrow(transactions_df, TRANSACTIONS)), day)
+    rows = _visible(_arrays(transactions), day)
     ids, codes = np.unique(rows["customer_id"], return_inverse=True)
     orders = _Orders(rows, codes, len(ids), day)
     columns: dict[str, object] = {
@@ -74,13 +116,12 @@ def compute_features_for_request(
         "as_of": np.full(len(ids), np.datetime64(as_of, "D")),
         **orders.features(),
         **_mix(rows, codes, len(ids)),
-        "has_events": np.full(len(ids), events_df is not None),
+        "has_events": np.full(len(ids), events is not None),
     }
-    if events_df is not None:
-        events = _visible(_arrays(_to_arrow(events_df, EVENTS)), day)
-        columns.update(_behaviour(events, ids, orders, day))
-    if customers_df is not None:
-        columns.update(_attributes(_first_rows(_arrays(_to_arrow(customers_df, CUSTOMERS))), ids, day))
+    if events is not None:
+        columns.update(_behaviour(_visible(_arrays(events), day), ids, orders, day))
+    if customers is not None:
+        columns.update(_attributes(_first_rows(_arrays(customers)), ids, day))
     arrays = [
         pa.array(columns[f.name], type=f.type, from_pandas=True)
         if f.name in columns
@@ -393,13 +434,8 @@ def _numpy(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _to_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
-    """The frame's contract columns as an Arrow table of contract types."""
-    missing = [c for c in schema.required if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{schema.name}: missing required column(s) {', '.join(missing)}; "
-            f"expected {', '.join(schema.required)} (optional: {', '.join(schema.optional) or 'none'})"
-        )
+    """The frame's contract columns as an Arrow table of contract types (`_completed`)."""
+    _require(frame, schema)
     columns = {}
     for name, kind in schema.columns.items():
         if name not in frame.columns:
@@ -408,22 +444,49 @@ def _to_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
             columns[name] = _column(frame[name], kind)
         except (ValueError, TypeError, pa.ArrowException) as exc:
             raise ValueError(_unreadable(frame[name], kind, f"{schema.name}.{name}", exc)) from None
-    table = pa.table(columns)
-    if schema is TRANSACTIONS and "order_id" not in columns:
+    return _completed(pa.table(columns), schema)
+
+
+def _typed(values: list, kind: str, where: str) -> pa.Array:
+    """Typed values as Arrow; values of other types (text for a time) are read as a frame's column is."""
+    try:
+        return pa.array(values, type=_ARROW_TYPES[kind])
+    except (pa.ArrowException, TypeError, ValueError):
+        series = pd.Series(values, dtype=object)
+        try:
+            return _column(series, kind)
+        except (ValueError, TypeError, pa.ArrowException) as exc:
+            raise ValueError(_unreadable(series, kind, where, exc)) from None
+
+
+def _require(table: pd.DataFrame | dict, schema: TableSchema) -> None:
+    missing = [c for c in schema.required if c not in table]
+    if missing:
+        raise ValueError(
+            f"{schema.name}: missing required column(s) {', '.join(missing)}; "
+            f"expected {', '.join(schema.required)} (optional: {', '.join(schema.optional) or 'none'})"
+        )
+
+
+def _completed(table: pa.Table, schema: TableSchema) -> pa.Table:
+    """Order ids and amounts filled in as the contract fills them; required values and finite
+    amounts checked."""
+    given = set(table.column_names)
+    if schema is TRANSACTIONS and "order_id" not in given:
         # Without order ids a customer-day is one order (DESIGN.md), as in features.contract.
         day = pc.strftime(table["timestamp"], format="%Y-%m-%d")
         table = table.append_column("order_id", pc.binary_join_element_wise(table["customer_id"], day, "|"))
-    if schema is TRANSACTIONS and "amount" not in columns:
+    if schema is TRANSACTIONS and "amount" not in given:
         table = table.append_column("amount", _unit_amounts(table))
     if table.num_rows and any(table[c].null_count for c in schema.required):
         raise ValueError(f"{schema.name}: required columns {', '.join(schema.required)} must not be empty")
-    if schema is TRANSACTIONS and "amount" in columns:
+    if schema is TRANSACTIONS and "amount" in given:
         # As in the contract: once there are amounts, every row needs a finite one.
         finite = pc.fill_null(pc.is_finite(table["amount"]), False)
         if table.num_rows and not pc.all(finite).as_py():
             row = int(pc.index(finite, False).as_py())
             raise ValueError(
-                f"transactions.amount, row {row + 1}: {frame['amount'].iloc[row]} is not a finite number; "
+                f"transactions.amount, row {row + 1}: {table['amount'][row].as_py()} is not a finite number; "
                 "every transaction needs its amount (or leave the amount out of every row: each order then "
                 "counts as 1)"
             )

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import xgboost
 
-from features.request import compute_features_for_request
+from features.request import compute_features_for_columns
 from serving.bodies import Columns
 from training.loading import LoadedModel, score_features
 
@@ -213,7 +213,7 @@ def predict_jobs(model: LoadedModel, jobs: list[HistoryJob]) -> list[list[dict] 
 
 
 def _score(model: LoadedModel, jobs: list[HistoryJob]) -> pd.DataFrame:
-    features = compute_features_for_request(
+    features = compute_features_for_columns(
         _stack([j.transactions for j in jobs]),
         jobs[0].as_of,
         _stack([j.events for j in jobs]),
@@ -226,8 +226,8 @@ def _score(model: LoadedModel, jobs: list[HistoryJob]) -> pd.DataFrame:
     return table
 
 
-def _stack(tables: list[Columns | None]) -> pd.DataFrame | None:
-    """The jobs' rows in one frame, each customer id prefixed with its job's position.
+def _stack(tables: list[Columns | None]) -> Columns | None:
+    """The jobs' rows as one table, each customer id prefixed with its job's position.
 
     Jobs of one computation share their columns (`HistoryJob.key`).
     """
@@ -240,7 +240,7 @@ def _stack(tables: list[Columns | None]) -> pd.DataFrame | None:
         stacked["customer_id"] = [
             None if v is None else f"{i}{_SEP}{v}" for i, t in present for v in t["customer_id"]
         ]
-    return pd.DataFrame(stacked)
+    return stacked
 
 
 def _length(table: Columns) -> int:

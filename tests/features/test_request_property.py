@@ -1,6 +1,7 @@
 """Property: for any small history, the request path gives the batch path's feature table.
 
-`compute_features_for_request` (pandas in, pandas out) must agree with `compute_features` run on
+`compute_features_for_request` (pandas in, pandas out) and `compute_features_for_columns` (the
+service's validated columns in) must agree with `compute_features` run on
 the same frames, with order_id and amount filled in as the contract fills them
 (`features.contract`): without order_id a customer-day is one order, without amount every order
 is worth 1, split over its lines. Only the public function is called, so the property holds for
@@ -25,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.pipeline import FEATURE_COLUMNS, compute_features
-from features.request import compute_features_for_request
+from features.request import compute_features_for_columns, compute_features_for_request
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 
 # A leap day, a year end (Q4 boundaries right before the cut-off), a quarter start, a month end.
@@ -265,10 +266,21 @@ def assert_same_features(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=1e-9)
 
 
+def columns(frame: pd.DataFrame | None) -> dict[str, list] | None:
+    """A frame as the service's validated columns: Python values, None where missing."""
+    if frame is None:
+        return None
+    return {c: [None if pd.isna(v) else v for v in frame[c].tolist()] for c in frame.columns}
+
+
 def check(as_of, tx, events, customers) -> None:
     got = compute_features_for_request(tx, as_of, events, customers)
     expected = batch(tx, as_of, events, customers)
     assert_same_features(got, expected)
+    # The service's own entry point, from the columns of validated request bodies.
+    assert_same_features(
+        compute_features_for_columns(columns(tx), as_of, columns(events), columns(customers)), expected
+    )
     # A row for exactly the customers with a transaction by the cut-off, whatever else is sent.
     seen = tx.customer_id[tx.timestamp < pd.Timestamp(as_of) + pd.Timedelta(days=1)]
     assert got.customer_id.tolist() == sorted(seen.unique())
