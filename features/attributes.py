@@ -5,7 +5,7 @@
   signup recorded after the cut-off is information from the future).
 
 A customer listed twice gets the smallest value of each column, so the feature table keeps one
-row per customer.
+row per customer (files and requests never get here with one: the contract keeps her first row).
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ import ibis.expr.types as ir
 
 from features.orders import as_of_value
 
-ATTRIBUTE_COLUMNS = {"acquisition_channel": "string", "country": "string", "days_since_signup": "int64"}
-
 
 def attribute_table(customers: ir.Table, as_of: dt.date) -> ir.Table | None:
-    """customer_id plus whichever of `ATTRIBUTE_COLUMNS` the customers table can provide (None: none)."""
+    """customer_id plus whichever of the attribute columns above the customers table can provide (None: none)."""
     d = as_of_value(as_of)
     aggregates = {
         name: customers[name].min()

@@ -32,7 +32,7 @@ from features import engine
 from features.attributes import attribute_table
 from features.basket import basket_aggregates, basket_columns, mix_tables
 from features.behaviour import BEHAVIOUR_COUNT_COLUMNS, behaviour_tables
-from features.labels import LABEL_COLUMNS, LABEL_SCHEMA
+from features.labels import LABEL_COLUMNS
 from features.orders import as_of_date, as_of_value, order_table, purchase_sequence
 from features.rfm import rfm_aggregates, rfm_columns
 from features.rhythm import rhythm_aggregates, rhythm_columns
@@ -106,7 +106,6 @@ MONEY_COLUMNS = (
     "refund_share",
     "top_category_share",
 )
-SNAPSHOT_SCHEMA = {**FEATURE_SCHEMA, **LABEL_SCHEMA}
 
 __all__ = [
     "CATEGORICAL_COLUMNS",
