@@ -38,7 +38,7 @@ from serving.bodies import (
     ReloadResponse,
     to_columns,
 )
-from serving.messages import EXAMPLE, describe_validation
+from serving.messages import describe_validation, example
 from serving.scores import ScoresUnavailable
 from serving.state import ServingState
 from training.loading import ModelNotFound, check_inputs
@@ -191,14 +191,14 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
         return _error(exc.status, exc.message, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError):
-        return _error(400, describe_validation(exc.errors()))
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return _error(400, describe_validation(exc.errors(), request.url.path))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         # FastAPI's own refusals (unreadable body, unknown route, wrong method) in the same shape.
         message = {
-            400: f"cannot read the body: it is not UTF-8 JSON text; {EXAMPLE}",
+            400: f"cannot read the body: it is not UTF-8 JSON text; {example(request.url.path)}",
             404: f"there is no {request.url.path}; the API is POST /predict, POST /predict_history, "
             "GET /model, POST /export, POST /admin/reload",
             405: f"{request.url.path} does not take {request.method}",

@@ -7,22 +7,38 @@ from __future__ import annotations
 
 from features.schema import SCHEMAS
 
-EXAMPLE = 'send a JSON object, e.g. {"customer_ids": ["c1", "c2"]}'
+# What a valid body looks like, by endpoint, for the messages about a missing or unreadable body.
+BODY_EXAMPLES = {
+    "/predict": '{"customer_ids": ["c1", "c2"]}',
+    "/predict_history": '{"transactions": [{"customer_id": "c1", "timestamp": "2025-03-01", "amount": 19.90}]}',
+    "/export": '{"segment": ["vip"], "top": "500"}',
+}
+
+
+def example(path: str = "/predict") -> str:
+    """How to send a body to the endpoint at `path` (that of /predict for other paths)."""
+    body = BODY_EXAMPLES.get(path.rstrip("/"), BODY_EXAMPLES["/predict"])
+    return f"send a JSON object, e.g. {body}"
+
+
 # A history of 5,000 bad rows needs a few examples, not 5,000 sentences.
 SHOWN_PROBLEMS = 5
 
 
-def describe_validation(errors) -> str:
-    """One readable sentence per problem, e.g. "transactions.amount, row 3: true is not a number; ..."."""
+def describe_validation(errors, path: str = "/predict") -> str:
+    """One readable sentence per problem, e.g. "transactions.amount, row 3: true is not a number; ...";
+    `path` is the endpoint, whose body example a missing or malformed body is answered with."""
     parts = []
     for error in errors:
         if error.get("type") == "json_invalid":
-            return f"malformed JSON body ({error.get('ctx', {}).get('error', 'cannot parse')}); {EXAMPLE}"
+            return (
+                f"malformed JSON body ({error.get('ctx', {}).get('error', 'cannot parse')}); {example(path)}"
+            )
         loc = [p for p in error.get("loc", ()) if p != "body"]
         message = error.get("msg", "invalid").removeprefix("Value error, ")
         if error.get("type") == "missing":
             if not loc:
-                return f"the request has no body; {EXAMPLE}"
+                return f"the request has no body; {example(path)}"
             message = "this field is required"
         if error.get("type") == "extra_forbidden" and len(loc) == 3 and loc[0] in SCHEMAS:
             message = f"is not a column of {loc[0]}; its columns are {', '.join(SCHEMAS[loc[0]].columns)}"

@@ -74,6 +74,22 @@ def test_bad_predict_requests_get_a_clear_4xx(client, body, status, says):
     assert says in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "says"),
+    [
+        ("/predict", "", '{"customer_ids": ["c1", "c2"]}'),
+        ("/predict_history", "", '{"transactions": [{"customer_id": "c1"'),
+        ("/predict_history", "{not json", '{"transactions": [{"customer_id": "c1"'),
+        ("/export", "{not json", '{"segment": ["vip"]'),
+    ],
+)
+def test_a_missing_or_malformed_body_is_answered_with_an_example_for_that_endpoint(client, path, body, says):
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    response = client.post(path, content=body, headers=headers)
+    assert response.status_code == 400
+    assert says in response.json()["error"]
+
+
 def test_oversize_batch_is_413(client, trained):
     limit = trained.settings.serve.max_batch
     response = client.post("/predict", json={"customer_ids": [str(i) for i in range(limit + 1)]}, headers=APP)
