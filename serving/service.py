@@ -90,7 +90,7 @@ class CLVService:
     def __init__(self) -> None:
         # Loading creates hundreds of thousands of objects that live as long as the worker (modules,
         # the model, the score table); the collector rescanned them about 1,000 times while they
-        # were created, 1.1 s of a 6 s start. One collection at the end (_settle_heap) is enough.
+        # were created, 1.1 s of a 6 s start. Freezing them once loaded (_settle_heap) is enough.
         gc.disable()
         try:
             with _loading_turn(settings.serve.scores):
