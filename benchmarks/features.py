@@ -395,7 +395,7 @@ def render_request(results: dict[str, dict]) -> None:
     from rich.table import Table
 
     table = Table(title="Request path (compute_features_for_request), in-process")
-    for name in ("input", "first call (compiles)", "p50", "p95"):
+    for name in ("input", "first call", "p50", "p95"):
         table.add_column(name, justify="left" if name == "input" else "right")
     for name, r in results.items():
         table.add_row(name, f"{r['first_ms']:.0f} ms", f"{r['p50_ms']:.1f} ms", f"{r['p95_ms']:.1f} ms")

@@ -1,7 +1,7 @@
 """Micro-batching for `POST /predict_history`.
 
-Computing features and predictions has a fixed cost per call (planning the feature query, converting
-frames and calling three boosters) that dwarfs the cost per customer. Requests that arrive while a
+Computing features and predictions has a fixed cost per call (the predictor's pandas work and the
+boosters' calls, about 20 ms) that dwarfs the cost per customer. Requests that arrive while a
 batch is being computed wait for it to finish and then go together as the next batch, so under load
 each customer costs a fraction of a call and nobody waits for a timer when the service is idle.
 
@@ -182,7 +182,7 @@ def _ending(task: asyncio.Task) -> BaseException | str:
 
 
 def _executor() -> ThreadPoolExecutor:
-    # Batches run one at a time anyway; one thread keeps DuckDB's per-thread prepared query warm.
+    # Batches run one at a time anyway; one thread, configured once (below), is all they need.
     return ThreadPoolExecutor(1, "clv-history", initializer=_single_threaded_boosters)
 
 
