@@ -64,12 +64,16 @@ class FeatureMatrix:
         fit-time list (unseen or missing: NaN): what the boosters predict from. XGBoost reads the
         same trees and codes from it as from the frame, ten times faster on the rows of a request."""
         out = np.empty((len(frame), len(self.names)), dtype=np.float32)
-        position = {name: i for i, name in enumerate(self.names)}
-        out[:, [position[n] for n in self._numeric_names]] = self._numeric(frame)
+        out[:, self.positions(self._numeric_names)] = self._numeric(frame)
         for name, categories in self.categories.items():
             codes = pd.Categorical(frame[name].astype("string"), categories=categories).codes
-            out[:, position[name]] = np.where(codes < 0, np.nan, codes)
+            out[:, self.positions([name])[0]] = np.where(codes < 0, np.nan, codes)
         return out
+
+    def positions(self, names: list[str]) -> list[int]:
+        """The columns of `codes` that hold `names`."""
+        index = {name: i for i, name in enumerate(self.names)}
+        return [index[name] for name in names]
 
     @property
     def _numeric_names(self) -> list[str]:

@@ -353,8 +353,7 @@ class CLVPredictor(BaseEstimator):
         """The count model's orders from `FeatureMatrix.codes` of `enriched`."""
         if self.count_model_ is None:
             return None
-        position = {name: i for i, name in enumerate(self.matrix_.names)}
-        count_columns = X[:, [position[n] for n in self.count_inputs_]]
+        count_columns = X[:, self.matrix_.positions(self.count_inputs_)]
         return self.count_model_.predict(count_columns, _orders_margin(enriched)) * self.orders_scale_
 
     def _boosted_churn(self, X: np.ndarray, enriched: pd.DataFrame) -> np.ndarray | None:
