@@ -37,7 +37,7 @@ from features.orders import as_of_date, as_of_value, order_table, purchase_seque
 from features.rfm import rfm_aggregates, rfm_columns
 from features.rhythm import rhythm_aggregates, rhythm_columns
 
-FEATURES_VERSION = "1.2"
+FEATURES_VERSION = "1.3"
 
 FEATURE_SCHEMA: dict[str, str] = {
     "customer_id": "string",
@@ -58,6 +58,7 @@ FEATURE_SCHEMA: dict[str, str] = {
     "gap_mean_days": "float64",
     "gap_std_days": "float64",
     "gap_last_days": "float64",
+    "gap_log_mean": "float64",
     "orders_30d": "int64",
     "orders_90d": "int64",
     "orders_180d": "int64",

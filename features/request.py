@@ -32,7 +32,7 @@ from features import engine
 from features.behaviour import CART_WINDOW_HOURS, EVENT_COUNTS, ON_SITE_EVENTS, SESSION_GAP_MINUTES
 from features.orders import AMOUNT_TOLERANCE, as_of_date
 from features.pipeline import FEATURE_SCHEMA
-from features.rhythm import TRENDS, WINDOWS
+from features.rhythm import LOG_UNITS, TRENDS, WINDOWS
 from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS, TableSchema
 
 _DAY = 86_400_000_000  # microseconds: timestamps are read as integer microseconds since 1970
@@ -251,6 +251,9 @@ class _Orders:
                 count >= 2, np.sqrt((count * squares - total * total) / (count * (count - 1))), np.nan
             ),
             "gap_last_days": g.sum(self.gap, self.new_day & (self.date == last[self.customer])),
+            "gap_log_mean": np.where(
+                count > 0, g.total(np.round(np.log(self.gap) * LOG_UNITS), gapped) / LOG_UNITS / count, np.nan
+            ),
         }
         for n in WINDOWS:
             in_window = self.date > self.day - n

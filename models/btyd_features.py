@@ -6,14 +6,15 @@ nothing they fall back to it), and the time profile that stretches label-window 
 horizon.
 
 At a cut-off, three purchase models are fitted by maximum likelihood on the customers who have
-purchased: BG/NBD (`models.bgnbd`), MBG/NBD (`models.mbgnbd`) and Pareto/NBD (`models.pareto_nbd`);
-and Gamma-Gamma (`models.gamma_gamma`) on the repeat buyers' spend, with amounts above the shop's
-robust upper fence capped (`models.outliers`), so one extreme order cannot move the population's
-parameters. Customers without a purchase (only refunds or free orders so far) are scored as
+purchased: BG/NBD (`models.bgnbd`), MBG/NBD (`models.mbgnbd`) and Pareto/NBD (`models.pareto_nbd`),
+plus MBG/CNBD-k (`models.mbgcnbd`) with a given k > 1 on shops whose buyers are regular
+(`models.base_choice`); and Gamma-Gamma (`models.gamma_gamma`) on the repeat buyers' spend, with
+amounts above the shop's robust upper fence capped (`models.outliers`), so one extreme order cannot
+move the population's parameters. Customers without a purchase (only refunds or free orders so far) are scored as
 one-time buyers of that age.
 
 Columns added for a window of w days (per customer):
-- `{bgnbd,mbgnbd,pareto}_expected_orders`: E[purchases in (t, t + w]];
+- `{bgnbd,mbgnbd,pareto}_expected_orders`: E[purchases in (t, t + w]] (and `mbgcnbd_...` with k > 1);
 - `{bgnbd,mbgnbd,pareto}_p_alive`: P(alive at t);
 - `{bgnbd,mbgnbd,pareto}_p_no_purchase`: P(no purchase in (t, t + w]);
 - `btyd_order_value`: expected value of a future order: Gamma-Gamma's conditional mean (eq. 5 of
@@ -21,9 +22,10 @@ Columns added for a window of w days (per customer):
   than `MIN_REPEATERS` customers have repeat purchases; the common value when every order is worth
   the same (a log without amounts);
 - `base_expected_orders`, `base_p_no_purchase`, `base_p_alive`: the base, the average of the models
-  in `BASE_MODELS` (geometric for expected orders, in log-odds for probabilities). MBG/NBD and
-  Pareto/NBD form it because both let a one-time buyer drop out, so the base's P(alive) falls with
-  the time since a single purchase (BG/NBD keeps it at 1); BG/NBD stays a feature.
+  in `base` (geometric for expected orders, in log-odds for probabilities). By default MBG/NBD and
+  Pareto/NBD (`BASE_MODELS`) form it because both let a one-time buyer drop out, so the base's
+  P(alive) falls with the time since a single purchase (BG/NBD keeps it at 1); BG/NBD stays a
+  feature. On a shop of regular buyers the base can be MBG/CNBD-k alone (`models.base_choice`).
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from scipy.special import expit, logit
 
 from models.bgnbd import BetaGeoModel
 from models.gamma_gamma import GammaGammaModel
+from models.mbgcnbd import ErlangBetaGeoModel
 from models.mbgnbd import ModifiedBetaGeoModel
 from models.outliers import capped, upper_fence
 from models.pareto_nbd import ParetoNBDModel
 
 PURCHASE_MODELS = {"bgnbd": BetaGeoModel, "mbgnbd": ModifiedBetaGeoModel, "pareto": ParetoNBDModel}
 BASE_MODELS = ("mbgnbd", "pareto")
+REGULAR = "mbgcnbd"
+MODEL_NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto": "Pareto/NBD", REGULAR: "MBG/CNBD-k"}
 MIN_REPEATERS = 20
 _EPS = 1e-6
 
@@ -56,13 +61,23 @@ class NoRepeatPurchases(ValueError):
 
 
 class BTYDFeatures:
-    """The buy-till-you-die models fitted on one cut-off's feature table (`features.pipeline`)."""
+    """The buy-till-you-die models fitted on one cut-off's feature table (`features.pipeline`).
 
-    def __init__(self, features: pd.DataFrame):
+    `regularity_k` > 1 adds MBG/CNBD-k with that k; `base` names the models averaged into the base.
+    Raises NoRepeatPurchases when nobody bought twice, ValueError when `base` names a model not fitted.
+    """
+
+    def __init__(self, features: pd.DataFrame, regularity_k: int = 1, base: tuple[str, ...] = BASE_MODELS):
         buyers = features[features["n_orders"] > 0]
         if not (buyers["btyd_frequency"] > 0).any():
             raise NoRepeatPurchases(len(buyers))
         self.purchases = {name: model().fit(buyers) for name, model in PURCHASE_MODELS.items()}
+        if regularity_k > 1:
+            self.purchases[REGULAR] = ErlangBetaGeoModel(k=regularity_k).fit(buyers)
+        unknown = [name for name in base if name not in self.purchases]
+        if unknown or not base:
+            raise ValueError(f"the base must name fitted models ({', '.join(self.purchases)}), not {base}")
+        self.base = tuple(base)
         repeat_values = buyers.loc[buyers["btyd_frequency"] > 0, "btyd_monetary"].to_numpy(float)
         self.fence_ = upper_fence(np.r_[repeat_values, buyers["monetary_mean"].to_numpy(float)])
         repeat_values = capped(repeat_values, self.fence_)
@@ -100,10 +115,10 @@ class BTYDFeatures:
             columns[f"{name}_p_no_purchase"] = np.asarray(model.p_no_purchase(features, window_days), float)
         columns["btyd_order_value"] = self.order_value(features)
         columns["base_expected_orders"] = _geometric_mean(
-            [columns[f"{m}_expected_orders"] for m in BASE_MODELS]
+            [columns[f"{m}_expected_orders"] for m in self.base]
         )
-        columns["base_p_no_purchase"] = _logit_mean([columns[f"{m}_p_no_purchase"] for m in BASE_MODELS])
-        columns["base_p_alive"] = _logit_mean([columns[f"{m}_p_alive"] for m in BASE_MODELS])
+        columns["base_p_no_purchase"] = _logit_mean([columns[f"{m}_p_no_purchase"] for m in self.base])
+        columns["base_p_alive"] = _logit_mean([columns[f"{m}_p_alive"] for m in self.base])
         if features.columns.intersection(list(columns)).empty:
             # One concatenation instead of assign's column-by-column inserts (a third of a request's scoring).
             return pd.concat([features, pd.DataFrame(columns, index=features.index)], axis=1)
@@ -111,12 +126,12 @@ class BTYDFeatures:
 
     def base_orders(self, features: pd.DataFrame, days: int) -> np.ndarray:
         return _geometric_mean(
-            [np.asarray(self.purchases[m].expected_purchases(features, days), float) for m in BASE_MODELS]
+            [np.asarray(self.purchases[m].expected_purchases(features, days), float) for m in self.base]
         )
 
     def base_no_purchase(self, features: pd.DataFrame, days: int) -> np.ndarray:
         return _logit_mean(
-            [np.asarray(self.purchases[m].p_no_purchase(features, days), float) for m in BASE_MODELS]
+            [np.asarray(self.purchases[m].p_no_purchase(features, days), float) for m in self.base]
         )
 
     def stretch(
@@ -139,12 +154,17 @@ class BTYDFeatures:
         """Shape r + x of an alive customer's posterior purchase rate (Gamma(r + x, alpha + T)), averaged
         over the base models: the shape of her negative binomial count of future orders."""
         x = features["btyd_frequency"].to_numpy(float)
-        return np.mean([self.purchases[m].params_["r"] + x for m in BASE_MODELS], axis=0)
+        return np.mean([self.purchases[m].params_["r"] + x for m in self.base], axis=0)
 
     def quiet_if_alive(self, features: pd.DataFrame, days: int, p_alive: np.ndarray) -> np.ndarray:
         """P(no purchase in the next `days` | alive) implied by the base: 1 - (1 - P(none)) / P(alive)."""
         none = self.base_no_purchase(features, days)
         return np.clip(1 - (1 - none) / np.maximum(p_alive, _EPS), 0, 1)
+
+
+def describe_base(models: tuple[str, ...]) -> str:
+    """The base's models in words, e.g. "MBG/NBD and Pareto/NBD"."""
+    return " and ".join(MODEL_NAMES.get(m, m) for m in models)
 
 
 def _geometric_mean(arrays: list[np.ndarray]) -> np.ndarray:

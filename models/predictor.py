@@ -3,7 +3,8 @@
 How it predicts over the horizon H (label windows of L days, L = H when the history allows):
 1. Buy-till-you-die models fitted at each training cut-off (`models.btyd_features`) give each
    customer smooth summaries (expected orders, P(alive), P(no purchase), expected order value) and
-   a *base*: the average of MBG/NBD and Pareto/NBD.
+   a *base*: the average of MBG/NBD and Pareto/NBD, or MBG/CNBD-k on a shop of regular buyers
+   (`regularity_k`, `base_models`: chosen by `models.base_choice` before the fit).
 2. XGBoost learns the number of orders (Poisson) and churn (logistic) in the label window as a
    correction of the base: the base enters as an offset (`base_margin`), so trees only model how the
    shop departs from the buy-till-you-die story, and where they have seen nothing (a customer older
@@ -40,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.pipeline import MONEY_COLUMNS
 from features.schema import SCORE_COLUMNS, SCORER_COLUMNS
 from models import metrics
-from models.btyd_features import BTYDFeatures, NoRepeatPurchases
+from models.btyd_features import BASE_MODELS, BTYDFeatures, NoRepeatPurchases, describe_base
 from models.calibration import fit_level_calibration
 from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, select_features
 from models.intervals import ConformalInterval, posterior_count_interval
@@ -90,7 +91,8 @@ class CLVPredictor(BaseEstimator):
     (defaults to H); `coverage` of the CLV interval; `margin` (fraction, adds `predicted_profit`);
     `discount_rate` (yearly; future value is discounted to the middle of the horizon); `targeting`
     parameters of `TargetingRules`; `n_estimators` (most trees per boosted model; early stopping
-    picks fewer); `seed`.
+    picks fewer); `regularity_k` (k of MBG/CNBD-k, fitted beside the other buy-till-you-die models
+    when > 1) and `base_models` (those averaged into the base), from `models.base_choice`; `seed`.
     """
 
     def __init__(
@@ -103,6 +105,8 @@ class CLVPredictor(BaseEstimator):
         discount_rate: float = 0.0,
         targeting: dict | None = None,
         n_estimators: int = 300,
+        regularity_k: int = 1,
+        base_models: tuple[str, ...] = BASE_MODELS,
         seed: int = 0,
     ):
         self.horizon_days = horizon_days
@@ -113,6 +117,8 @@ class CLVPredictor(BaseEstimator):
         self.discount_rate = discount_rate
         self.targeting = targeting
         self.n_estimators = n_estimators
+        self.regularity_k = regularity_k
+        self.base_models = base_models
         self.seed = seed
 
     def fit(
@@ -148,7 +154,7 @@ class CLVPredictor(BaseEstimator):
         if max(self.window_days_, self.boost_days_) > self.horizon_days:
             raise ValueError("label windows cannot be longer than the horizon")
         try:
-            checked = BTYDFeatures(validation)
+            checked = self._btyd(validation)
         except NoRepeatPurchases:
             return self._fit_base(latest, "nobody had bought twice before the validation window")
         checked_window = checked.add(validation, self.window_days_).reset_index(drop=True)
@@ -192,7 +198,7 @@ class CLVPredictor(BaseEstimator):
         """The buy-till-you-die base alone, over H directly, with a posterior interval."""
         if why:
             self.notes_.append(
-                f"{why}: serving the buy-till-you-die base (MBG/NBD and Pareto/NBD, Gamma-Gamma)"
+                f"{why}: serving the buy-till-you-die base ({describe_base(self.base_models)}, Gamma-Gamma)"
             )
         self.kind_ = "base"
         self.window_days_ = self.boost_days_ = int(self.horizon_days)
@@ -208,7 +214,7 @@ class CLVPredictor(BaseEstimator):
     ) -> CLVPredictor:
         """Fit the base at the scoring cut-off, refit the boosted models on every window (hybrid only),
         and learn the targeting lines on the scored base."""
-        self.btyd_ = BTYDFeatures(reference)
+        self.btyd_ = self._btyd(reference)
         if enriched is not None:
             self._refit(enriched, trees, reference)
         self.targeting_ = TargetingRules(**(self.targeting or {})).fit(self._predict_values(reference))
@@ -231,13 +237,16 @@ class CLVPredictor(BaseEstimator):
             target, z = churn_before.mean(), _logit(churn_after)
             self.churn_shift_ = float(brentq(lambda c: expit(z + c).mean() - target, -30, 30))
 
+    def _btyd(self, features: pd.DataFrame) -> BTYDFeatures:
+        return BTYDFeatures(features, self.regularity_k, tuple(self.base_models))
+
     def _enrich(self, snapshots: pd.DataFrame) -> pd.DataFrame | None:
         """Each boosted training window's rows with its own BTYD columns; cut-offs where nobody had come
         back yet (a young cohort) are left out, with a note; None when that leaves none."""
         parts, skipped = [], []
         for cutoff, group in snapshots.sort_values(["as_of", "customer_id"], kind="stable").groupby("as_of"):
             try:
-                parts.append(BTYDFeatures(group).add(group, self.boost_days_))
+                parts.append(self._btyd(group).add(group, self.boost_days_))
             except NoRepeatPurchases:
                 skipped.append(str(pd.Timestamp(cutoff).date()))
         if skipped:

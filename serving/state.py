@@ -44,6 +44,7 @@ class Serving:
                 "horizon_days": meta.get("horizon_days"),
                 "value_unit": meta.get("value_unit", "currency"),
                 "served_model": meta.get("served_model"),
+                "base_models": meta.get("base_models"),
                 "plan": meta.get("plan"),
                 "notes": meta.get("notes", []),
                 "features_version": meta.get("features_version"),

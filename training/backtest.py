@@ -31,10 +31,11 @@ from features.labels import attach_labels
 from features.pipeline import build_features, compute_features
 from features.snapshots import date_range, make_snapshots
 from models import metrics
+from models.base_choice import choose_base
 from models.btyd_clv import BTYDCLV
 from models.predictor import CLVPredictor
 from models.textbook import BasicCLV
-from training.windows import WindowPlan, backtest_horizon, plan_windows
+from training.windows import WindowPlan, backtest_horizon, holdin_window, plan_windows
 
 Progress = Callable[[str], None]
 MODEL, BASE, BGNBD, PARETO, TEXTBOOK = "model", "base", "bgnbd_gg", "pareto_gg", "textbook"
@@ -160,6 +161,14 @@ def fit_at(
     )
     progress(f"features at {cutoff}")
     reference = data.features(cutoff)
+    progress("choosing the buy-till-you-die base")
+    holdin = holdin_window(data.first_date, cutoff, horizon_days)
+    base = choose_base(
+        reference,
+        None if holdin is None else data.features_with_labels(*holdin),
+        0 if holdin is None else holdin[1],
+        train.seed,
+    )
     progress("fitting")
     predictor = CLVPredictor(
         horizon_days=horizon_days,
@@ -169,10 +178,14 @@ def fit_at(
         margin=train.margin,
         discount_rate=discount_rate,
         targeting={**settings.targeting.model_dump(), "value_unit": data.value_unit},
+        regularity_k=base.regularity_k,
+        base_models=base.models,
         seed=train.seed,
     ).fit(snapshots, validation, reference)
     if base_only:
         predictor.notes_ = []  # the caller says why (Backtest.base_wins_reason), not "history too short"
+    if base.note:
+        predictor.notes_.insert(0, base.note)
     return Fit(predictor, plan, reference)
 
 
@@ -305,5 +318,7 @@ def _base(fit: Fit, horizon_days: int, settings: Settings) -> CLVPredictor:
         horizon_days=horizon_days,
         coverage=settings.train.interval_coverage,
         targeting=fit.predictor.targeting,
+        regularity_k=fit.predictor.regularity_k,
+        base_models=fit.predictor.base_models,
         seed=settings.train.seed,
     ).fit(None, None, fit.reference)

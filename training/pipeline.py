@@ -127,7 +127,13 @@ def train(
         notes = list(dict.fromkeys(notes))
         mlflow.set_tags({"served_model": final.predictor.kind_, "notes": " | ".join(notes) or "none"})
         scores = final.predictor.predict(final.reference)
-        mlflow.log_params({"final_plan": final.plan.describe()})
+        mlflow.log_params(
+            {
+                "final_plan": final.plan.describe(),
+                "base_models": ",".join(final.predictor.base_models),
+                "regularity_k": final.predictor.regularity_k,
+            }
+        )
         tracking.log_figures({"clv_distribution": plots.distribution(scores["predicted_clv"])})
         tracking.log_table(
             scores["segment"].value_counts().rename_axis("segment").reset_index(), "segments.csv"
@@ -289,6 +295,7 @@ def _metadata(
         "horizon_days": horizon,
         "value_unit": data.value_unit,
         "served_model": final.predictor.kind_,
+        "base_models": list(final.predictor.base_models),
         "notes": list(dict.fromkeys(notes)),
         "as_of": str(as_of),
         "features_version": FEATURES_VERSION,

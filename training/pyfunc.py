@@ -21,7 +21,8 @@ import pandas as pd
 from models.predictor import CLVPredictor
 
 # 1: models logged before the format was recorded. 2: TargetingRules holds `overdue_churn`.
-MODEL_FORMAT = 2
+# 3: CLVPredictor holds `regularity_k` and `base_models`, BTYDFeatures `base` (models.base_choice).
+MODEL_FORMAT = 3
 
 
 class CLVPyfunc(mlflow.pyfunc.PythonModel):

@@ -130,6 +130,16 @@ def _spaced(start: dt.date, end: dt.date, spacing_days: int, limit: int) -> list
     return dates
 
 
+def holdin_window(first_date: dt.date, cutoff: dt.date, horizon_days: int) -> tuple[dt.date, int] | None:
+    """(start, days) of the window inside the history on which `models.base_choice` compares the two
+    bases: the last min(H, half the history) days before `cutoff`, so that as much history comes
+    before it as the window is long; None when that is under `MIN_LABEL_DAYS`."""
+    days = min(horizon_days, (cutoff - first_date).days // 2)
+    if days < MIN_LABEL_DAYS:
+        return None
+    return cutoff - dt.timedelta(days=days), days
+
+
 def backtest_horizon(first_date: dt.date, as_of: dt.date, horizon_days: int) -> int:
     """The longest window up to H for which a backtest still leaves as much history before it.
 

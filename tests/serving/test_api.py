@@ -244,6 +244,8 @@ def test_model_information(client):
     assert model["version"] == "1" and model["horizon_days"] == 180
     assert model["data_window"]["first"] and model["trained_at"]
     assert "spearman" in model["backtest"]["metrics"]
+    # Which buy-till-you-die models form the base (models.base_choice), as the run recorded.
+    assert model["base_models"] in (["mbgnbd", "pareto"], ["mbgcnbd"])
     assert info["scores"]["customers"] > 0
 
 

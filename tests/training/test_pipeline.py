@@ -82,6 +82,7 @@ def test_train_registers_a_champion_with_metrics_and_plots(trained):
     # The run says which model it serves and why (the backtest may have found the base better).
     assert run.data.tags["served_model"] == result.served_model in {"hybrid", "base"}
     assert run.data.tags["notes"] and run.data.params["final_plan"]
+    assert run.data.params["base_models"] in ("mbgnbd,pareto", "mbgcnbd") and run.data.params["regularity_k"]
     assert run.data.params["data_fingerprint"]
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     for plot in ("cumulative_gain", "deciles", "churn_calibration", "feature_importance", "clv_distribution"):

@@ -9,7 +9,14 @@ import re
 
 import pytest
 
-from training.windows import MIN_LABEL_DAYS, YEAR, NotEnoughHistory, backtest_horizon, plan_windows
+from training.windows import (
+    MIN_LABEL_DAYS,
+    YEAR,
+    NotEnoughHistory,
+    backtest_horizon,
+    holdin_window,
+    plan_windows,
+)
 
 START = dt.date(2023, 1, 1)
 DAY = dt.timedelta(days=1)
@@ -113,3 +120,18 @@ def test_backtest_horizon_shrinks_with_short_histories():
     assert backtest_horizon(START, START + days(540), 270) == 270
     assert backtest_horizon(START, START + days(300), 365) == 150
     assert backtest_horizon(START, START + days(3), 365) == 7
+
+
+@pytest.mark.parametrize(
+    ("history", "horizon", "expected"),
+    [(90, 364, 45), (365, 364, 182), (1460, 364, 364), (730, 91, 91), (50, 364, None)],
+)
+def test_the_holdin_window_ends_at_the_cut_off_with_as_much_history_before_it(history, horizon, expected):
+    cutoff = START + days(history)
+    window = holdin_window(START, cutoff, horizon)
+    if expected is None:  # under MIN_LABEL_DAYS: nothing to check the base on
+        assert window is None
+        return
+    start, length = window
+    assert length == expected and start + days(length) == cutoff
+    assert (start - START).days >= length

@@ -1,0 +1,69 @@
+"""The choice of the buy-till-you-die base (models.base_choice): MBG/CNBD-k only for regular buyers,
+and only when it forecasts a window inside the history better beyond noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.base_choice import choose_base
+from models.btyd_features import BASE_MODELS, REGULAR, BTYDFeatures
+from models.mbgcnbd import simulate
+
+# Regular buyers: a purchase every 3 to 4 weeks, and a one-in-six chance of leaving after each.
+PARAMS = {"r": 3.0, "alpha": 4.0, "a": 1.0, "b": 5.0}
+YEAR = 365
+
+
+def young_shop(k: int, history_days: int, horizon_days: int, n: int, seed: int) -> pd.DataFrame:
+    """A cohort acquired over `history_days`: the feature columns the base reads, at the cut-off, with
+    the orders of the next `horizon_days` as `label_orders`. Every order is worth 1."""
+    ages = np.random.default_rng(seed).uniform(1, history_days, n)
+    X = simulate(PARAMS, ages, k=k, horizon_days=horizon_days, seed=seed + 1)
+    repeat = X["btyd_frequency"] > 0
+    return X.assign(
+        customer_id=[f"c{i}" for i in range(n)],
+        n_orders=X["btyd_frequency"] + 1,
+        btyd_monetary=repeat.astype(float),
+        monetary_mean=1.0,
+        label_orders=X["future_purchases"],
+    )
+
+
+def total_error(table: pd.DataFrame, base: BTYDFeatures) -> float:
+    return float(base.base_orders(table, YEAR).sum() / table["label_orders"].sum() - 1)
+
+
+def test_a_young_shop_of_regular_buyers_gets_the_regular_base():
+    reference = young_shop(k=3, history_days=91, horizon_days=YEAR, n=1_500, seed=4)
+    holdin = young_shop(k=3, history_days=45, horizon_days=45, n=1_500, seed=5)
+    choice = choose_base(reference, holdin, 45)
+    assert (choice.regularity_k, choice.models) == (3, (REGULAR,))
+    assert "the base is MBG/CNBD-k" in choice.note and "deviance" in choice.note
+    # What it is for: 13 weeks in, the default pair cannot see anyone leave and overshoots the year.
+    chosen = total_error(reference, BTYDFeatures(reference, choice.regularity_k, choice.models))
+    default = total_error(reference, BTYDFeatures(reference))
+    assert abs(chosen) < abs(default) / 2
+
+
+def test_poisson_buyers_keep_the_default_base():
+    reference = young_shop(k=1, history_days=91, horizon_days=YEAR, n=1_500, seed=6)
+    holdin = young_shop(k=1, history_days=45, horizon_days=45, n=1_500, seed=7)
+    assert choose_base(reference, holdin, 45) == choose_base(reference)
+    assert choose_base(reference).models == BASE_MODELS and choose_base(reference).regularity_k == 1
+
+
+def test_without_a_window_to_check_it_the_regular_model_is_a_feature_not_the_base():
+    reference = young_shop(k=3, history_days=91, horizon_days=YEAR, n=1_500, seed=4)
+    choice = choose_base(reference, None)
+    assert (choice.regularity_k, choice.models) == (3, BASE_MODELS)
+    assert "too short to check" in choice.note
+    enriched = BTYDFeatures(reference, choice.regularity_k, choice.models).add(reference, YEAR)
+    assert {f"{REGULAR}_expected_orders", f"{REGULAR}_p_alive"} <= set(enriched.columns)
+
+
+def test_a_base_naming_an_unfitted_model_is_refused():
+    reference = young_shop(k=1, history_days=91, horizon_days=YEAR, n=300, seed=8)
+    with pytest.raises(ValueError, match="must name fitted models"):
+        BTYDFeatures(reference, base=(REGULAR,))
