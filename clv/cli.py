@@ -538,11 +538,6 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for noisy in ("mlflow", "alembic", "bentoml"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # CLVPyfunc is pickled on purpose (our own code, loaded only from our own registry, and refused with
-    # a message when this code cannot run it: training.pyfunc); MLflow logs that advice on every run.
-    logging.getLogger("mlflow.pyfunc").addFilter(
-        lambda record: "serialized using CloudPickle" not in record.getMessage()
-    )
     # Counts in the signature are integers on purpose; MLflow's hint about missing values does not apply.
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
 

@@ -94,6 +94,8 @@ def stack_inputs(
 class StackedModel(BaseEstimator):
     """One stack: `kind` "orders" (Poisson, counts) or "churn" (logistic, 0/1), with L2 `alpha`."""
 
+    FIT_ONLY = ("oof_",)  # out-of-fold predictions on the window: not saved with the model
+
     def __init__(self, kind: str = "orders", alpha: float = 1e-3, seed: int = 0):
         self.kind = kind
         self.alpha = alpha

@@ -41,7 +41,7 @@ Progress = Callable[[str], None]
 MODEL, BASE, BGNBD, PARETO, TEXTBOOK = "model", "base", "bgnbd_gg", "pareto_gg", "textbook"
 MODEL_LABELS = {
     MODEL: "model (as served)",
-    BASE: "BTYD base (MBG/NBD + Pareto/NBD, GG)",
+    BASE: "BTYD base + Gamma-Gamma",
     BGNBD: "BG/NBD + Gamma-Gamma",
     PARETO: "Pareto/NBD + Gamma-Gamma",
     TEXTBOOK: "textbook formula",

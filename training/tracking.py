@@ -18,13 +18,14 @@ import psutil
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
+from models.persistence import save_predictor
+from training.pyfunc import CODE, STATE_ARTIFACT, CLVPyfunc
+
 if TYPE_CHECKING:
     # Annotations only: the service imports this module, and these cost 0.4 s of every worker's start.
     import duckdb
     import ibis.expr.types as ir
     from matplotlib.figure import Figure
-
-    from training.pyfunc import CLVPyfunc
 
 # Pinning requirements avoids MLflow's slow requirement inference in a subprocess (STACK.md).
 _RUNTIME_PACKAGES = ("pandas", "numpy", "scikit-learn", "xgboost", "scipy", "mlflow", "pyarrow")
@@ -128,20 +129,24 @@ def log_model(
     example_features: pd.DataFrame,
     registered_model_name: str | None = None,
 ):
-    """Log the pyfunc with signature and input example; returns MLflow's ModelInfo."""
+    """Log the pyfunc from code with the predictor's state (`training.pyfunc`), a signature and an
+    input example; returns MLflow's ModelInfo."""
     example = example_features.head(5).reset_index(drop=True)
     # Integer columns become float in the signature: a count can be missing for a new customer.
     example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
     signature = infer_signature(example, model.predictor.predict(example))
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=model,
-        signature=signature,
-        input_example=example,
-        pip_requirements=pip_requirements(),
-        metadata=model.metadata,
-        registered_model_name=registered_model_name,
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        state = save_predictor(model.predictor, Path(tmp) / STATE_ARTIFACT)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(CODE),
+            artifacts={STATE_ARTIFACT: str(state)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            metadata=model.metadata,
+            registered_model_name=registered_model_name,
+        )
 
 
 def owner_tags() -> dict[str, str]:

@@ -18,6 +18,7 @@ from features.engine import from_duckdb, to_pandas
 from features.pipeline import compute_features
 from features.request import compute_features_for_request
 from features.snapshots import make_snapshots
+from models.persistence import StateError, load_predictor, save_predictor
 from models.predictor import OUTPUT_COLUMNS, CLVPredictor
 
 CUTOFF = dt.date(2025, 6, 30)
@@ -206,3 +207,22 @@ def test_a_cancelled_first_order_does_not_make_a_customer_younger(fitted):
     plain, cancelled = (fitted.predict(f).iloc[0] for f in features)
     assert cancelled["expected_orders"] == pytest.approx(plain["expected_orders"], rel=1e-9)
     assert cancelled["predicted_clv"] <= plain["predicted_clv"] * (1 + 1e-9)
+
+
+def test_a_saved_predictor_loads_as_data_and_predicts_the_same(fitted, data, tmp_path):
+    """Issue 13: models saved as a pickled object graph did not survive code changes. The predictor is
+    saved as JSON and XGBoost's own files (models.persistence), and reads back to the same numbers."""
+    folder = save_predictor(fitted, tmp_path / "predictor")
+    assert {p.suffix for p in folder.iterdir()} == {".json", ".ubj"}  # no pickle anywhere
+    loaded = load_predictor(folder)
+    assert loaded.count_model_ is not None and loaded.kind_ == fitted.kind_
+    reference = data[2]
+    pd.testing.assert_frame_equal(loaded.predict(reference), fitted.predict(reference), check_exact=True)
+
+
+def test_a_saved_predictor_refers_only_to_this_projects_models(fitted, tmp_path):
+    folder = save_predictor(fitted, tmp_path / "predictor")
+    state = (folder / "predictor.json").read_text()
+    (folder / "predictor.json").write_text(state.replace('"models.predictor.CLVPredictor"', '"os.system"', 1))
+    with pytest.raises(StateError, match="not a class of the models package"):
+        load_predictor(folder)

@@ -14,14 +14,15 @@ from fastapi.testclient import TestClient
 from features.behaviour import BEHAVIOUR_COUNT_COLUMNS
 from features.request import compute_features_for_request
 from features.schema import CUSTOMERS, EVENTS, SCORE_COLUMNS, TRANSACTIONS
+from models.persistence import STATE_FILE, save_predictor
 from serving.api import create_app
 from serving.auth import Keyring
 from serving.bodies import HistoryRequest, to_columns
 from serving.export import ExportFilter, apply_filter, to_csv
 from serving.state import ServingState
 from training import tracking
-from training.loading import ModelNotFound, check_inputs, load_model
-from training.pyfunc import MODEL_FORMAT
+from training.loading import ModelNotFound, _sample_features, check_inputs, load_model
+from training.pyfunc import CODE, MODEL_FORMAT, STATE_ARTIFACT
 from training.registry import promote, rollback
 
 from .conftest import ADMIN, APP, KEYS, MARKETER
@@ -424,9 +425,9 @@ def test_a_champion_that_cannot_be_loaded_is_503_and_the_old_one_keeps_serving(c
     assert client.get("/model", headers=APP).json()["model"]["version"] == str(first.version)
 
 
-@pytest.mark.parametrize("saved_by", ["another model format", "older predictor code"])
+@pytest.mark.parametrize("saved_by", ["another model format", "older predictor code", "a pickle (format 3)"])
 def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
-    client, trained, scores, saved_by, monkeypatch
+    client, trained, scores, saved_by, monkeypatch, tmp_path
 ):
     """Issue 13: a champion registered by older code failed to load after the code changed, and a fresh
     start did not come up. Now: refused with the fix, a running service keeps what it has, and a fresh
@@ -435,14 +436,28 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
     registry = tracking.client(settings.mlflow.tracking_uri)
     first = registry.get_model_version_by_alias(name, alias)
-    old = load_model(settings).model  # a fresh copy, changed below as other code would have saved it
-    if saved_by == "another model format":
-        old.metadata = {**old.metadata, "model_format": MODEL_FORMAT + 1}
-    else:
-        del old.predictor.window_days_  # stored state this code reads, which the old code did not have
+    old = load_model(settings).model  # a fresh copy, saved below as other code would have saved it
     monkeypatch.chdir(trained.root)
     with mlflow.start_run(experiment_id=registry.get_run(first.run_id).info.experiment_id):
-        logged = mlflow.pyfunc.log_model(name="model", python_model=old, metadata=old.metadata)
+        if saved_by == "another model format":
+            old.metadata = {**old.metadata, "model_format": MODEL_FORMAT + 1}
+            logged = tracking.log_model("model", old, _sample_features())
+        elif saved_by == "a pickle (format 3)":
+            # How models were logged up to format 3: the pyfunc object itself, cloudpickled.
+            old.metadata = {**old.metadata, "model_format": 3}
+            logged = mlflow.pyfunc.log_model(name="model", python_model=old, metadata=old.metadata)
+        else:
+            # State written by code that did not have an attribute this code reads.
+            state = save_predictor(old.predictor, tmp_path / STATE_ARTIFACT)
+            document = json.loads((state / STATE_FILE).read_text())
+            del document["predictor"]["state"]["window_days_"]
+            (state / STATE_FILE).write_text(json.dumps(document))
+            logged = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(CODE),
+                artifacts={STATE_ARTIFACT: str(state)},
+                metadata=old.metadata,
+            )
     version = registry.create_model_version(name, logged.model_uri, run_id=logged.run_id).version
 
     with pytest.raises(ModelNotFound) as refused:
@@ -450,7 +465,8 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
     message = str(refused.value)
     assert "saved by code this version cannot run" in message
     assert "retrain with `clv train`" in message and "`clv rollback`" in message
-    assert ("model format" if saved_by == "another model format" else "window_days_") in message
+    expected = {"another model format": "model format", "older predictor code": "window_days_"}
+    assert expected.get(saved_by, "a pickled model from before model format 4") in message
 
     promote(registry, name, version, alias)
     try:

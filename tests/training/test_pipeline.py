@@ -110,7 +110,7 @@ def test_score_writes_one_row_per_customer(trained, shop_dir, tmp_path, assert_c
 
 
 def test_gate_refuses_a_worse_model_and_rollback(trained, shop_dir, monkeypatch):
-    settings, _ = trained
+    settings, first = trained
     import models.predictor as predictor_module
 
     original_fit, original_predict = predictor_module.CLVPredictor.fit, predictor_module.CLVPredictor.predict
@@ -140,6 +140,8 @@ def test_gate_refuses_a_worse_model_and_rollback(trained, shop_dir, monkeypatch)
     # An equal model on the same window is not worse beyond noise: the newer one serves.
     again = train(load(shop_dir), settings)
     assert again.promoted and "not worse beyond noise" in again.reason
+    # Issue 13: the same data, settings and seed train to the same numbers, to the last bit.
+    pd.testing.assert_frame_equal(again.backtest.metrics, first.backtest.metrics, check_exact=True)
 
     client = MlflowClient(settings.mlflow.tracking_uri)
     registry.promote(client, "clv", worse.version, "champion")
