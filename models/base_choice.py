@@ -28,6 +28,7 @@ Without a hold-in window (or one with too few customers) the default pair stays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,13 +53,17 @@ class BaseChoice:
 
 
 def choose_base(
-    reference: pd.DataFrame, holdin: pd.DataFrame | None = None, holdin_days: int = 0, seed: int = 0
+    reference: pd.DataFrame,
+    holdin: Callable[[], pd.DataFrame] | None = None,
+    holdin_days: int = 0,
+    seed: int = 0,
 ) -> BaseChoice:
     """The base for a model fitted at `reference`'s cut-off (module docstring).
 
     `reference`: the feature table at the cut-off (`features.pipeline`, with `gap_log_mean`);
-    `holdin`: features at the hold-in window's start with labels over its `holdin_days`
-    (`features.labels`), or None when the history has no room for one; `seed` of the bootstrap.
+    `holdin`: returns the features at the hold-in window's start with labels over its `holdin_days`
+    (`features.labels`), called only when the buyers look regular; None when the history has no room
+    for the window. `seed` of the bootstrap.
     """
     buyers = reference[reference["n_orders"] > 0]
     if not (buyers["btyd_frequency"] > 0).any():
@@ -72,6 +77,7 @@ def choose_base(
         f"MBG/NBD: log-likelihood {regular.log_likelihoods_[k]:,.1f} vs {regular.log_likelihoods_[1]:,.1f})"
     )
     stays = f"the base stays {describe_base(BASE_MODELS)}"
+    holdin = None if holdin is None else holdin()
     if holdin is None or len(holdin) < MIN_HOLDIN_CUSTOMERS:
         return BaseChoice(
             k, BASE_MODELS, f"{found}, but the history is too short to check its forecasts: {stays}"

@@ -165,7 +165,7 @@ def fit_at(
     holdin = holdin_window(data.first_date, cutoff, horizon_days)
     base = choose_base(
         reference,
-        None if holdin is None else data.features_with_labels(*holdin),
+        None if holdin is None else lambda: data.features_with_labels(*holdin),
         0 if holdin is None else holdin[1],
         train.seed,
     )
