@@ -35,6 +35,7 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from models.bgnbd import BetaGeoModel
+from models.btyd_fit import Summary
 from models.gamma_gamma import GammaGammaModel
 from models.mbgcnbd import ErlangBetaGeoModel
 from models.mbgnbd import ModifiedBetaGeoModel
@@ -107,12 +108,13 @@ class BTYDFeatures:
     def add(self, features: pd.DataFrame, window_days: int) -> pd.DataFrame:
         """`features` with the columns of the module docstring for a window of `window_days`."""
         columns: dict[str, np.ndarray] = {}
+        summary = Summary.of(features)
         for name, model in self.purchases.items():
             columns[f"{name}_expected_orders"] = np.asarray(
-                model.expected_purchases(features, window_days), float
+                model.expected_purchases(summary, window_days), float
             )
-            columns[f"{name}_p_alive"] = np.asarray(model.p_alive(features), float)
-            columns[f"{name}_p_no_purchase"] = np.asarray(model.p_no_purchase(features, window_days), float)
+            columns[f"{name}_p_alive"] = np.asarray(model.p_alive(summary), float)
+            columns[f"{name}_p_no_purchase"] = np.asarray(model.p_no_purchase(summary, window_days), float)
         columns["btyd_order_value"] = self.order_value(features)
         columns["base_expected_orders"] = _geometric_mean(
             [columns[f"{m}_expected_orders"] for m in self.base]
@@ -124,14 +126,16 @@ class BTYDFeatures:
             return pd.concat([features, pd.DataFrame(columns, index=features.index)], axis=1)
         return features.assign(**columns)
 
-    def base_orders(self, features: pd.DataFrame, days: int) -> np.ndarray:
+    def base_orders(self, features: pd.DataFrame | Summary, days: int) -> np.ndarray:
+        summary = Summary.of(features)
         return _geometric_mean(
-            [np.asarray(self.purchases[m].expected_purchases(features, days), float) for m in self.base]
+            [np.asarray(self.purchases[m].expected_purchases(summary, days), float) for m in self.base]
         )
 
-    def base_no_purchase(self, features: pd.DataFrame, days: int) -> np.ndarray:
+    def base_no_purchase(self, features: pd.DataFrame | Summary, days: int) -> np.ndarray:
+        summary = Summary.of(features)
         return _logit_mean(
-            [np.asarray(self.purchases[m].p_no_purchase(features, days), float) for m in self.base]
+            [np.asarray(self.purchases[m].p_no_purchase(summary, days), float) for m in self.base]
         )
 
     def stretch(
@@ -142,6 +146,7 @@ class BTYDFeatures:
         if horizon_days == label_days:
             ones = np.ones(len(features))
             return ones, ones
+        features = Summary.of(features)
         orders = (self.base_orders(features, horizon_days) + _EPS) / (
             self.base_orders(features, label_days) + _EPS
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -108,8 +109,24 @@ def require(X: pd.DataFrame, columns: Sequence[str]) -> None:
             )
 
 
-def summary_arrays(X: pd.DataFrame, time_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Summary:
+    """A feature table's validated (x, t_x, T) in days, to ask several models about the same customers
+    while checking the columns once. Every model method that takes a feature table takes this too."""
+
+    x: np.ndarray
+    t_x: np.ndarray
+    age: np.ndarray
+
+    @classmethod
+    def of(cls, X: pd.DataFrame | Summary) -> Summary:
+        return X if isinstance(X, Summary) else cls(*summary_arrays(X, 1.0))
+
+
+def summary_arrays(X: pd.DataFrame | Summary, time_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, t_x, T) in units of `time_scale` days, validated: x >= 0, 0 <= t_x <= T."""
+    if isinstance(X, Summary):
+        return X.x, X.t_x / time_scale, X.age / time_scale
     require(X, SUMMARY)
     x = X["btyd_frequency"].to_numpy(float)
     t_x = X["btyd_recency"].to_numpy(float)
