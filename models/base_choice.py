@@ -89,8 +89,9 @@ def choose_base(
             k, BASE_MODELS, f"{found}, but nobody had bought twice before the hold-in window: {stays}"
         )
     orders = holdin["label_orders"].to_numpy(float)
-    default = _unit_deviance(orders, both.base_orders(holdin, holdin_days))
-    regular_deviance = _unit_deviance(orders, both.purchases[REGULAR].expected_purchases(holdin, holdin_days))
+    default = metrics.poisson_deviances(orders, both.base_orders(holdin, holdin_days))
+    regular = both.purchases[REGULAR].expected_purchases(holdin, holdin_days)
+    regular_deviance = metrics.poisson_deviances(orders, regular)
     gain = default - regular_deviance
     low = np.nanquantile(
         metrics.bootstrap_gains(lambda rows: gain[rows].mean(), len(gain), seed, BOOTSTRAP), 0.05
@@ -103,11 +104,3 @@ def choose_base(
     if gain.mean() > 0 and low > 0:
         return BaseChoice(k, (REGULAR,), f"{found}; the base is MBG/CNBD-k ({scores})")
     return BaseChoice(k, BASE_MODELS, f"{found}; {stays}, MBG/CNBD-k is not better beyond noise ({scores})")
-
-
-def _unit_deviance(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Per-customer Poisson deviance 2 (y ln(y / mu) - (y - mu)) (McCullagh and Nelder 1989, 2.3)."""
-    mu = np.clip(expected, 1e-9, None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        own = np.where(actual > 0, actual * np.log(actual / mu), 0.0)
-    return 2 * (own - (actual - mu))

@@ -170,6 +170,16 @@ def rmse(y_true, y_pred) -> float:
     return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
 
 
+def poisson_deviances(y_true, y_pred) -> np.ndarray:
+    """Per-customer Poisson deviance of expected counts, 2 (y ln(y / mu) - (y - mu)) (McCullagh and
+    Nelder 1989, section 2.3), with mu floored at 1e-9: a proper score for expected counts."""
+    y = np.asarray(y_true, dtype=float)
+    mu = np.clip(np.asarray(y_pred, dtype=float), 1e-9, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = np.where(y > 0, y * np.log(y / mu), 0.0)
+    return 2 * (own - (y - mu))
+
+
 def interval_coverage(y_true, low, high) -> float:
     """Share of actual values inside [low, high]."""
     y_true = np.asarray(y_true, dtype=float)

@@ -236,3 +236,12 @@ def test_mismatched_lengths_are_rejected():
         metrics.spearman([1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="equal length"):
         metrics.brier([1, 0], [0.5])
+
+
+def test_poisson_deviances_average_to_scikit_learns_and_vanish_for_exact_counts():
+    from sklearn.metrics import mean_poisson_deviance
+
+    y, mu = np.array([0, 1, 3, 0, 2, 7]), np.array([0.5, 1.2, 2.0, 0.1, 2.0, 4.0])
+    assert metrics.poisson_deviances(y, mu).mean() == pytest.approx(mean_poisson_deviance(y, mu), rel=1e-12)
+    assert metrics.poisson_deviances([2, 5], [2, 5]) == pytest.approx([0, 0], abs=1e-12)
+    assert (metrics.poisson_deviances(y, mu) >= 0).all()
