@@ -10,8 +10,8 @@ purchased: BG/NBD (`models.bgnbd`), MBG/NBD (`models.mbgnbd`) and Pareto/NBD (`m
 plus MBG/CNBD-k (`models.mbgcnbd`) with a given k > 1 on shops whose buyers are regular
 (`models.base_choice`); and Gamma-Gamma (`models.gamma_gamma`) on the repeat buyers' spend, with
 amounts above the shop's robust upper fence capped (`models.outliers`), so one extreme order cannot
-move the population's parameters. Customers without a purchase (only refunds or free orders so far) are scored as
-one-time buyers of that age.
+move the population's parameters. Customers without a purchase (only refunds or free orders so far)
+are scored as one-time buyers of that age.
 
 Columns added for a window of w days (per customer):
 - `{bgnbd,mbgnbd,pareto}_expected_orders`: E[purchases in (t, t + w]] (and `mbgcnbd_...` with k > 1);

@@ -167,13 +167,14 @@ def simulate(
         idx = np.flatnonzero(active)
         gap = rng.gamma(k, 1 / rate[idx])
         at[idx] += gap
-        active[idx[at[idx] > end[idx]]] = False
-        seen = idx[at[idx] <= age[idx]]
-        x[seen] += 1
-        last[seen] = at[seen]
-        log_gaps[seen] += np.log(gap[at[idx] <= age[idx]] * time_scale)
-        future[idx[(at[idx] > age[idx]) & (at[idx] <= end[idx])]] += 1
-        bought = idx[at[idx] <= end[idx]]
+        when = at[idx]
+        seen, bought = when <= age[idx], when <= end[idx]
+        x[idx[seen]] += 1
+        last[idx[seen]] = when[seen]
+        log_gaps[idx[seen]] += np.log(gap[seen] * time_scale)
+        future[idx[bought & ~seen]] += 1
+        active[idx[~bought]] = False
+        bought = idx[bought]
         active[bought[rng.random(bought.size) < drop[bought]]] = False
     with np.errstate(invalid="ignore", divide="ignore"):
         gap_log_mean = np.where(x > 0, log_gaps / x, np.nan)

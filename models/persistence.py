@@ -43,7 +43,10 @@ class StateError(ValueError):
 
 
 def save_predictor(predictor: Any, folder: Path) -> Path:
-    """Write `predictor` (any object of the `models` package) to `folder` (created; must be empty)."""
+    """Write `predictor` (any object of the `models` package) to `folder`, created if needed; returns it.
+
+    Raises TypeError naming a value it cannot save (an object from outside `models`, an array of
+    strings or objects, a dict with keys other than strings)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     encoder = _Encoder(folder)
