@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   ?= $(ROOT)/.venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 CLV    := $(BIN)/clv
 DEMO   := data/demo
 PORT   ?= 3000
@@ -13,7 +14,7 @@ PORT   ?= 3000
 export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: install train test serve lint mlflow-ui bench demo clean
+.PHONY: install spark train test serve lint mlflow-ui bench demo clean
 
 install: $(STAMP)
 
@@ -28,14 +29,29 @@ $(STAMP): $(ROOT)/pyproject.toml
 		|| { tail -n 40 $(VENV)/install.log; echo "install failed; the whole log: $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 
+## spark: the Spark engine: pyspark (the `spark` extra) and, when `java` is missing, Debian's Java runtime
+spark: $(SPARK_STAMP)
+
+$(SPARK_STAMP): $(STAMP)
+	@echo "installing the Spark engine (pyspark) into $(VENV) (pip's output: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -e '$(ROOT)[dev,spark]' >> $(VENV)/install.log 2>&1 \
+		|| { tail -n 40 $(VENV)/install.log; echo "install failed; the whole log: $(VENV)/install.log"; exit 1; }
+	@command -v java >/dev/null 2>&1 || { \
+		echo "installing a Java runtime for Spark (Debian's default-jre-headless)"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
+	@java -version 2>&1 | head -n 1
+	@touch $@
+
 ## train: fit, backtest, log to MLflow, promote, score (creates the demo shop when no data is configured)
 train: install
 	$(CLV) demo-data --out $(DEMO) --if-unconfigured
 	$(CLV) train
 	$(CLV) score --out artifacts/scores.parquet
 
-## test: the whole test suite
-test: install
+## test: the whole test suite (the Spark engine's tests included, on local Spark)
+test: install spark
 	$(ROOT)/.ci/system-packages
 	cd $(ROOT) && $(BIN)/python -m pytest -q
 
@@ -52,8 +68,9 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} --host 127.0.0.1 --port 5000
 
 ## bench: speed and accuracy benchmarks, then a 3-minute load and soak test of the service (not part of `make test`)
-bench: install
+bench: install spark
 	$(BIN)/python $(ROOT)/benchmarks/features.py
+	$(BIN)/python $(ROOT)/benchmarks/spark.py
 	$(BIN)/python $(ROOT)/benchmarks/serving.py
 	$(BIN)/python $(ROOT)/benchmarks/soak.py
 

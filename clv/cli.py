@@ -13,6 +13,7 @@ import signal
 import sys
 import warnings
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -38,11 +39,31 @@ out = Console(width=None if sys.stdout.isatty() else 120)
 
 # Options shared by the commands that read the shop's data.
 TransactionsOpt = Annotated[
-    Path | None,
-    typer.Option("--transactions", "-t", help="Transactions file (CSV or Parquet). Default: clv.toml."),
+    str | None,
+    typer.Option(
+        "--transactions",
+        "-t",
+        help="Transactions file (CSV or Parquet; on Spark also a directory, glob or object-store URI). "
+        "Default: clv.toml.",
+    ),
 ]
-EventsOpt = Annotated[Path | None, typer.Option("--events", help="Optional behavioural events file.")]
-CustomersOpt = Annotated[Path | None, typer.Option("--customers", help="Optional customer attributes file.")]
+EventsOpt = Annotated[str | None, typer.Option("--events", help="Optional behavioural events file.")]
+CustomersOpt = Annotated[str | None, typer.Option("--customers", help="Optional customer attributes file.")]
+
+
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOpt = Annotated[
+    Engine | None,
+    typer.Option(
+        "--engine",
+        help="Where features and labels are computed: duckdb (this machine) or spark ([engine] master, "
+        "local[*] by default; needs `make spark`). Default: [engine] backend, duckdb.",
+    ),
+]
 MapOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -104,7 +125,9 @@ def _settings(**overrides) -> Settings:
         raise fail(f"configuration: {exc}") from None
 
 
-def _settings_for_data(transactions, events, customers, mapping, timestamp_format, **overrides) -> Settings:
+def _settings_for_data(
+    transactions, events, customers, mapping, timestamp_format, engine: Engine | None = None, **overrides
+) -> Settings:
     """Settings where files named on the command line replace the configured data set as a whole."""
     from clv.config import DataSettings
     from features.contract import parse_mapping
@@ -113,6 +136,8 @@ def _settings_for_data(transactions, events, customers, mapping, timestamp_forma
         parsed = parse_mapping(mapping)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
+    if engine is not None:
+        overrides["engine"] = {"backend": engine.value}
     settings = _settings(**overrides)
     if transactions is not None:
         data = DataSettings(
@@ -142,6 +167,8 @@ def _load(settings: Settings):
             "no transactions given. Fix: pass --transactions PATH, set [data] transactions in clv.toml, "
             "or create the demo shop with `clv demo-data --out data/demo`."
         )
+    if settings.engine.backend == "spark":
+        return _load_on_spark(settings)
     try:
         with progress("Loading data") as update:
             update(str(data.transactions))
@@ -149,6 +176,25 @@ def _load(settings: Settings):
                 data.transactions, data.events, data.customers, data.mapping, data.timestamp_format
             )
     except ContractError as exc:
+        raise fail(str(exc)) from None
+
+
+def _load_on_spark(settings: Settings):
+    """Start Spark on [engine] master and load the configured shop there, or exit 1 saying why."""
+    from features import spark
+    from features.contract import ContractError
+
+    data, engine = settings.data, settings.engine
+    try:
+        with progress("Starting Spark") as update:
+            update(engine.master)
+            backend = spark.connect(engine.master, engine.spark_conf)
+        with progress("Loading data on Spark") as update:
+            update(str(data.transactions))
+            return spark.load_shop(
+                backend, data.transactions, data.events, data.customers, data.mapping, data.timestamp_format
+            )
+    except (spark.EngineUnavailable, ContractError) as exc:
         raise fail(str(exc)) from None
 
 
@@ -236,12 +282,12 @@ def _warn(message: str) -> None:
     console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
 
 
-def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv")) -> None:
+def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), dataset: bool = False) -> None:
     """Refuse an --out that cannot be written, before any work (exit code 2, as for a bad option)."""
     from features.files import check_output
 
     try:
-        created = check_output(path, suffixes)
+        created = check_output(path, suffixes, dataset)
     except ValueError as exc:
         raise fail(f"--out: {exc}", code=2) from None
     if created:
@@ -254,36 +300,37 @@ def _as_date(value: dt.datetime | None) -> dt.date | None:
 
 @app.command()
 def features(
-    out_path: Annotated[Path, typer.Option("--out", help="Parquet file to write the feature table to.")],
+    out_path: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Parquet file to write the feature table to (on Spark: a Parquet dataset directory).",
+        ),
+    ],
     transactions: TransactionsOpt = None,
     events: EventsOpt = None,
     customers: CustomersOpt = None,
     mapping: MapOpt = None,
     timestamp_format: TsFormatOpt = None,
     as_of: AsOfOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Compute point-in-time features (one row per customer with an order) at a cut-off date."""
-    from features.engine import from_duckdb
     from features.pipeline import write_features
 
-    _check_out(out_path, (".parquet",))
-    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
+    _check_out(out_path, (".parquet",), dataset=settings.engine.backend == "spark")
     shop = _load(settings)
     cutoff = _as_date(as_of) or shop.report.last_timestamp.date()
-    backend = from_duckdb(shop.con)
-    tables = {name: backend.table(name) for name in ("events", "customers") if getattr(shop, f"has_{name}")}
+    tables = shop.tables()
     with progress("Features") as update:
         summary = write_features(
-            out_path,
-            cutoff,
-            backend.table("transactions"),
-            tables.get("events"),
-            tables.get("customers"),
-            update,
+            out_path, cutoff, tables["transactions"], tables["events"], tables["customers"], update
         )
     out.print(
         f"Wrote {summary['rows']:,} customers x {summary['columns']} columns at as_of {summary['as_of']} "
-        f"to {summary['path']} in {summary['seconds']:.1f} s (feature definitions v{summary['features_version']})."
+        f"to {summary['path']} in {summary['seconds']:.1f} s (feature definitions v{summary['features_version']}"
+        f", engine {settings.engine.backend})."
     )
     if not shop.has_events:
         out.print("[dim]No events given: behavioural columns are empty (has_events = false).[/]")
@@ -300,12 +347,16 @@ def train(
     horizon_days: Annotated[
         int | None, typer.Option("--horizon-days", min=1, max=3650, help="Prediction horizon. Default: 365.")
     ] = None,
+    engine: EngineOpt = None,
 ) -> None:
-    """Fit, backtest against baselines, log to MLflow, register, and promote if better."""
+    """Fit, backtest against baselines, log to MLflow, register, and promote if better.
+
+    On --engine spark the feature and label snapshots are computed by Spark and the models are fitted
+    here, on the driver (README, Scaling out)."""
     from training.pipeline import train as run_training
     from training.windows import NotEnoughHistory
 
-    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
     shop = _load(settings)
     try:
         with progress("Training") as update:
@@ -370,7 +421,10 @@ def _print_training(result, settings: Settings) -> None:
 
 @app.command()
 def score(
-    out_path: Annotated[Path, typer.Option("--out", help="Score table (.parquet or .csv).")],
+    out_path: Annotated[
+        Path,
+        typer.Option("--out", help="Score table (.parquet or .csv; on Spark: a Parquet dataset directory)."),
+    ],
     transactions: TransactionsOpt = None,
     events: EventsOpt = None,
     customers: CustomersOpt = None,
@@ -380,27 +434,38 @@ def score(
     model: Annotated[
         str | None, typer.Option("--model", help="Model URI. Default: models:/clv@champion.")
     ] = None,
+    engine: EngineOpt = None,
 ) -> None:
-    """Score every customer with the champion (or the given) model."""
+    """Score every customer with the champion (or the given) model.
+
+    On --engine spark the features are computed and the model applied by Spark's executors
+    (mlflow.pyfunc.spark_udf); the table has the same columns and values."""
     from training.loading import ModelNotFound
+    from training.score import ScoreSummary
     from training.score import score as run_scoring
 
-    _check_out(out_path)
-    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
+    on_spark = settings.engine.backend == "spark"
+    _check_out(out_path, (".parquet",) if on_spark else (".parquet", ".csv"), dataset=on_spark)
     shop = _load(settings)
     try:
         with progress("Scoring") as update:
-            table = run_scoring(shop, settings, out_path, _as_date(as_of), model, update, _warn)
+            if on_spark:
+                from training.spark_score import score_on_spark
+
+                summary = score_on_spark(shop, settings, out_path, _as_date(as_of), model, update, _warn)
+            else:
+                table = run_scoring(shop, settings, out_path, _as_date(as_of), model, update, _warn)
+                summary = ScoreSummary.of(table)
     except (ModelNotFound, ValueError) as exc:
         raise fail(str(exc)) from None
-    counts = table["segment"].value_counts()
     out.print(
-        f"Wrote {len(table):,} customers to {out_path} (model v{table['model_version'].iloc[0]}, "
-        f"as_of {table['as_of'].iloc[0]}, horizon {table['horizon_days'].iloc[0]} days). "
-        f"Total predicted value {table['predicted_clv'].sum():,.0f}"
-        + (" orders." if table["value_unit"].iloc[0] == "orders" else ".")
+        f"Wrote {summary.rows:,} customers to {out_path} (model v{summary.model_version}, "
+        f"as_of {summary.as_of}, horizon {summary.horizon_days} days). "
+        f"Total predicted value {summary.total_value:,.0f}"
+        + (" orders." if summary.value_unit == "orders" else ".")
     )
-    out.print("Segments: " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
+    out.print("Segments: " + ", ".join(f"{name} {count:,}" for name, count in summary.segments.items()))
 
 
 @app.command()

@@ -32,9 +32,10 @@ class DataSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transactions: Path | None = None
-    events: Path | None = None
-    customers: Path | None = None
+    # File paths, or for the Spark engine anything Spark reads (a directory, a glob, s3a://...).
+    transactions: str | None = None
+    events: str | None = None
+    customers: str | None = None
     # Contract column -> the shop's column, e.g. {"customer_id": "CustomerID", "amount": "Revenue"}.
     mapping: dict[str, str] = Field(default_factory=dict)
     # strptime format for timestamps that are not ISO 8601, e.g. "%d/%m/%Y %H:%M".
@@ -50,9 +51,9 @@ class DataSettings(BaseModel):
             return self
         return self.model_copy(
             update={
-                "transactions": DEMO_DIR / "transactions.parquet",
-                "events": DEMO_DIR / "events.parquet",
-                "customers": DEMO_DIR / "customers.parquet",
+                "transactions": str(DEMO_DIR / "transactions.parquet"),
+                "events": str(DEMO_DIR / "events.parquet"),
+                "customers": str(DEMO_DIR / "customers.parquet"),
                 "mapping": {},
                 "timestamp_format": None,
             }
@@ -151,8 +152,21 @@ def parse_api_keys(text: str) -> dict[str, str]:
     return keys
 
 
+class EngineSettings(BaseModel):
+    """Where feature and label queries run: DuckDB on this machine, or a Spark cluster (README, Scaling out)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["duckdb", "spark"] = "duckdb"
+    # Spark's master URL: local[*] (every core of this machine), spark://host:7077, yarn, k8s://...
+    master: str = "local[*]"
+    # Any Spark setting, e.g. {"spark.driver.memory" = "8g", "spark.sql.shuffle.partitions" = "400"}.
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     data: DataSettings = Field(default_factory=DataSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     targeting: TargetingSettings = Field(default_factory=TargetingSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)

@@ -16,7 +16,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.orders import AMOUNT_TOLERANCE, exact_amount, rows_until
+from features.orders import AMOUNT_TOLERANCE, exact_amount, ratio, rows_until
 
 
 def basket_aggregates(orders: ir.Table) -> dict[str, ir.Scalar]:
@@ -38,7 +38,7 @@ def basket_columns(customers: ir.Table) -> dict[str, ir.Value]:
     items = c.purchase_items if "purchase_items" in c.columns else c.purchase_lines
     return {
         "refund_share": ibis.ifelse(
-            c.gross_amount > AMOUNT_TOLERANCE, c.refund_amount / c.gross_amount, ibis.null("float64")
+            c.gross_amount > AMOUNT_TOLERANCE, ratio(c.refund_amount, c.gross_amount), ibis.null("float64")
         ),
         "items_per_order": ibis.ifelse(c.n_orders > 0, items.cast("float64") / c.n_orders, 0.0),
     }
@@ -63,7 +63,7 @@ def mix_tables(transactions: ir.Table, as_of: dt.date) -> list[ir.Table]:
         tables.append(
             spend.group_by("customer_id").agg(
                 n_categories=spend.category.count(),
-                top_category_share=spend.spend.max() / spend.spend.sum(),
+                top_category_share=ratio(spend.spend.max(), spend.spend.sum()),
             )
         )
     return tables

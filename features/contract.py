@@ -19,6 +19,7 @@ from typing import Literal
 
 import duckdb
 
+from features.engine import from_duckdb, shop_tables
 from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS, TableSchema
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -118,6 +119,10 @@ class Shop:
     has_events: bool
     has_customers: bool
 
+    def tables(self) -> dict:
+        """{'transactions': ibis table, 'events': table or None, 'customers': table or None}."""
+        return shop_tables(from_duckdb(self.con))
+
 
 def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
     """Parse `--map contract_column=shop_column` options into a dict."""
@@ -162,7 +167,7 @@ def load_shop(
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     report = ValidationReport()
     mapping = dict(mapping or {})
-    _check_mapping_targets(mapping, report)
+    check_mapping_targets(mapping, report)
     if timestamp_format and not _valid_format(con, timestamp_format):
         report.error(
             "transactions",
@@ -189,7 +194,7 @@ def load_shop(
     return shop
 
 
-def _check_mapping_targets(mapping: Mapping[str, str], report: ValidationReport) -> None:
+def check_mapping_targets(mapping: Mapping[str, str], report: ValidationReport) -> None:
     known = set(TRANSACTIONS.columns) | set(EVENTS.columns) | set(CUSTOMERS.columns)
     for target in mapping:
         if target not in known:
@@ -216,7 +221,7 @@ def _load_table(
     raw = _read_raw(con, schema.name, path, report)
     if raw is None:
         return False
-    columns = _resolve_columns(schema, path, raw.columns, mapping, report)
+    columns = resolve_columns(schema, path, raw.columns, mapping, report)
     if columns is None:
         return False
     raw.create_view("__clv_raw", replace=True)
@@ -328,9 +333,9 @@ def _read_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path, report: Va
         return None
 
 
-def _resolve_columns(
+def resolve_columns(
     schema: TableSchema,
-    path: Path,
+    path: Path | str,
     available: list[str],
     mapping: Mapping[str, str],
     report: ValidationReport,

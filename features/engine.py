@@ -1,8 +1,9 @@
 """Where feature queries run: the backend connection, execution to Arrow/pandas, atomic Parquet output.
 
 Feature definitions (`features.orders`, `features.rfm`, ...) are Ibis expressions and know nothing
-about the engine. This module is the only place that knows DuckDB is the default backend; the same
-expressions can be executed by the Ibis PySpark backend.
+about the engine. This module knows DuckDB, the default backend; the same expressions run on Spark
+through Ibis' PySpark backend (`features.spark` starts the session and loads the shop there), and
+results, progress and Parquet output work the same on both.
 """
 
 from __future__ import annotations
@@ -114,7 +115,13 @@ def write_parquet(expr: ibis.Table, path: Path | str, progress: Progress | None 
 
     The engine streams the result to a temporary file next to `path`, which replaces `path` only
     when complete (`features.files.atomic_path`), so a failure never leaves a half-written file.
+    On Spark the result is a dataset of part files, replaced the same way (`features.spark`).
     """
+    if _backend_name(expr) == "pyspark":
+        from features.spark import write_dataset
+
+        with _reporting(expr, progress):
+            return write_dataset(expr, path)
     with atomic_path(path) as tmp, _reporting(expr, progress):
         expr.to_parquet(tmp)
         return pq.read_metadata(tmp).num_rows
@@ -122,9 +129,10 @@ def write_parquet(expr: ibis.Table, path: Path | str, progress: Progress | None 
 
 @contextlib.contextmanager
 def _reporting(expr: ibis.Table, progress: Progress | None, interval: float = 0.25) -> Iterator[None]:
-    """Report DuckDB's query progress (percent) to `progress` while the block runs."""
-    con = _duckdb_connection(expr) if progress else None
-    if con is None:
+    """Report the engine's progress (DuckDB: percent of the query; Spark: tasks of the running stages)
+    to `progress` while the block runs."""
+    poll_once = _progress_reader(expr) if progress else None
+    if poll_once is None:
         yield
         return
     done = threading.Event()
@@ -132,9 +140,8 @@ def _reporting(expr: ibis.Table, progress: Progress | None, interval: float = 0.
     def poll() -> None:
         while not done.wait(interval):
             with contextlib.suppress(Exception):
-                percent = con.query_progress()
-                if percent >= 0:
-                    progress(f"{percent:.0f}%")
+                if message := poll_once():
+                    progress(message)
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
@@ -145,9 +152,34 @@ def _reporting(expr: ibis.Table, progress: Progress | None, interval: float = 0.
         thread.join()
 
 
-def _duckdb_connection(expr: ibis.Table) -> duckdb.DuckDBPyConnection | None:
+def _backend_name(expr: ibis.Table) -> str | None:
     try:
-        backend = expr.get_backend()
+        return expr.get_backend().name
     except Exception:  # unbound expression
         return None
-    return getattr(backend, "con", None) if backend.name == "duckdb" else None
+
+
+def _progress_reader(expr: ibis.Table) -> Callable[[], str | None] | None:
+    """A function that reads the engine's progress now, as a short message (None: nothing to say)."""
+    name = _backend_name(expr)
+    if name == "duckdb":
+        con = expr.get_backend().con
+
+        def duckdb_progress() -> str | None:
+            percent = con.query_progress()
+            return f"{percent:.0f}%" if percent >= 0 else None
+
+        return duckdb_progress
+    if name == "pyspark":
+        tracker = expr.get_backend()._session.sparkContext.statusTracker()
+
+        def spark_progress() -> str | None:
+            stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+            stages = [s for s in stages if s is not None]
+            if not stages:
+                return None
+            done, total = sum(s.numCompletedTasks for s in stages), sum(s.numTasks for s in stages)
+            return f"Spark stage {max(s.stageId for s in stages)}: {done}/{total} tasks"
+
+        return spark_progress
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,16 +31,41 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> Path | None:
+@contextlib.contextmanager
+def atomic_dataset(path: Path | str) -> Iterator[Path]:
+    """`atomic_path` for a directory (a Parquet dataset of part files): yield a temporary path next to
+    `path`; when the block ends without error, whatever was at `path` (a file or a dataset) moves aside
+    and the new directory takes its place, so a reader sees the old data or the complete new data."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    try:
+        yield tmp
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def check_output(
+    path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES, dataset: bool = False
+) -> Path | None:
     """Check, before any work, that a result can be written at `path`; create its directory if missing.
 
+    With `dataset`, `path` may be a directory: a Parquet dataset the Spark engine wrote before.
     Returns the directory it created (the caller says so: a typo must not scatter files unnoticed), or
     None. Raises ValueError naming the problem and the fix: a directory given as the file, a suffix not
     in `suffixes`, or a place this process cannot write to, found by creating and removing the
     temporary file `atomic_path` would write.
     """
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not dataset:
         raise ValueError(
             f"{path} is a directory. Fix: give a file name, e.g. {path / ('result' + suffixes[0])}"
         )

@@ -46,6 +46,15 @@ def exact_amount(amount: ir.NumericValue) -> ir.DecimalValue:
     return amount.cast(EXACT)
 
 
+def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
+    """numerator / denominator in float64, the same on every engine.
+
+    A decimal divided by a decimal is a DOUBLE in DuckDB but a DECIMAL rounded to 6 places in Spark,
+    so money shares and trends differed between the engines in the 6th digit; doubles divide alike.
+    """
+    return numerator.cast("float64") / denominator.cast("float64")
+
+
 def as_of_date(as_of: dt.date | dt.datetime | str) -> dt.date:
     """Normalise a cut-off given as a date, a datetime (its date is used) or an ISO string."""
     if isinstance(as_of, str):

@@ -35,7 +35,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.orders import as_of_value, order_table, purchase_sequence
+from features.orders import as_of_value, order_table, purchase_sequence, ratio
 
 
 def rfm_aggregates(orders: ir.Table) -> dict[str, ir.Scalar]:
@@ -66,7 +66,7 @@ def rfm_columns(customers: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
         "recency_days": d.delta(last, unit="day"),
         "frequency": ibis.greatest(c.n_orders - 1, 0),
         "n_orders": c.n_orders,
-        "monetary_mean": ibis.ifelse(c.n_orders > 0, c.purchase_value / c.n_orders, 0.0),
+        "monetary_mean": ibis.ifelse(c.n_orders > 0, ratio(c.purchase_value, c.n_orders), 0.0),
         "monetary_total": c.monetary_total,
         "tenure_days": d.delta(first, unit="day"),
         "first_order_value": c.first_order_value.fill_null(0.0),
@@ -74,7 +74,7 @@ def rfm_columns(customers: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
         "btyd_recency": last.delta(first, unit="day"),
         "btyd_age": d.delta(first, unit="day"),
         "btyd_monetary": ibis.ifelse(
-            btyd_frequency > 0, (c.purchase_value - c.first_day_value) / btyd_frequency.cast("float64"), 0.0
+            btyd_frequency > 0, ratio(c.purchase_value - c.first_day_value, btyd_frequency), 0.0
         ),
     }
 

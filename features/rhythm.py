@@ -24,7 +24,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.orders import AMOUNT_TOLERANCE, as_of_value
+from features.orders import AMOUNT_TOLERANCE, as_of_value, ratio
 
 WINDOWS = (30, 90, 180, 365)
 LOG_UNITS = 1e9  # ln(gap) is summed in whole 1e-9 units (integers add up the same in any order)
@@ -70,15 +70,18 @@ def rhythm_columns(customers: ir.Table) -> dict[str, ir.Value]:
     for short, long in TRENDS:
         orders_s, orders_l = columns[f"orders_{short}d"], columns[f"orders_{long}d"]
         revenue_s, revenue_l = columns[f"revenue_{short}d"], columns[f"revenue_{long}d"]
-        scale = short / long
+        # In double: Spark SQL reads the literal as a decimal, and decimal products are rounded.
+        scale = ibis.literal(short / long, "float64")
         columns[f"orders_trend_{short}_{long}"] = ibis.ifelse(
-            orders_l > 0, orders_s / (orders_l * scale), ibis.null("float64")
+            orders_l > 0, ratio(orders_s, orders_l.cast("float64") * scale), ibis.null("float64")
         )
         columns[f"revenue_trend_{short}_{long}"] = ibis.ifelse(
-            revenue_l > AMOUNT_TOLERANCE, revenue_s / (revenue_l * scale), ibis.null("float64")
+            revenue_l > AMOUNT_TOLERANCE,
+            ratio(revenue_s, revenue_l.cast("float64") * scale),
+            ibis.null("float64"),
         )
     columns["q4_spend_share"] = ibis.ifelse(
-        c.purchase_value > AMOUNT_TOLERANCE, c.q4_value.fill_null(0.0) / c.purchase_value, 0.0
+        c.purchase_value > AMOUNT_TOLERANCE, ratio(c.q4_value.fill_null(0.0), c.purchase_value), 0.0
     )
     return columns
 

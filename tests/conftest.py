@@ -43,3 +43,15 @@ def _assert_coherent_rows(scores) -> None:
 def assert_coherent_rows():
     """`assert_coherent_rows(scores)`: fails naming the rows whose numbers contradict each other."""
     return _assert_coherent_rows
+
+
+@pytest.fixture(scope="session")
+def spark_backend():
+    """One local Spark session (2 cores, few shuffle partitions for small tests) for the whole run,
+    stopped at the end with its JVM. Needs the spark extra (`make test` installs it with `make spark`)."""
+    pytest.importorskip("pyspark", reason="the Spark engine's tests need `make spark`")
+    from features import spark
+
+    backend = spark.connect("local[2]", {"spark.sql.shuffle.partitions": "4"})
+    yield backend
+    spark.stop(backend)

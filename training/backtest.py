@@ -26,10 +26,11 @@ import pandas as pd
 
 from clv.config import Settings
 from features.contract import Shop
-from features.engine import from_duckdb, to_pandas
+from features.engine import to_pandas
 from features.labels import attach_labels
 from features.pipeline import build_features, compute_features
 from features.snapshots import date_range, make_snapshots
+from features.spark import SparkShop
 from models import metrics
 from models.base_choice import choose_base
 from models.btyd_clv import BTYDCLV
@@ -73,17 +74,12 @@ class ShopData:
     value_unit: str = "currency"
 
     @classmethod
-    def from_shop(cls, shop: Shop) -> ShopData:
-        backend = from_duckdb(shop.con)
-        transactions = backend.table("transactions")
-        first, last = date_range(transactions)
+    def from_shop(cls, shop: Shop | SparkShop) -> ShopData:
+        """The tables of a shop loaded on either engine (`features.contract` or `features.spark`)."""
+        tables = shop.tables()
+        first, last = date_range(tables["transactions"])
         return cls(
-            transactions,
-            backend.table("events") if shop.has_events else None,
-            backend.table("customers") if shop.has_customers else None,
-            first,
-            last,
-            shop.report.value_unit,
+            tables["transactions"], tables["events"], tables["customers"], first, last, shop.report.value_unit
         )
 
     def since(self, start: dt.date) -> ShopData:

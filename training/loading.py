@@ -71,7 +71,7 @@ def load_model(settings: Settings, uri: str | None = None) -> LoadedModel:
             _other_code(uri, f"it is in model format {saved_as}, this code reads {MODEL_FORMAT}")
         )
     try:
-        model.predictor.predict(_sample_features())
+        model.predictor.predict(sample_features())
     except Exception as exc:  # noqa: BLE001 - whatever fails here would fail every request
         raise ModelNotFound(_other_code(uri, f"it fails on a sample ({_first_line(exc)})")) from None
     return LoadedModel(model, uri, _version(settings, uri))
@@ -89,7 +89,7 @@ def _first_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
 
 
-def _sample_features() -> pd.DataFrame:
+def sample_features() -> pd.DataFrame:
     """Features of one customer with two orders, through the request path."""
     history = pd.DataFrame(
         {
@@ -143,10 +143,18 @@ def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
     """Predictions plus the bookkeeping columns, in the DESIGN.md column order."""
     predictions = loaded.model.predictor.predict(features)
     predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
-    predictions["horizon_days"] = int(loaded.model.metadata["horizon_days"])
-    predictions["model_version"] = loaded.version
-    # "currency", or "orders" when the model was trained on a log without amounts: says what the value
-    # columns count in every export, so a list of "2.5" is not read as 2.50 in money.
-    predictions["value_unit"] = loaded.model.metadata.get("value_unit", "currency")
+    for name, value in scorer_values(loaded).items():
+        predictions[name] = value
     extra = [c for c in predictions.columns if c not in SCORE_COLUMNS]
     return predictions[[*SCORE_COLUMNS, *extra]]
+
+
+def scorer_values(loaded: LoadedModel) -> dict[str, str | int]:
+    """The columns the scorer adds that are the same in every row (`as_of` comes with the features)."""
+    return {
+        "horizon_days": int(loaded.model.metadata["horizon_days"]),
+        "model_version": loaded.version,
+        # "currency", or "orders" when the model was trained on a log without amounts: says what the value
+        # columns count in every export, so a list of "2.5" is not read as 2.50 in money.
+        "value_unit": loaded.model.metadata.get("value_unit", "currency"),
+    }

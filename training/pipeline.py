@@ -94,7 +94,7 @@ def train(
             }
         )
         mlflow.log_params(_params(settings, as_of, horizon))
-        mlflow.log_params(tracking.data_fingerprint(shop.con))
+        mlflow.log_params(tracking.data_fingerprint(data.transactions))
         sketch = tracking.customer_sketch(data.transactions)
         mlflow.set_tag(SKETCH_TAG, ",".join(sketch))
 
@@ -236,6 +236,7 @@ def _params(settings: Settings, as_of: dt.date, horizon: int) -> dict:
         "as_of": str(as_of),
         "horizon_days": horizon,
         "features_version": FEATURES_VERSION,
+        "engine": settings.engine.backend,
         "snapshot_spacing_days": t.snapshot_spacing_days,
         "n_snapshots": t.n_snapshots,
         "min_history_days": t.min_history_days,

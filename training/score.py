@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -11,11 +12,39 @@ import pandas as pd
 from clv.config import Settings
 from features.contract import Shop
 from features.files import write_frame
+from features.spark import SparkShop
 from training import tracking
 from training.backtest import ShopData
-from training.loading import check_inputs, load_model, score_features
+from training.loading import LoadedModel, check_inputs, load_model, score_features
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What `clv score` reports: rows, model version, cut-off, horizon, total value, unit, segment sizes."""
+
+    rows: int
+    model_version: str
+    as_of: dt.date
+    horizon_days: int
+    total_value: float
+    value_unit: str
+    segments: dict[str, int]
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> ScoreSummary:
+        """The summary of a score table in memory (the default engine's)."""
+        first = table.iloc[0]
+        return cls(
+            len(table),
+            str(first["model_version"]),
+            first["as_of"],
+            int(first["horizon_days"]),
+            float(table["predicted_clv"].sum()),
+            str(first["value_unit"]),
+            table["segment"].value_counts().to_dict(),
+        )
 
 
 def score(
@@ -32,23 +61,7 @@ def score(
     `warn(message)` hears about what the user should know but does not stop scoring: a model trained on
     other customers than these (another shop, or another part of one).
     """
-    progress("loading model")
-    loaded = load_model(settings, model_uri)
-    data = ShopData.from_shop(shop)
-    check_inputs(
-        loaded,
-        {"events": data.events is not None, "customers": data.customers is not None},
-        data.value_unit,
-    )
-    trained_on = loaded.model.metadata.get("customer_sketch")
-    if trained_on:
-        shared = tracking.shared_customers(tracking.customer_sketch(data.transactions), trained_on)
-        if shared < tracking.SAME_CUSTOMERS:
-            warn(
-                f"model {loaded.uri} (v{loaded.version}) was trained on other customers than these (about "
-                f"{shared:.0%} in common): its numbers may not fit this shop. Fix: `clv train` on these "
-                "transactions (and `clv promote` the new version if the gate does not)."
-            )
+    loaded, data = prepare(shop, settings, model_uri, progress, warn)
     as_of = as_of or data.last_date
     progress(f"features at {as_of}")
     features = data.features(as_of)
@@ -59,3 +72,34 @@ def score(
     progress(f"writing {out_path}")
     write_frame(table, out_path)
     return table
+
+
+def prepare(
+    shop: Shop | SparkShop, settings: Settings, model_uri: str | None, progress: Progress, warn: Progress
+) -> tuple[LoadedModel, ShopData]:
+    """The model and the shop's tables, once the model is known to fit the input (`check_inputs`);
+    warns when the model was trained on other customers (`warn_if_other_customers`)."""
+    progress("loading model")
+    loaded = load_model(settings, model_uri)
+    data = ShopData.from_shop(shop)
+    check_inputs(
+        loaded,
+        {"events": data.events is not None, "customers": data.customers is not None},
+        data.value_unit,
+    )
+    warn_if_other_customers(loaded, data, warn)
+    return loaded, data
+
+
+def warn_if_other_customers(loaded: LoadedModel, data: ShopData, warn: Progress) -> None:
+    """Warn when the model's customer sketch shares few customers with these transactions'."""
+    trained_on = loaded.model.metadata.get("customer_sketch")
+    if not trained_on:
+        return
+    shared = tracking.shared_customers(tracking.customer_sketch(data.transactions), trained_on)
+    if shared < tracking.SAME_CUSTOMERS:
+        warn(
+            f"model {loaded.uri} (v{loaded.version}) was trained on other customers than these (about "
+            f"{shared:.0%} in common): its numbers may not fit this shop. Fix: `clv train` on these "
+            "transactions (and `clv promote` the new version if the gate does not)."
+        )

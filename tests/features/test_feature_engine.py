@@ -11,7 +11,6 @@ import pytest
 
 from features import engine
 from features.pipeline import FEATURE_COLUMNS, build_features, compute_features, write_features
-from features.snapshots import make_snapshots
 
 AS_OF = dt.date(2024, 3, 31)
 TX_SCHEMA = {
@@ -97,26 +96,6 @@ def test_compiled_sql_shares_the_order_table():
     assert sql.count("WITH ") == 1
     assert sql.count("OVER (") == 4  # lag/first/last over purchases + the session lag
     assert "2024" in sql and "MAKE_DATE(2024, 3, 31)" in sql
-
-
-def test_definitions_compile_for_spark():
-    """No DuckDB-only operation: the same expressions compile with the Ibis PySpark compiler."""
-    from ibis.config import Config
-
-    previous = ibis.options.pyspark
-    if previous is None:  # normally set by importing the PySpark backend (needs pyspark)
-
-        class PySparkOptions(Config):
-            treat_nan_as_null: bool = False
-
-        ibis.options.pyspark = PySparkOptions()
-    try:
-        tx, events, customers = unbound_tables()
-        expr = make_snapshots(tx, [AS_OF, dt.date(2023, 12, 31)], 90, events, customers)
-        sql = ibis.to_sql(expr, dialect="pyspark")
-    finally:
-        ibis.options.pyspark = previous
-    assert "DATEDIFF" in sql.upper() and "LAG(" in sql.upper()
 
 
 def test_features_and_labels_are_the_same_in_every_run(tmp_path):

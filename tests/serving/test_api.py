@@ -21,7 +21,7 @@ from serving.bodies import HistoryRequest, to_columns
 from serving.export import ExportFilter, apply_filter, to_csv
 from serving.state import ServingState
 from training import tracking
-from training.loading import ModelNotFound, _sample_features, check_inputs, load_model
+from training.loading import ModelNotFound, check_inputs, load_model, sample_features
 from training.pyfunc import CODE, MODEL_FORMAT, STATE_ARTIFACT
 from training.registry import promote, rollback
 
@@ -441,7 +441,7 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
     with mlflow.start_run(experiment_id=registry.get_run(first.run_id).info.experiment_id):
         if saved_by == "another model format":
             old.metadata = {**old.metadata, "model_format": MODEL_FORMAT + 1}
-            logged = tracking.log_model("model", old, _sample_features())
+            logged = tracking.log_model("model", old, sample_features())
         elif saved_by == "a pickle (format 3)":
             # How models were logged up to format 3: the pyfunc object itself, cloudpickled.
             old.metadata = {**old.metadata, "model_format": 3}

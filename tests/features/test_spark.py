@@ -1,0 +1,190 @@
+"""The Spark engine (issue 15): the same feature and label definitions on local Spark give the default
+engine's tables; Spark's loader maps and types files as the contract says and refuses what would make
+features wrong, naming the column and the fix. Point-in-time correctness on Spark is checked with the
+default engine's cases (tests/features/test_feature_values.py runs them on both engines)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import spark
+from features.contract import ContractError, load_shop
+from features.demo_shop import write_demo_shop
+from features.engine import to_pandas
+from features.pipeline import FEATURE_COLUMNS, build_features, write_features
+from features.snapshots import make_snapshots
+
+CUTOFFS = [dt.date(2024, 12, 31), dt.date(2025, 6, 30)]
+
+
+def assert_same_table(duck: pd.DataFrame, other: pd.DataFrame, keys=("as_of", "customer_id")) -> None:
+    """Same rows, columns and dtypes; numbers equal within 1e-9 relative (nulls in the same places)."""
+    duck = duck.sort_values(list(keys)).reset_index(drop=True)
+    other = other.sort_values(list(keys)).reset_index(drop=True)
+    assert list(duck.columns) == list(other.columns)
+    assert duck.dtypes.equals(other.dtypes), duck.dtypes[duck.dtypes != other.dtypes]
+    for column in duck.columns:
+        a, b = duck[column], other[column]
+        if pd.api.types.is_float_dtype(a):
+            assert np.allclose(a, b, rtol=1e-9, atol=0, equal_nan=True), column
+        else:
+            pd.testing.assert_series_equal(a, b, check_names=False, obj=column)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    write_demo_shop(folder, n_customers=400, seed=5)
+    return folder
+
+
+def paths(folder) -> dict[str, str]:
+    return {name: str(folder / f"{name}.parquet") for name in ("transactions", "events", "customers")}
+
+
+def test_features_and_snapshots_equal_the_default_engine(demo, spark_backend):
+    duck = load_shop(**paths(demo)).tables()
+    on_spark = spark.load_shop(spark_backend, **paths(demo))
+    assert on_spark.has_events and on_spark.has_customers
+    sp = on_spark.tables()
+    for cutoff in CUTOFFS:
+        expected = to_pandas(build_features(duck["transactions"], cutoff, duck["events"], duck["customers"]))
+        got = to_pandas(build_features(sp["transactions"], cutoff, sp["events"], sp["customers"]))
+        assert len(expected) > 100
+        assert_same_table(expected, got)
+    expected = to_pandas(make_snapshots(duck["transactions"], CUTOFFS, 90, duck["events"], duck["customers"]))
+    got = to_pandas(make_snapshots(sp["transactions"], CUTOFFS, 90, sp["events"], sp["customers"]))
+    assert_same_table(expected, got)
+
+
+def test_csv_with_a_mapping_and_no_order_ids_or_amounts(tmp_path, spark_backend):
+    """Text columns under the shop's own names, no order_id (a customer-day is an order) and, in the second
+    file, no amount (every order is worth 1): the same features as the default engine's loader."""
+    rows = pd.DataFrame(
+        {
+            "cid": ["A", "A", "A", "B", "B", "C", ""],
+            "ts": [
+                "2024-01-10 10:00:00",
+                "2024-01-10 18:00:00",
+                "2024-03-01T09:30:00+02:00",
+                "2023-11-15",
+                "2024-02-20 12:00:00",
+                "2024-03-31 23:30:00",
+                "2024-01-01",
+            ],
+            "amt": ["30", "20.5", "-5", "100", "12", "7.25", "3"],
+        }
+    )
+    cutoff = dt.date(2024, 3, 31)
+    for drop in ([], ["amt"]):
+        mapping = {"customer_id": "cid", "timestamp": "ts", **({} if drop else {"amount": "amt"})}
+        path = tmp_path / f"t{len(drop)}.csv"
+        rows.drop(columns=drop).to_csv(path, index=False)
+        duck_shop = load_shop(path, mapping=mapping)
+        spark_shop = spark.load_shop(spark_backend, str(path), mapping=mapping)
+        assert (
+            spark_shop.report.value_unit == duck_shop.report.value_unit == ("orders" if drop else "currency")
+        )
+        assert spark_shop.report.tables["transactions"].dropped_rows == 1  # the row without an id
+        assert spark_shop.report.customers == 3 and spark_shop.report.orders == duck_shop.report.orders
+        expected = to_pandas(build_features(duck_shop.tables()["transactions"], cutoff))
+        got = to_pandas(build_features(spark_shop.tables()["transactions"], cutoff))
+        assert_same_table(expected, got)
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs", "expected"),
+    [
+        ("customer_id,amount\nA,3\n", {}, ["required column 'timestamp' is missing", "--map timestamp="]),
+        (
+            "customer_id,timestamp,amount\nA,2024-01-01,3\nB,yesterday,4\nC,31/31/2024,5\n",
+            {},
+            ["'timestamp'", "2 values that are not a date or time", "ISO 8601"],
+        ),
+        (
+            "customer_id,timestamp,amount\nA,2024-01-01,1e308\nB,2024-01-02,12 EUR\n",
+            {},
+            ["'amount'", "not a number", "'12 EUR'"],
+        ),
+        (
+            "customer_id,timestamp,amount\nA,2024-01-01,1e15\n",
+            {},
+            ["not a finite amount of money", "below 1e+12"],
+        ),
+        (
+            "customer_id,timestamp,amount\nA,01/02/2024,3\n",
+            {"timestamp_format": "%d/%m/%Y"},
+            ["--timestamp-format is read by the default engine"],
+        ),
+        ("customer_id,timestamp,amount\nA,2024-01-01,3\n", {"mapping": {"amount": "Revenue"}}, ["'Revenue'"]),
+    ],
+)
+def test_bad_input_is_refused_naming_the_column_and_fix(tmp_path, spark_backend, content, kwargs, expected):
+    path = tmp_path / "t.csv"
+    path.write_text(content)
+    with pytest.raises(ContractError) as raised:
+        spark.load_shop(spark_backend, str(path), **kwargs)
+    message = str(raised.value)
+    for words in expected:
+        assert words in message, message
+    assert "Fix:" in message
+
+
+def test_missing_file_and_repeated_customer_ids(tmp_path, spark_backend):
+    with pytest.raises(ContractError, match="Spark cannot read it"):
+        spark.load_shop(spark_backend, str(tmp_path / "nowhere.parquet"))
+    transactions = tmp_path / "t.csv"
+    transactions.write_text("customer_id,timestamp,amount\nA,2024-01-01,3\n")
+    customers = tmp_path / "c.csv"
+    customers.write_text("customer_id,country\nA,FR\nA,DE\n")
+    with pytest.raises(ContractError, match="1 customer ids appear more than once"):
+        spark.load_shop(spark_backend, str(transactions), customers=str(customers))
+
+
+def test_dataset_replaces_an_older_output_whole(demo, tmp_path, spark_backend):
+    """A feature table written by Spark is a Parquet dataset that replaces what was there (a file written by
+    the default engine, or an older dataset), and holds the same table."""
+    out = tmp_path / "features.parquet"
+    duck = load_shop(**paths(demo)).tables()
+    write_features(out, CUTOFFS[1], duck["transactions"], duck["events"], duck["customers"])
+    expected = pd.read_parquet(out)
+    sp = spark.load_shop(spark_backend, **paths(demo)).tables()
+    for _ in range(2):
+        summary = write_features(out, CUTOFFS[1], sp["transactions"], sp["events"], sp["customers"])
+        assert out.is_dir() and (out / "_SUCCESS").exists()
+        assert summary["rows"] == len(expected)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    assert_same_table(expected, pd.read_parquet(out)[list(FEATURE_COLUMNS)])
+
+
+def test_without_pyspark_the_message_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    with pytest.raises(spark.EngineUnavailable, match="make spark"):
+        spark.connect()
+
+
+def test_parquet_with_nanosecond_timestamps_as_pandas_writes_them(tmp_path, spark_backend):
+    """Spark has no nanosecond timestamps and refuses such Parquet files by default; pandas writes them."""
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "B", "B"],
+            "timestamp": pd.to_datetime(
+                ["2024-01-01 10:00:00.123456", "2024-02-01 09:00", "2024-01-05 08:00", "2024-03-01 23:59"],
+                format="ISO8601",
+            ).astype("datetime64[ns]"),
+            "amount": [10.0, 20.0, 5.0, 7.5],
+        }
+    )
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path)
+    cutoff = dt.date(2024, 3, 31)
+    expected = to_pandas(build_features(load_shop(path).tables()["transactions"], cutoff))
+    got = to_pandas(
+        build_features(spark.load_shop(spark_backend, str(path)).tables()["transactions"], cutoff)
+    )
+    assert_same_table(expected, got)
