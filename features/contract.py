@@ -271,10 +271,10 @@ def _load_table(
 
     select = [f"{exprs[name]} AS {name}" for name, _ in _present(schema, columns)]
     if schema is TRANSACTIONS and "order_id" not in columns:
-        # Without order ids a customer-day is one order (DESIGN.md).
+        # Without order ids a customer-day is one order (README, Data contract).
         select.append(f"{id_expr} || '|' || strftime(({exprs['timestamp']})::DATE, '%Y-%m-%d') AS order_id")
     if schema is TRANSACTIONS and "amount" not in columns:
-        # Without amounts every order is worth 1 (DESIGN.md), shared among its lines.
+        # Without amounts every order is worth 1 (README, Data contract), shared among its lines.
         select.append(f"1.0 / count(*) OVER (PARTITION BY {id_expr}, order_id) AS amount")
         report.has_amount = False
         report.warn(

@@ -476,7 +476,7 @@ def _completed(table: pa.Table, schema: TableSchema) -> pa.Table:
     amounts checked."""
     given = set(table.column_names)
     if schema is TRANSACTIONS and "order_id" not in given:
-        # Without order ids a customer-day is one order (DESIGN.md), as in features.contract.
+        # Without order ids a customer-day is one order (README, Data contract), as in features.contract.
         day = pc.strftime(table["timestamp"], format="%Y-%m-%d")
         table = table.append_column("order_id", pc.binary_join_element_wise(table["customer_id"], day, "|"))
     if schema is TRANSACTIONS and "amount" not in given:

@@ -69,7 +69,7 @@ EVENT_TYPES = (
     "review",
 )
 
-# Columns every score table carries (DESIGN.md); `predicted_profit` is added when a margin is set.
+# Columns every score table carries (README, "Score columns"); `predicted_profit` is added when a margin is set.
 SCORE_COLUMNS = (
     "customer_id",
     "predicted_clv",

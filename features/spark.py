@@ -262,7 +262,7 @@ def _load_table(
 
 
 def _complete_transactions(table: ir.Table, report: ValidationReport, path: str) -> ir.Table:
-    """order_id and amount when the log has none, by the contract's rules (DESIGN.md)."""
+    """order_id and amount when the log has none, by the contract's rules (README, Data contract)."""
     if "order_id" not in table.columns:
         # Without order ids a customer-day is one order.
         table = table.mutate(order_id=table.customer_id + "|" + table.timestamp.date().strftime("%Y-%m-%d"))

@@ -7,6 +7,7 @@ import pandas as pd
 
 from models.bgnbd import BetaGeoModel
 from models.btyd_fit import Fitted
+from models.discounting import mid_horizon_factor
 from models.gamma_gamma import GammaGammaModel
 from models.pareto_nbd import ParetoNBDModel
 
@@ -33,5 +34,4 @@ class BTYDCLV(Fitted):
     def predict_clv(self, X: pd.DataFrame, horizon_days: float, discount_rate: float = 0.0) -> np.ndarray:
         self._check_fitted()
         value = self.purchases_.expected_purchases(X, horizon_days) * self.spend_.expected_order_value(X)
-        # Discount to the middle of the horizon: purchases are spread over it.
-        return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)
+        return value * mid_horizon_factor(discount_rate, horizon_days)

@@ -18,7 +18,8 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-CATEGORICAL = ("acquisition_channel", "country")
+from features.pipeline import CATEGORICAL_COLUMNS
+
 EARLY_STOPPING_ROUNDS = 40
 _EXCLUDE = {"customer_id", "as_of"}
 
@@ -30,7 +31,7 @@ def select_features(frame: pd.DataFrame) -> list[str]:
         if name in _EXCLUDE or name.startswith("label_"):
             continue
         if (
-            name in CATEGORICAL
+            name in CATEGORICAL_COLUMNS
             or pd.api.types.is_numeric_dtype(frame[name])
             or pd.api.types.is_bool_dtype(frame[name])
         ):
@@ -43,7 +44,9 @@ class FeatureMatrix:
 
     def __init__(self, names: list[str], frame: pd.DataFrame):
         categories = {
-            c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in names if c in CATEGORICAL
+            c: sorted(frame[c].dropna().astype(str).unique().tolist())
+            for c in names
+            if c in CATEGORICAL_COLUMNS
         }
         # A categorical with no values at all (a shop without a customers table) carries no information.
         self.categories = {c: values for c, values in categories.items() if values}

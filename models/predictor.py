@@ -1,4 +1,4 @@
-"""The composite CLV predictor: features in, the score columns of DESIGN.md out.
+"""The composite CLV predictor: features in, the README's score columns out.
 
 How it predicts over the horizon H (label windows of L days, L = H when the history allows):
 1. Buy-till-you-die models fitted at each training cut-off (`models.btyd_features`) give each
@@ -43,6 +43,7 @@ from features.schema import SCORE_COLUMNS, SCORER_COLUMNS
 from models import metrics
 from models.btyd_features import BASE_MODELS, BTYDFeatures, NoRepeatPurchases, describe_base
 from models.calibration import fit_level_calibration
+from models.discounting import mid_horizon_factor
 from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, select_features
 from models.intervals import ConformalInterval, posterior_count_interval
 from models.outliers import capped, upper_fence
@@ -403,7 +404,7 @@ class CLVPredictor(BaseEstimator):
             low, high = low * order_value, high * order_value
         else:
             low, high = (bound * stretch for bound in self.interval_.predict(orders_l * order_value))
-        discount = (1 + self.discount_rate) ** (-(self.horizon_days / 365) / 2)
+        discount = mid_horizon_factor(self.discount_rate, self.horizon_days)
         out = pd.DataFrame(
             {
                 "customer_id": features["customer_id"].to_numpy(),

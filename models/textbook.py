@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from models.btyd_fit import Fitted, require
+from models.discounting import mid_horizon_factor
 
 _MIN_YEARS = 30 / 365  # a first order yesterday is not a rate of 365 orders a year
 
@@ -55,7 +56,7 @@ class BasicCLV(Fitted):
         per_year = X["n_orders"].to_numpy(float) / years
         aov = np.clip(X["monetary_mean"].to_numpy(float), 0, None)
         value = aov * per_year * _active_years(self.churn_rate_, horizon_days)
-        return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)
+        return value * mid_horizon_factor(discount_rate, horizon_days)
 
 
 class ChurnCLV(Fitted):
@@ -75,7 +76,7 @@ class ChurnCLV(Fitted):
         years = np.maximum(X["tenure_days"].to_numpy(float) / 365, _MIN_YEARS)
         per_year = np.clip(X["monetary_total"].to_numpy(float), 0, None) / years
         value = per_year * self.margin * _active_years(self.churn_rate_, horizon_days)
-        return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)
+        return value * mid_horizon_factor(discount_rate, horizon_days)
 
 
 def run_rate(monetary_total, tenure_days, horizon_days: float) -> np.ndarray:
@@ -103,7 +104,7 @@ class RunRateCLV(Fitted):
         self._check_fitted()
         require(X, ("monetary_total", "tenure_days"))
         value = run_rate(X["monetary_total"], X["tenure_days"], horizon_days)
-        return value * (1 + discount_rate) ** (-(horizon_days / 365) / 2)
+        return value * mid_horizon_factor(discount_rate, horizon_days)
 
 
 def base_summary(X: pd.DataFrame, horizon_days: float) -> dict[str, float]:

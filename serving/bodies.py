@@ -178,7 +178,6 @@ def _row_model(schema: TableSchema) -> type[BaseModel]:
 TransactionRow = _row_model(TRANSACTIONS)
 EventRow = _row_model(EVENTS)
 CustomerRow = _row_model(CUSTOMERS)
-ROW_SCHEMAS = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
 
 
 Columns = dict[str, list]

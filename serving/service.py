@@ -152,7 +152,7 @@ def _loading_turn(scores: Path):
 
 
 def _settle_heap(collect: bool = True) -> None:
-    # A large, long-lived heap makes Python's full collections slow (STACK.md): freeze what
+    # A large, long-lived heap makes Python's full collections slow (each one rescans it): freeze what
     # start-up allocated so the collector stops rescanning it on every request burst.
     if collect:
         gc.collect()

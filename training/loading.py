@@ -140,7 +140,7 @@ def check_inputs(
 
 
 def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
-    """Predictions plus the bookkeeping columns, in the DESIGN.md column order."""
+    """Predictions plus the bookkeeping columns, in the README's column order (`features.schema.SCORE_COLUMNS`)."""
     predictions = loaded.model.predictor.predict(features)
     predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
     for name, value in scorer_values(loaded).items():

@@ -1,7 +1,7 @@
 """The MLflow pyfunc that carries a trained CLVPredictor and everything needed to score with it.
 
 Input: a feature table (one row per customer, columns of `features.pipeline`) at a cut-off.
-Output: the score columns (DESIGN.md) except `as_of`, `horizon_days` and `model_version`, which the
+Output: the score columns (README, "Score columns") except `as_of`, `horizon_days` and `model_version`, which the
 scorer adds. The model's metadata records the horizon, the feature definitions' version, the model
 format and the targeting thresholds, so a scorer can refuse features built by a different definition
 and a model this code cannot run.

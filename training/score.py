@@ -1,4 +1,4 @@
-"""`clv score`: the score table (one row per customer, DESIGN.md columns), written atomically."""
+"""`clv score`: the score table (one row per customer, the README's score columns), written atomically."""
 
 from __future__ import annotations
 

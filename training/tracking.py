@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
     from matplotlib.figure import Figure
 
-# Pinning requirements avoids MLflow's slow requirement inference in a subprocess (STACK.md).
+# Pinning requirements avoids MLflow's requirement inference, which loads the model in a subprocess
+# and takes seconds per logged model.
 _RUNTIME_PACKAGES = ("pandas", "numpy", "scikit-learn", "xgboost", "scipy", "mlflow", "pyarrow")
 
 
