@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 SUMMARY = ("btyd_frequency", "btyd_recency", "btyd_age")
 SEARCH_SAMPLE = 50_000  # customers on which SummaryModel.fit searches from every start
@@ -21,9 +21,10 @@ LOG_BOUNDS = (-12.0, 9.0)
 
 
 class Fitted(BaseEstimator):
+    """A model whose `fit` sets `params_` (the fitted parameters by name)."""
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit first")
+        check_is_fitted(self, "params_")
 
 
 class SummaryModel(Fitted):
