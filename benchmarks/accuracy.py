@@ -76,9 +76,9 @@ from features.demo_shop import write_demo_shop  # noqa: E402
 from models import metrics  # noqa: E402
 from models.btyd_clv import BTYDCLV  # noqa: E402
 from models.textbook import BasicCLV, RunRateCLV  # noqa: E402
-from training.backtest import ShopData  # noqa: E402
 from training.pipeline import train  # noqa: E402
 from training.score import score  # noqa: E402
+from training.shop_data import ShopData  # noqa: E402
 
 DATA_DIR = Path("/work/shared/data")
 DEMO = "demo"

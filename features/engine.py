@@ -100,7 +100,7 @@ def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
 
 def to_arrow(expr: ibis.Table, progress: Progress | None = None) -> pa.Table:
     """Execute an expression to an Arrow table whose types follow the expression's schema."""
-    with _reporting(expr, progress):
+    with reporting(expr, progress):
         result = expr.to_pyarrow()
     return result.cast(expr.schema().to_pyarrow())
 
@@ -115,20 +115,15 @@ def write_parquet(expr: ibis.Table, path: Path | str, progress: Progress | None 
 
     The engine streams the result to a temporary file next to `path`, which replaces `path` only
     when complete (`features.files.atomic_path`), so a failure never leaves a half-written file.
-    On Spark the result is a dataset of part files, replaced the same way (`features.spark`).
+    (On Spark, `features.spark.write_dataset` writes a dataset of part files.)
     """
-    if _backend_name(expr) == "pyspark":
-        from features.spark import write_dataset
-
-        with _reporting(expr, progress):
-            return write_dataset(expr, path)
-    with atomic_path(path) as tmp, _reporting(expr, progress):
+    with atomic_path(path) as tmp, reporting(expr, progress):
         expr.to_parquet(tmp)
         return pq.read_metadata(tmp).num_rows
 
 
 @contextlib.contextmanager
-def _reporting(expr: ibis.Table, progress: Progress | None, interval: float = 0.25) -> Iterator[None]:
+def reporting(expr: ibis.Table, progress: Progress | None, interval: float = 0.25) -> Iterator[None]:
     """Report the engine's progress (DuckDB: percent of the query; Spark: tasks of the running stages)
     to `progress` while the block runs."""
     poll_once = _progress_reader(expr) if progress else None
@@ -152,7 +147,7 @@ def _reporting(expr: ibis.Table, progress: Progress | None, interval: float = 0.
         thread.join()
 
 
-def _backend_name(expr: ibis.Table) -> str | None:
+def backend_name(expr: ibis.Table) -> str | None:
     try:
         return expr.get_backend().name
     except Exception:  # unbound expression
@@ -161,7 +156,7 @@ def _backend_name(expr: ibis.Table) -> str | None:
 
 def _progress_reader(expr: ibis.Table) -> Callable[[], str | None] | None:
     """A function that reads the engine's progress now, as a short message (None: nothing to say)."""
-    name = _backend_name(expr)
+    name = backend_name(expr)
     if name == "duckdb":
         con = expr.get_backend().con
 

@@ -36,6 +36,7 @@ from features.labels import LABEL_COLUMNS
 from features.orders import as_of_date, as_of_value, order_table, purchase_sequence
 from features.rfm import rfm_aggregates, rfm_columns
 from features.rhythm import rhythm_aggregates, rhythm_columns
+from features.spark import write_dataset
 
 FEATURES_VERSION = "1.3"
 
@@ -202,7 +203,8 @@ def write_features(
             progress(f"computing features at {as_of}: {message}")
 
     report("starting")
-    rows = engine.write_parquet(expr, out_path, progress=report if progress else None)
+    write = write_dataset if engine.backend_name(expr) == "pyspark" else engine.write_parquet
+    rows = write(expr, out_path, progress=report if progress else None)
     return {
         "path": str(out_path),
         "as_of": as_of,

@@ -42,7 +42,7 @@ from features.contract import (
     check_mapping_targets,
     resolve_columns,
 )
-from features.engine import default_memory_limit
+from features.engine import Progress, default_memory_limit, reporting
 from features.files import atomic_dataset
 from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS, TableSchema
 
@@ -389,9 +389,11 @@ def to_frame(expr: ir.Table):
     return backend._session.sql(backend.compile(expr))
 
 
-def write_dataset(expr: ir.Table, path: str | Path) -> int:
-    """Write an Ibis expression's result as a Parquet dataset at `path` (`write_frame`); return its rows."""
-    return write_frame(to_frame(expr), path)
+def write_dataset(expr: ir.Table, path: str | Path, progress: Progress | None = None) -> int:
+    """Write an Ibis expression's result as a Parquet dataset at `path` (`write_frame`); return its rows.
+    `progress` hears the running stages' task counts (`features.engine.reporting`)."""
+    with reporting(expr, progress):
+        return write_frame(to_frame(expr), path)
 
 
 def write_frame(frame, path: str | Path) -> int:

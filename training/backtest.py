@@ -19,23 +19,16 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import ibis
-import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
 from clv.config import Settings
-from features.contract import Shop
-from features.engine import to_pandas
-from features.labels import attach_labels
-from features.pipeline import build_features, compute_features
-from features.snapshots import date_range, make_snapshots
-from features.spark import SparkShop
 from models import metrics
 from models.base_choice import choose_base
 from models.btyd_clv import BTYDCLV
 from models.predictor import CLVPredictor
 from models.textbook import BasicCLV
+from training.shop_data import ShopData
 from training.windows import WindowPlan, backtest_horizon, holdin_window, plan_windows
 
 Progress = Callable[[str], None]
@@ -59,63 +52,6 @@ METRIC_LABELS = {
     "brier": "Brier",
     "interval_coverage": "coverage",
 }
-
-
-@dataclass(frozen=True)
-class ShopData:
-    """The shop's canonical tables as Ibis expressions, and the span of its transactions."""
-
-    transactions: ir.Table
-    events: ir.Table | None
-    customers: ir.Table | None
-    first_date: dt.date
-    last_date: dt.date
-    # "currency", or "orders" for a log without amounts (features.contract.ValidationReport.value_unit).
-    value_unit: str = "currency"
-
-    @classmethod
-    def from_shop(cls, shop: Shop | SparkShop) -> ShopData:
-        """The tables of a shop loaded on either engine (`features.contract` or `features.spark`)."""
-        tables = shop.tables()
-        first, last = date_range(tables["transactions"])
-        return cls(
-            tables["transactions"], tables["events"], tables["customers"], first, last, shop.report.value_unit
-        )
-
-    def since(self, start: dt.date) -> ShopData:
-        """The same shop with its history starting at `start` (for short-history experiments)."""
-        begin = ibis.timestamp(dt.datetime.combine(start, dt.time()))
-        events = None if self.events is None else self.events.filter(self.events.timestamp >= begin)
-        return ShopData(
-            self.transactions.filter(self.transactions.timestamp >= begin),
-            events,
-            self.customers,
-            start,
-            self.last_date,
-            self.value_unit,
-        )
-
-    def repeat_buyers(self, as_of: dt.date) -> tuple[int, int]:
-        """(customers with a purchase up to `as_of`, those of them who bought on two different days)."""
-        t = self.transactions
-        day = t.timestamp.date()
-        bought = t.filter((day <= as_of) & (t.amount > 0))
-        days = bought.group_by("customer_id").aggregate(n_days=bought.timestamp.date().nunique())
-        counts = days.aggregate(buyers=days.count(), repeaters=(days.n_days >= 2).sum()).to_pyarrow()
-        return int(counts["buyers"][0].as_py() or 0), int(counts["repeaters"][0].as_py() or 0)
-
-    def features(self, as_of: dt.date) -> pd.DataFrame:
-        return compute_features(self.transactions, as_of, self.events, self.customers)
-
-    def features_with_labels(self, as_of: dt.date, horizon_days: int) -> pd.DataFrame:
-        table = build_features(self.transactions, as_of, self.events, self.customers)
-        labelled = attach_labels(table, self.transactions, as_of, horizon_days)
-        return to_pandas(labelled.order_by("customer_id"))
-
-    def snapshots(self, plan: WindowPlan) -> pd.DataFrame:
-        return to_pandas(
-            make_snapshots(self.transactions, plan.cutoffs, plan.label_days, self.events, self.customers)
-        )
 
 
 @dataclass

@@ -21,8 +21,9 @@ from features.pipeline import FEATURES_VERSION
 from models.btyd_features import NoRepeatPurchases
 from models.textbook import base_summary
 from training import gate, plots, registry, tracking
-from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, ShopData, backtest, fit_at
+from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, backtest, fit_at
 from training.pyfunc import MODEL_FORMAT, CLVPyfunc
+from training.shop_data import ShopData
 
 Progress = Callable[[str], None]
 

@@ -14,8 +14,8 @@ from features.contract import Shop
 from features.files import write_frame
 from features.spark import SparkShop
 from training import tracking
-from training.backtest import ShopData
 from training.loading import LoadedModel, check_inputs, load_model, score_features
+from training.shop_data import ShopData
 
 Progress = Callable[[str], None]
 

@@ -16,7 +16,8 @@ import pytest
 from clv.config import load_settings
 from features.contract import load_shop
 from features.demo_shop import write_demo_shop
-from training.backtest import BASE, BGNBD, MODEL, PARETO, TEXTBOOK, ShopData, backtest
+from training.backtest import BASE, BGNBD, MODEL, PARETO, TEXTBOOK, backtest
+from training.shop_data import ShopData
 
 RANKING = ("spearman", "normalized_gini", "top_decile_capture")
 NINE_MONTHS = 273
