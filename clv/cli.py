@@ -60,8 +60,8 @@ EngineOpt = Annotated[
     Engine | None,
     typer.Option(
         "--engine",
-        help="Where features and labels are computed: duckdb (this machine) or spark ([engine] master, "
-        "local[*] by default; needs `make spark`). Default: [engine] backend, duckdb.",
+        help="Where features and labels are computed: duckdb (this machine) or spark (on \\[engine] master, "
+        "local\\[*] by default; needs `make spark`). Default: \\[engine] backend, duckdb.",
     ),
 ]
 MapOpt = Annotated[
@@ -73,7 +73,10 @@ MapOpt = Annotated[
 ]
 TsFormatOpt = Annotated[
     str | None,
-    typer.Option("--timestamp-format", help="strptime format for non-ISO timestamps, e.g. '%d/%m/%Y %H:%M'."),
+    typer.Option(
+        "--timestamp-format",
+        help="strptime format for non-ISO timestamps, e.g. '%d/%m/%Y %H:%M' (default engine only).",
+    ),
 ]
 AsOfOpt = Annotated[
     dt.datetime | None,
@@ -282,16 +285,27 @@ def _warn(message: str) -> None:
     console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
 
 
-def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), dataset: bool = False) -> None:
+def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), why: str = "") -> None:
     """Refuse an --out that cannot be written, before any work (exit code 2, as for a bad option)."""
     from features.files import check_output
 
     try:
-        created = check_output(path, suffixes, dataset)
+        created = check_output(path, suffixes)
     except ValueError as exc:
-        raise fail(f"--out: {exc}", code=2) from None
+        raise fail(f"--out: {exc}{why}", code=2) from None
     if created:
         console.print(f"created the directory {created} for --out {path}", highlight=False)
+
+
+def _not_an_input(out_path: Path, settings: Settings) -> None:
+    """Refuse an --out that is one of the input files (it would be replaced by the result), exit code 2."""
+    data = settings.data
+    for name in ("transactions", "events", "customers"):
+        given = getattr(data, name)
+        if given and ":" not in given and Path(given).resolve() == out_path.resolve():
+            raise fail(
+                f"--out {out_path} is the {name} input, which it would replace. Fix: write elsewhere.", 2
+            )
 
 
 def _as_date(value: dt.datetime | None) -> dt.date | None:
@@ -319,7 +333,8 @@ def features(
     from features.pipeline import write_features
 
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
-    _check_out(out_path, (".parquet",), dataset=settings.engine.backend == "spark")
+    _not_an_input(out_path, settings)
+    _check_out(out_path, (".parquet",))
     shop = _load(settings)
     cutoff = _as_date(as_of) or shop.report.last_timestamp.date()
     tables = shop.tables()
@@ -446,7 +461,14 @@ def score(
 
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
     on_spark = settings.engine.backend == "spark"
-    _check_out(out_path, (".parquet",) if on_spark else (".parquet", ".csv"), dataset=on_spark)
+    _not_an_input(out_path, settings)
+    _check_out(
+        out_path,
+        (".parquet",) if on_spark else (".parquet", ".csv"),
+        " (the Spark engine writes Parquet datasets; `clv export` makes CSV lists from them)"
+        if on_spark
+        else "",
+    )
     shop = _load(settings)
     try:
         with progress("Scoring") as update:
@@ -631,6 +653,8 @@ _STOPPED: list[int] = []
 
 def _interrupt(signum: int, _frame) -> None:
     _STOPPED.append(signum)
+    if "features.spark" in sys.modules:
+        sys.modules["features.spark"].abort()
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 

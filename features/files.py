@@ -18,9 +18,26 @@ import pandas as pd
 TABLE_SUFFIXES = (".parquet", ".csv")
 
 
+def is_dataset(path: Path | str) -> bool:
+    """Whether `path` is a directory holding only a Parquet dataset as Spark writes it (part files, their
+    checksums, `_SUCCESS`), which an output may replace; any other directory is the user's."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    names = [p.name for p in path.iterdir()]
+    return "_SUCCESS" in names and all(
+        n == "_SUCCESS" or n.startswith(("part-", "._SUCCESS", ".part-")) for n in names
+    )
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path to write to; it becomes `path` when the block ends without error."""
+    """Yield a temporary path to write a file to; it becomes `path` when the block ends without error
+    (replacing a file, or a dataset the Spark engine wrote there: `atomic_dataset`)."""
+    if is_dataset(path):
+        with atomic_dataset(path) as tmp:
+            yield tmp
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -53,24 +70,27 @@ def atomic_dataset(path: Path | str) -> Iterator[Path]:
                 leftover.unlink(missing_ok=True)
 
 
-def check_output(
-    path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES, dataset: bool = False
-) -> Path | None:
+def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> Path | None:
     """Check, before any work, that a result can be written at `path`; create its directory if missing.
 
-    With `dataset`, `path` may be a directory: a Parquet dataset the Spark engine wrote before.
+    `path` may be a Parquet dataset the Spark engine wrote before (`is_dataset`), which either engine
+    replaces; any other directory is refused.
     Returns the directory it created (the caller says so: a typo must not scatter files unnoticed), or
     None. Raises ValueError naming the problem and the fix: a directory given as the file, a suffix not
     in `suffixes`, or a place this process cannot write to, found by creating and removing the
     temporary file `atomic_path` would write.
     """
     path = Path(path)
-    if path.is_dir() and not dataset:
+    if path.is_dir() and not is_dataset(path):
         raise ValueError(
-            f"{path} is a directory. Fix: give a file name, e.g. {path / ('result' + suffixes[0])}"
+            f"{path} is a directory that is not a dataset written by `--engine spark`, so it is not replaced. "
+            f"Fix: give a file name, e.g. {path / ('result' + suffixes[0])}, or remove the directory"
         )
     if suffixes and path.suffix.lower() not in suffixes:
-        raise ValueError(f"{path}: the file name must end in {' or '.join(suffixes)}")
+        raise ValueError(
+            f"{path}: the file name must end in {' or '.join(suffixes)}. Fix: name it so, e.g. "
+            f"{path.with_suffix(suffixes[0]).name}"
+        )
     created = None
     if not path.parent.is_dir():
         missing = next(p for p in (path.parent, *path.parent.parents) if p.parent.is_dir())

@@ -25,9 +25,13 @@ Needs the `spark` extra and a Java runtime (`make spark` installs both).
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
+import threading
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,16 +99,43 @@ def connect(master: str = "local[*]", conf: dict[str, str] | None = None):
     )
     for key, value in {**settings, **(conf or {})}.items():
         builder = builder.config(key, value)
+    # PySpark replaces the SIGINT handler with one that cancels jobs and then waits on the JVM, which
+    # can wait forever; the caller's handler (the CLI's: `abort`, then unwind) stays in place.
+    interrupt = signal.getsignal(signal.SIGINT)
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - py4j and pyspark raise several kinds
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise EngineUnavailable(
-            f"Spark could not start on master {master!r} ({first}). Is a Java runtime installed (`java "
-            f"-version`) and the master reachable? {INSTALL}"
+            f"Spark could not start on master {master!r} ({first}). Fix: check that the master is right and "
+            "reachable ([engine] master in clv.toml, or CLV_ENGINE__MASTER) and that a Java runtime 17+ is "
+            f"installed (`java -version`). {INSTALL.removeprefix('Fix: ')}"
         ) from None
+    finally:
+        if interrupt is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, interrupt)
     session.sparkContext.setLogLevel("ERROR")
     return ibis.pyspark.connect(session)
+
+
+def abort() -> None:
+    """End this process's Spark JVM at once, for a stop signal: a thread blocked on a result from the JVM
+    (collecting a table, writing one) then fails instead of waiting forever, and the command unwinds.
+    Nothing to do when no Spark session was started."""
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    # py4j reports the broken connection of every call still in flight, as tracebacks on the root logger,
+    # and PySpark warns before it gives up; the command is stopping, and says so itself.
+    warnings.simplefilter("ignore")
+    logging.getLogger().setLevel(logging.CRITICAL)
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    gateway.proc.kill()
+    gateway.proc.wait(timeout=30)
 
 
 @dataclass
@@ -140,9 +171,9 @@ def load_shop(
         report.error(
             "transactions",
             "timestamp",
-            "--timestamp-format is read by the default engine (DuckDB's strptime) only. Fix: on Spark, give "
-            "timestamps as ISO 8601 text (2020-12-31 14:05:00) or as typed columns (Parquet), or convert the "
-            "files with the default engine first.",
+            "a timestamp format (--timestamp-format, or [data] timestamp_format) is read by the default engine "
+            "(DuckDB's strptime) only. Fix: on Spark, give timestamps as ISO 8601 text (2020-12-31 14:05:00) "
+            "or as typed columns (Parquet), or use the default engine (--engine duckdb).",
         )
     names: dict[str, str] = {}
     suffix = uuid.uuid4().hex[:8]
@@ -209,8 +240,10 @@ def _load_table(
             report.error(
                 schema.name,
                 name,
-                f"{path}: {label} has {bad:,} values that are not {_NAMES[kind]}, e.g. {example!r}. "
-                f"Fix: {_FIXES[kind]}.",
+                f"{path}: {label} has {bad:,} {'value' if bad == 1 else 'values'} that "
+                f"{'is' if bad == 1 else 'are'} not {_NAMES[kind]}, e.g. {example!r}. Fix: {_FIXES[kind]}"
+                + (_NANOSECONDS_FIX if kind == "timestamp" and _read_kind(path) == "parquet" else "")
+                + ".",
                 bad,
             )
             ok = False
@@ -281,9 +314,7 @@ def _complete_transactions(table: ir.Table, report: ValidationReport, path: str)
 
 
 _FIXES = {
-    "timestamp": "use ISO 8601 (2020-12-31 or 2020-12-31T14:05:00+01:00) or a timestamp column (in a "
-    "Parquet file Spark reads elsewhere than on local disk, microseconds: pandas' to_parquet(..., "
-    "coerce_timestamps='us', allow_truncated_timestamps=True))",
+    "timestamp": "use ISO 8601 (2020-12-31 or 2020-12-31T14:05:00+01:00) or a timestamp column",
     "date": "use ISO 8601 dates (2020-12-31) or a date column",
     "float64": "use plain numbers with a dot as decimal separator and no currency sign (1234.50)",
 }
@@ -296,9 +327,20 @@ def location(path: str | Path) -> str:
     return str(path) if ":" in str(path) else str(Path(path).absolute())
 
 
+# Integer timestamps in a Parquet file Spark reads elsewhere than on local disk may be nanoseconds.
+_NANOSECONDS_FIX = (
+    " (a Parquet file outside this machine with nanosecond timestamps is read as integers: write it with "
+    "microseconds, e.g. pandas' to_parquet(..., coerce_timestamps='us', allow_truncated_timestamps=True))"
+)
+
+
+def _read_kind(path: str) -> str:
+    return "csv" if Path(path.rstrip("/")).suffix.lower() in (".csv", ".tsv", ".txt") else "parquet"
+
+
 def _read(backend, table: str, path: str, report: ValidationReport) -> ir.Table | None:
     path = location(path)
-    kind = "csv" if Path(path.rstrip("/")).suffix.lower() in (".csv", ".tsv", ".txt") else "parquet"
+    kind = _read_kind(path)
     try:
         if kind == "csv":
             # Text throughout, so that type problems are reported by the checks, not by the reader.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -103,3 +104,14 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monk
     result = runner.invoke(app, [command, "--out", str(tmp_path / "new" / "deeper" / f"out{suffix}")])
     assert f"created the directory {tmp_path / 'new'}" in plain(result.output)
     assert (tmp_path / "new" / "deeper").is_dir() and list((tmp_path / "new" / "deeper").iterdir()) == []
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame(
+        {"customer_id": ["A"], "timestamp": pd.to_datetime(["2020-01-01"]), "amount": [1.0]}
+    ).to_parquet(path)
+    result = runner.invoke(app, ["features", "--transactions", str(path), "--out", str(path)])
+    assert result.exit_code == 2
+    assert "is the transactions input" in plain(result.output)
+    assert len(pd.read_parquet(path)) == 1

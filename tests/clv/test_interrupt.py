@@ -26,6 +26,15 @@ def run_statuses(db: Path) -> list[str]:
             return []
 
 
+def wait_for_a_running_run(process: subprocess.Popen, db: Path, timeout: float) -> None:
+    """Until the command's MLflow run is RUNNING; fails if the command ends first or it takes too long."""
+    deadline = time.monotonic() + timeout
+    while "RUNNING" not in run_statuses(db):
+        assert process.poll() is None, process.stdout.read().decode()
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.2)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stopped_clv_train_marks_its_run_failed(tmp_path, signum):
     shop = tmp_path / "shop"
@@ -37,17 +46,49 @@ def test_a_stopped_clv_train_marks_its_run_failed(tmp_path, signum):
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 120
-        while "RUNNING" not in run_statuses(db):
-            assert process.poll() is None, process.stdout.read().decode()
-            assert time.monotonic() < deadline, "the run never started"
-            time.sleep(0.2)
+        wait_for_a_running_run(process, db, timeout=120)
         process.send_signal(signum)
         output = process.communicate(timeout=60)[0].decode()
     finally:
         process.kill()
     assert process.returncode != 0 and "Traceback" not in output, output
     assert run_statuses(db) == ["FAILED"]
+    assert not list(tmp_path.glob("**/.*.tmp"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_clv_train_on_spark_stops_at_once(tmp_path, signum):
+    """A stop while `clv train --engine spark` waits on a Spark job (its snapshots) ends the command within
+    seconds, marks the run FAILED and leaves no Spark JVM behind. Before, PySpark's own SIGINT handler
+    cancelled the jobs and then waited on the JVM for good, and a single SIGTERM never ended it."""
+    pytest.importorskip("pyspark", reason="the Spark engine's tests need `make spark`")
+    import psutil
+
+    shop = tmp_path / "shop"
+    write_demo_shop(shop, n_customers=400, seed=3)
+    db = tmp_path / "mlflow.db"
+    env = {**os.environ, "CLV_MLFLOW__TRACKING_URI": f"sqlite:///{db}"}
+    command = [sys.executable, "-m", "clv.cli", "train", "--engine", "spark", "--transactions"]
+    process = subprocess.Popen(
+        [*command, str(shop / "transactions.parquet")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_a_running_run(process, db, timeout=180)
+        jvms = psutil.Process(process.pid).children(recursive=True)
+        assert jvms, "no Spark JVM was started"
+        time.sleep(3)  # inside the backtest's Spark jobs
+        process.send_signal(signum)
+        output = process.communicate(timeout=30)[0].decode()
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum and "interrupted" in output, output
+    assert "Traceback" not in output, output
+    assert run_statuses(db) == ["FAILED"]
+    assert not [p for p in jvms if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not list(tmp_path.glob("**/.*.tmp"))
 
 

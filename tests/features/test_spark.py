@@ -16,6 +16,7 @@ from features import spark
 from features.contract import ContractError, load_shop
 from features.demo_shop import write_demo_shop
 from features.engine import to_pandas
+from features.files import check_output
 from features.pipeline import FEATURE_COLUMNS, build_features, write_features
 from features.snapshots import make_snapshots
 
@@ -119,7 +120,9 @@ def test_csv_with_a_mapping_and_no_order_ids_or_amounts(tmp_path, spark_backend)
         (
             "customer_id,timestamp,amount\nA,01/02/2024,3\n",
             {"timestamp_format": "%d/%m/%Y"},
-            ["--timestamp-format is read by the default engine"],
+            [
+                "timestamp format (--timestamp-format, or [data] timestamp_format) is read by the default engine"
+            ],
         ),
         ("customer_id,timestamp,amount\nA,2024-01-01,3\n", {"mapping": {"amount": "Revenue"}}, ["'Revenue'"]),
     ],
@@ -160,6 +163,20 @@ def test_dataset_replaces_an_older_output_whole(demo, tmp_path, spark_backend):
         assert summary["rows"] == len(expected)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     assert_same_table(expected, pd.read_parquet(out)[list(FEATURE_COLUMNS)])
+    # ... and the default engine replaces the dataset with its file again.
+    write_features(out, CUTOFFS[1], duck["transactions"], duck["events"], duck["customers"])
+    assert out.is_file()
+    assert_same_table(expected, pd.read_parquet(out))
+
+
+def test_a_directory_that_is_not_a_dataset_is_never_replaced(tmp_path):
+    """Only a dataset as Spark writes it may be replaced by an output; a user's directory is refused."""
+    mine = tmp_path / "precious.parquet"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("important")
+    with pytest.raises(ValueError, match="not a dataset written by `--engine spark`"):
+        check_output(mine, (".parquet",))
+    assert (mine / "notes.txt").read_text() == "important"
 
 
 def test_without_pyspark_the_message_says_how_to_install(monkeypatch):
