@@ -419,13 +419,14 @@ def _where(path: Path):
     return lambda row: f"row {row}"
 
 
-_FIXES = {
+# How to fix a value that is not of its contract type, and what that type is called in messages.
+VALUE_FIXES = {
     "timestamp": "use ISO 8601 (2020-12-31 or 2020-12-31T14:05:00+01:00) or give the format, "
     "e.g. --timestamp-format '%d/%m/%Y %H:%M'",
     "date": "use ISO 8601 dates (2020-12-31) or give the format with --timestamp-format",
     "float64": "use plain numbers with a dot as decimal separator and no currency sign (1234.50)",
 }
-_NAMES = {"timestamp": "a date or time", "date": "a date", "float64": "a number"}
+VALUE_NAMES = {"timestamp": "a date or time", "date": "a date", "float64": "a number"}
 
 
 def _check_parse(
@@ -454,9 +455,9 @@ def _check_parse(
         report.error(
             table,
             name,
-            f"{path}: {label} has values that are not {_NAMES[kind]}: {where(bad[1])} has {value!r}"
+            f"{path}: {label} has values that are not {VALUE_NAMES[kind]}: {where(bad[1])} has {value!r}"
             + (f" (and {bad[0] - 1:,} more {'row' if bad[0] == 2 else 'rows'})" if bad[0] > 1 else "")
-            + f". Fix: {_FIXES[kind]}.",
+            + f". Fix: {VALUE_FIXES[kind]}.",
             bad[0],
         )
         ok = False
@@ -470,7 +471,7 @@ def _check_parse(
                 name,
                 f"{path}: {label} is empty in {missing[0]:,} {'row' if missing[0] == 1 else 'rows'}, "
                 f"e.g. {where(missing[1])}. "
-                f"Fix: every row needs {_NAMES[kind]}; remove or complete those rows.",
+                f"Fix: every row needs {VALUE_NAMES[kind]}; remove or complete those rows.",
                 missing[0],
             )
             ok = False

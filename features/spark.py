@@ -40,6 +40,8 @@ import ibis.expr.types as ir
 
 from features.contract import (
     MAX_ABS_AMOUNT,
+    VALUE_FIXES,
+    VALUE_NAMES,
     ContractError,
     TableSummary,
     ValidationReport,
@@ -241,7 +243,7 @@ def _load_table(
                 schema.name,
                 name,
                 f"{path}: {label} has {bad:,} {'value' if bad == 1 else 'values'} that "
-                f"{'is' if bad == 1 else 'are'} not {_NAMES[kind]}, e.g. {example!r}. Fix: {_FIXES[kind]}"
+                f"{'is' if bad == 1 else 'are'} not {VALUE_NAMES[kind]}, e.g. {example!r}. Fix: {_FIXES[kind]}"
                 + (_NANOSECONDS_FIX if kind == "timestamp" and _read_kind(path) == "parquet" else "")
                 + ".",
                 bad,
@@ -253,7 +255,7 @@ def _load_table(
             report.error(
                 schema.name,
                 name,
-                f"{path}: {label} is empty in {empty:,} rows. Fix: every row needs {_NAMES[kind]}; remove or "
+                f"{path}: {label} is empty in {empty:,} rows. Fix: every row needs {VALUE_NAMES[kind]}; remove or "
                 "complete those rows.",
                 empty,
             )
@@ -313,12 +315,12 @@ def _complete_transactions(table: ir.Table, report: ValidationReport, path: str)
     return table
 
 
+# The contract's fixes, without the timestamp format the Spark engine does not read.
 _FIXES = {
+    **VALUE_FIXES,
     "timestamp": "use ISO 8601 (2020-12-31 or 2020-12-31T14:05:00+01:00) or a timestamp column",
     "date": "use ISO 8601 dates (2020-12-31) or a date column",
-    "float64": "use plain numbers with a dot as decimal separator and no currency sign (1234.50)",
 }
-_NAMES = {"timestamp": "a date or time", "date": "a date", "float64": "a number"}
 
 
 def location(path: str | Path) -> str:

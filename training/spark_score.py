@@ -50,7 +50,8 @@ def score_on_spark(
     # env_manager="local": executors run this environment (on a cluster, the project is installed on them,
     # README "Scaling out"); MLflow warns about that choice on every call, which says nothing here.
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
-    level, pyfunc_log.level = pyfunc_log.level, logging.ERROR
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)
     try:
         predict = mlflow.pyfunc.spark_udf(
             features.sparkSession, _pinned(loaded), result_type=_result_type(loaded), env_manager="local"
