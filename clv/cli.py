@@ -405,6 +405,7 @@ def _print_training(result, settings: Settings) -> None:
         f"Ranking (higher is better): Spearman, Gini, top 10% = share of {value} in the predicted top decile. "
         "Errors (lower is better): decile MAPE, total err, Brier. Coverage: share of actuals in \\[low, high]."
     )
+    _print_suggestion_backtests(result.backtest)
     served = (
         "the full model (buy-till-you-die base, boosted models and stacks)"
         if result.served_model == "hybrid"
@@ -432,6 +433,46 @@ def _print_training(result, settings: Settings) -> None:
         else f"[bold]make mlflow-ui[/] in the project, or [bold]mlflow ui --backend-store-uri {escape(uri)}[/]"
     )
     out.print(f"Trained in {result.seconds:.0f} s. MLflow run {result.run_id}. Browse it with: {browse}")
+
+
+def _print_suggestion_backtests(backtest) -> None:
+    """The next-order and cross-sell backtests, each beside its baseline (training.next_order_backtest,
+    training.cross_sell)."""
+    from training.cross_sell import CROSS_SELL_LABELS, CROSS_SELL_METRIC_LABELS
+    from training.next_order_backtest import NEXT_ORDER_LABELS, NEXT_ORDER_METRIC_LABELS
+
+    def show(title: str, frame, labels: dict, headers: dict) -> None:
+        table = Table(title=title)
+        table.add_column("method")
+        for header in headers.values():
+            table.add_column(header, justify="right")
+        for method, row in frame.iterrows():
+            cells = [
+                "" if row[c] != row[c] else (f"{row[c]:,.0f}" if c == "n_customers" else f"{row[c]:.3f}")
+                for c in headers
+            ]
+            table.add_row(labels[method], *cells)
+        out.print(table)
+
+    if backtest.next_order is not None:
+        show(
+            "Next order date (same window)", backtest.next_order, NEXT_ORDER_LABELS, NEXT_ORDER_METRIC_LABELS
+        )
+        out.print(
+            "Median abs err: days between the predicted and the first actual order, customers who ordered. "
+            "Ordered by then: share who ordered by the predicted day; predicted: the share each method implies "
+            "(p_alive / 2 for the model's median given alive, 1/2 for a due date)."
+        )
+    cross = backtest.cross_sell
+    if cross is None:
+        out.print("Cross-sell: not backtested (the transactions have no category or product column).")
+        return
+    headers = {c: label.format(k=cross.k) for c, label in CROSS_SELL_METRIC_LABELS.items()}
+    show(f"Cross-sell suggestions by {cross.column} (same window)", cross.metrics, CROSS_SELL_LABELS, headers)
+    out.print(
+        f"Over the customers who bought something they did not buy regularly before: hit rate = share with one "
+        f"of it in their top {cross.k}, recall = mean share of it there."
+    )
 
 
 @app.command()

@@ -97,6 +97,19 @@ class TargetingSettings(BaseModel):
     new_customer_days: int = Field(60, gt=0)
 
 
+class CrossSellSettings(BaseModel):
+    """Cross-sell suggestions (models/cross_sell.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Suggestions per customer (the backtest's k).
+    top_k: int = Field(3, ge=1, le=20)
+    # A customer buys an item regularly once it is in this many of her orders; such items are not suggested.
+    regular_orders: int = Field(2, ge=1)
+    # Customers who must have bought both items for a co-purchase rule to be used.
+    min_pair_customers: int = Field(10, ge=1)
+
+
 class MlflowSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -169,6 +182,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     targeting: TargetingSettings = Field(default_factory=TargetingSettings)
+    cross_sell: CrossSellSettings = Field(default_factory=CrossSellSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
 

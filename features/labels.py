@@ -9,6 +9,10 @@ disjoint from what the features see (timestamp < D + 1 day). Rows after the wind
   whose net amount over the rows up to the window's end is > 0. An order placed by D with a line
   or refund inside the window is not a new purchase (its amounts do count in label_revenue).
 - label_churned: label_orders == 0.
+- next order (`next_order_label`, for the next-order backtest): days from D to the date of the first
+  of those purchases, null when there is none in the window.
+- items bought (`item_label`, for the cross-sell backtest): the items (`features.copurchase`) on
+  purchase rows (amount > 0) in the window.
 
 Labels are computed for a population (by default the customers with an order by D, i.e. those
 in the feature table); customers without activity in the window get 0.0 / 0 / True.
@@ -44,6 +48,37 @@ def label_window(transactions: ir.Table, as_of: dt.date, horizon_days: int) -> i
             where=(orders.order_ts >= start) & (orders.net_amount > AMOUNT_TOLERANCE)
         ),
     )
+
+
+def next_order_label(transactions: ir.Table, as_of: dt.date, horizon_days: int) -> ir.Table:
+    """customer_id, days_to_next_order (int64, 1..H: days from D to the first purchase in the window).
+
+    Only customers with a purchase in the window (as `label_orders` counts them) have a row.
+    """
+    _check_horizon(horizon_days)
+    d = as_of_value(as_of)
+    start, end = day_start(d, 1), day_start(d, 1 + horizon_days)
+    rows = transactions.filter(transactions.timestamp < end)
+    orders = rows.group_by("customer_id", "order_id").agg(
+        order_ts=rows.timestamp.min(), net_amount=exact_amount(rows.amount).sum()
+    )
+    placed = orders.filter((orders.order_ts >= start) & (orders.net_amount > AMOUNT_TOLERANCE))
+    first = placed.group_by("customer_id").agg(first_date=placed.order_ts.min().date())
+    return first.select("customer_id", days_to_next_order=first.first_date.delta(d, unit="day").cast("int64"))
+
+
+def item_label(transactions: ir.Table, as_of: dt.date, horizon_days: int, column: str) -> ir.Table:
+    """customer_id, item: the distinct values of `column` each customer bought in the window."""
+    _check_horizon(horizon_days)
+    d = as_of_value(as_of)
+    start, end = day_start(d, 1), day_start(d, 1 + horizon_days)
+    rows = transactions.filter(
+        (transactions.timestamp >= start)
+        & (transactions.timestamp < end)
+        & (transactions.amount > 0)
+        & transactions[column].notnull()
+    )
+    return rows.select("customer_id", item=rows[column]).distinct()
 
 
 def attach_labels(table: ir.Table, transactions: ir.Table, as_of: dt.date, horizon_days: int) -> ir.Table:

@@ -82,9 +82,25 @@ SCORE_COLUMNS = (
     "segment",
     "next_best_action",
     "value_decile",
+    "next_order_date",
+    "avg_days_between_orders",
+    "next_order_reason",
+    "cross_sell",
+    "cross_sell_reason",
     "as_of",
     "horizon_days",
     "model_version",
 )
 # Added by the scorer, not by the model: when and with what the scores were made.
 SCORER_COLUMNS = ("as_of", "horizon_days", "model_version")
+# Added by the scorer: the date from the model's `days_to_next_order` and as_of, the suggestions from the
+# shop's purchases by as_of (`training.suggestions`).
+DERIVED_COLUMNS = ("next_order_date", "cross_sell", "cross_sell_reason")
+# Score columns added after score tables were first written: an older table is still served, these empty.
+LATER_SCORE_COLUMNS = (
+    "next_order_date",
+    "avg_days_between_orders",
+    "next_order_reason",
+    "cross_sell",
+    "cross_sell_reason",
+)

@@ -254,3 +254,41 @@ def bootstrap_gains(gain, n: int, seed: int, resamples: int = 100) -> np.ndarray
     """
     rng = np.random.default_rng(seed)
     return np.array([gain(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+
+
+def calibration_error(happened, prob, n_bins: int = 10) -> float:
+    """Expected calibration error: the count-weighted mean |predicted - observed| over the bins of
+    `calibration_table` (Naeini, Cooper and Hauskrecht 2015); 0 is perfectly calibrated."""
+    mean_pred, observed, count = calibration_table(happened, prob, n_bins)
+    used = count > 0
+    if not used.any():
+        return float("nan")
+    return float(np.sum(count[used] * np.abs(mean_pred[used] - observed[used])) / count[used].sum())
+
+
+def next_order_metrics(actual_days, predicted_days, p_by_then, horizon_days: int) -> dict[str, float]:
+    """How well a predicted next-order day (days after the cut-off) did on a window of `horizon_days`.
+
+    `actual_days`: days to the first order in the window (NaN: none); `p_by_then`: the predicted
+    P(an order by the predicted day). Over the customers with a prediction:
+    - median_abs_error_days: median |predicted - actual| over those who ordered in the window;
+    - ordered_by_then: share who ordered by the predicted day, over those whose day is in the window
+      (for a later day the window cannot tell); predicted_by_then: mean `p_by_then` over the same;
+    - calibration_error: `calibration_error` of "ordered by then" against `p_by_then` over the same.
+    """
+    actual = np.asarray(actual_days, dtype=float)
+    predicted = np.asarray(predicted_days, dtype=float)
+    prob = np.asarray(p_by_then, dtype=float)
+    has = np.isfinite(predicted)
+    ordered = has & np.isfinite(actual)
+    inside = has & (predicted <= horizon_days)
+    by_then = np.isfinite(actual[inside]) & (actual[inside] <= predicted[inside])
+    return {
+        "median_abs_error_days": float(np.median(np.abs(predicted[ordered] - actual[ordered])))
+        if ordered.any()
+        else float("nan"),
+        "ordered_by_then": float(by_then.mean()) if inside.any() else float("nan"),
+        "predicted_by_then": float(prob[inside].mean()) if inside.any() else float("nan"),
+        "calibration_error": calibration_error(by_then, prob[inside]) if inside.any() else float("nan"),
+        "n_customers": float(has.sum()),
+    }

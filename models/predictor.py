@@ -23,6 +23,8 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
    least one order), 1 - churn <= P(alive) <= (1 - churn) / (1 - q) with q the base's probability
    that an alive customer places no order in H, low <= value <= high.
 6. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
+7. The next order's date given alive (`models.next_order`), left empty below the targeting's
+   `lapsed_p_alive` or when the median time to it is beyond the horizon.
 
 Where the boosted models cannot be learned or validated (a shop younger than two label windows,
 nobody came back or nobody lapsed in the windows) the predictor serves the base for that output
@@ -39,18 +41,23 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from features.pipeline import MONEY_COLUMNS
-from features.schema import SCORE_COLUMNS, SCORER_COLUMNS
+from features.schema import DERIVED_COLUMNS, SCORE_COLUMNS, SCORER_COLUMNS
 from models import metrics
 from models.btyd_features import BASE_MODELS, BTYDFeatures, NoRepeatPurchases, describe_base
 from models.calibration import fit_level_calibration
 from models.discounting import mid_horizon_factor
 from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, select_features
 from models.intervals import ConformalInterval, posterior_count_interval
+from models.next_order import next_order
 from models.outliers import capped, upper_fence
 from models.stacking import StackedModel, ranking_score, stack_inputs
 from models.targeting import TargetingRules
 
-OUTPUT_COLUMNS = (*(c for c in SCORE_COLUMNS if c not in SCORER_COLUMNS), "reason")
+OUTPUT_COLUMNS = (
+    *(c for c in SCORE_COLUMNS if c not in SCORER_COLUMNS and c not in DERIVED_COLUMNS),
+    "days_to_next_order",
+    "reason",
+)
 
 
 def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> dict[str, str]:
@@ -431,7 +438,10 @@ class CLVPredictor(BaseEstimator):
         if features.empty:
             raise ValueError("no customers to score")
         values = self._predict_values(features)
-        out = pd.concat([values, self.targeting_.apply(values)], axis=1)[list(OUTPUT_COLUMNS)]
+        timing = next_order(
+            self.btyd_, features, values["p_alive"], self.targeting_.lapsed_p_alive, self.horizon_days
+        )
+        out = pd.concat([values, self.targeting_.apply(values), timing], axis=1)[list(OUTPUT_COLUMNS)]
         if self.margin is not None:
             out["predicted_profit"] = out["predicted_clv"] * self.margin
         return out.reset_index(drop=True)

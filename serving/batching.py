@@ -223,6 +223,7 @@ def _score(model: LoadedModel, jobs: list[HistoryJob]) -> pd.DataFrame:
         return features
     table = score_features(model, features)
     table["as_of"] = table["as_of"].astype(str)
+    table["next_order_date"] = table["next_order_date"].map(str, na_action="ignore")
     return table
 
 

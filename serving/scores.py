@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.files import read_frame
-from features.schema import SCORE_COLUMNS
+from features.schema import LATER_SCORE_COLUMNS, SCORE_COLUMNS
 
 # positions (an integer array) -> the column's values at those positions as JSON-ready Python values
 Gather = Callable[[np.ndarray], list]
@@ -61,6 +61,9 @@ class ScoreTable:
             )
         except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the operator
             raise ScoresUnavailable(f"cannot read the score table {path}: {exc}") from None
+        for column in LATER_SCORE_COLUMNS:  # a table written before these columns existed
+            if column not in frame.columns:
+                frame[column] = None
         missing = [c for c in SCORE_COLUMNS if c not in frame.columns]
         if missing:
             raise ScoresUnavailable(

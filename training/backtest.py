@@ -11,6 +11,9 @@ Rows (model ids, with display names in `MODEL_LABELS`), all fitted on the same d
   purchased, as the standard libraries fit them (models.btyd_clv.BTYDCLV), each purchase model's
   P(no purchase in the window) for churn;
 - `textbook`: average order value x purchase rate x expected lifespan (models.textbook.BasicCLV).
+On the same window: the served model's next order dates against "last order + average gap"
+(`training.next_order_backtest`) and the cross-sell suggestions against the most popular items
+(`training.cross_sell`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from models.base_choice import choose_base
 from models.btyd_clv import BTYDCLV
 from models.predictor import CLVPredictor
 from models.textbook import BasicCLV
+from training.cross_sell import CrossSellBacktest, backtest_cross_sell
+from training.next_order_backtest import backtest_next_order
 from training.shop_data import ShopData
 from training.windows import WindowPlan, backtest_horizon, holdin_window, plan_windows
 
@@ -130,6 +135,8 @@ class Backtest:
     frame: pd.DataFrame  # per customer: actuals and every model's predictions
     fit: Fit
     base: CLVPredictor  # the fitted predictor's base alone (the same object when it is one)
+    next_order: pd.DataFrame | None = None  # training.next_order_backtest: model and naive rows
+    cross_sell: CrossSellBacktest | None = None  # None when the log has no category or product column
 
     @property
     def served_predictor(self) -> CLVPredictor:
@@ -239,7 +246,12 @@ def backtest(
     rows[BASE]["interval_coverage"] = metrics.interval_coverage(
         revenue, base["predicted_clv_low"].to_numpy(), base["predicted_clv_high"].to_numpy()
     )
-    return Backtest(cutoff, horizon_days, fit.plan, pd.DataFrame(rows).T, frame, fit, base_predictor)
+    result = Backtest(cutoff, horizon_days, fit.plan, pd.DataFrame(rows).T, frame, fit, base_predictor)
+    progress("backtesting next order dates and cross-sell suggestions")
+    served = base if result.base_wins() else predicted
+    result.next_order = backtest_next_order(data, cutoff, horizon_days, reference, served)
+    result.cross_sell = backtest_cross_sell(data, cutoff, horizon_days, settings)
+    return result
 
 
 def _base(fit: Fit, horizon_days: int, settings: Settings) -> CLVPredictor:

@@ -20,6 +20,7 @@ from clv.config import Settings
 from features.pipeline import FEATURES_VERSION
 from features.request import compute_features_for_request
 from features.schema import SCORE_COLUMNS
+from models.next_order import next_order_date
 from training import tracking
 from training.pyfunc import MODEL_FORMAT, CLVPyfunc, unwrap
 
@@ -139,10 +140,33 @@ def check_inputs(
             )
 
 
-def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
-    """Predictions plus the bookkeeping columns, in the README's column order (`features.schema.SCORE_COLUMNS`)."""
+NO_SUGGESTIONS = "no suggestion: cross-sell suggestions are made by `clv score` from the shop's whole log"
+
+
+def score_features(
+    loaded: LoadedModel, features: pd.DataFrame, suggestions: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Predictions plus the bookkeeping columns, in the README's column order (`features.schema.SCORE_COLUMNS`).
+
+    `suggestions`: cross_sell and cross_sell_reason in the order of `features` (`training.cross_sell`);
+    without them both say there is none (a request's history is too little to learn co-purchases from).
+    """
     predictions = loaded.model.predictor.predict(features)
     predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
+    if "days_to_next_order" in predictions:
+        predictions["next_order_date"] = next_order_date(
+            pd.Series(predictions["as_of"].to_numpy()), predictions["days_to_next_order"]
+        ).to_numpy()
+    else:  # a model trained before next order dates
+        predictions["next_order_date"] = None
+        predictions["avg_days_between_orders"] = features["gap_mean_days"].to_numpy(float)
+        predictions["next_order_reason"] = "left empty: this model predates next order dates (retrain it)"
+    if suggestions is None:
+        predictions["cross_sell"] = ""
+        predictions["cross_sell_reason"] = NO_SUGGESTIONS
+    else:
+        predictions["cross_sell"] = suggestions["cross_sell"].to_numpy()
+        predictions["cross_sell_reason"] = suggestions["cross_sell_reason"].to_numpy()
     for name, value in scorer_values(loaded).items():
         predictions[name] = value
     extra = [c for c in predictions.columns if c not in SCORE_COLUMNS]

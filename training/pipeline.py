@@ -282,6 +282,21 @@ def _log_backtest(result: Backtest) -> None:
         figures["feature_importance"] = plots.importance(importance)
     tracking.log_figures(figures)
     tracking.log_table(result.metrics.rename_axis("model").reset_index(), "backtest_metrics.csv")
+    _log_suggestion_backtests(result)
+
+
+def _log_suggestion_backtests(result: Backtest) -> None:
+    """next_order_<model|naive>_<metric> and cross_sell_<model|popularity>_<metric>, and their tables."""
+    tables = {"next_order": result.next_order}
+    if result.cross_sell is not None:
+        tables["cross_sell"] = result.cross_sell.metrics
+        mlflow.log_params({"cross_sell_k": result.cross_sell.k, "cross_sell_item": result.cross_sell.column})
+    for name, table in tables.items():
+        if table is None:
+            continue
+        for method, row in table.iterrows():
+            mlflow.log_metrics({f"{name}_{method}_{k}": float(v) for k, v in row.items() if pd.notna(v)})
+        tracking.log_table(table.rename_axis("method").reset_index(), f"backtest_{name}.csv")
 
 
 def _metadata(

@@ -14,6 +14,7 @@ from features.contract import Shop
 from features.files import write_frame
 from features.spark import SparkShop
 from training import tracking
+from training.cross_sell import fit_cross_sell, suggestions
 from training.loading import LoadedModel, check_inputs, load_model, score_features
 from training.shop_data import ShopData
 
@@ -67,8 +68,13 @@ def score(
     features = data.features(as_of)
     if features.empty:
         raise ValueError(f"no customer has an order by {as_of}; nothing to score. Fix: use a later --as-of.")
+    progress("cross-sell suggestions")
+    suggested = suggestions(
+        fit_cross_sell(data, as_of, int(loaded.model.metadata["horizon_days"]), settings),
+        features["customer_id"],
+    )
     progress(f"scoring {len(features):,} customers")
-    table = score_features(loaded, features)
+    table = score_features(loaded, features, suggested)
     progress(f"writing {out_path}")
     write_frame(table, out_path)
     return table

@@ -25,6 +25,7 @@ from training.loading import LoadedModel, sample_features, scorer_values
 from training.score import Progress, ScoreSummary, prepare
 
 # pandas dtype kind of a prediction column -> Spark SQL type.
+SPARK_NO_SUGGESTIONS = "no suggestion: cross-sell suggestions are made by `clv score` on the default engine"
 _SPARK_TYPES = {"f": "double", "i": "bigint", "b": "boolean", "O": "string", "U": "string", "T": "string"}
 
 
@@ -64,8 +65,15 @@ def score_on_spark(
         predict(*_as_signed(features)).alias("score"),
         features["as_of"].alias("scored_as_of"),
     ).select("score.*", "scored_as_of")
+    days = F.col("days_to_next_order")
     constants = {
         "as_of": F.col("scored_as_of"),
+        "next_order_date": F.when(F.isnan(days) | days.isNull(), F.lit(None).cast("date")).otherwise(
+            F.expr("date_add(to_date(scored_as_of), cast(ceil(days_to_next_order) as int))")
+        ),
+        # Co-purchase suggestions are learned from the whole log in memory (training.cross_sell).
+        "cross_sell": F.lit(""),
+        "cross_sell_reason": F.lit(SPARK_NO_SUGGESTIONS),
         **{
             k: F.lit(v).cast("bigint" if isinstance(v, int) else "string")
             for k, v in scorer_values(loaded).items()

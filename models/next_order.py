@@ -1,0 +1,123 @@
+"""When a customer's next order is due, from the purchase models, given she is still a customer.
+
+A date for a customer who has almost surely left would be a wrong number on a row a marketer acts
+on, so the date is conditional on the customer being alive at the cut-off (the row's `p_alive` says
+how likely that is) and is left empty, with the reason, when she is probably gone or would probably
+not order within `max_days` even as a customer.
+
+Per customer and base model (`models.btyd_features`), W is her time to the next order while she is a
+customer, and q(d) = P(W > d | alive at the cut-off):
+- BG/NBD and MBG/NBD (Fader, Hardie and Lee 2005) drop a customer out only at a purchase, so an alive
+  customer's next order comes at rate lambda ~ Gamma(r + x, alpha + T): q(d) = ((alpha + T) /
+  (alpha + T + d))^(r + x), which is also 1 - (1 - P(no purchase in d)) / P(alive) of the model;
+- MBG/CNBD-k (Platzer and Reutterer 2016): the same identity on its P(no purchase), the exact
+  residual of her current Erlang-k gap;
+- Pareto/NBD (Schmittlein, Morrison and Colombo 1987) lets a customer die between purchases; "while
+  she is a customer" leaves that out, so q(d) is the same gamma-rate expression as BG/NBD's with its
+  own r and alpha (its lambda and mu are independent).
+The base's q is the mean of its models' q in log-odds (as the base averages its probabilities), and
+- `days_to_next_order` = the median of W: the smallest d with q(d) <= 1/2, on a log-spaced grid of
+  `GRID_POINTS` days from 1 to `max_days`, interpolated linearly in log d; so P(an order by then)
+  is about p_alive / 2 (exactly so for models that only drop out at purchases), which the backtest
+  checks ("ordered by then" calibration);
+- `avg_days_between_orders`: the customer's own mean gap between purchase days (feature
+  `gap_mean_days`), empty for a customer with one purchase day.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+
+from models.btyd_features import BTYDFeatures
+from models.btyd_fit import Summary
+
+GRID_POINTS = 24
+DUE = 0.5  # the date is the median: half of the customers like her who stay have ordered by then
+_EPS = 1e-9
+
+
+def quiet_while_customer(btyd: BTYDFeatures, summary: Summary, days: float) -> np.ndarray:
+    """q(days) of the module docstring for the base's models, averaged in log-odds."""
+    quiet = []
+    for name in btyd.base:
+        model = btyd.purchases[name]
+        if name == "pareto" or name in ("bgnbd", "mbgnbd"):
+            r, alpha = model.params_["r"], model.params_["alpha"]
+            age = summary.age / model.time_scale
+            q = np.exp(
+                (r + summary.x) * (np.log(alpha + age) - np.log(alpha + age + days / model.time_scale))
+            )
+        else:
+            alive = np.clip(np.asarray(model.p_alive(summary), float), _EPS, 1)
+            none = np.asarray(model.p_no_purchase(summary, days), float)
+            q = 1 - (1 - none) / alive
+        quiet.append(np.clip(q, _EPS, 1 - _EPS))
+    return expit(np.mean([logit(q) for q in quiet], axis=0))
+
+
+def days_to_next_order(btyd: BTYDFeatures, features: pd.DataFrame, max_days: int) -> np.ndarray:
+    """Median days (float, >= 1) from the cut-off to the next order while a customer; NaN beyond `max_days`."""
+    grid = np.unique(np.round(np.geomspace(1, max_days, GRID_POINTS)))
+    summary = Summary.of(features)
+    quiet = np.column_stack([quiet_while_customer(btyd, summary, float(d)) for d in grid])
+    # q(d) falls with d; the first grid point at or below DUE brackets the median with the one before it.
+    below = quiet <= DUE
+    first = np.argmax(below, axis=1)
+    days = np.full(len(features), np.nan)
+    found = below.any(axis=1)
+    days[found & (first == 0)] = grid[0]
+    inner = np.flatnonzero(found & (first > 0))
+    hi, lo = first[inner], first[inner] - 1
+    q_lo, q_hi = quiet[inner, lo], quiet[inner, hi]
+    share = np.where(q_lo > q_hi, (q_lo - DUE) / np.maximum(q_lo - q_hi, 1e-12), 1.0)
+    log_days = np.log(grid[lo]) + np.clip(share, 0, 1) * (np.log(grid[hi]) - np.log(grid[lo]))
+    days[inner] = np.exp(log_days)
+    return days
+
+
+def next_order(
+    btyd: BTYDFeatures,
+    features: pd.DataFrame,
+    p_alive: np.ndarray,
+    min_p_alive: float,
+    max_days: int,
+) -> pd.DataFrame:
+    """Columns days_to_next_order (float days after the cut-off, NaN when left empty),
+    avg_days_between_orders (float days, NaN for one purchase day) and next_order_reason (text), one
+    row per row of `features` (which carries `gap_mean_days`). The scorer turns the days into
+    `next_order_date` = as_of + ceil(days) (`next_order_date`).
+
+    The date is left empty for a customer with `p_alive` below `min_p_alive` or whose median time to
+    the next order given alive is beyond `max_days`; the reason says which.
+    """
+    alive = np.asarray(p_alive, float)
+    days = days_to_next_order(btyd, features, max_days)
+    gone = alive < min_p_alive
+    show = ~gone & np.isfinite(days)
+    reasons = np.where(
+        gone,
+        [f"left empty: probably no longer a customer (p_alive {a:.2f} < {min_p_alive:g})" for a in alive],
+        np.where(
+            show,
+            [f"median date of her next order if still a customer (p_alive {a:.2f})" for a in alive],
+            f"left empty: even if still a customer, unlikely to order within {max_days} days",
+        ),
+    )
+    return pd.DataFrame(
+        {
+            "days_to_next_order": np.where(show, days, np.nan),
+            "avg_days_between_orders": features["gap_mean_days"].to_numpy(float),
+            "next_order_reason": reasons,
+        },
+        index=features.index,
+    )
+
+
+def next_order_date(as_of: pd.Series, days: pd.Series) -> pd.Series:
+    """as_of + ceil(days) as dates (datetime.date; None where days is NaN): the due day, not an instant."""
+    whole = np.ceil(days.to_numpy(float))
+    known = np.isfinite(whole)
+    dates = pd.to_datetime(as_of).to_numpy() + pd.to_timedelta(np.where(known, whole, 0), unit="D")
+    return pd.Series(pd.Series(dates).dt.date.to_numpy(object), index=as_of.index).where(known, None)

@@ -1,0 +1,84 @@
+"""Co-purchase counts are point in time: nothing after the cut-off changes them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pandas as pd
+
+from features import copurchase
+from features.engine import to_pandas
+from features.labels import item_label, next_order_label
+
+D = dt.date(2024, 6, 30)
+
+
+def table(rows, columns=("customer_id", "timestamp", "amount", "order_id", "category", "product_id")):
+    frame = pd.DataFrame(rows, columns=list(columns))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    return ibis.memtable(frame)
+
+
+BEFORE = [
+    ("A", "2024-01-05 10:00", 10.0, "o1", "electronics", "P1"),
+    ("A", "2024-01-05 10:00", 5.0, "o1", "accessories", "P2"),
+    ("A", "2024-03-01 09:00", 12.0, "o2", "electronics", "P1"),
+    ("B", "2024-02-01 08:00", 8.0, "o3", "electronics", "P3"),
+    ("B", "2024-06-30 23:59", 4.0, "o4", "books", "P4"),  # the last second of the cut-off day counts
+    ("C", "2024-05-01 12:00", -3.0, "o5", "toys", "P5"),  # a refund row is not a purchase
+]
+AFTER = [
+    ("A", "2024-07-01 00:00", 9.0, "o6", "toys", "P5"),
+    ("B", "2024-08-01 10:00", 7.0, "o7", "accessories", "P2"),
+    ("C", "2024-07-02 10:00", 20.0, "o8", "electronics", "P1"),
+]
+
+
+def counts(transactions) -> dict[str, pd.DataFrame]:
+    start = D - dt.timedelta(days=120)
+    out = {
+        "items": copurchase.customer_items(transactions, D, "category"),
+        "item_counts": copurchase.item_counts(transactions, D, "category"),
+        "next_items": copurchase.next_items(transactions, start, D, "category", 2),
+        "next_pairs": copurchase.next_pairs(transactions, start, D, "category", 2),
+        "products": copurchase.top_products(transactions, D),
+    }
+    return {name: to_pandas(t).sort_values(list(t.columns)).reset_index(drop=True) for name, t in out.items()}
+
+
+def test_counts_at_the_cut_off_ignore_everything_after_it():
+    only_before = counts(table(BEFORE))
+    with_after = counts(table(BEFORE + AFTER))
+    for name, frame in only_before.items():
+        pd.testing.assert_frame_equal(frame, with_after[name], obj=name)
+    items = only_before["items"].set_index(["customer_id", "item"])
+    assert items.loc[("A", "electronics"), "n_orders"] == 2
+    assert ("C", "toys") not in items.index  # refunds are not purchases
+    assert pd.Timestamp(items.loc[("B", "books"), "last_date"]).date() == D
+
+
+def test_next_pairs_count_what_followed_and_skip_what_was_already_regular():
+    pairs = counts(table(BEFORE))["next_pairs"]
+    # B had electronics by the start (2024-03-02) and bought books after it.
+    assert {"item": "electronics", "other": "books", "n_customers": 1} in pairs.to_dict("records")
+    # A bought electronics regularly (2 orders) only after the start, so none of her rows is "next" for it.
+    assert not ((pairs["other"] == "electronics") & (pairs["n_customers"] > 1)).any()
+
+
+def test_labels_read_only_the_window_after_the_cut_off():
+    t = table(BEFORE + AFTER)
+    nxt = to_pandas(next_order_label(t, D, 30)).set_index("customer_id")["days_to_next_order"]
+    assert nxt.to_dict() == {"A": 1, "C": 2}  # B's order is after the 30-day window
+    bought = to_pandas(item_label(t, D, 60, "category"))
+    assert set(map(tuple, bought[["customer_id", "item"]].to_numpy())) == {
+        ("A", "toys"),
+        ("B", "accessories"),
+        ("C", "electronics"),
+    }
+
+
+def test_a_log_without_category_or_product_has_no_items():
+    plain = table([r[:4] for r in BEFORE], columns=("customer_id", "timestamp", "amount", "order_id"))
+    assert copurchase.item_column(plain) is None
+    assert copurchase.top_products(plain, D) is None

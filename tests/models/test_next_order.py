@@ -1,0 +1,59 @@
+"""Next order dates: the median time to the next order of a customer still active, or empty with a reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import load_shop
+from features.demo_shop import write_demo_shop
+from features.pipeline import compute_features
+from models.btyd_features import BTYDFeatures
+from models.btyd_fit import Summary
+from models.next_order import days_to_next_order, next_order, next_order_date, quiet_while_customer
+
+AS_OF = dt.date(2025, 6, 30)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shop")
+    write_demo_shop(folder, n_customers=800, seed=3)
+    transactions = load_shop(folder / "transactions.parquet").tables()["transactions"]
+    features = compute_features(transactions, AS_OF)
+    return BTYDFeatures(features), features
+
+
+def test_the_date_is_the_median_while_a_customer(fitted):
+    btyd, features = fitted
+    days = days_to_next_order(btyd, features, 365)
+    known = np.isfinite(days)
+    assert known.mean() > 0.5 and (days[known] >= 1).all()
+    rows = features[known].head(50)
+    for (_, row), d in zip(rows.iterrows(), days[known][:50], strict=True):
+        q = quiet_while_customer(btyd, Summary.of(row.to_frame().T.infer_objects()), float(d))
+        assert abs(q[0] - 0.5) < 0.03
+
+
+def test_gone_or_slow_customers_get_no_date_and_say_why(fitted):
+    btyd, features = fitted
+    alive = np.linspace(0.01, 0.99, len(features))
+    out = next_order(btyd, features, alive, min_p_alive=0.3, max_days=365)
+    gone = alive < 0.3
+    assert out.loc[gone, "days_to_next_order"].isna().all()
+    assert out.loc[gone, "next_order_reason"].str.contains("probably no longer a customer").all()
+    shown = out["days_to_next_order"].notna()
+    assert out.loc[shown, "next_order_reason"].str.startswith("median date of her next order").all()
+    assert (
+        out.loc[~gone & ~shown, "next_order_reason"].str.contains("unlikely to order within 365 days").all()
+    )
+    one_day = features["gap_mean_days"].isna()
+    assert out.loc[one_day, "avg_days_between_orders"].isna().all()
+
+
+def test_the_date_is_as_of_plus_whole_days():
+    dates = next_order_date(pd.Series([AS_OF, AS_OF]), pd.Series([2.2, np.nan]))
+    assert dates.tolist() == [dt.date(2025, 7, 3), None]

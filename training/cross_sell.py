@@ -1,0 +1,107 @@
+"""Cross-sell: fit the suggestions at a cut-off, suggest for the score table, and backtest them.
+
+The co-purchase counts are features (`features.copurchase`, only purchases by the cut-off), so the
+suggestions are fitted wherever they are needed, at the cut-off of the scores or of the backtest,
+with rules read over the window of one horizon before it: counting is cheap and there is nothing
+to register.
+
+The backtest fits at the backtest cut-off t and compares, over the customers who bought in
+(t, t + H] an item they did not buy regularly by t, the top 3 suggestions with those items
+(`models.cross_sell.recall_at_k`): the suggestions (`model`) against the most popular items
+the customer does not buy regularly (`popularity`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from clv.config import Settings
+from features import copurchase
+from features.engine import to_pandas
+from features.labels import item_label
+from models.cross_sell import NO_ITEMS, CoPurchase, CrossSell, recall_at_k
+from training.shop_data import ShopData
+
+MODEL, POPULARITY = "model", "popularity"
+CROSS_SELL_LABELS = {MODEL: "what buyers bought next (lift)", POPULARITY: "most popular"}
+CROSS_SELL_METRIC_LABELS = {"hit_rate": "hit rate@{k}", "recall": "recall@{k}", "n_customers": "customers"}
+
+
+@dataclass
+class FittedCrossSell:
+    """The suggestions fitted at a cut-off and what each customer bought by then (customer_id, item, n_orders)."""
+
+    model: CrossSell
+    bought: pd.DataFrame
+    column: str
+
+
+def fit_cross_sell(
+    data: ShopData, as_of: dt.date, window_days: int, settings: Settings
+) -> FittedCrossSell | None:
+    """The suggestions from purchases by `as_of`, their rules from the `window_days` before it; None when
+    the log has no category or product column."""
+    column = copurchase.item_column(data.transactions)
+    if column is None:
+        return None
+    t, c = data.transactions, settings.cross_sell
+    start = as_of - dt.timedelta(days=window_days)
+    bought = to_pandas(copurchase.customer_items(t, as_of, column))
+    sources = to_pandas(copurchase.customer_items(t, start, column))
+    products = copurchase.top_products(t, as_of)
+    counts = CoPurchase(
+        items=to_pandas(copurchase.item_counts(t, as_of, column)),
+        n_customers=bought["customer_id"].nunique(),
+        sources=sources.groupby("item", as_index=False).agg(n_customers=("customer_id", "count")),
+        n_sources=sources["customer_id"].nunique(),
+        next_items=to_pandas(copurchase.next_items(t, start, as_of, column, c.regular_orders)),
+        next_pairs=to_pandas(copurchase.next_pairs(t, start, as_of, column, c.regular_orders)),
+        products=None if products is None else to_pandas(products),
+    )
+    model = CrossSell(c.top_k, c.regular_orders, c.min_pair_customers).fit(counts)
+    return FittedCrossSell(model, bought, column)
+
+
+def suggestions(fitted: FittedCrossSell | None, customer_ids: pd.Series) -> pd.DataFrame:
+    """cross_sell and cross_sell_reason for each id of `customer_ids` (in that order): empty with the
+    reason when the log has no items or the customer bought none."""
+    ids = pd.DataFrame({"customer_id": customer_ids.to_numpy()})
+    if fitted is None:
+        return ids.assign(cross_sell="", cross_sell_reason=NO_ITEMS)
+    found = fitted.model.predict(fitted.bought)
+    out = ids.merge(found, on="customer_id", how="left")
+    missing = out["cross_sell"].isna()
+    out["cross_sell"] = out["cross_sell"].fillna("")
+    out.loc[missing, "cross_sell_reason"] = f"no suggestion: no purchase with a {fitted.column} yet"
+    return out
+
+
+@dataclass
+class CrossSellBacktest:
+    k: int
+    column: str
+    metrics: pd.DataFrame  # one row per CROSS_SELL_LABELS id: hit_rate, recall, n_customers
+
+
+def backtest_cross_sell(
+    data: ShopData, cutoff: dt.date, horizon_days: int, settings: Settings
+) -> CrossSellBacktest | None:
+    """Hit rate and recall at k of the suggestions fitted at `cutoff` on (cutoff, cutoff + H]; None
+    without items."""
+    fitted = fit_cross_sell(data, cutoff, horizon_days, settings)
+    if fitted is None:
+        return None
+    model = fitted.model
+    bought_next = to_pandas(item_label(data.transactions, cutoff, horizon_days, fitted.column))
+    regular = fitted.bought[fitted.bought["n_orders"] >= model.regular_orders][["customer_id", "item"]]
+    eligible = bought_next.merge(regular.assign(_regular=True), on=["customer_id", "item"], how="left")
+    eligible = eligible[eligible["_regular"].isna()].drop(columns="_regular")
+    k = model.top_k
+    rows = {
+        MODEL: recall_at_k(model.rank(fitted.bought), eligible, k),
+        POPULARITY: recall_at_k(model.rank(fitted.bought, rules=False), eligible, k),
+    }
+    return CrossSellBacktest(k, fitted.column, pd.DataFrame(rows).T)
