@@ -595,6 +595,59 @@ def export(
 
 
 @app.command()
+def campaigns(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory for the lists (one <campaign>.csv each).")
+    ],
+    scores: Annotated[
+        Path | None, typer.Option("--scores", help="Score table. Default: the served one (\\[serve] scores).")
+    ] = None,
+    transactions: TransactionsOpt = None,
+    events: EventsOpt = None,
+    customers: CustomersOpt = None,
+    mapping: MapOpt = None,
+    timestamp_format: TsFormatOpt = None,
+) -> None:
+    """Write one ranked list per lifecycle campaign (welcome, birthday, anniversary, abandoned_cart,
+    win_back, upsell, cross_sell, promo); rules and windows in \\[campaigns].
+
+    The transactions (and events, customers) give first orders, birthdays and carts at the scores'
+    as_of; without them only the lists the score table alone can make are written."""
+    from serving.campaigns import campaign_lists, write_campaigns
+    from serving.scores import ScoresUnavailable, ScoreTable
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise fail(
+            f"--out {out_dir} is a file; campaigns are written as one CSV per list. Fix: name a directory.", 2
+        )
+    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    if settings.engine.backend == "spark":
+        settings = settings.model_copy(
+            update={"engine": settings.engine.model_copy(update={"backend": "duckdb"})}
+        )
+    try:
+        table = ScoreTable.load(scores or settings.serve.scores)
+    except ScoresUnavailable as exc:
+        raise fail(str(exc)) from None
+    tables = _load(settings).tables() if settings.data.configured else None
+    try:
+        with progress("Campaign lists") as update:
+            update("lifecycle dates")
+            result = campaign_lists(table.frame, tables, settings)
+            written = write_campaigns(result, out_dir)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for name, path in written.items():
+        frame = result.lists[name]
+        out.print(
+            f"{name}: {len(frame):,} customers, expected value {frame['expected_value'].sum():,.0f} -> {path}",
+            highlight=False,
+        )
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+
+
+@app.command()
 def serve(
     host: Annotated[
         str | None,

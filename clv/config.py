@@ -110,6 +110,59 @@ class CrossSellSettings(BaseModel):
     min_pair_customers: int = Field(10, ge=1)
 
 
+CAMPAIGN_NAMES = (
+    "welcome",
+    "birthday",
+    "anniversary",
+    "abandoned_cart",
+    "win_back",
+    "upsell",
+    "cross_sell",
+    "promo",
+)
+# Assumed share of contacted customers who place the order a campaign is for; set them from your own results.
+DEFAULT_RESPONSE_RATES = {
+    "welcome": 0.10,
+    "birthday": 0.05,
+    "anniversary": 0.05,
+    "abandoned_cart": 0.15,
+    "win_back": 0.03,
+    "upsell": 0.05,
+    "cross_sell": 0.05,
+    "promo": 0.03,
+}
+
+
+class CampaignSettings(BaseModel):
+    """Lifecycle campaign lists (models/campaigns.py): windows, spend cap and response rates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Welcome: first purchase at most this many days before as_of.
+    welcome_days: int = Field(30, ge=1, le=3650)
+    # Birthday and anniversary: in the next this many days after as_of.
+    upcoming_days: int = Field(30, ge=1, le=366)
+    # Abandoned cart: a cart or checkout at most this many days before as_of with no order after it.
+    cart_days: int = Field(7, ge=1, le=365)
+    # Maximum spend per contact = this share of the customer's predicted margin ([train] margin x CLV).
+    spend_share: float = Field(0.1, gt=0, le=1)
+    # Per campaign: the share of contacted customers assumed to place the order (ranks the lists).
+    response_rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RESPONSE_RATES))
+
+    @field_validator("response_rates")
+    @classmethod
+    def _known_campaigns(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = [name for name in value if name not in CAMPAIGN_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown campaign {', '.join(unknown)}; campaigns are {', '.join(CAMPAIGN_NAMES)}"
+            )
+        bad = [name for name, rate in value.items() if not 0 <= rate <= 1]
+        if bad:
+            raise ValueError(f"response rates are shares from 0 to 1; fix {', '.join(bad)}")
+        return {**DEFAULT_RESPONSE_RATES, **value}
+
+
 class MlflowSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -183,6 +236,7 @@ class Settings(BaseSettings):
     train: TrainSettings = Field(default_factory=TrainSettings)
     targeting: TargetingSettings = Field(default_factory=TargetingSettings)
     cross_sell: CrossSellSettings = Field(default_factory=CrossSellSettings)
+    campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
 

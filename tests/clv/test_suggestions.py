@@ -1,6 +1,6 @@
-"""Next order dates and cross-sell suggestions as a user meets them: `clv train` backtests them beside their
-baselines, `clv score` writes them; a plain log (no categories, events or customers table) works too, with
-the reasons for what it cannot have."""
+"""Next order dates, cross-sell suggestions and campaign lists as a user meets them: `clv train` backtests
+them beside their baselines, `clv score` writes them, `clv campaigns` turns them into ranked lists; a plain
+log (no categories, events or customers table) works too, with the reasons for what it cannot have."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from clv.cli import app
 from features.demo_shop import write_demo_shop
+from models.campaigns import CAMPAIGN_COLUMNS, CAMPAIGNS
 
 runner = CliRunner()
 
@@ -32,7 +33,7 @@ def run(folder, monkeypatch, *args: str):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """A 1,500-customer demo shop trained (horizon 180 days) and scored."""
+    """A 1,500-customer demo shop trained (horizon 180 days), scored and turned into campaign lists."""
     folder = tmp_path_factory.mktemp("demo")
     write_demo_shop(folder / "shop", n_customers=1500, seed=7)
     data = [f"--{t}" if t != "transactions" else "-t" for t in ("transactions", "events", "customers")]
@@ -42,12 +43,15 @@ def demo(tmp_path_factory):
         monkeypatch.setenv("CLV_TRAIN__N_SNAPSHOTS", "2")
         trained = run(folder, monkeypatch, "train", *options, "--horizon-days", "180")
         scored = run(folder, monkeypatch, "score", *options, "--out", "scores.parquet")
+        listed = run(
+            folder, monkeypatch, "campaigns", "--scores", "scores.parquet", *options, "--out", "lists"
+        )
     mlflow.set_tracking_uri(None)
-    return folder, trained, scored
+    return folder, trained, scored, listed
 
 
 def test_train_prints_and_logs_both_backtests_beside_their_baselines(demo):
-    folder, trained, _ = demo
+    folder, trained, _, _ = demo
     assert trained.exit_code == 0, trained.output
     text = plain(trained.output)
     assert "Next order date (same window)" in text and "last order + average gap" in text
@@ -62,7 +66,7 @@ def test_train_prints_and_logs_both_backtests_beside_their_baselines(demo):
 
 
 def test_scores_carry_next_order_dates_and_suggestions(demo):
-    folder, _, scored = demo
+    folder, _, scored, _ = demo
     assert scored.exit_code == 0, scored.output
     scores = pd.read_parquet(folder / "scores.parquet")
     dated = scores["next_order_date"].notna()
@@ -77,7 +81,21 @@ def test_scores_carry_next_order_dates_and_suggestions(demo):
     assert scores["cross_sell_reason"].str.contains("bought next by|bought again by").any()
 
 
-def test_a_plain_log_gets_scores_with_reasons_for_what_it_lacks(tmp_path, monkeypatch):
+def test_campaigns_writes_every_list_ranked_with_the_named_columns(demo):
+    folder, _, _, listed = demo
+    assert listed.exit_code == 0, listed.output
+    for name in CAMPAIGNS:
+        frame = pd.read_csv(folder / "lists" / f"{name}.csv", dtype={"customer_id": str})
+        assert list(frame.columns) == list(CAMPAIGN_COLUMNS), name
+        assert len(frame) > 0, name
+        assert (np.diff(frame["expected_value"]) <= 0).all(), f"{name} is ranked by expected value"
+        assert (frame["max_spend"] >= 0).all() and frame["reason"].notna().all()
+    cross = pd.read_csv(folder / "lists" / "cross_sell.csv")
+    assert cross["suggestion"].notna().all()
+    assert not list((folder / "lists").glob(".*")), "no temporary file is left behind"
+
+
+def test_a_plain_log_gets_scores_and_lists_with_reasons_for_what_it_lacks(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     rows, start = [], dt.date(2023, 1, 2)
     for i in range(80):
@@ -99,4 +117,24 @@ def test_a_plain_log_gets_scores_with_reasons_for_what_it_lacks(tmp_path, monkey
     assert (scores["cross_sell"] == "").all()
     assert scores["cross_sell_reason"].str.contains("no category or product column").all()
 
+    listed = run(
+        tmp_path, monkeypatch, "campaigns", "--scores", "scores.csv", "-t", str(log), "--out", "lists"
+    )
+    assert listed.exit_code == 0 and "Traceback" not in listed.output, listed.output
+    text = plain(listed.output)
+    assert (
+        "birthday: left out" in text and "abandoned_cart: left out" in text and "cross_sell: left out" in text
+    )
+    written = {p.stem for p in (tmp_path / "lists").glob("*.csv")}
+    assert written == {"welcome", "anniversary", "win_back", "upsell", "promo"}
     mlflow.set_tracking_uri(None)
+
+
+def test_campaigns_refuses_a_file_as_out_and_a_bad_setting_names_the_field(tmp_path, monkeypatch):
+    (tmp_path / "taken.csv").write_text("x\n")
+    refused = run(tmp_path, monkeypatch, "campaigns", "--out", "taken.csv")
+    assert refused.exit_code == 2 and "name a directory" in plain(refused.output)
+    monkeypatch.setenv("CLV_CAMPAIGNS__SPEND_SHARE", "3")
+    bad = run(tmp_path, monkeypatch, "campaigns", "--out", "lists")
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    assert "spend_share" in plain(bad.output)

@@ -1,4 +1,4 @@
-"""Co-purchase counts are point in time: nothing after the cut-off changes them."""
+"""Co-purchase counts and lifecycle moments are point in time: nothing after the cut-off changes them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 from features import copurchase
 from features.engine import to_pandas
 from features.labels import item_label, next_order_label
+from features.lifecycle import lifecycle_table
 
 D = dt.date(2024, 6, 30)
 
@@ -82,3 +83,32 @@ def test_a_log_without_category_or_product_has_no_items():
     plain = table([r[:4] for r in BEFORE], columns=("customer_id", "timestamp", "amount", "order_id"))
     assert copurchase.item_column(plain) is None
     assert copurchase.top_products(plain, D) is None
+
+
+def test_lifecycle_moments_are_point_in_time():
+    events = ibis.memtable(
+        pd.DataFrame(
+            {
+                "customer_id": ["A", "B", "B"],
+                "timestamp": pd.to_datetime(["2024-06-20 10:00", "2024-06-01 10:00", "2024-07-01 10:00"]),
+                "event_type": ["add_to_cart", "checkout_start", "add_to_cart"],
+            }
+        )
+    )
+    customers = ibis.memtable(
+        pd.DataFrame({"customer_id": ["A", "B"], "birth_date": pd.to_datetime(["1990-07-04", "1985-02-28"])})
+    )
+
+    def moments(transactions):
+        frame = to_pandas(lifecycle_table(transactions, D, events, customers)).set_index("customer_id")
+        return frame.sort_index().apply(lambda column: pd.to_datetime(column).dt.date)
+
+    before, after = moments(table(BEFORE)), moments(table(BEFORE + AFTER))
+    pd.testing.assert_frame_equal(before, after)
+    assert before.loc["A", "first_order_date"] == dt.date(2024, 1, 5)
+    assert before.loc["A", "last_cart_date"] == dt.date(2024, 6, 20)  # no order after her cart
+    assert pd.isna(
+        before.loc["B", "last_cart_date"]
+    )  # she ordered after her checkout; the later cart is after D
+    assert before.loc["B", "birth_date"] == dt.date(1985, 2, 28)
+    assert "C" not in before.index  # no purchase by D

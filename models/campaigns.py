@@ -1,0 +1,192 @@
+"""Lifecycle campaign lists: who enters each campaign, when, with what, and how much a contact may cost.
+
+Pure functions of the score table (one row per customer, `features.schema.SCORE_COLUMNS`) and the
+customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows from `[campaigns]`:
+
+| campaign | who | trigger_date |
+|---|---|---|
+| welcome | first purchase at most `welcome_days` before as_of | first order date |
+| birthday | birthday in the `upcoming_days` after as_of (customers table) | the birthday |
+| anniversary | anniversary of the first purchase in the `upcoming_days` after as_of | the anniversary |
+| abandoned_cart | cart or checkout event, no order after it, `cart_days` before as_of at most (events) | its date |
+| win_back | next_best_action win_back (valuable, probably lapsed) | last order date |
+| upsell | next_best_action upsell | next order date (as_of + 1 when empty) |
+| cross_sell | next_best_action cross_sell, with a suggestion | next order date (as_of + 1 when empty) |
+| promo | the nurture group (the contract has no discount column to find discount responders) | as_of + 1 |
+
+Each row: customer_id, predicted_clv, churn_prob, trigger_date, suggestion (cross_sell only),
+max_spend, expected_value, reason. The value of a contact is the margin of the order it may bring:
+expected_value = response_rate[campaign] x p_alive x expected_aov x margin (margin 1 without one:
+then values are revenue); max_spend = spend_share x predicted_clv x margin, the most a contact may
+cost (a share of the customer's predicted margin). Lists are ranked by expected_value (then
+customer_id). A campaign whose input is missing (no events, no birth dates) is absent, with a note.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from clv.config import CAMPAIGN_NAMES as CAMPAIGNS
+
+CAMPAIGN_COLUMNS = (
+    "customer_id",
+    "predicted_clv",
+    "churn_prob",
+    "trigger_date",
+    "suggestion",
+    "max_spend",
+    "expected_value",
+    "reason",
+)
+SCORE_INPUTS = ("customer_id", "predicted_clv", "churn_prob", "p_alive", "expected_aov", "next_best_action")
+
+
+def next_yearly(dates: pd.Series, after: dt.date) -> pd.Series:
+    """The first anniversary of each date strictly after `after` (29 February -> 28 February in other years)."""
+    out = []
+    for value in dates:
+        if value is None or pd.isna(value):
+            out.append(None)
+            continue
+        value = pd.Timestamp(value).date()
+        for year in (after.year, after.year + 1):
+            day = 28 if (value.month, value.day) == (2, 29) and not _leap(year) else value.day
+            candidate = dt.date(year, value.month, day)
+            if candidate > after:
+                out.append(candidate)
+                break
+    return pd.Series(out, index=dates.index, dtype=object)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def build_campaigns(
+    scores: pd.DataFrame,
+    moments: pd.DataFrame | None,
+    as_of: dt.date,
+    rules: dict,
+    margin: float | None,
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """({campaign: ranked list with CAMPAIGN_COLUMNS}, notes on the campaigns left out and why).
+
+    `scores`: the score table (needs SCORE_INPUTS, and cross_sell, next_order_date, reason when present);
+    `moments`: `features.lifecycle.lifecycle_table` at `as_of` (None: no transactions to read, so the
+    campaigns that need dates are left out); `rules`: the `[campaigns]` settings as a dict.
+    """
+    missing = [c for c in SCORE_INPUTS if c not in scores.columns]
+    if missing:
+        raise ValueError(f"the score table lacks {', '.join(missing)}. Fix: write it with `clv score`.")
+    frame = scores.copy()
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    if moments is not None:
+        dates = moments.assign(customer_id=moments["customer_id"].astype(str))
+        frame = frame.merge(dates, on="customer_id", how="left")
+    tomorrow = as_of + dt.timedelta(days=1)
+    next_order = (
+        pd.to_datetime(frame["next_order_date"]).dt.date
+        if "next_order_date" in frame
+        else pd.Series(None, index=frame.index, dtype=object)
+    )
+    due = next_order.where(next_order.notna(), tomorrow)
+    why = frame["reason"].astype(str) if "reason" in frame else pd.Series("", index=frame.index)
+    picks: dict[str, tuple[pd.Series, pd.Series, pd.Series]] = {}
+    notes: list[str] = []
+    action = frame["next_best_action"]
+    last = frame["last_order_date"] if "last_order_date" in frame else pd.Series(None, index=frame.index)
+    picks["win_back"] = (action == "win_back", _dates(last, as_of), "win-back: " + why)
+    picks["upsell"] = (action == "upsell", due, "upsell: " + why)
+    suggestion = frame["cross_sell"].fillna("").astype(str) if "cross_sell" in frame else None
+    if suggestion is None or not (suggestion != "").any():
+        notes.append(
+            "cross_sell: left out, no customer has a suggestion (the log has no category or product column)"
+        )
+    else:
+        picks["cross_sell"] = ((action == "cross_sell") & (suggestion != ""), due, "cross-sell: " + why)
+    picks["promo"] = (
+        action == "nurture",
+        pd.Series(tomorrow, index=frame.index),
+        "promo to the nurture group (the log has no discount column to find discount responders): " + why,
+    )
+    if moments is None:
+        notes.append("welcome, birthday, anniversary, abandoned_cart: left out, no transactions were given")
+    else:
+        first = _dates(frame["first_order_date"], None)
+        since = pd.Series([(as_of - d).days if d else np.nan for d in first], index=frame.index)
+        picks["welcome"] = (
+            since <= rules["welcome_days"],
+            first,
+            "welcome: first order on "
+            + first.astype(str)
+            + f" (within {rules['welcome_days']} days of {as_of})",
+        )
+        horizon = as_of + dt.timedelta(days=rules["upcoming_days"])
+        yearly = next_yearly(first, as_of)
+        years = pd.Series(
+            [y.year - f.year if y and f else 0 for y, f in zip(yearly, first, strict=True)], index=frame.index
+        )
+        upcoming = pd.Series([bool(y) and y <= horizon for y in yearly], index=frame.index)
+        picks["anniversary"] = (
+            upcoming & (years >= 1),
+            yearly,
+            years.astype(str) + " year(s) since the first order on " + first.astype(str),
+        )
+        if frame["birth_date"].notna().any():
+            birthday = next_yearly(frame["birth_date"], as_of)
+            soon = pd.Series([bool(b) and b <= horizon for b in birthday], index=frame.index)
+            picks["birthday"] = (soon, birthday, "birthday on " + birthday.astype(str))
+        else:
+            notes.append(
+                "birthday: left out, no birth dates (the customers table or its birth_date column is missing)"
+            )
+        if frame["last_cart_date"].notna().any():
+            cart = _dates(frame["last_cart_date"], None)
+            recent = pd.Series(
+                [bool(c) and (as_of - c).days <= rules["cart_days"] for c in cart], index=frame.index
+            )
+            picks["abandoned_cart"] = (
+                recent,
+                cart,
+                "cart or checkout on " + cart.astype(str) + " with no order after it",
+            )
+        else:
+            notes.append(
+                "abandoned_cart: left out, no cart or checkout events without a later order (events missing?)"
+            )
+    unit_margin = 1.0 if margin is None else float(margin)
+    p_alive = frame["p_alive"].to_numpy(float)
+    aov = frame["expected_aov"].to_numpy(float)
+    max_spend = rules["spend_share"] * frame["predicted_clv"].to_numpy(float) * unit_margin
+    lists = {}
+    for name in CAMPAIGNS:
+        if name not in picks:
+            continue
+        keep, trigger, reason = picks[name]
+        keep = keep.fillna(False).to_numpy(bool)
+        value = rules["response_rates"][name] * p_alive * aov * unit_margin
+        chosen = pd.DataFrame(
+            {
+                "customer_id": frame["customer_id"].to_numpy(),
+                "predicted_clv": frame["predicted_clv"].to_numpy(float),
+                "churn_prob": frame["churn_prob"].to_numpy(float),
+                "trigger_date": pd.Series(trigger, index=frame.index).to_numpy(object),
+                "suggestion": suggestion.to_numpy(object) if name == "cross_sell" else "",
+                "max_spend": max_spend,
+                "expected_value": value,
+                "reason": pd.Series(reason, index=frame.index).to_numpy(object),
+            }
+        )[keep]
+        lists[name] = chosen.sort_values(
+            ["expected_value", "customer_id"], ascending=[False, True], kind="stable"
+        ).reset_index(drop=True)
+    return lists, notes
+
+
+def _dates(values: pd.Series, fallback: dt.date | None) -> pd.Series:
+    """A column of datetime.date (None where missing, or `fallback`)."""
+    out = pd.to_datetime(values).dt.date
+    return out.where(out.notna(), fallback).astype(object)

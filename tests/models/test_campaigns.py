@@ -1,0 +1,95 @@
+"""Campaign rules: who enters which list, with which trigger date, ranked by the expected value of a contact."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from clv.config import CampaignSettings
+from models.campaigns import CAMPAIGN_COLUMNS, build_campaigns, next_yearly
+
+AS_OF = dt.date(2025, 6, 30)
+RULES = CampaignSettings().model_dump()
+
+
+def scores() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D"],
+            "predicted_clv": [500.0, 80.0, 300.0, 20.0],
+            "churn_prob": [0.1, 0.4, 0.9, 0.8],
+            "p_alive": [0.95, 0.8, 0.2, 0.3],
+            "expected_aov": [100.0, 40.0, 150.0, 20.0],
+            "next_best_action": ["upsell", "cross_sell", "win_back", "nurture"],
+            "next_order_date": [dt.date(2025, 7, 20), None, None, None],
+            "cross_sell": ["", "shoes; books", "", ""],
+            "reason": ["r"] * 4,
+        }
+    )
+
+
+def moments() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D"],
+            "first_order_date": [
+                dt.date(2025, 6, 20),
+                dt.date(2024, 7, 10),
+                dt.date(2023, 1, 1),
+                dt.date(2024, 2, 1),
+            ],
+            "last_order_date": [
+                dt.date(2025, 6, 25),
+                dt.date(2025, 5, 1),
+                dt.date(2024, 3, 1),
+                dt.date(2024, 2, 1),
+            ],
+            "birth_date": [dt.date(1990, 7, 4), None, dt.date(1980, 12, 1), dt.date(1992, 2, 29)],
+            "last_cart_date": [None, dt.date(2025, 6, 28), None, dt.date(2025, 5, 1)],
+        }
+    )
+
+
+def test_each_list_takes_its_customers_with_their_trigger_dates():
+    lists, notes = build_campaigns(scores(), moments(), AS_OF, RULES, margin=0.4)
+    assert notes == []
+    who = {name: frame["customer_id"].tolist() for name, frame in lists.items()}
+    assert who["welcome"] == ["A"] and who["upsell"] == ["A"] and who["cross_sell"] == ["B"]
+    assert who["win_back"] == ["C"] and who["promo"] == ["D"]
+    assert who["birthday"] == ["A"] and who["anniversary"] == ["B"] and who["abandoned_cart"] == ["B"]
+    assert lists["birthday"].loc[0, "trigger_date"] == dt.date(2025, 7, 4)
+    assert lists["upsell"].loc[0, "trigger_date"] == dt.date(2025, 7, 20)
+    assert lists["cross_sell"].loc[0, "suggestion"] == "shoes; books"
+    assert lists["win_back"].loc[0, "trigger_date"] == dt.date(2024, 3, 1)
+    for frame in lists.values():
+        assert list(frame.columns) == list(CAMPAIGN_COLUMNS)
+    # max spend = share x predicted margin; expected value = response rate x p_alive x order value x margin
+    upsell = lists["upsell"].iloc[0]
+    assert upsell["max_spend"] == RULES["spend_share"] * 500.0 * 0.4
+    assert abs(upsell["expected_value"] - RULES["response_rates"]["upsell"] * 0.95 * 100.0 * 0.4) < 1e-9
+
+
+def test_lists_are_ranked_by_expected_value_not_by_clv():
+    many = pd.concat([scores()] * 2, ignore_index=True)
+    many.loc[4:, "customer_id"] = ["A2", "B2", "C2", "D2"]
+    many.loc[4, ["predicted_clv", "p_alive"]] = [100.0, 0.99]  # less valuable, likelier to answer
+    many.loc[4, "expected_aov"] = 200.0
+    lists, _ = build_campaigns(many, None, AS_OF, RULES, margin=None)
+    assert lists["upsell"]["customer_id"].tolist() == ["A2", "A"]
+
+
+def test_without_transactions_or_inputs_the_lists_that_need_them_are_left_out_with_a_note():
+    lists, notes = build_campaigns(scores().assign(cross_sell=""), None, AS_OF, RULES, margin=None)
+    assert set(lists) == {"win_back", "upsell", "promo"}
+    assert any(n.startswith("welcome, birthday, anniversary, abandoned_cart: left out") for n in notes)
+    assert any(n.startswith("cross_sell: left out") for n in notes)
+    no_births = moments().assign(birth_date=None, last_cart_date=None)
+    lists, notes = build_campaigns(scores(), no_births, AS_OF, RULES, margin=None)
+    assert "birthday" not in lists and "abandoned_cart" not in lists
+    assert any("birth_date" in n for n in notes)
+
+
+def test_a_29_february_birthday_falls_on_28_february_in_other_years():
+    days = next_yearly(pd.Series([dt.date(1992, 2, 29), dt.date(1990, 7, 1)]), dt.date(2025, 1, 1))
+    assert days.tolist() == [dt.date(2025, 2, 28), dt.date(2025, 7, 1)]
