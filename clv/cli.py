@@ -78,6 +78,9 @@ TsFormatOpt = Annotated[
         help="strptime format for non-ISO timestamps, e.g. '%d/%m/%Y %H:%M' (default engine only).",
     ),
 ]
+ScoresOpt = Annotated[
+    Path | None, typer.Option("--scores", help="Score table. Default: the served one (\\[serve] scores).")
+]
 AsOfOpt = Annotated[
     dt.datetime | None,
     typer.Option(
@@ -534,9 +537,7 @@ def score(
 @app.command()
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="File to write the list to (.csv or .parquet).")],
-    scores: Annotated[
-        Path | None, typer.Option("--scores", help="Score table. Default: the served one (\\[serve] scores).")
-    ] = None,
+    scores: ScoresOpt = None,
     segment: Annotated[
         list[str] | None, typer.Option("--segment", help="Only these segments (repeat or comma-separate).")
     ] = None,
@@ -594,14 +595,26 @@ def export(
     )
 
 
+def _scores_and_shop(scores: Path | None, settings: Settings):
+    """The score table (`--scores` or `[serve] scores`) and the shop's tables on DuckDB (None when no
+    transactions are given or configured), or exit 1 saying why."""
+    from serving.scores import ScoresUnavailable, ScoreTable
+
+    try:
+        table = ScoreTable.load(scores or settings.serve.scores)
+    except ScoresUnavailable as exc:
+        raise fail(str(exc)) from None
+    # The lists and tables read a few columns once: the default engine, whatever [engine] says.
+    duckdb = settings.model_copy(update={"engine": settings.engine.model_copy(update={"backend": "duckdb"})})
+    return table, (_load(duckdb).tables() if settings.data.configured else None)
+
+
 @app.command()
 def campaigns(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Directory for the lists (one <campaign>.csv each).")
     ],
-    scores: Annotated[
-        Path | None, typer.Option("--scores", help="Score table. Default: the served one (\\[serve] scores).")
-    ] = None,
+    scores: ScoresOpt = None,
     transactions: TransactionsOpt = None,
     events: EventsOpt = None,
     customers: CustomersOpt = None,
@@ -614,22 +627,13 @@ def campaigns(
     The transactions (and events, customers) give first orders, birthdays and carts at the scores'
     as_of; without them only the lists the score table alone can make are written."""
     from serving.campaigns import campaign_lists, write_campaigns
-    from serving.scores import ScoresUnavailable, ScoreTable
 
     if out_dir.exists() and not out_dir.is_dir():
         raise fail(
             f"--out {out_dir} is a file; campaigns are written as one CSV per list. Fix: name a directory.", 2
         )
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
-    if settings.engine.backend == "spark":
-        settings = settings.model_copy(
-            update={"engine": settings.engine.model_copy(update={"backend": "duckdb"})}
-        )
-    try:
-        table = ScoreTable.load(scores or settings.serve.scores)
-    except ScoresUnavailable as exc:
-        raise fail(str(exc)) from None
-    tables = _load(settings).tables() if settings.data.configured else None
+    table, tables = _scores_and_shop(scores, settings)
     try:
         with progress("Campaign lists") as update:
             update("lifecycle dates")
@@ -645,6 +649,62 @@ def campaigns(
         )
     for note in result.notes:
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+
+
+@app.command()
+def economics(
+    spend: Annotated[
+        Path | None,
+        typer.Option(
+            "--spend", help="Acquisition spend per channel and month (channel, month YYYY-MM, spend)."
+        ),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the table by channel and monthly cohort (.csv/.parquet)."),
+    ] = None,
+    scores: ScoresOpt = None,
+    transactions: TransactionsOpt = None,
+    events: EventsOpt = None,
+    customers: CustomersOpt = None,
+    mapping: MapOpt = None,
+    timestamp_format: TsFormatOpt = None,
+) -> None:
+    """CLV:CAC, payback months and profit CLV per acquisition channel (and monthly cohort with --out).
+
+    Channels come from the customers table's acquisition_channel; margin from \\[train] margin."""
+    from features.files import write_frame
+    from serving.economics import economics as run_economics
+
+    if out_path is not None:
+        _check_out(out_path)
+    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    spend = spend or (Path(settings.economics.spend) if settings.economics.spend else None)
+    if spend is None:
+        raise fail("no spend file. Fix: pass --spend PATH or set [economics] spend in clv.toml.", 2)
+    table, tables = _scores_and_shop(scores, settings)
+    if tables is None:
+        raise fail(
+            "no transactions given. Fix: pass --transactions PATH (and --customers PATH for channels)."
+        )
+    try:
+        result = run_economics(table.frame, tables, spend, settings)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    view = Table(title=f"Acquisition economics at {result.as_of} (by channel)")
+    view.add_column("channel")
+    columns = [c for c in result.by_channel.columns if c != "acquisition_channel"]
+    for column in columns:
+        view.add_column(column, justify="right")
+    for row in result.by_channel.itertuples(index=False):
+        cells = [getattr(row, c) for c in columns]
+        view.add_row(escape(str(row.acquisition_channel)), *["" if v != v else f"{v:,.2f}" for v in cells])
+    out.print(view)
+    if result.margin is None:
+        out.print("No \\[train] margin: clv_to_cac and profit_clv count revenue, not margin.")
+    if out_path is not None:
+        write_frame(result.by_cohort, out_path)
+        out.print(f"Wrote {len(result.by_cohort):,} channel and cohort rows to {out_path}.")
 
 
 @app.command()

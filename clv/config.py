@@ -163,6 +163,17 @@ class CampaignSettings(BaseModel):
         return {**DEFAULT_RESPONSE_RATES, **value}
 
 
+class EconomicsSettings(BaseModel):
+    """Acquisition economics (models/economics.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Acquisition spend per channel and month (CSV or Parquet: channel, month YYYY-MM, spend).
+    spend: str | None = None
+    # Retention cost per customer (currency), subtracted in profit CLV.
+    retention_cost: float = Field(0.0, ge=0)
+
+
 class MlflowSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -237,6 +248,7 @@ class Settings(BaseSettings):
     targeting: TargetingSettings = Field(default_factory=TargetingSettings)
     cross_sell: CrossSellSettings = Field(default_factory=CrossSellSettings)
     campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
+    economics: EconomicsSettings = Field(default_factory=EconomicsSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
 

@@ -83,6 +83,15 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
         "cross_sell or nurture",
         "value_decile": "1-10, the customer's tenth of the scored base by predicted_clv (10 = most valuable)",
         "reason": "one line quoting the numbers and the lines that put the customer in the segment",
+        "next_order_date": "median date of the customer's next order if she is still a customer (so an order "
+        "by then has probability p_alive / 2); empty when p_alive is below the lapsed line or the date would "
+        "be beyond the horizon (models/next_order.py)",
+        "days_to_next_order": "the same in days after as_of, not rounded",
+        "avg_days_between_orders": "her own mean gap between purchase days so far; empty with one purchase day",
+        "next_order_reason": "why next_order_date is what it is, or why it is empty",
+        "cross_sell": "up to 3 items to offer next, best first, '; '-separated, never what she buys regularly "
+        "(made by clv score from the shop's log: models/cross_sell.py)",
+        "cross_sell_reason": "per suggestion, the rule behind it or its popularity, or why there is none",
     }
 
 

@@ -1,0 +1,102 @@
+"""What acquisition economics read: the spend file, and each cohort's revenue month by month, point in time.
+
+- spend file (CSV or Parquet, `read_spend`): one row per acquisition channel and month: `channel`
+  (text, as in the customers table's `acquisition_channel`), `month` (`YYYY-MM`), `spend` (>= 0, in
+  the shop's currency);
+- `customer_cohorts(D)`: customer_id, acquisition_channel ("unknown" without a customers table or
+  value), cohort_index (month of the first purchase as year x 12 + month - 1), for purchases by D
+  (timestamp < D + 1 day);
+- `cohort_months(D)`: acquisition_channel, cohort_index, month_offset (0 = the cohort's month),
+  customers (of the cohort, in every row), revenue (net revenue of the cohort's orders placed in
+  that month), for purchases by D.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from features.orders import order_table
+
+SPEND_COLUMNS = ("channel", "month", "spend")
+UNKNOWN_CHANNEL = "unknown"
+
+
+def read_spend(path: Path | str) -> pd.DataFrame:
+    """channel, month (Period[M]), spend (float): the spend file, checked; ValueError names the file,
+    column, row and fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"spend file {path} does not exist. Fix: pass --spend with a CSV of {', '.join(SPEND_COLUMNS)}."
+        )
+    try:
+        frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype=str)
+    except Exception as exc:  # noqa: BLE001 - any reader error means the file cannot be read
+        raise ValueError(f"spend file {path} cannot be read: {exc}") from None
+    missing = [c for c in SPEND_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"spend file {path} lacks the column(s) {', '.join(missing)}. Fix: one row per channel and month with "
+            f"columns {', '.join(SPEND_COLUMNS)} (e.g. paid_search,2025-03,1200)."
+        )
+    month = pd.to_datetime(frame["month"].astype(str), format="%Y-%m", errors="coerce")
+    spend = pd.to_numeric(frame["spend"], errors="coerce")
+    for column, bad, fix in (
+        ("month", month.isna(), "months are YYYY-MM, e.g. 2025-03"),
+        ("spend", spend.isna() | (spend < 0) | ~spend.abs().lt(1e12), "spend is a number from 0 to 1e12"),
+        ("channel", frame["channel"].isna(), "every row names its channel"),
+    ):
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise ValueError(
+                f"spend file {path}, column {column!r}, row {row + 1}: {frame[column].iloc[row]!r} is not valid. "
+                f"Fix: {fix}."
+            )
+    out = pd.DataFrame(
+        {
+            "channel": frame["channel"].astype(str),
+            "month": month.dt.to_period("M"),
+            "spend": spend.astype(float),
+        }
+    )
+    return out.groupby(["channel", "month"], as_index=False)["spend"].sum()
+
+
+def customer_cohorts(transactions: ir.Table, as_of: dt.date, customers: ir.Table | None = None) -> ir.Table:
+    """customer_id, acquisition_channel, cohort_index (module docstring)."""
+    orders = order_table(transactions, as_of)
+    bought = orders.filter(orders.is_purchase)
+    first = bought.group_by("customer_id").agg(first_date=bought.order_date.min())
+    if customers is not None and "acquisition_channel" in customers.columns:
+        channels = customers.group_by("customer_id").agg(
+            acquisition_channel=customers.acquisition_channel.min()
+        )
+        first = first.left_join(channels, "customer_id").drop("customer_id_right")
+        first = first.mutate(acquisition_channel=first.acquisition_channel.fill_null(UNKNOWN_CHANNEL))
+    else:
+        first = first.mutate(acquisition_channel=ibis.literal(UNKNOWN_CHANNEL))
+    first = first.mutate(cohort_index=first.first_date.year() * 12 + first.first_date.month() - 1)
+    return first.select("customer_id", "acquisition_channel", "cohort_index")
+
+
+def cohort_months(transactions: ir.Table, as_of: dt.date, customers: ir.Table | None = None) -> ir.Table:
+    """acquisition_channel, cohort_index, month_offset, customers, revenue (module docstring)."""
+    orders = order_table(transactions, as_of)
+    bought = orders.filter(orders.is_purchase)
+    first = customer_cohorts(transactions, as_of, customers)
+    sizes = first.group_by("acquisition_channel", "cohort_index").agg(customers=first.count())
+    rows = bought.join(first, "customer_id")
+    rows = rows.mutate(
+        month_offset=rows.order_date.year() * 12 + rows.order_date.month() - 1 - rows.cohort_index,
+        revenue=rows.net_amount.cast("float64"),
+    )
+    monthly = rows.group_by("acquisition_channel", "cohort_index", "month_offset").agg(
+        revenue=rows.revenue.sum()
+    )
+    out = monthly.join(sizes, ["acquisition_channel", "cohort_index"])
+    return out.select("acquisition_channel", "cohort_index", "month_offset", "customers", "revenue")

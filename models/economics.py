@@ -1,0 +1,104 @@
+"""Acquisition economics per acquisition channel and monthly cohort: CLV:CAC, payback and profit CLV.
+
+Pure functions of tables (`features.acquisition`, the score table, the spend file); no I/O. A cohort
+is the customers of one channel whose first purchase fell in one month; its spend is that channel's
+spend in that month. Per cohort (and per channel, summing its cohorts):
+- cac = spend / customers (currency per customer);
+- revenue_to_date: net revenue of the cohort's orders so far; predicted_clv: the sum of its
+  customers' `predicted_clv` over the model's horizon; clv = (revenue_to_date + predicted_clv) /
+  customers: value per customer, past and predicted;
+- clv_to_cac = clv x margin / cac (margin 1 without `[train] margin`: then a revenue ratio);
+- payback_months: months after the cohort's first month until its cumulative revenue x margin
+  covered its spend (0 = within the first month; empty when not yet); a channel's sums its cohorts'
+  revenue month by month since each one's start;
+- profit_clv = clv x margin - cac - retention_cost: the seeds' profit CLV, revenue x margin minus
+  acquisition cost minus retention cost, per customer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+KEYS = ("acquisition_channel", "cohort")
+ECONOMICS_COLUMNS = (
+    "customers",
+    "spend",
+    "cac",
+    "revenue_to_date",
+    "predicted_clv",
+    "clv",
+    "clv_to_cac",
+    "payback_months",
+    "profit_clv",
+)
+
+
+def _payback(monthly: pd.DataFrame, spend: float, margin: float) -> float:
+    """First month_offset at which cumulative revenue x margin >= spend (NaN if never or no spend)."""
+    if not spend > 0:
+        return np.nan
+    by_month = monthly.groupby("month_offset")["revenue"].sum().sort_index()
+    covered = np.flatnonzero(by_month.cumsum().to_numpy() * margin >= spend)
+    return float(by_month.index[covered[0]]) if covered.size else np.nan
+
+
+def _ratios(frame: pd.DataFrame, margin: float, retention_cost: float) -> pd.DataFrame:
+    customers = frame["customers"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cac = np.where(customers > 0, frame["spend"] / customers, np.nan)
+        clv = np.where(customers > 0, (frame["revenue_to_date"] + frame["predicted_clv"]) / customers, np.nan)
+        ratio = np.where(cac > 0, clv * margin / cac, np.nan)
+    return frame.assign(
+        cac=cac, clv=clv, clv_to_cac=ratio, profit_clv=clv * margin - np.nan_to_num(cac) - retention_cost
+    )
+
+
+def acquisition_economics(
+    cohort_months: pd.DataFrame,
+    predicted: pd.DataFrame,
+    spend: pd.DataFrame,
+    margin: float | None,
+    retention_cost: float = 0.0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(by cohort, by channel), each with KEYS (by channel: acquisition_channel) and ECONOMICS_COLUMNS.
+
+    `cohort_months`: acquisition_channel, cohort (Period[M]), month_offset, customers, revenue;
+    `predicted`: acquisition_channel, cohort, predicted_clv (summed per cohort); `spend`: channel,
+    month (Period[M]), spend. Spend of a channel and month without customers is a cohort of 0 customers.
+    """
+    unit = 1.0 if margin is None else float(margin)
+    sizes = cohort_months.groupby(list(KEYS), as_index=False).agg(
+        customers=("customers", "first"), revenue_to_date=("revenue", "sum")
+    )
+    spent = spend.rename(columns={"channel": "acquisition_channel", "month": "cohort"})
+    cohorts = sizes.merge(spent, on=list(KEYS), how="outer").merge(predicted, on=list(KEYS), how="left")
+    cohorts = cohorts.fillna({"customers": 0, "revenue_to_date": 0.0, "spend": 0.0, "predicted_clv": 0.0})
+    cohorts["payback_months"] = [
+        _payback(
+            cohort_months[
+                (cohort_months["acquisition_channel"] == row.acquisition_channel)
+                & (cohort_months["cohort"] == row.cohort)
+            ],
+            row.spend,
+            unit,
+        )
+        for row in cohorts.itertuples()
+    ]
+    cohorts["customers"] = cohorts["customers"].astype(int)
+    by_cohort = _ratios(cohorts, unit, retention_cost)
+    channels = cohorts.groupby("acquisition_channel", as_index=False)[
+        ["customers", "spend", "revenue_to_date", "predicted_clv"]
+    ].sum()
+    channels["payback_months"] = [
+        _payback(
+            cohort_months[cohort_months["acquisition_channel"] == row.acquisition_channel], row.spend, unit
+        )
+        for row in channels.itertuples()
+    ]
+    by_channel = _ratios(channels, unit, retention_cost)
+    order = ["acquisition_channel", "cohort"]
+    return (
+        by_cohort[[*KEYS, *ECONOMICS_COLUMNS]].sort_values(order, kind="stable").reset_index(drop=True),
+        by_channel[["acquisition_channel", *ECONOMICS_COLUMNS]].reset_index(drop=True),
+    )

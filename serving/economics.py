@@ -1,0 +1,53 @@
+"""Acquisition economics for `clv economics`: the score table, the shop's log and the spend file in,
+tables by channel and by monthly cohort out (`models.economics`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from clv.config import Settings
+from features.acquisition import cohort_months, customer_cohorts, read_spend
+from features.engine import to_pandas
+from models.economics import acquisition_economics
+from serving.campaigns import scores_as_of
+
+
+@dataclass
+class Economics:
+    as_of: dt.date
+    by_channel: pd.DataFrame
+    by_cohort: pd.DataFrame
+    margin: float | None
+
+
+def _as_period(index: pd.Series) -> pd.Series:
+    """cohort_index (year x 12 + month - 1) as a monthly Period."""
+    index = index.astype(int)
+    return (
+        pd.PeriodIndex.from_fields(year=index // 12, month=index % 12 + 1, freq="M")
+        .to_series()
+        .reset_index(drop=True)
+    )
+
+
+def economics(scores: pd.DataFrame, tables: dict, spend_path: Path, settings: Settings) -> Economics:
+    """CLV:CAC, payback and profit CLV per channel and cohort at the scores' as_of."""
+    spend = read_spend(spend_path)
+    as_of = scores_as_of(scores)
+    t, customers = tables["transactions"], tables["customers"]
+    months = to_pandas(cohort_months(t, as_of, customers))
+    months["cohort"] = _as_period(months["cohort_index"]).to_numpy()
+    members = to_pandas(customer_cohorts(t, as_of, customers))
+    members["cohort"] = _as_period(members["cohort_index"]).to_numpy()
+    values = scores[["customer_id", "predicted_clv"]].assign(customer_id=scores["customer_id"].astype(str))
+    members = members.assign(customer_id=members["customer_id"].astype(str)).merge(values, on="customer_id")
+    predicted = members.groupby(["acquisition_channel", "cohort"], as_index=False)["predicted_clv"].sum()
+    by_cohort, by_channel = acquisition_economics(
+        months, predicted, spend, settings.train.margin, settings.economics.retention_cost
+    )
+    by_cohort["cohort"] = by_cohort["cohort"].astype(str)
+    return Economics(as_of, by_channel, by_cohort, settings.train.margin)

@@ -1,0 +1,73 @@
+"""`clv economics` as a user runs it: CLV:CAC per channel printed, the cohort table written; a missing spend
+file is asked for by name."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from clv.cli import app
+from features.schema import SCORE_COLUMNS
+
+runner = CliRunner()
+
+
+def plain(text: str) -> str:
+    return re.sub(r"[\s│╭╮╰╯─┃━┏┓┗┛┡┩└┘┌┐]+", " ", text)
+
+
+def shop(folder):
+    pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "B", "C"],
+            "timestamp": ["2025-01-05", "2025-02-07", "2025-01-20", "2025-02-11"],
+            "amount": [100.0, 50.0, 40.0, 30.0],
+        }
+    ).to_csv(folder / "t.csv", index=False)
+    pd.DataFrame({"customer_id": ["A", "B", "C"], "acquisition_channel": ["ads", "ads", "seo"]}).to_csv(
+        folder / "c.csv", index=False
+    )
+    scores = pd.DataFrame({c: [0.0] * 3 for c in SCORE_COLUMNS})
+    scores["customer_id"] = ["A", "B", "C"]
+    scores["predicted_clv"] = [60.0, 0.0, 10.0]
+    scores["as_of"] = "2025-02-28"
+    scores["model_version"] = "1"
+    scores.to_csv(folder / "scores.csv", index=False)
+    (folder / "spend.csv").write_text("channel,month,spend\nads,2025-01,50\nseo,2025-02,20\n")
+
+
+def test_economics_prints_clv_to_cac_per_channel_and_writes_cohorts(tmp_path, monkeypatch):
+    shop(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLV_TRAIN__MARGIN", "0.5")
+    args = [
+        "economics",
+        "--spend",
+        "spend.csv",
+        "--scores",
+        "scores.csv",
+        "-t",
+        "t.csv",
+        "--customers",
+        "c.csv",
+    ]
+    result = runner.invoke(app, [*args, "--out", "cohorts.csv"])
+    assert result.exit_code == 0, result.output
+    text = plain(result.output)
+    # ads: 2 customers for 50 -> CAC 25; value (190 past + 60 predicted) / 2 = 125; x 0.5 / 25 = 2.5;
+    # paid back in the first month (140 x 0.5 >= 50); profit CLV 125 x 0.5 - 25 = 37.5
+    assert re.search(r"ads 2(\.00)? 50\.00 25\.00 190\.00 60\.00 125\.00 2\.50 0\.00 37\.50", text), text
+    cohorts = pd.read_csv(tmp_path / "cohorts.csv")
+    assert set(cohorts["cohort"]) == {"2025-01", "2025-02"}
+
+
+def test_economics_without_spend_names_the_option_and_the_setting(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["economics"])
+    assert (
+        result.exit_code == 2
+        and "--spend" in plain(result.output)
+        and "[economics] spend" in plain(result.output)
+    )

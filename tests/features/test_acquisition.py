@@ -1,0 +1,53 @@
+"""The spend file is checked like the data contract; cohorts are point in time."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pandas as pd
+import pytest
+
+from features.acquisition import cohort_months, read_spend
+from features.engine import to_pandas
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("channel,spend\nads,3\n", "lacks the column(s) month"),
+        ("channel,month,spend\nads,2025-01,3\nads,01/2025,4\n", "column 'month', row 2"),
+        ("channel,month,spend\nads,2025-01,-3\n", "column 'spend', row 1"),
+    ],
+)
+def test_a_bad_spend_file_names_the_column_row_and_fix(tmp_path, text, words):
+    path = tmp_path / "spend.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="Fix:") as error:
+        read_spend(path)
+    assert words in str(error.value) and str(path) in str(error.value)
+
+
+def test_spend_rows_of_one_channel_and_month_add_up(tmp_path):
+    path = tmp_path / "spend.csv"
+    path.write_text("channel,month,spend\nads,2025-01,3\nads,2025-01,4.5\nseo,2025-02,0\n")
+    spend = read_spend(path)
+    assert spend.to_dict("records") == [
+        {"channel": "ads", "month": pd.Period("2025-01", "M"), "spend": 7.5},
+        {"channel": "seo", "month": pd.Period("2025-02", "M"), "spend": 0.0},
+    ]
+
+
+def test_cohorts_count_only_purchases_by_the_cut_off():
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "B", "B"],
+            "timestamp": pd.to_datetime(["2025-01-10", "2025-03-02", "2025-01-20", "2025-07-01"]),
+            "amount": [10.0, 20.0, 5.0, 99.0],
+            "order_id": ["1", "2", "3", "4"],
+        }
+    )
+    customers = ibis.memtable(pd.DataFrame({"customer_id": ["A"], "acquisition_channel": ["ads"]}))
+    months = to_pandas(cohort_months(ibis.memtable(frame), dt.date(2025, 6, 30), customers))
+    rows = {(r.acquisition_channel, r.month_offset): (r.customers, r.revenue) for r in months.itertuples()}
+    assert rows == {("ads", 0): (1, 10.0), ("ads", 2): (1, 20.0), ("unknown", 0): (1, 5.0)}

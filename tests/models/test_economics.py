@@ -1,0 +1,40 @@
+"""Acquisition economics: CLV:CAC, payback and profit CLV of a cohort, by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.economics import ECONOMICS_COLUMNS, acquisition_economics
+
+JAN, FEB = pd.Period("2025-01", "M"), pd.Period("2025-02", "M")
+
+
+def test_a_cohort_by_hand():
+    months = pd.DataFrame(
+        {
+            "acquisition_channel": ["ads", "ads", "ads", "seo"],
+            "cohort": [JAN, JAN, JAN, FEB],
+            "month_offset": [0, 1, 3, 0],
+            "customers": [4, 4, 4, 2],
+            "revenue": [200.0, 100.0, 300.0, 50.0],
+        }
+    )
+    predicted = pd.DataFrame(
+        {"acquisition_channel": ["ads", "seo"], "cohort": [JAN, FEB], "predicted_clv": [400.0, 10.0]}
+    )
+    spend = pd.DataFrame({"channel": ["ads", "ads"], "month": [JAN, FEB], "spend": [120.0, 80.0]})
+    by_cohort, by_channel = acquisition_economics(months, predicted, spend, margin=0.5, retention_cost=5.0)
+    jan = by_cohort.set_index(["acquisition_channel", "cohort"]).loc[("ads", JAN)]
+    assert jan["customers"] == 4 and jan["cac"] == 30.0
+    assert jan["clv"] == (600.0 + 400.0) / 4  # past revenue and predicted value per customer
+    assert jan["clv_to_cac"] == 250.0 * 0.5 / 30.0
+    assert jan["payback_months"] == 1.0  # 200 x 0.5 < 120 <= 300 x 0.5
+    assert jan["profit_clv"] == 250.0 * 0.5 - 30.0 - 5.0
+    feb_ads = by_cohort.set_index(["acquisition_channel", "cohort"]).loc[("ads", FEB)]
+    assert feb_ads["customers"] == 0 and np.isnan(feb_ads["cac"])  # spend that bought nobody stays visible
+    seo = by_channel.set_index("acquisition_channel").loc["seo"]
+    assert seo["spend"] == 0 and np.isnan(seo["clv_to_cac"]) and np.isnan(seo["payback_months"])
+    ads = by_channel.set_index("acquisition_channel").loc["ads"]
+    assert ads["cac"] == 200.0 / 4 and ads["payback_months"] == 3.0
+    assert list(by_channel.columns) == ["acquisition_channel", *ECONOMICS_COLUMNS]
