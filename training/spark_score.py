@@ -21,11 +21,11 @@ from clv.config import Settings
 from features import spark
 from features.pipeline import FEATURE_COLUMNS, FEATURE_SCHEMA, build_features
 from features.schema import SCORE_COLUMNS
+from training.cross_sell import fit_cross_sell, suggestions
 from training.loading import LoadedModel, sample_features, scorer_values
 from training.score import Progress, ScoreSummary, prepare
 
 # pandas dtype kind of a prediction column -> Spark SQL type.
-SPARK_NO_SUGGESTIONS = "no suggestion: cross-sell suggestions are made by `clv score` on the default engine"
 _SPARK_TYPES = {"f": "double", "i": "bigint", "b": "boolean", "O": "string", "U": "string", "T": "string"}
 
 
@@ -65,15 +65,19 @@ def score_on_spark(
         predict(*_as_signed(features)).alias("score"),
         features["as_of"].alias("scored_as_of"),
     ).select("score.*", "scored_as_of")
+    progress("cross-sell suggestions")
+    # The co-purchase counts run on Spark (features.copurchase); the suggestions are made on the driver from
+    # the collected counts, as `clv score` makes them, and joined back by customer id.
+    ids = features.select("customer_id").toPandas()["customer_id"]
+    horizon = int(loaded.model.metadata["horizon_days"])
+    suggested = suggestions(fit_cross_sell(data, as_of, horizon, settings), ids)
+    scored = scored.join(features.sparkSession.createDataFrame(suggested), "customer_id", "left")
     days = F.col("days_to_next_order")
     constants = {
         "as_of": F.col("scored_as_of"),
         "next_order_date": F.when(F.isnan(days) | days.isNull(), F.lit(None).cast("date")).otherwise(
             F.expr("date_add(to_date(scored_as_of), cast(ceil(days_to_next_order) as int))")
         ),
-        # Co-purchase suggestions are learned from the whole log in memory (training.cross_sell).
-        "cross_sell": F.lit(""),
-        "cross_sell_reason": F.lit(SPARK_NO_SUGGESTIONS),
         **{
             k: F.lit(v).cast("bigint" if isinstance(v, int) else "string")
             for k, v in scorer_values(loaded).items()
