@@ -4,6 +4,8 @@
     POST /predict_history  {"as_of": ..., "transactions": [...], ...} role: app, marketer, admin
     GET  /model            the serving model and its backtest         role: app, marketer, admin
     POST /export           filters -> CSV (serving.export)            role: marketer, admin
+    POST /campaigns        {"campaign": name} -> that list as CSV,    role: marketer, admin
+                           {} -> counts and value of every list (serving.campaigns)
     POST /admin/reload     pick up a new champion or score table now  role: admin
 
 Every bad request gets a 4xx whose body is {"error": "<what is wrong and how to fix it>"}; an
@@ -26,10 +28,11 @@ from prometheus_client import Counter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS
-from serving import export
+from serving import campaigns, export
 from serving.auth import ADMIN, EXPORT, PREDICT, AuthError, Keyring
 from serving.batching import HistoryBatcher, HistoryJob, StuckBatch
 from serving.bodies import (
+    CampaignRequest,
     ErrorBody,
     HistoryRequest,
     HistoryResponse,
@@ -50,6 +53,7 @@ ROUTE_RIGHTS = {
     ("POST", "/predict_history"): PREDICT,
     ("GET", "/model"): PREDICT,
     ("POST", "/export"): EXPORT,
+    ("POST", "/campaigns"): EXPORT,
     ("POST", "/admin/reload"): ADMIN,
     ("GET", "/ui/api/summary"): EXPORT,
 }
@@ -200,7 +204,7 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
         message = {
             400: f"cannot read the body: it is not UTF-8 JSON text; {example(request.url.path)}",
             404: f"there is no {request.url.path}; the API is POST /predict, POST /predict_history, "
-            "GET /model, POST /export, POST /admin/reload",
+            "GET /model, POST /export, POST /campaigns, POST /admin/reload",
             405: f"{request.url.path} does not take {request.method}",
         }.get(exc.status_code, str(exc.detail))
         return _error(exc.status_code, message, headers=exc.headers)
@@ -291,6 +295,44 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             headers={
                 "Content-Disposition": 'attachment; filename="clv-export.csv"',
                 "X-Rows": str(len(selected)),
+            },
+        )
+
+    computed: dict[int, campaigns.CampaignLists] = {}  # by score table: lists change only with it
+
+    @app.post(
+        "/campaigns",
+        responses={
+            200: {
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "description": "the list (with a campaign), else JSON: rows and value per list, and notes",
+            },
+            **_errors(400, 401, 403, 404, 413, 503),
+        },
+    )
+    def campaign_lists(body: CampaignRequest):
+        current = serving()
+        key = id(current.scores)
+        if key not in computed:
+            try:
+                result = campaigns.service_lists(current.scores.frame, state.settings)
+            except ValueError as exc:
+                raise ApiError(503, str(exc)) from None
+            computed.clear()
+            computed[key] = result
+        result = computed[key]
+        if body.campaign is None:
+            return JSONResponse(campaigns.summary(result))
+        if body.campaign not in result.lists:
+            why = "; ".join(n for n in result.notes if body.campaign in n) or "its input is missing"
+            raise ApiError(404, f"there is no {body.campaign} list: {why}")
+        frame = result.lists[body.campaign]
+        return Response(
+            campaigns.as_csv(frame),
+            media_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="clv-{body.campaign}.csv"',
+                "X-Rows": str(len(frame)),
             },
         )
 

@@ -34,6 +34,7 @@ from pydantic import (
     field_validator,
 )
 
+from clv.config import CAMPAIGN_NAMES
 from features.contract import MAX_ABS_AMOUNT as MAX_ABS_NUMBER
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 
@@ -224,6 +225,21 @@ class HistoryRequest(BaseModel):
         if not rows:
             raise ValueError(f"is empty; send at least one row with {', '.join(TRANSACTIONS.required)}")
         return rows
+
+
+class CampaignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    campaign: str | None = Field(
+        None,
+        description=f"one of {', '.join(CAMPAIGN_NAMES)}: that list as CSV; none: a summary of every list",
+    )
+
+    @field_validator("campaign")
+    @classmethod
+    def _known_campaign(cls, value):
+        if value is not None and value not in CAMPAIGN_NAMES:
+            raise ValueError(f"unknown campaign {str(value)[:40]!r}; choose from {', '.join(CAMPAIGN_NAMES)}")
+        return value
 
 
 class ErrorBody(BaseModel):

@@ -49,6 +49,50 @@ def campaign_lists(scores: pd.DataFrame, tables: dict | None, settings: Settings
     return CampaignLists(as_of, lists, notes)
 
 
+def service_lists(scores: pd.DataFrame, settings: Settings) -> CampaignLists:
+    """The lists for the service: the shop's data from `[data]` when it is configured, else the score
+    table alone (`POST /campaigns`). Raises ValueError when the configured data breaks the contract."""
+    from features.contract import ContractError, load_shop
+
+    data = settings.data
+    tables = None
+    if data.configured:
+        try:
+            shop = load_shop(
+                data.transactions, data.events, data.customers, data.mapping, data.timestamp_format
+            )
+        except ContractError as exc:
+            raise ValueError(f"the configured data ([data] in clv.toml) cannot be read: {exc}") from None
+        tables = shop.tables()
+    result = campaign_lists(scores, tables, settings)
+    if tables is None:
+        result.notes.append(
+            "no [data] transactions are configured for the service, so lists from dates are left out"
+        )
+    return result
+
+
+def summary(result: CampaignLists) -> dict:
+    """Per list: rows, total expected value and predicted CLV; the notes; as_of (JSON-ready)."""
+    return {
+        "as_of": str(result.as_of),
+        "campaigns": {
+            name: {
+                "rows": len(frame),
+                "expected_value": round(float(frame["expected_value"].sum()), 6),
+                "predicted_clv": round(float(frame["predicted_clv"].sum()), 6),
+            }
+            for name, frame in result.lists.items()
+        },
+        "notes": list(result.notes),
+    }
+
+
+def as_csv(frame: pd.DataFrame) -> str:
+    """A list as CSV text: the same bytes from `clv campaigns` and `POST /campaigns`."""
+    return to_csv(frame[list(CAMPAIGN_COLUMNS)])
+
+
 def write_campaigns(result: CampaignLists, out_dir: Path) -> dict[str, Path]:
     """One `<campaign>.csv` per list in `out_dir` (created when missing), each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +100,6 @@ def write_campaigns(result: CampaignLists, out_dir: Path) -> dict[str, Path]:
     for name, frame in result.lists.items():
         path = out_dir / f"{name}.csv"
         with atomic_path(path) as tmp:
-            tmp.write_text(to_csv(frame[list(CAMPAIGN_COLUMNS)]))
+            tmp.write_text(as_csv(frame))
         written[name] = path
     return written

@@ -1,0 +1,68 @@
+"""POST /campaigns for marketers (a download equals `clv campaigns`' file), and /predict rows with next order
+dates and cross-sell suggestions."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from clv.config import DataSettings
+from serving.api import create_app
+from serving.auth import Keyring
+from serving.campaigns import campaign_lists, write_campaigns
+from serving.state import ServingState
+
+from .conftest import APP, KEYS, MARKETER, load
+
+
+def with_data(trained) -> TestClient:
+    shop = trained.shop
+    data = DataSettings(
+        transactions=str(shop / "transactions.parquet"),
+        events=str(shop / "events.parquet"),
+        customers=str(shop / "customers.parquet"),
+    )
+    state = ServingState(trained.settings.model_copy(update={"data": data}))
+    state.load()
+    return TestClient(create_app(state, Keyring(KEYS)))
+
+
+def test_campaigns_are_for_marketers_and_say_what_is_left_out(client):
+    assert client.post("/campaigns", json={}, headers=APP).status_code == 403
+    response = client.post("/campaigns", json={}, headers=MARKETER)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    # The test service has no [data]: only the lists the score table alone can make.
+    assert set(body["campaigns"]) == {"win_back", "upsell", "cross_sell", "promo"}
+    assert all(v["rows"] > 0 for v in body["campaigns"].values())
+    assert any("birthday" in n for n in body["notes"])
+    missing = client.post("/campaigns", json={"campaign": "birthday"}, headers=MARKETER)
+    assert missing.status_code == 404 and "no birthday list" in missing.json()["error"]
+    unknown = client.post("/campaigns", json={"campaign": "=cmd"}, headers=MARKETER)
+    assert unknown.status_code == 400 and "welcome" in unknown.json()["error"]
+
+
+def test_a_downloaded_list_equals_the_file_clv_campaigns_writes(trained, tmp_path):
+    client = with_data(trained)
+    summary = client.post("/campaigns", json={}, headers=MARKETER).json()
+    assert summary["campaigns"]["welcome"]["rows"] > 0 and summary["campaigns"]["birthday"]["rows"] > 0
+    response = client.post("/campaigns", json={"campaign": "abandoned_cart"}, headers=MARKETER)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    state = ServingState(trained.settings)
+    state.load()
+    written = write_campaigns(
+        campaign_lists(state.current.scores.frame, load(trained.shop).tables(), trained.settings), tmp_path
+    )
+    assert response.text == written["abandoned_cart"].read_text()
+    assert response.headers["x-rows"] == str(summary["campaigns"]["abandoned_cart"]["rows"])
+
+
+def test_predict_rows_carry_next_order_dates_and_suggestions(client, state):
+    ids = state.current.scores.frame["customer_id"].head(20).tolist()
+    rows = client.post("/predict", json={"customer_ids": ids}, headers=APP).json()["predictions"]
+    for row in rows:
+        assert {"next_order_date", "avg_days_between_orders", "next_order_reason", "cross_sell"} <= set(row)
+        assert row["cross_sell_reason"]
+        if row["next_order_date"] is not None:
+            assert row["next_order_date"] > row["as_of"] and len(row["next_order_date"]) == 10
+        else:
+            assert row["next_order_reason"].startswith("left empty")
