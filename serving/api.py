@@ -6,6 +6,8 @@
     POST /export           filters -> CSV (serving.export)            role: marketer, admin
     POST /campaigns        {"campaign": name} -> that list as CSV,    role: marketer, admin
                            {} -> counts and value of every list (serving.campaigns)
+    GET  /economics        CLV:CAC, payback, profit CLV per channel   role: marketer, admin
+                           and monthly cohort (serving.economics)
     POST /admin/reload     pick up a new champion or score table now  role: admin
 
 Every bad request gets a 4xx whose body is {"error": "<what is wrong and how to fix it>"}; an
@@ -28,7 +30,7 @@ from prometheus_client import Counter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS
-from serving import campaigns, export
+from serving import campaigns, economics, export
 from serving.auth import ADMIN, EXPORT, PREDICT, AuthError, Keyring
 from serving.batching import HistoryBatcher, HistoryJob, StuckBatch
 from serving.bodies import (
@@ -54,6 +56,7 @@ ROUTE_RIGHTS = {
     ("GET", "/model"): PREDICT,
     ("POST", "/export"): EXPORT,
     ("POST", "/campaigns"): EXPORT,
+    ("GET", "/economics"): EXPORT,
     ("POST", "/admin/reload"): ADMIN,
     ("GET", "/ui/api/summary"): EXPORT,
 }
@@ -204,7 +207,7 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
         message = {
             400: f"cannot read the body: it is not UTF-8 JSON text; {example(request.url.path)}",
             404: f"there is no {request.url.path}; the API is POST /predict, POST /predict_history, "
-            "GET /model, POST /export, POST /campaigns, POST /admin/reload",
+            "GET /model, POST /export, POST /campaigns, GET /economics, POST /admin/reload",
             405: f"{request.url.path} does not take {request.method}",
         }.get(exc.status_code, str(exc.detail))
         return _error(exc.status_code, message, headers=exc.headers)
@@ -298,7 +301,20 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
             },
         )
 
-    computed: dict[int, campaigns.CampaignLists] = {}  # by score table: lists change only with it
+    # Campaign lists and economics change only with the score table: computed once per loaded table.
+    by_scores: dict[str, tuple[tuple, Any]] = {}
+
+    def per_scores(name: str, compute):
+        current = serving()
+        key = (str(current.scores.path), current.scores.mtime, len(current.scores))
+        if by_scores.get(name, (None,))[0] != key:
+            try:
+                by_scores[name] = (key, compute(current.scores.frame, state.settings))
+            except LookupError as exc:
+                raise ApiError(404, str(exc)) from None
+            except ValueError as exc:
+                raise ApiError(503, str(exc)) from None
+        return by_scores[name][1]
 
     @app.post(
         "/campaigns",
@@ -311,16 +327,7 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
         },
     )
     def campaign_lists(body: CampaignRequest):
-        current = serving()
-        key = id(current.scores)
-        if key not in computed:
-            try:
-                result = campaigns.service_lists(current.scores.frame, state.settings)
-            except ValueError as exc:
-                raise ApiError(503, str(exc)) from None
-            computed.clear()
-            computed[key] = result
-        result = computed[key]
+        result = per_scores("campaigns", campaigns.service_lists)
         if body.campaign is None:
             return JSONResponse(campaigns.summary(result))
         if body.campaign not in result.lists:
@@ -335,6 +342,10 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
                 "X-Rows": str(len(frame)),
             },
         )
+
+    @app.get("/economics", responses=_errors(401, 403, 404, 503))
+    def acquisition() -> JSONResponse:
+        return JSONResponse(per_scores("economics", economics.service_economics))
 
     @app.post("/admin/reload", response_model=ReloadResponse, responses=_errors(401, 403, 503))
     def reload():

@@ -4,6 +4,7 @@ tables by channel and by monthly cohort out (`models.economics`)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,3 +52,32 @@ def economics(scores: pd.DataFrame, tables: dict, spend_path: Path, settings: Se
     )
     by_cohort["cohort"] = by_cohort["cohort"].astype(str)
     return Economics(as_of, by_channel, by_cohort, settings.train.margin)
+
+
+def service_economics(scores: pd.DataFrame, settings: Settings) -> dict:
+    """JSON-ready economics for `GET /economics` from `[economics] spend` and `[data]`: as_of, margin,
+    by_channel and by_cohort (lists of rows; NaN as null). LookupError when either is not configured,
+    ValueError when a file cannot be read."""
+    from features.contract import ContractError, load_shop
+
+    data = settings.data
+    if not settings.economics.spend or not data.configured:
+        raise LookupError(
+            "no acquisition economics: the service needs [economics] spend and [data] transactions (with "
+            "customers for the channels) in clv.toml"
+        )
+    try:
+        shop = load_shop(data.transactions, data.events, data.customers, data.mapping, data.timestamp_format)
+    except ContractError as exc:
+        raise ValueError(f"the configured data ([data] in clv.toml) cannot be read: {exc}") from None
+    result = economics(scores, shop.tables(), Path(settings.economics.spend), settings)
+
+    def rows(frame: pd.DataFrame) -> list[dict]:
+        return json.loads(frame.to_json(orient="records"))
+
+    return {
+        "as_of": str(result.as_of),
+        "margin": result.margin,
+        "by_channel": rows(result.by_channel),
+        "by_cohort": rows(result.by_cohort),
+    }

@@ -66,3 +66,31 @@ def test_predict_rows_carry_next_order_dates_and_suggestions(client, state):
             assert row["next_order_date"] > row["as_of"] and len(row["next_order_date"]) == 10
         else:
             assert row["next_order_reason"].startswith("left empty")
+
+
+def test_economics_for_marketers_per_channel_once_a_spend_file_is_configured(client, trained, tmp_path):
+    assert client.get("/economics", headers=APP).status_code == 403
+    unset = client.get("/economics", headers=MARKETER)
+    assert unset.status_code == 404 and "[economics] spend" in unset.json()["error"]
+    spend = tmp_path / "spend.csv"
+    months = [f"{y}-{m:02d}" for y in (2023, 2024, 2025) for m in range(1, 13)]
+    channels = ["organic", "paid_search", "paid_social", "email", "affiliate", "referral"]
+    spend.write_text("channel,month,spend\n" + "".join(f"{c},{m},500\n" for c in channels for m in months))
+    shop = trained.shop
+    settings = trained.settings.model_copy(
+        update={
+            "data": DataSettings(
+                transactions=str(shop / "transactions.parquet"), customers=str(shop / "customers.parquet")
+            ),
+            "economics": trained.settings.economics.model_copy(update={"spend": str(spend)}),
+        }
+    )
+    state = ServingState(settings)
+    state.load()
+    body = TestClient(create_app(state, Keyring(KEYS))).get("/economics", headers=MARKETER).json()
+    by_channel = {row["acquisition_channel"]: row for row in body["by_channel"]}
+    assert set(by_channel) == set(channels)
+    for row in by_channel.values():
+        assert row["customers"] > 0 and row["spend"] == 500 * len(months)
+        assert abs(row["clv_to_cac"] - row["clv"] / row["cac"]) < 1e-9  # no margin: a revenue ratio
+    assert {row["cohort"] for row in body["by_cohort"]} >= {"2024-01", "2025-12"}
