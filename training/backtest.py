@@ -112,6 +112,7 @@ def fit_at(
         targeting={**settings.targeting.model_dump(), "value_unit": data.value_unit},
         regularity_k=base.regularity_k,
         base_models=base.models,
+        spend=base.spend,
         seed=train.seed,
     ).fit(snapshots, validation, reference)
     if base_only:
@@ -252,5 +253,6 @@ def _base(fit: Fit, horizon_days: int, settings: Settings) -> CLVPredictor:
         targeting=fit.predictor.targeting,
         regularity_k=fit.predictor.regularity_k,
         base_models=fit.predictor.base_models,
+        spend=fit.predictor.spend,
         seed=settings.train.seed,
     ).fit(None, None, fit.reference)

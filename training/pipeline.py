@@ -133,6 +133,7 @@ def train(
                 "final_plan": final.plan.describe(),
                 "base_models": ",".join(final.predictor.base_models),
                 "regularity_k": final.predictor.regularity_k,
+                "spend": final.predictor.spend,
             }
         )
         tracking.log_figures({"clv_distribution": plots.distribution(scores["predicted_clv"])})

@@ -28,7 +28,8 @@ from models.predictor import CLVPredictor
 # 1: models logged before the format was recorded. 2: TargetingRules holds `overdue_churn`.
 # 3: CLVPredictor holds `regularity_k` and `base_models`, BTYDFeatures `base` (models.base_choice).
 # 4: the predictor is saved as data (models.persistence) and the model logged from code.
-MODEL_FORMAT = 4
+# 5: CLVPredictor holds `spend`, BTYDFeatures an `OrderValue` (models.order_value).
+MODEL_FORMAT = 5
 CODE = Path(__file__).with_name("clv_model.py")
 STATE_ARTIFACT = "predictor"
 
