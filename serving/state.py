@@ -34,32 +34,32 @@ class Serving:
     loaded_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
     def info(self) -> dict:
-        meta = self.model.model.metadata
+        """`GET /model`: the model's card (dates as ISO text) and the score table's facts."""
+        card = self.model.card
+        stored = card.to_dict()
         return {
             "model": {
                 "uri": self.model.uri,
                 "version": self.model.version,
-                "trained_at": meta.get("trained_at"),
-                "as_of": meta.get("as_of"),
-                "horizon_days": meta.get("horizon_days"),
-                "value_unit": meta.get("value_unit", "currency"),
-                "served_model": meta.get("served_model"),
-                "base_models": meta.get("base_models"),
-                "plan": meta.get("plan"),
-                "notes": meta.get("notes", []),
-                "features_version": meta.get("features_version"),
-                "data_window": {"first": meta.get("data_first_date"), "last": meta.get("data_last_date")},
+                "trained_at": stored["trained_at"],
+                "as_of": stored["as_of"],
+                "horizon_days": card.horizon_days,
+                "value_unit": card.value_unit,
+                "served_model": card.served_model,
+                "base_models": card.base_models,
+                "plan": card.plan,
+                "notes": card.notes,
+                "features_version": card.features_version,
+                "data_window": {"first": stored["data_first_date"], "last": stored["data_last_date"]},
                 "backtest": {
-                    "cutoff": meta.get("backtest_cutoff"),
-                    "horizon_days": meta.get("backtest_horizon_days"),
-                    "metrics": meta.get("backtest", {}),
-                    "baselines": meta.get("baselines", {}),
+                    "cutoff": stored["backtest_cutoff"],
+                    "horizon_days": card.backtest_horizon_days,
+                    "metrics": card.backtest,
+                    "baselines": card.baselines,
                 },
-                "targeting_thresholds": meta.get("targeting_thresholds"),
-                "textbook_base": meta.get("textbook_base"),
-                "output_semantics": output_semantics(
-                    meta.get("horizon_days"), meta.get("value_unit", "currency")
-                ),
+                "targeting_thresholds": card.targeting_thresholds,
+                "textbook_base": card.textbook_base,
+                "output_semantics": output_semantics(card.horizon_days, card.value_unit),
             },
             "scores": {
                 "path": str(self.scores.path),

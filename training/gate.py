@@ -14,7 +14,6 @@ in 95% of the resamples). With equal skill the model that has seen the more rece
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,9 +64,7 @@ def rescore_champion(
         loaded = load_model(settings, f"runs:/{champion_run_id}/{BACKTEST_MODEL}")
     except ModelNotFound as exc:
         return f"its backtest model cannot be run by this code ({str(exc)[:160]})"
-    meta = loaded.model.metadata
-    fitted_at = dt.date.fromisoformat(str(meta.get("backtest_cutoff")))
-    days = int(meta.get("backtest_horizon_days", 0))
+    fitted_at, days = loaded.card.backtest_cutoff, loaded.card.backtest_horizon_days
     if fitted_at > result.cutoff:
         return (
             f"its backtest model was fitted at {fitted_at}, after this backtest's cut-off {result.cutoff}, "
@@ -76,7 +73,7 @@ def rescore_champion(
     if days != result.horizon_days:
         return f"its backtest model predicts {days} days, this backtest's window is {result.horizon_days}"
     try:
-        predicted = loaded.model.predictor.predict(result.fit.reference)
+        predicted = loaded.predictor.predict(result.fit.reference)
     except Exception as exc:  # noqa: BLE001 - a champion that cannot score this data is not compared here
         return f"its backtest model cannot score this window ({type(exc).__name__}: {str(exc)[:120]})"
     actual = result.frame["actual_revenue"].to_numpy(float)

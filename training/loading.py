@@ -20,17 +20,22 @@ from clv.config import Settings
 from features.pipeline import FEATURES_VERSION
 from features.request import compute_features_for_request
 from features.schema import SCORE_COLUMNS
+from models.predictor import CLVPredictor
 from training import tracking
-from training.pyfunc import MODEL_FORMAT, CLVPyfunc, unwrap
+from training.card import ModelCard
+from training.pyfunc import MODEL_FORMAT, unwrap
 
 
 class ModelNotFound(RuntimeError):
     """No model at the URI (for example before the first `clv train`); the message says what to do."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadedModel:
-    model: CLVPyfunc
+    """A model ready to score: its predictor, its card, where it was loaded from and its version."""
+
+    predictor: CLVPredictor
+    card: ModelCard
     uri: str
     version: str
 
@@ -50,7 +55,8 @@ def load_model(settings: Settings, uri: str | None = None) -> LoadedModel:
     try:
         # MLflow's comparison of installed packages with the model's requirements only logs, and costs
         # 0.4 s of every start; whether this code can run the model is checked below, by running it.
-        model = unwrap(mlflow.pyfunc.load_model(uri, suppress_warnings=True))
+        model = mlflow.pyfunc.load_model(uri, suppress_warnings=True)
+        predictor = unwrap(model).predictor
     except (MlflowException, OSError) as exc:
         raise ModelNotFound(
             f"no model at {uri} ({str(exc).splitlines()[0][:200]}). Fix: run `clv train` (or `make train`) first, "
@@ -58,23 +64,29 @@ def load_model(settings: Settings, uri: str | None = None) -> LoadedModel:
         ) from None
     except Exception as exc:  # noqa: BLE001 - unpickling code that changed fails in any way
         raise ModelNotFound(_other_code(uri, f"it cannot be read ({_first_line(exc)})")) from None
-    trained_on = model.metadata.get("features_version")
+    # The stored card, checked before it is read: a model of other code may not have this card's fields.
+    stored = dict(model.metadata.metadata or {})
+    trained_on = stored.get("features_version")
     if trained_on != FEATURES_VERSION:
         raise ModelNotFound(
             f"model {uri} was trained on feature definitions {trained_on}, this code computes "
             f"{FEATURES_VERSION}. Fix: retrain with `clv train` (or `make train`), or use the code it was "
             "trained with."
         )
-    saved_as = model.metadata.get("model_format", 1)
+    saved_as = stored.get("model_format", 1)
     if saved_as != MODEL_FORMAT:
         raise ModelNotFound(
             _other_code(uri, f"it is in model format {saved_as}, this code reads {MODEL_FORMAT}")
         )
     try:
-        model.predictor.predict(sample_features())
+        card = ModelCard.from_dict(stored)
+    except ValueError as exc:
+        raise ModelNotFound(_other_code(uri, str(exc))) from None
+    try:
+        predictor.predict(sample_features())
     except Exception as exc:  # noqa: BLE001 - whatever fails here would fail every request
         raise ModelNotFound(_other_code(uri, f"it fails on a sample ({_first_line(exc)})")) from None
-    return LoadedModel(model, uri, _version(settings, uri))
+    return LoadedModel(predictor, card, uri, _version(settings, uri))
 
 
 def _other_code(uri: str, why: str) -> str:
@@ -122,7 +134,7 @@ def check_inputs(
     (events, customers) is not given, so its features would be missing and the scores wrong.
     `fix(table)` says how to give a table (the command line's words by default; HTTP has its own).
     """
-    unit = loaded.model.metadata.get("value_unit", "currency")
+    unit = loaded.card.value_unit
     if unit != value_unit:
         raise ValueError(
             f"model {loaded.uri} predicts values in {unit}, but these transactions' values are in "
@@ -132,7 +144,7 @@ def check_inputs(
             + ": `clv train` on them, or pass --model models:/NAME/VERSION of such a model."
         )
     for table, present in given.items():
-        if loaded.model.metadata.get("trained_with", {}).get(table) and not present:
+        if loaded.card.trained_with.get(table) and not present:
             raise ValueError(
                 f"model {loaded.uri} was trained with the {table} table and none was given; its features would be "
                 f"missing and the scores wrong. Fix: {fix(table)}."
@@ -141,7 +153,7 @@ def check_inputs(
 
 def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
     """Predictions plus the bookkeeping columns, in the README's column order (`features.schema.SCORE_COLUMNS`)."""
-    predictions = loaded.model.predictor.predict(features)
+    predictions = loaded.predictor.predict(features)
     predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
     for name, value in scorer_values(loaded).items():
         predictions[name] = value
@@ -152,9 +164,9 @@ def score_features(loaded: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
 def scorer_values(loaded: LoadedModel) -> dict[str, str | int]:
     """The columns the scorer adds that are the same in every row (`as_of` comes with the features)."""
     return {
-        "horizon_days": int(loaded.model.metadata["horizon_days"]),
+        "horizon_days": loaded.card.horizon_days,
         "model_version": loaded.version,
         # "currency", or "orders" when the model was trained on a log without amounts: says what the value
         # columns count in every export, so a list of "2.5" is not read as 2.50 in money.
-        "value_unit": loaded.model.metadata.get("value_unit", "currency"),
+        "value_unit": loaded.card.value_unit,
     }

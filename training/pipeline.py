@@ -22,7 +22,8 @@ from models.btyd_features import NoRepeatPurchases
 from models.textbook import base_summary
 from training import gate, plots, registry, tracking
 from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, backtest, fit_at
-from training.pyfunc import MODEL_FORMAT, CLVPyfunc
+from training.card import ModelCard
+from training.pyfunc import MODEL_FORMAT
 from training.shop_data import ShopData
 
 Progress = Callable[[str], None]
@@ -141,22 +142,15 @@ def train(
         )
 
         progress("logging models")
-        metadata = {
-            **_metadata(final, data, settings, as_of, horizon, result, notes),
-            "customer_sketch": sketch,
-        }
+        card = _card(final, data, settings, as_of, horizon, result, notes, sketch)
         tracking.log_model(
             "backtest_model",
             # The row that is served, so the registry gate can re-score like for like (training.gate).
-            CLVPyfunc(result.served_predictor, {**metadata, "role": "backtest"}),
+            result.served_predictor,
+            replace(card, role="backtest"),
             result.fit.reference,
         )
-        info = tracking.log_model(
-            "model",
-            CLVPyfunc(final.predictor, {**metadata, "role": "scoring"}),
-            final.reference,
-            registered_model_name=name,
-        )
+        info = tracking.log_model("model", final.predictor, card, final.reference, registered_model_name=name)
         version = str(info.registered_model_version)
 
         candidate = result.model_metrics()[metric]
@@ -284,7 +278,7 @@ def _log_backtest(result: Backtest) -> None:
     tracking.log_table(result.metrics.rename_axis("model").reset_index(), "backtest_metrics.csv")
 
 
-def _metadata(
+def _card(
     final,
     data: ShopData,
     settings: Settings,
@@ -292,33 +286,36 @@ def _metadata(
     horizon: int,
     result: Backtest,
     notes: list[str],
-) -> dict:
-    return {
-        "horizon_days": horizon,
-        "value_unit": data.value_unit,
-        "served_model": final.predictor.kind_,
-        "base_models": list(final.predictor.base_models),
-        "notes": list(dict.fromkeys(notes)),
-        "as_of": str(as_of),
-        "features_version": FEATURES_VERSION,
-        "model_format": MODEL_FORMAT,
-        "trained_with": {"events": data.events is not None, "customers": data.customers is not None},
-        "plan": final.plan.describe(),
-        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "data_first_date": str(data.first_date),
-        "data_last_date": str(data.last_date),
-        "targeting_thresholds": final.predictor.targeting_.thresholds(),
-        "margin": settings.train.margin,
-        "discount_rate": settings.train.discount_rate,
-        "backtest": {k: round(v, 6) for k, v in result.model_metrics().items()},
-        "textbook_base": base_summary(final.reference, horizon),
-        "baselines": {
+    sketch: list[str],
+) -> ModelCard:
+    return ModelCard(
+        horizon_days=horizon,
+        value_unit=data.value_unit,
+        served_model=final.predictor.kind_,
+        base_models=list(final.predictor.base_models),
+        notes=list(dict.fromkeys(notes)),
+        as_of=as_of,
+        features_version=FEATURES_VERSION,
+        model_format=MODEL_FORMAT,
+        trained_with={"events": data.events is not None, "customers": data.customers is not None},
+        plan=final.plan.describe(),
+        trained_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        data_first_date=data.first_date,
+        data_last_date=data.last_date,
+        targeting_thresholds=final.predictor.targeting_.thresholds(),
+        margin=settings.train.margin,
+        discount_rate=settings.train.discount_rate,
+        backtest={k: round(v, 6) for k, v in result.model_metrics().items()},
+        textbook_base=base_summary(final.reference, horizon),
+        baselines={
             name: {k: round(float(v), 6) for k, v in row.items() if pd.notna(v)}
             for name, row in result.metrics.drop(index=MODEL).iterrows()
         },
-        "backtest_cutoff": str(result.cutoff),
-        "backtest_horizon_days": result.horizon_days,
-    }
+        backtest_cutoff=result.cutoff,
+        backtest_horizon_days=result.horizon_days,
+        customer_sketch=sketch,
+        role="scoring",
+    )
 
 
 def _gate(

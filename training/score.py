@@ -93,7 +93,7 @@ def prepare(
 
 def warn_if_other_customers(loaded: LoadedModel, data: ShopData, warn: Progress) -> None:
     """Warn when the model's customer sketch shares few customers with these transactions'."""
-    trained_on = loaded.model.metadata.get("customer_sketch")
+    trained_on = loaded.card.customer_sketch
     if not trained_on:
         return
     shared = tracking.shared_customers(tracking.customer_sketch(data.transactions), trained_on)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from dataclasses import replace
 
 import mlflow
 import pandas as pd
@@ -22,7 +23,7 @@ from serving.export import ExportFilter, apply_filter, to_csv
 from serving.state import ServingState
 from training import tracking
 from training.loading import ModelNotFound, check_inputs, load_model, sample_features
-from training.pyfunc import CODE, MODEL_FORMAT, STATE_ARTIFACT
+from training.pyfunc import CODE, MODEL_FORMAT, STATE_ARTIFACT, CLVPyfunc
 from training.registry import promote, rollback
 
 from .conftest import ADMIN, APP, KEYS, MARKETER
@@ -436,16 +437,19 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
     registry = tracking.client(settings.mlflow.tracking_uri)
     first = registry.get_model_version_by_alias(name, alias)
-    old = load_model(settings).model  # a fresh copy, saved below as other code would have saved it
+    old = load_model(settings)  # a fresh copy, saved below as other code would have saved it
     monkeypatch.chdir(trained.root)
     with mlflow.start_run(experiment_id=registry.get_run(first.run_id).info.experiment_id):
         if saved_by == "another model format":
-            old.metadata = {**old.metadata, "model_format": MODEL_FORMAT + 1}
-            logged = tracking.log_model("model", old, sample_features())
+            card = replace(old.card, model_format=MODEL_FORMAT + 1)
+            logged = tracking.log_model("model", old.predictor, card, sample_features())
         elif saved_by == "a pickle (format 3)":
             # How models were logged up to format 3: the pyfunc object itself, cloudpickled.
-            old.metadata = {**old.metadata, "model_format": 3}
-            logged = mlflow.pyfunc.log_model(name="model", python_model=old, metadata=old.metadata)
+            logged = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=CLVPyfunc(old.predictor),
+                metadata={**old.card.to_dict(), "model_format": 3},
+            )
         else:
             # State written by code that did not have an attribute this code reads.
             state = save_predictor(old.predictor, tmp_path / STATE_ARTIFACT)
@@ -456,7 +460,7 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
                 name="model",
                 python_model=str(CODE),
                 artifacts={STATE_ARTIFACT: str(state)},
-                metadata=old.metadata,
+                metadata=old.card.to_dict(),
             )
     version = registry.create_model_version(name, logged.model_uri, run_id=logged.run_id).version
 
