@@ -41,7 +41,8 @@ from serving.bodies import (
 from serving.messages import describe_validation, example
 from serving.scores import ScoresUnavailable
 from serving.state import ServingState
-from training.loading import ModelNotFound, check_inputs
+from training.loading import check_inputs
+from training.registry import ModelNotFound
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from clv.config import Settings
 from serving.auth import NO_KEYS_HELP
 from serving.scores import ScoresUnavailable, ScoreTable
-from training import tracking
+from training.registry import Registry
 
 STOP_SECONDS = 20
 # Signal to `clv serve` -> signal passed on to the server.
@@ -36,13 +36,13 @@ class NotReadyToServe(RuntimeError):
 def preflight(settings: Settings) -> None:
     if not settings.serve.api_keys:
         raise NotReadyToServe(NO_KEYS_HELP)
-    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    registry = Registry(settings.mlflow)
     try:
-        tracking.client(settings.mlflow.tracking_uri).get_model_version_by_alias(name, alias)
+        registry.champion_version()
     except Exception:  # noqa: BLE001 - a missing store, model or alias all mean "train first"
         raise NotReadyToServe(
-            f"no {name}@{alias} model in {settings.mlflow.tracking_uri}. Fix: run `make train` first "
-            "(or set MLFLOW_TRACKING_URI to the store that has it)."
+            f"no {registry.name}@{registry.alias} model in {settings.mlflow.tracking_uri}. Fix: run `make "
+            "train` first (or set MLFLOW_TRACKING_URI to the store that has it)."
         ) from None
     try:
         ScoreTable.load(settings.serve.scores)

@@ -16,13 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow.exceptions import MlflowException
-
 from clv.config import Settings
 from models.predictor import output_semantics
 from serving.scores import ScoresUnavailable, ScoreTable
-from training import tracking
-from training.loading import LoadedModel, ModelNotFound, load_model
+from training.loading import LoadedModel
+from training.registry import ModelNotFound, Registry
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +108,7 @@ class ReloadSignal:
 class ServingState:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.registry = Registry(settings.mlflow)
         self.current: Serving | None = None
         # Why the last load or reload failed (None after a success): what a 503 tells the caller.
         self.problem: str | None = None
@@ -122,27 +121,12 @@ class ServingState:
         # Reading a large score table and loading the model overlap: start-up time is what a deploy waits for.
         with ThreadPoolExecutor(1) as pool:
             scores_future = pool.submit(ScoreTable.load, self.settings.serve.scores)
-            model = self._load_version(self.champion_version())
+            # By number, not by alias: the alias may move between looking it up and loading, and the
+            # version reported must be the one that answers.
+            model = self.registry.load_version(self.registry.champion_version())
             scores = scores_future.result()
         self.current = Serving(model, scores)
         return self.current
-
-    def champion_version(self) -> str:
-        name, alias = self.settings.mlflow.registered_model, self.settings.mlflow.champion_alias
-        client = tracking.client(self.settings.mlflow.tracking_uri)
-        try:
-            return str(client.get_model_version_by_alias(name, alias).version)
-        except MlflowException as exc:
-            raise ModelNotFound(
-                f"cannot find {name}@{alias} in {self.settings.mlflow.tracking_uri} "
-                f"({str(exc).splitlines()[0][:200]}). Fix: run `make train`, or point MLFLOW_TRACKING_URI "
-                "at the store that has it."
-            ) from None
-
-    def _load_version(self, version: str) -> LoadedModel:
-        # By number, not by alias: the alias may move between looking it up and loading, and the
-        # version reported must be the one that answers.
-        return load_model(self.settings, f"models:/{self.settings.mlflow.registered_model}/{version}")
 
     def check(self) -> bool:
         """Load or reload (`reload_if_changed`); True when something new is served. A failure is logged
@@ -174,13 +158,13 @@ class ServingState:
             if current is None:
                 self.load()
                 return True
-            version = self.champion_version()
+            version = self.registry.champion_version()
             mtime = (
                 self.settings.serve.scores.stat().st_mtime if self.settings.serve.scores.exists() else None
             )
             if version == current.model.version and mtime == current.scores.mtime:
                 return False
-            model = current.model if version == current.model.version else self._load_version(version)
+            model = current.model if version == current.model.version else self.registry.load_version(version)
             scores = (
                 current.scores
                 if mtime == current.scores.mtime

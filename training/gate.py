@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clv.config import Settings
 from models import metrics
 from training.backtest import Backtest
-from training.loading import ModelNotFound, load_model
+from training.registry import ModelNotFound, Registry
 
 BACKTEST_MODEL = "backtest_model"
 
@@ -53,7 +52,7 @@ class SameWindow:
 
 
 def rescore_champion(
-    settings: Settings, champion_run_id: str, result: Backtest, metric: str, seed: int
+    registry: Registry, champion_run_id: str, result: Backtest, metric: str, seed: int
 ) -> SameWindow | str:
     """The champion's backtest model scored on `result`'s window, or why it cannot be (a phrase).
 
@@ -61,7 +60,7 @@ def rescore_champion(
     backtest serves.
     """
     try:
-        loaded = load_model(settings, f"runs:/{champion_run_id}/{BACKTEST_MODEL}")
+        loaded = registry.load(f"runs:/{champion_run_id}/{BACKTEST_MODEL}")
     except ModelNotFound as exc:
         return f"its backtest model cannot be run by this code ({str(exc)[:160]})"
     fitted_at, days = loaded.card.backtest_cutoff, loaded.card.backtest_horizon_days

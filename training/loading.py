@@ -1,33 +1,22 @@
-"""Loading a registered model and scoring a feature table with it: what `clv score` and the service share.
+"""A loaded model and scoring a feature table with it: what `clv score` and the service share.
 
+Models are loaded, and refused when this code cannot run them, by `training.registry.Registry.load`.
 Kept apart from `training.score` (the batch command, which reads a whole shop) so that the service
-imports only what loading and predicting need: every module imported here is start-up time of every
-worker.
+imports only what predicting needs: every module imported here is start-up time of every worker.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
-from clv.config import Settings
-from features.pipeline import FEATURES_VERSION
 from features.request import compute_features_for_request
 from features.schema import SCORE_COLUMNS
 from models.predictor import CLVPredictor
-from training import tracking
 from training.card import ModelCard
-from training.pyfunc import MODEL_FORMAT, unwrap
-
-
-class ModelNotFound(RuntimeError):
-    """No model at the URI (for example before the first `clv train`); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -40,67 +29,6 @@ class LoadedModel:
     version: str
 
 
-def load_model(settings: Settings, uri: str | None = None) -> LoadedModel:
-    """Load a CLV pyfunc by URI (default: the registered model's champion) and resolve its version.
-
-    Raises ModelNotFound when nothing can be loaded there; when the model was trained on other
-    feature definitions than this code computes (it would be fed features it never saw, silently);
-    and when it was saved in another format (`training.pyfunc.MODEL_FORMAT`) or by code this code
-    cannot run: it must load and predict for a two-order history. Each message says to retrain or
-    roll back.
-    """
-    tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
-    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
-    uri = uri or f"models:/{name}@{alias}"
-    try:
-        # MLflow's comparison of installed packages with the model's requirements only logs, and costs
-        # 0.4 s of every start; whether this code can run the model is checked below, by running it.
-        model = mlflow.pyfunc.load_model(uri, suppress_warnings=True)
-        predictor = unwrap(model).predictor
-    except (MlflowException, OSError) as exc:
-        raise ModelNotFound(
-            f"no model at {uri} ({str(exc).splitlines()[0][:200]}). Fix: run `clv train` (or `make train`) first, "
-            "or pass --model with a valid URI."
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - unpickling code that changed fails in any way
-        raise ModelNotFound(_other_code(uri, f"it cannot be read ({_first_line(exc)})")) from None
-    # The stored card, checked before it is read: a model of other code may not have this card's fields.
-    stored = dict(model.metadata.metadata or {})
-    trained_on = stored.get("features_version")
-    if trained_on != FEATURES_VERSION:
-        raise ModelNotFound(
-            f"model {uri} was trained on feature definitions {trained_on}, this code computes "
-            f"{FEATURES_VERSION}. Fix: retrain with `clv train` (or `make train`), or use the code it was "
-            "trained with."
-        )
-    saved_as = stored.get("model_format", 1)
-    if saved_as != MODEL_FORMAT:
-        raise ModelNotFound(
-            _other_code(uri, f"it is in model format {saved_as}, this code reads {MODEL_FORMAT}")
-        )
-    try:
-        card = ModelCard.from_dict(stored)
-    except ValueError as exc:
-        raise ModelNotFound(_other_code(uri, str(exc))) from None
-    try:
-        predictor.predict(sample_features())
-    except Exception as exc:  # noqa: BLE001 - whatever fails here would fail every request
-        raise ModelNotFound(_other_code(uri, f"it fails on a sample ({_first_line(exc)})")) from None
-    return LoadedModel(predictor, card, uri, _version(settings, uri))
-
-
-def _other_code(uri: str, why: str) -> str:
-    return (
-        f"model {uri} was saved by code this version cannot run: {why}. Fix: retrain with `clv train` "
-        "(or `make train`), or roll back to a version this code can load (`clv rollback`), or use the "
-        "code it was trained with."
-    )
-
-
-def _first_line(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
-
-
 def sample_features() -> pd.DataFrame:
     """Features of one customer with two orders, through the request path."""
     history = pd.DataFrame(
@@ -111,16 +39,6 @@ def sample_features() -> pd.DataFrame:
         }
     )
     return compute_features_for_request(history, dt.date(2024, 3, 1))
-
-
-def _version(settings: Settings, uri: str) -> str:
-    match = re.fullmatch(r"models:/([^/@]+)(?:@(.+)|/(\d+))", uri)
-    if not match:
-        return uri
-    name, alias, number = match.groups()
-    if number:
-        return number
-    return str(tracking.client(settings.mlflow.tracking_uri).get_model_version_by_alias(name, alias).version)
 
 
 def check_inputs(

@@ -20,10 +20,11 @@ from features.contract import Shop
 from features.pipeline import FEATURES_VERSION
 from models.btyd_features import NoRepeatPurchases
 from models.textbook import base_summary
-from training import gate, plots, registry, tracking
+from training import gate, plots, tracking
 from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, backtest, fit_at
 from training.card import ModelCard
 from training.pyfunc import MODEL_FORMAT
+from training.registry import Decision, Registry
 from training.shop_data import ShopData
 
 Progress = Callable[[str], None]
@@ -77,12 +78,8 @@ def train(
     check_trainable(data, as_of)
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
-    client = tracking.client(settings.mlflow.tracking_uri)
-    name, alias, metric = (
-        settings.mlflow.registered_model,
-        settings.mlflow.champion_alias,
-        settings.train.promotion_metric,
-    )
+    registry = Registry(settings.mlflow)
+    client, metric = registry.client, settings.train.promotion_metric
 
     for run_id in tracking.end_abandoned_runs(client, settings.mlflow.experiment):
         progress(f"marked run {run_id} KILLED: its clv train had stopped without ending it")
@@ -150,24 +147,24 @@ def train(
             replace(card, role="backtest"),
             result.fit.reference,
         )
-        info = tracking.log_model("model", final.predictor, card, final.reference, registered_model_name=name)
+        info = tracking.log_model(
+            "model", final.predictor, card, final.reference, registered_model_name=registry.name
+        )
         version = str(info.registered_model_version)
 
         candidate = result.model_metrics()[metric]
-        champion = registry.champion(client, name, alias)
+        champion = registry.champion()
         decision, champion_metrics, champion_label, compared = _gate(
-            client, settings, champion, sketch, version, result, candidate
+            registry, settings, champion, sketch, version, result, candidate
         )
-        for key, value in compared.items():
-            client.set_model_version_tag(name, version, key, value)
+        registry.tag(version, compared)
         mlflow.set_tags(compared)
-        client.set_model_version_tag(name, version, "gate", decision.reason)
-        client.set_model_version_tag(name, version, "run_id", run.info.run_id)
+        registry.tag(version, {"gate": decision.reason, "run_id": run.info.run_id})
         mlflow.set_tags(
             {"registered_version": version, "promoted": str(decision.promote), "gate": decision.reason}
         )
         if decision.promote:
-            registry.promote(client, name, version, alias)
+            registry.promote(version)
 
     return TrainResult(
         run.info.run_id,
@@ -319,26 +316,25 @@ def _card(
 
 
 def _gate(
-    client: MlflowClient,
+    registry: Registry,
     settings: Settings,
     champion,
     sketch: list[str],
     version: str,
     result: Backtest,
     candidate: float,
-) -> tuple[registry.Decision, dict[str, float] | None, str, dict[str, str]]:
+) -> tuple[Decision, dict[str, float] | None, str, dict[str, str]]:
     """The promotion decision, the champion's metrics and label for the table, and the tags recording the
     comparison. The champion is re-scored on this backtest's window where that is fair (`training.gate`);
     otherwise its logged backtest is compared, and the reason says why."""
-    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
-    metric = settings.train.promotion_metric
-    other = _other_customers(client, champion, sketch, alias, version, candidate)
+    alias, metric = registry.alias, settings.train.promotion_metric
+    other = _other_customers(registry.client, champion, sketch, alias, version, candidate)
     if other is not None or champion is None:
         # No champion, or one of another customer base whose backtest says nothing about this one.
-        return other or registry.decide(client, name, alias, metric, candidate), None, "", {}
-    same = gate.rescore_champion(settings, champion.run_id, result, metric, settings.train.seed)
+        return other or registry.decide(metric, candidate), None, "", {}
+    same = gate.rescore_champion(registry, champion.run_id, result, metric, settings.train.seed)
     if isinstance(same, str):
-        logged = registry.decide(client, name, alias, metric, candidate)
+        logged = registry.decide(metric, candidate)
         reason = (
             f"{logged.reason}, each on its own backtest window: the champion was not re-scored on this "
             f"one ({same})"
@@ -346,7 +342,7 @@ def _gate(
         label = f"champion v{champion.version} (its own backtest window)"
         return (
             replace(logged, reason=reason),
-            _logged_backtest(client, champion),
+            registry.logged_backtest(champion),
             label,
             {"gate_window": "each model's own backtest window"},
         )
@@ -360,9 +356,7 @@ def _gate(
         f"v{champion.version}'s backtest model {same.champion:.4f} (gain, 90% interval "
         f"{same.gain_low:+.4f} to {same.gain_high:+.4f}): {verdict}"
     )
-    decision = registry.Decision(
-        not same.champion_better, reason, champion.version, same.champion, same.candidate
-    )
+    decision = Decision(not same.champion_better, reason, champion.version, same.champion, same.candidate)
     return (
         decision,
         same.champion_metrics,
@@ -373,7 +367,7 @@ def _gate(
 
 def _other_customers(
     client: MlflowClient, champion, sketch: list[str], alias: str, version: str, candidate: float
-) -> registry.Decision | None:
+) -> Decision | None:
     """A refusal when the champion was trained on another customer base (another shop, or another part of
     one), whose backtest says nothing about this one; None when the two can be compared."""
     if champion is None or not champion.run_id:
@@ -389,12 +383,4 @@ def _other_customers(
         f"common with these), so its backtest says nothing about this data. To serve the new model: "
         f"clv promote {version}"
     )
-    return registry.Decision(False, reason, str(champion.version), None, candidate)
-
-
-def _logged_backtest(client: MlflowClient, version) -> dict[str, float]:
-    run = client.get_run(version.run_id) if version.run_id else None
-    if run is None:
-        return {}
-    prefix = registry.METRIC_PREFIX
-    return {k.removeprefix(prefix): v for k, v in run.data.metrics.items() if k.startswith(prefix)}
+    return Decision(False, reason, str(champion.version), None, candidate)

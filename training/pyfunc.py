@@ -11,7 +11,7 @@ which builds an empty `CLVPyfunc`, and the predictor's state as an artifact, sav
 XGBoost's own files (`models.persistence`), never a pickle. Loading reads that state into today's
 classes. `MODEL_FORMAT` names the layout of that state; it is raised whenever
 `models.predictor.CLVPredictor` or an object it holds gains, loses or renames stored state, and
-`training.loading.load_model` refuses another format (and any model that fails to load or to predict
+`training.registry.Registry.load` refuses another format (and any model that fails to load or to predict
 on a small sample) with a message to retrain or roll back.
 """
 
