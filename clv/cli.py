@@ -455,7 +455,7 @@ def score(
 
     On --engine spark the features are computed and the model applied by Spark's executors
     (mlflow.pyfunc.spark_udf); the table has the same columns and values."""
-    from training.loading import ModelNotFound
+    from training.registry import ModelNotFound
     from training.score import ScoreSummary
     from training.score import score as run_scoring
 
@@ -574,49 +574,34 @@ def serve(
     raise typer.Exit(code)
 
 
-def _registry(settings: Settings):
-    from training import tracking
-
-    tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
-    return tracking.client(settings.mlflow.tracking_uri)
-
-
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="Registered model version to make champion.")],
 ) -> None:
     """Move the champion alias to a model version by hand (no gate; the version must load with this code)."""
-    from training.loading import ModelNotFound, load_model
-    from training.registry import RegistryError
-    from training.registry import promote as promote_version
+    from training.registry import ModelNotFound, Registry, RegistryError
 
-    settings = _settings()
-    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
-    client = _registry(settings)
+    registry = Registry(_settings().mlflow)
     try:
-        previous = promote_version(
-            client, name, version, alias, check=lambda v: load_model(settings, f"models:/{name}/{v}")
-        )
+        previous = registry.promote(version, check_loads=True)
     except (ModelNotFound, RegistryError) as exc:
         raise fail(f"{exc} The champion was not moved.") from None
     # The version's gate tag said why the gate did not promote it; say what happened since.
-    client.set_model_version_tag(name, version, "gate", f"promoted by hand with `clv promote {version}`")
-    out.print(f"{name}@{alias} -> v{version}" + (f" (was v{previous})" if previous else ""))
+    registry.tag(version, {"gate": f"promoted by hand with `clv promote {version}`"})
+    out.print(f"{registry.name}@{registry.alias} -> v{version}" + (f" (was v{previous})" if previous else ""))
 
 
 @app.command()
 def rollback() -> None:
     """Move the champion alias back to the previous champion."""
-    from training.registry import RegistryError
-    from training.registry import rollback as rollback_alias
+    from training.registry import Registry, RegistryError
 
-    settings = _settings()
-    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    registry = Registry(_settings().mlflow)
     try:
-        was, now = rollback_alias(_registry(settings), name, alias)
+        was, now = registry.rollback()
     except RegistryError as exc:
         raise fail(str(exc)) from None
-    out.print(f"{name}@{alias} -> v{now} (was v{was})")
+    out.print(f"{registry.name}@{registry.alias} -> v{now} (was v{was})")
 
 
 def quiet_mlflow() -> None:

@@ -14,7 +14,8 @@ from features.contract import Shop
 from features.files import write_frame
 from features.spark import SparkShop
 from training import tracking
-from training.loading import LoadedModel, check_inputs, load_model, score_features
+from training.loading import LoadedModel, check_inputs, score_features
+from training.registry import Registry
 from training.shop_data import ShopData
 
 Progress = Callable[[str], None]
@@ -80,7 +81,7 @@ def prepare(
     """The model and the shop's tables, once the model is known to fit the input (`check_inputs`);
     warns when the model was trained on other customers (`warn_if_other_customers`)."""
     progress("loading model")
-    loaded = load_model(settings, model_uri)
+    loaded = Registry(settings.mlflow).load(model_uri)
     data = ShopData.from_shop(shop)
     check_inputs(
         loaded,
@@ -93,7 +94,7 @@ def prepare(
 
 def warn_if_other_customers(loaded: LoadedModel, data: ShopData, warn: Progress) -> None:
     """Warn when the model's customer sketch shares few customers with these transactions'."""
-    trained_on = loaded.model.metadata.get("customer_sketch")
+    trained_on = loaded.card.customer_sketch
     if not trained_on:
         return
     shared = tracking.shared_customers(tracking.customer_sketch(data.transactions), trained_on)

@@ -115,5 +115,5 @@ def _pinned(loaded: LoadedModel) -> str:
 
 def _result_type(loaded: LoadedModel) -> str:
     """The Spark struct the model returns, read off its own prediction for a sample customer."""
-    sample = loaded.model.predictor.predict(sample_features())
+    sample = loaded.predictor.predict(sample_features())
     return ", ".join(f"{name} {_SPARK_TYPES[sample[name].dtype.kind]}" for name in sample.columns)
