@@ -70,7 +70,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clv.config import load_settings  # noqa: E402
+from config import load_settings  # noqa: E402
 from features.contract import load_shop  # noqa: E402
 from features.demo_shop import write_demo_shop  # noqa: E402
 from models import metrics  # noqa: E402

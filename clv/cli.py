@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from clv.config import Settings, load_settings
+from config import Settings, load_settings
 
 app = typer.Typer(
     name="clv",
@@ -132,7 +132,7 @@ def _settings_for_data(
     transactions, events, customers, mapping, timestamp_format, engine: Engine | None = None, **overrides
 ) -> Settings:
     """Settings where files named on the command line replace the configured data set as a whole."""
-    from clv.config import DataSettings
+    from config import DataSettings
     from features.contract import parse_mapping
 
     try:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-from clv.config import Settings
+from config import Settings
 from serving.auth import NO_KEYS_HELP
 from serving.scores import ScoresUnavailable, ScoreTable
 from training import tracking
@@ -101,7 +101,7 @@ def run(settings: Settings) -> int:
     preflight(settings)
     env = {
         **os.environ,
-        # The server process reads its settings from the environment (clv.config), so pass on what
+        # The server process reads its settings from the environment (`config`), so pass on what
         # this command resolved: the same store and score table, whatever the working directory.
         "MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
         "CLV_SERVE__SCORES": str(settings.serve.scores.resolve()),

@@ -5,7 +5,7 @@ table are loaded) and `/metrics` (Prometheus: BentoML's request counts and durat
 this project's `clv_predictions_total`). The routes themselves are a FastAPI app (serving.api) mounted at
 the root, so authentication, error bodies and the marketer page share one implementation.
 
-Configuration comes from clv.toml / CLV_* environment variables (clv.config), read at start-up.
+Configuration comes from clv.toml / CLV_* environment variables (`config`), read at start-up.
 Without API keys the service refuses to start (serving.auth.NO_KEYS_HELP says how to add one).
 """
 
@@ -24,7 +24,7 @@ import bentoml
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from clv.config import load_settings
+from config import load_settings
 from serving.auth import NO_KEYS_HELP, Keyring
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")

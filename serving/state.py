@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
-from clv.config import Settings
+from config import Settings
 from models.predictor import output_semantics
 from serving.scores import ScoresUnavailable, ScoreTable
 from training import tracking

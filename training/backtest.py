@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from clv.config import Settings
+from config import Settings
 from models import metrics
 from models.base_choice import choose_base
 from models.btyd_clv import BTYDCLV

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clv.config import Settings
+from config import Settings
 from models import metrics
 from training.backtest import Backtest
 from training.loading import ModelNotFound, load_model

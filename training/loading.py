@@ -16,7 +16,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from clv.config import Settings
+from config import Settings
 from features.pipeline import FEATURES_VERSION
 from features.request import compute_features_for_request
 from features.schema import SCORE_COLUMNS

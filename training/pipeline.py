@@ -15,7 +15,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from clv.config import Settings
+from config import Settings
 from features.contract import Shop
 from features.pipeline import FEATURES_VERSION
 from models.btyd_features import NoRepeatPurchases

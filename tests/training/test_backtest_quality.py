@@ -13,7 +13,7 @@ import datetime as dt
 
 import pytest
 
-from clv.config import load_settings
+from config import load_settings
 from features.contract import load_shop
 from features.demo_shop import write_demo_shop
 from training.backtest import BASE, BGNBD, MODEL, PARETO, TEXTBOOK, backtest

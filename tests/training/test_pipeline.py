@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from clv.config import load_settings
+from config import load_settings
 from features.contract import load_shop
 from features.demo_shop import write_demo_shop
 from features.schema import SCORE_COLUMNS
