@@ -371,11 +371,19 @@ def train(
     from training.pipeline import train as run_training
     from training.windows import NotEnoughHistory
 
-    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
+    settings = _settings_for_data(
+        transactions,
+        events,
+        customers,
+        mapping,
+        timestamp_format,
+        engine,
+        train={"horizon_days": horizon_days},
+    )
     shop = _load(settings)
     try:
         with progress("Training") as update:
-            result = run_training(shop, settings, _as_date(as_of), horizon_days, update)
+            result = run_training(shop, settings, _as_date(as_of), update)
     except (NotEnoughHistory, ValueError) as exc:
         raise fail(str(exc)) from None
     _print_training(result, settings)

@@ -1,9 +1,9 @@
 """Training snapshots: features and labels at several cut-offs (rolling origin), stacked.
 
 A snapshot at cut-off D holds the feature table at D (rows up to the end of day D) joined with
-the labels for the H days after D (`features.labels`), so within a snapshot the label window
+the labels for the L days after D (`features.labels`), so within a snapshot the label window
 never overlaps what the features saw. Across snapshots windows may overlap (cut-offs spaced by
-less than H): that is the rolling origin, and why a backtest must hold out the last window.
+less than L): that is the rolling origin, and why a backtest must hold out the last window.
 
 Choosing cut-offs: the last complete label window ends on the last transaction date, so the last
 cut-off is `last_date - horizon_days`; earlier ones go back by `spacing_days`, keeping only cut-offs
@@ -25,11 +25,12 @@ from features.pipeline import build_features
 def make_snapshots(
     transactions: ir.Table,
     cutoffs: list[dt.date],
-    horizon_days: int,
+    label_days: int,
     events: ir.Table | None = None,
     customers: ir.Table | None = None,
 ) -> ir.Table:
-    """Features + labels for each cut-off, stacked (the `as_of` column tells them apart).
+    """Features + labels over the `label_days` after each cut-off, stacked (the `as_of` column tells them
+    apart).
 
     Columns: `features.pipeline.FEATURE_COLUMNS` then `features.labels.LABEL_COLUMNS`. Each
     cut-off's rows are the customers with an order by that cut-off.
@@ -38,7 +39,7 @@ def make_snapshots(
         raise ValueError("make_snapshots needs at least one cut-off")
     dates = sorted({as_of_date(c) for c in cutoffs})
     parts = [
-        attach_labels(build_features(transactions, d, events, customers), transactions, d, horizon_days)
+        attach_labels(build_features(transactions, d, events, customers), transactions, d, label_days)
         for d in dates
     ]
     return ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]

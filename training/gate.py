@@ -53,14 +53,13 @@ class SameWindow:
         }
 
 
-def rescore_champion(
-    settings: Settings, champion_run_id: str, result: Backtest, metric: str, seed: int
-) -> SameWindow | str:
+def rescore_champion(settings: Settings, champion_run_id: str, result: Backtest) -> SameWindow | str:
     """The champion's backtest model scored on `result`'s window, or why it cannot be (a phrase).
 
-    `metric` is a ranking metric of `models.metrics` (higher is better); the candidate is the row the
-    backtest serves.
+    The metric is `settings.train.promotion_metric`, a ranking metric of `models.metrics` (higher is
+    better), bootstrapped with `settings.train.seed`; the candidate is the row the backtest serves.
     """
+    metric, seed = settings.train.promotion_metric, settings.train.seed
     try:
         loaded = load_model(settings, f"runs:/{champion_run_id}/{BACKTEST_MODEL}")
     except ModelNotFound as exc:

@@ -66,13 +66,16 @@ def train(
     shop: Shop,
     settings: Settings,
     as_of: dt.date | None = None,
-    horizon_days: int | None = None,
     progress: Progress = lambda _: None,
 ) -> TrainResult:
+    """Train to predict `settings.train.horizon_days` days from `as_of` (default: the last transaction date).
+
+    Raises ValueError (the message says why and what to do) when the log cannot be trained on.
+    """
     started = time.perf_counter()
     data = ShopData.from_shop(shop)
     as_of = as_of or data.last_date
-    horizon = horizon_days or settings.train.horizon_days
+    horizon_days = settings.train.horizon_days
     check_trainable(data, as_of)
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
@@ -85,32 +88,32 @@ def train(
 
     for run_id in tracking.end_abandoned_runs(client, settings.mlflow.experiment):
         progress(f"marked run {run_id} KILLED: its clv train had stopped without ending it")
-    with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon}") as run:
+    with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon_days}") as run:
         mlflow.set_tags(
             {
                 "as_of": str(as_of),
-                "horizon_days": horizon,
+                "horizon_days": horizon_days,
                 "features_version": FEATURES_VERSION,
                 **tracking.owner_tags(),
             }
         )
-        mlflow.log_params(_params(settings, as_of, horizon))
+        mlflow.log_params(_params(settings, as_of))
         mlflow.log_params(tracking.data_fingerprint(data.transactions))
         sketch = tracking.customer_sketch(data.transactions)
         mlflow.set_tag(SKETCH_TAG, ",".join(sketch))
 
         progress("backtest")
         try:
-            result = backtest(data, as_of, horizon, settings, progress=lambda m: progress(f"backtest: {m}"))
+            result = backtest(data, as_of, settings, progress=lambda m: progress(f"backtest: {m}"))
             _log_backtest(result)
             progress("refitting on all data")
             final = fit_at(
                 data,
                 as_of,
-                horizon,
+                horizon_days,
                 settings,
                 progress=lambda m: progress(f"final model: {m}"),
-                discount_rate=settings.train.discount_rate,
+                discount=True,
                 base_only=result.base_wins(),
             )
         except NoRepeatPurchases:
@@ -142,7 +145,7 @@ def train(
 
         progress("logging models")
         metadata = {
-            **_metadata(final, data, settings, as_of, horizon, result, notes),
+            **_metadata(final, data, settings, as_of, horizon_days, result, notes),
             "customer_sketch": sketch,
         }
         tracking.log_model(
@@ -183,7 +186,7 @@ def train(
         result,
         champion_metrics,
         as_of,
-        horizon,
+        horizon_days,
         time.perf_counter() - started,
         final.predictor.kind_,
         notes,
@@ -231,11 +234,11 @@ def _no_repeat_message(data: ShopData, as_of: dt.date) -> str:
     )
 
 
-def _params(settings: Settings, as_of: dt.date, horizon: int) -> dict:
+def _params(settings: Settings, as_of: dt.date) -> dict:
     t = settings.train
     return {
         "as_of": str(as_of),
-        "horizon_days": horizon,
+        "horizon_days": t.horizon_days,
         "features_version": FEATURES_VERSION,
         "engine": settings.engine.backend,
         "snapshot_spacing_days": t.snapshot_spacing_days,
@@ -339,7 +342,7 @@ def _gate(
     if other is not None or champion is None:
         # No champion, or one of another customer base whose backtest says nothing about this one.
         return other or registry.decide(client, name, alias, metric, candidate), None, "", {}
-    same = gate.rescore_champion(settings, champion.run_id, result, metric, settings.train.seed)
+    same = gate.rescore_champion(settings, champion.run_id, result)
     if isinstance(same, str):
         logged = registry.decide(client, name, alias, metric, candidate)
         reason = (

@@ -68,9 +68,9 @@ class ShopData:
     def features(self, as_of: dt.date) -> pd.DataFrame:
         return compute_features(self.transactions, as_of, self.events, self.customers)
 
-    def features_with_labels(self, as_of: dt.date, horizon_days: int) -> pd.DataFrame:
+    def features_with_labels(self, as_of: dt.date, label_days: int) -> pd.DataFrame:
         table = build_features(self.transactions, as_of, self.events, self.customers)
-        labelled = attach_labels(table, self.transactions, as_of, horizon_days)
+        labelled = attach_labels(table, self.transactions, as_of, label_days)
         return to_pandas(labelled.order_by("customer_id"))
 
     def snapshots(self, plan: WindowPlan) -> pd.DataFrame:
