@@ -11,7 +11,7 @@ import pytest
 
 from features.labels import LABEL_COLUMNS, build_labels
 from features.pipeline import FEATURE_COLUMNS, compute_features
-from features.snapshots import choose_cutoffs, last_transaction_date, make_snapshots, snapshot_cutoffs
+from features.snapshots import make_snapshots
 
 D = dt.date(2024, 3, 31)
 ROWS = [
@@ -116,25 +116,3 @@ def test_snapshots_stack_features_and_disjoint_label_windows():
         np.testing.assert_allclose(part["label_revenue"].to_numpy(), revenue.to_numpy())
         assert (part["label_churned"] == (part["label_orders"] == 0)).all()
         assert frame[frame.timestamp < start].customer_id.nunique() >= len(part)
-
-
-def test_choose_cutoffs():
-    first, last = dt.date(2021, 1, 1), dt.date(2023, 12, 31)
-    assert choose_cutoffs(first, last, 365, 90, n_snapshots=4, min_history_days=90) == [
-        dt.date(2022, 4, 5),
-        dt.date(2022, 7, 4),
-        dt.date(2022, 10, 2),
-        dt.date(2022, 12, 31),
-    ]
-    assert choose_cutoffs(first, last, 365, 90, min_history_days=700) == [dt.date(2022, 12, 31)]
-    assert choose_cutoffs(first, last, 365, 90, min_history_days=800) == []
-    assert len(choose_cutoffs(first, last, 30, 30)) == (last - first).days // 30
-
-
-def test_cutoffs_from_the_table():
-    tx = ibis.memtable(transactions())
-    assert last_transaction_date(tx) == dt.date(2024, 5, 15)
-    assert snapshot_cutoffs(tx, 30, 30, n_snapshots=2, min_history_days=0) == [
-        dt.date(2024, 3, 16),
-        dt.date(2024, 4, 15),
-    ]
