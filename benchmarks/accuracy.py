@@ -6,7 +6,7 @@ four baselines fitted on the same data, on what customers really bought after th
 
 Logs: every folder of the shared data directory (`--data-dir`, default /work/shared/data: `grocery`,
 transactions only; `apparel`, with and without its customers.csv) and the demo shop
-(`features.demo_shop.write_demo_shop(dir, n_customers=20000, seed=42)`, with events and customers and with
+(`demo.shop.write_demo_shop(dir, n_customers=20000, seed=42)`, with events and customers and with
 transactions only). Each log is cut at several cut-offs and horizons, including a short history (history
 about equal to the horizon) and a young shop (about 13 weeks of history, a 52-week horizon).
 
@@ -71,8 +71,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from config import load_settings  # noqa: E402
+from demo.shop import write_demo_shop  # noqa: E402
 from features.contract import load_shop  # noqa: E402
-from features.demo_shop import write_demo_shop  # noqa: E402
 from models import metrics  # noqa: E402
 from models.btyd_clv import BTYDCLV  # noqa: E402
 from models.textbook import BasicCLV, RunRateCLV  # noqa: E402

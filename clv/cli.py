@@ -217,7 +217,7 @@ def demo_data(
     ] = False,
 ) -> None:
     """Write a realistic synthetic shop (transactions, events, customers, and the latent truth)."""
-    from features.demo_shop import write_demo_shop
+    from demo.shop import write_demo_shop
 
     if fmt not in ("parquet", "csv"):
         raise fail("--format must be parquet or csv", code=2)

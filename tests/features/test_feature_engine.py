@@ -102,8 +102,8 @@ def test_features_and_labels_are_the_same_in_every_run(tmp_path):
     """Issue 13: two `clv train` runs on the same data gave different backtests, because DuckDB adds floats in
     parallel in a varying order (on this shop 12 feature columns differed in the last bits between runs).
     Money is summed exactly and the gap spread from integer sums, so every run gives the same bits."""
+    from demo.shop import write_demo_shop
     from features.contract import load_shop
-    from features.demo_shop import write_demo_shop
     from features.labels import attach_labels
 
     write_demo_shop(tmp_path, n_customers=20_000, seed=42)  # enough rows for DuckDB to use every core

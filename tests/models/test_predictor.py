@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
 from features.engine import from_duckdb, to_pandas
 from features.pipeline import compute_features
 from features.request import compute_features_for_request

@@ -14,8 +14,8 @@ import datetime as dt
 import pytest
 
 from config import load_settings
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
 from training.backtest import BASE, BGNBD, MODEL, PARETO, TEXTBOOK, backtest
 from training.shop_data import ShopData
 

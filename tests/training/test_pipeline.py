@@ -15,8 +15,8 @@ import pytest
 from mlflow import MlflowClient
 
 from config import load_settings
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
 from features.schema import SCORE_COLUMNS
 from training import registry
 from training.pipeline import train
