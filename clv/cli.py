@@ -531,7 +531,7 @@ def export(
     from serving.scores import ScoresUnavailable, ScoreTable
 
     _check_out(out_path)
-    settings = _settings()
+    settings = _settings(serve={"scores": scores})
     try:
         spec = ExportFilter(
             segment=",".join(segment) if segment else None,
@@ -541,7 +541,7 @@ def export(
             churn_min=churn_min,
             churn_max=churn_max,
         )
-        table = ScoreTable.load(scores or settings.serve.scores)
+        table = ScoreTable.load(settings.serve.scores)
     except ValidationError as exc:
         raise fail(describe_validation(exc.errors())) from None
     except ScoresUnavailable as exc:
