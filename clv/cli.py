@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from clv.config import Settings, load_settings
+from config import Settings, load_settings
 
 app = typer.Typer(
     name="clv",
@@ -132,7 +132,7 @@ def _settings_for_data(
     transactions, events, customers, mapping, timestamp_format, engine: Engine | None = None, **overrides
 ) -> Settings:
     """Settings where files named on the command line replace the configured data set as a whole."""
-    from clv.config import DataSettings
+    from config import DataSettings
     from features.contract import parse_mapping
 
     try:
@@ -217,7 +217,7 @@ def demo_data(
     ] = False,
 ) -> None:
     """Write a realistic synthetic shop (transactions, events, customers, and the latent truth)."""
-    from features.demo_shop import write_demo_shop
+    from demo.shop import write_demo_shop
 
     if fmt not in ("parquet", "csv"):
         raise fail("--format must be parquet or csv", code=2)
@@ -371,11 +371,19 @@ def train(
     from training.pipeline import train as run_training
     from training.windows import NotEnoughHistory
 
-    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
+    settings = _settings_for_data(
+        transactions,
+        events,
+        customers,
+        mapping,
+        timestamp_format,
+        engine,
+        train={"horizon_days": horizon_days},
+    )
     shop = _load(settings)
     try:
         with progress("Training") as update:
-            result = run_training(shop, settings, _as_date(as_of), horizon_days, update)
+            result = run_training(shop, settings, _as_date(as_of), update)
     except (NotEnoughHistory, ValueError) as exc:
         raise fail(str(exc)) from None
     _print_training(result, settings)
@@ -523,7 +531,7 @@ def export(
     from serving.scores import ScoresUnavailable, ScoreTable
 
     _check_out(out_path)
-    settings = _settings()
+    settings = _settings(serve={"scores": scores})
     try:
         spec = ExportFilter(
             segment=",".join(segment) if segment else None,
@@ -533,7 +541,7 @@ def export(
             churn_min=churn_min,
             churn_max=churn_max,
         )
-        table = ScoreTable.load(scores or settings.serve.scores)
+        table = ScoreTable.load(settings.serve.scores)
     except ValidationError as exc:
         raise fail(describe_validation(exc.errors())) from None
     except ScoresUnavailable as exc:

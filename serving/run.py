@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from clv.config import Settings
+from config import Settings
 from serving.auth import NO_KEYS_HELP
 from serving.scores import ScoresUnavailable, ScoreTable
 from training.registry import Registry

@@ -7,7 +7,7 @@ the routes of serving.routes and serving.page) that each worker's `CLVService` b
 serves at the root, so authentication, error bodies and the marketer page share one implementation.
 
 Configuration: the settings `clv serve` resolved, in the file `--arg config=PATH` names (written by
-`serving.run`); a server started without it reads clv.toml and the CLV_* environment (clv.config).
+`serving.run`); a server started without it reads clv.toml and the CLV_* environment (`config`).
 Without API keys the server refuses to start (serving.auth.NO_KEYS_HELP says how to add one).
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import bentoml
 from pydantic import BaseModel
 
-from clv.config import Settings, load_settings
+from config import Settings, load_settings
 from serving.auth import NO_KEYS_HELP, Keyring
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class ServerArguments(BaseModel):
     """What `bentoml serve ... --arg config=PATH` passes (`serving.run.server_command`)."""
 
-    # The settings as `clv serve` resolved them (JSON of clv.config.Settings); None: clv.toml and the environment.
+    # The settings as `clv serve` resolved them (JSON of config.Settings); None: clv.toml and the environment.
     config: Path | None = None
 
     def settings(self) -> Settings:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clv.config import Settings
+from config import Settings
 from models.predictor import output_semantics
 from serving.scores import ScoresUnavailable, ScoreTable
 from training.loading import LoadedModel

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config import Settings
 from models import metrics
 from training.backtest import Backtest
 from training.registry import ModelNotFound, Registry
@@ -52,13 +53,14 @@ class SameWindow:
 
 
 def rescore_champion(
-    registry: Registry, champion_run_id: str, result: Backtest, metric: str, seed: int
+    registry: Registry, settings: Settings, champion_run_id: str, result: Backtest
 ) -> SameWindow | str:
     """The champion's backtest model scored on `result`'s window, or why it cannot be (a phrase).
 
-    `metric` is a ranking metric of `models.metrics` (higher is better); the candidate is the row the
-    backtest serves.
+    The metric is `settings.train.promotion_metric`, a ranking metric of `models.metrics` (higher is
+    better), bootstrapped with `settings.train.seed`; the candidate is the row the backtest serves.
     """
+    metric, seed = settings.train.promotion_metric, settings.train.seed
     try:
         loaded = registry.load(f"runs:/{champion_run_id}/{BACKTEST_MODEL}")
     except ModelNotFound as exc:

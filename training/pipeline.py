@@ -15,7 +15,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from clv.config import Settings
+from config import Settings
 from features.contract import Shop
 from features.pipeline import FEATURES_VERSION
 from models.btyd_features import NoRepeatPurchases
@@ -68,13 +68,16 @@ def train(
     shop: Shop,
     settings: Settings,
     as_of: dt.date | None = None,
-    horizon_days: int | None = None,
     progress: Progress = lambda _: None,
 ) -> TrainResult:
+    """Train to predict `settings.train.horizon_days` days from `as_of` (default: the last transaction date).
+
+    Raises ValueError (the message says why and what to do) when the log cannot be trained on.
+    """
     started = time.perf_counter()
     data = ShopData.from_shop(shop)
     as_of = as_of or data.last_date
-    horizon = horizon_days or settings.train.horizon_days
+    horizon_days = settings.train.horizon_days
     check_trainable(data, as_of)
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
@@ -83,32 +86,32 @@ def train(
 
     for run_id in tracking.end_abandoned_runs(client, settings.mlflow.experiment):
         progress(f"marked run {run_id} KILLED: its clv train had stopped without ending it")
-    with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon}") as run:
+    with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon_days}") as run:
         mlflow.set_tags(
             {
                 "as_of": str(as_of),
-                "horizon_days": horizon,
+                "horizon_days": horizon_days,
                 "features_version": FEATURES_VERSION,
                 **tracking.owner_tags(),
             }
         )
-        mlflow.log_params(_params(settings, as_of, horizon))
+        mlflow.log_params(_params(settings, as_of))
         mlflow.log_params(tracking.data_fingerprint(data.transactions))
         sketch = tracking.customer_sketch(data.transactions)
         mlflow.set_tag(SKETCH_TAG, ",".join(sketch))
 
         progress("backtest")
         try:
-            result = backtest(data, as_of, horizon, settings, progress=lambda m: progress(f"backtest: {m}"))
+            result = backtest(data, as_of, settings, progress=lambda m: progress(f"backtest: {m}"))
             _log_backtest(result)
             progress("refitting on all data")
             final = fit_at(
                 data,
                 as_of,
-                horizon,
+                horizon_days,
                 settings,
                 progress=lambda m: progress(f"final model: {m}"),
-                discount_rate=settings.train.discount_rate,
+                discount=True,
                 base_only=result.base_wins(),
             )
         except NoRepeatPurchases:
@@ -140,7 +143,7 @@ def train(
         )
 
         progress("logging models")
-        card = _card(final, data, settings, as_of, horizon, result, notes, sketch)
+        card = _card(final, data, settings, as_of, horizon_days, result, notes, sketch)
         tracking.log_model(
             "backtest_model",
             # The row that is served, so the registry gate can re-score like for like (training.gate).
@@ -175,7 +178,7 @@ def train(
         result,
         champion_metrics,
         as_of,
-        horizon,
+        horizon_days,
         time.perf_counter() - started,
         final.predictor.kind_,
         notes,
@@ -223,11 +226,11 @@ def _no_repeat_message(data: ShopData, as_of: dt.date) -> str:
     )
 
 
-def _params(settings: Settings, as_of: dt.date, horizon: int) -> dict:
+def _params(settings: Settings, as_of: dt.date) -> dict:
     t = settings.train
     return {
         "as_of": str(as_of),
-        "horizon_days": horizon,
+        "horizon_days": t.horizon_days,
         "features_version": FEATURES_VERSION,
         "engine": settings.engine.backend,
         "snapshot_spacing_days": t.snapshot_spacing_days,
@@ -281,13 +284,13 @@ def _card(
     data: ShopData,
     settings: Settings,
     as_of: dt.date,
-    horizon: int,
+    horizon_days: int,
     result: Backtest,
     notes: list[str],
     sketch: list[str],
 ) -> ModelCard:
     return ModelCard(
-        horizon_days=horizon,
+        horizon_days=horizon_days,
         value_unit=data.value_unit,
         served_model=final.predictor.kind_,
         base_models=list(final.predictor.base_models),
@@ -304,7 +307,7 @@ def _card(
         margin=settings.train.margin,
         discount_rate=settings.train.discount_rate,
         backtest={k: round(v, 6) for k, v in result.model_metrics().items()},
-        textbook_base=base_summary(final.reference, horizon),
+        textbook_base=base_summary(final.reference, horizon_days),
         baselines={
             name: {k: round(float(v), 6) for k, v in row.items() if pd.notna(v)}
             for name, row in result.metrics.drop(index=MODEL).iterrows()
@@ -333,7 +336,7 @@ def _gate(
     if other is not None or champion is None:
         # No champion, or one of another customer base whose backtest says nothing about this one.
         return other or registry.decide(metric, candidate), None, "", {}
-    same = gate.rescore_champion(registry, champion.run_id, result, metric, settings.train.seed)
+    same = gate.rescore_champion(registry, settings, champion.run_id, result)
     if isinstance(same, str):
         logged = registry.decide(metric, candidate)
         reason = (

@@ -20,7 +20,7 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from clv.config import MlflowSettings
+from config import MlflowSettings
 from features.pipeline import FEATURES_VERSION
 from training import tracking
 from training.card import ModelCard

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv.config import Settings
+from config import Settings
 from features.contract import Shop
 from features.files import write_frame
 from features.spark import SparkShop

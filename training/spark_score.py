@@ -17,7 +17,7 @@ from pathlib import Path
 
 import mlflow
 
-from clv.config import Settings
+from config import Settings
 from features import spark
 from features.pipeline import FEATURE_COLUMNS, FEATURE_SCHEMA, build_features
 from features.schema import SCORE_COLUMNS

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from clv.config import Settings, load_settings
+from config import Settings, load_settings
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
 from serving.api import create_app
 from serving.auth import Keyring
 from serving.run import server_process

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from clv.config import load_settings
+from config import load_settings
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
 from features.schema import SCORE_COLUMNS
 from training.pipeline import train
 from training.registry import Registry

@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from clv.config import MlflowSettings
+from config import MlflowSettings
 from training.registry import ModelNotFound, Registry, RegistryError
 
 NAME, ALIAS = "clv", "champion"
