@@ -6,15 +6,15 @@ four baselines fitted on the same data, on what customers really bought after th
 
 Logs: every folder of the shared data directory (`--data-dir`, default /work/shared/data: `grocery`,
 transactions only; `apparel`, with and without its customers.csv) and the demo shop
-(`features.demo_shop.write_demo_shop(dir, n_customers=20000, seed=42)`, with events and customers and with
+(`demo.shop.write_demo_shop(dir, n_customers=20000, seed=42)`, with events and customers and with
 transactions only). Each log is cut at several cut-offs and horizons, including a short history (history
 about equal to the horizon) and a young shop (about 13 weeks of history, a 52-week horizon).
 
 For each case:
 - the log is cut to the rows at or before the cut-off (and, for short histories, at or after the start)
   and written to a temporary folder, as a shop at that date would have it; the model is trained with
-  `training.pipeline.train(shop, settings, cutoff, horizon)` and scored with `training.score.score`
-  against a throwaway MLflow store (SQLite in a temporary folder);
+  `training.pipeline.train(shop, settings, cutoff)` (the horizon in `settings`) and scored with
+  `training.score.score` against a throwaway MLflow store (SQLite in a temporary folder);
 - four baselines are fitted on the same cut log's features at the cut-off: naive run-rate (revenue so far x
   H / days since the first purchase), the textbook formula (models.textbook.BasicCLV), BG/NBD + Gamma-Gamma
   and Pareto/NBD + Gamma-Gamma (models.btyd_clv.BTYDCLV; their churn is P(no purchase in H));
@@ -70,9 +70,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clv.config import load_settings  # noqa: E402
+from config import load_settings  # noqa: E402
+from demo.shop import write_demo_shop  # noqa: E402
 from features.contract import load_shop  # noqa: E402
-from features.demo_shop import write_demo_shop  # noqa: E402
 from models import metrics  # noqa: E402
 from models.btyd_clv import BTYDCLV  # noqa: E402
 from models.textbook import BasicCLV, RunRateCLV  # noqa: E402
@@ -390,7 +390,10 @@ def baselines(features: pd.DataFrame, horizon: int) -> dict[str, Prediction]:
 def model_prediction(shop, case: Case, store: Path, say: Callable[[str], None]) -> tuple[Prediction, dict]:
     """Train and score through `clv train` / `clv score`'s code path with a throwaway MLflow store."""
     split = case.split
-    settings = load_settings(mlflow={"tracking_uri": f"sqlite:///{store / 'mlflow.db'}"})
+    settings = load_settings(
+        mlflow={"tracking_uri": f"sqlite:///{store / 'mlflow.db'}"},
+        train={"horizon_days": split.horizon_days},
+    )
     started = time.perf_counter()
     info: dict = {}
     saved = {k: os.environ.get(k) for k in MLFLOW_ENVIRONMENT}
@@ -398,9 +401,7 @@ def model_prediction(shop, case: Case, store: Path, say: Callable[[str], None]) 
     try:
         # MLflow prints registry chatter to stderr; anything else it says is kept in the results.
         with contextlib.redirect_stderr(captured):
-            result = train(
-                shop, settings, split.cutoff, split.horizon_days, progress=lambda m: say(f"train: {m}")
-            )
+            result = train(shop, settings, split.cutoff, progress=lambda m: say(f"train: {m}"))
             info = {
                 "version": result.version,
                 "promoted": result.promoted,

@@ -170,9 +170,9 @@ def stop(process: subprocess.Popen) -> None:
 
 # ------------------------------------------------------------------------------------------ setup
 def prepare(workdir: Path, customers: int) -> tuple[Path, str, Path]:
-    from clv.config import load_settings
+    from config import load_settings
+    from demo.shop import write_demo_shop
     from features.contract import load_shop
-    from features.demo_shop import write_demo_shop
     from training.pipeline import train
     from training.score import score
 

@@ -62,7 +62,6 @@ def run_engine(engine: str, data_dir: Path, out: Path, master: str, threads: int
 
     from benchmarks.features import AS_OF
     from features import contract
-    from features import engine as duckdb_engine
     from features.pipeline import write_features
 
     paths = {name: str(data_dir / f"{name}.parquet") for name in ("transactions", "events", "customers")}
@@ -75,11 +74,9 @@ def run_engine(engine: str, data_dir: Path, out: Path, master: str, threads: int
             ready = time.perf_counter()
             tables = spark.load_shop(backend, **paths).tables()
         else:
-            con = contract.connect(threads=threads)
             ready = time.perf_counter()
-            shop = contract.load_shop(**paths, con=con)
-            # Not shop.tables(): it configures the connection again with the default (every core).
-            tables = duckdb_engine.shop_tables(duckdb_engine.from_duckdb(shop.con, threads))
+            shop = contract.load_shop(**paths, threads=threads)
+            tables = shop.tables()
             assert shop.con.execute("SELECT current_setting('threads')").fetchall()[0][0] == threads
         write_features(out, AS_OF, **tables)
         seconds = time.perf_counter() - ready

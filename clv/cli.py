@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from clv.config import Settings, load_settings
+from config import Settings, load_settings
 
 app = typer.Typer(
     name="clv",
@@ -135,7 +135,7 @@ def _settings_for_data(
     transactions, events, customers, mapping, timestamp_format, engine: Engine | None = None, **overrides
 ) -> Settings:
     """Settings where files named on the command line replace the configured data set as a whole."""
-    from clv.config import DataSettings
+    from config import DataSettings
     from features.contract import parse_mapping
 
     try:
@@ -220,7 +220,7 @@ def demo_data(
     ] = False,
 ) -> None:
     """Write a realistic synthetic shop (transactions, events, customers, and the latent truth)."""
-    from features.demo_shop import write_demo_shop
+    from demo.shop import write_demo_shop
 
     if fmt not in ("parquet", "csv"):
         raise fail("--format must be parquet or csv", code=2)
@@ -374,11 +374,19 @@ def train(
     from training.pipeline import train as run_training
     from training.windows import NotEnoughHistory
 
-    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
+    settings = _settings_for_data(
+        transactions,
+        events,
+        customers,
+        mapping,
+        timestamp_format,
+        engine,
+        train={"horizon_days": horizon_days},
+    )
     shop = _load(settings)
     try:
         with progress("Training") as update:
-            result = run_training(shop, settings, _as_date(as_of), horizon_days, update)
+            result = run_training(shop, settings, _as_date(as_of), update)
     except (NotEnoughHistory, ValueError) as exc:
         raise fail(str(exc)) from None
     _print_training(result, settings)
@@ -499,7 +507,7 @@ def score(
 
     On --engine spark the features are computed and the model applied by Spark's executors
     (mlflow.pyfunc.spark_udf); the table has the same columns and values."""
-    from training.loading import ModelNotFound
+    from training.registry import ModelNotFound
     from training.score import ScoreSummary
     from training.score import score as run_scoring
 
@@ -565,7 +573,7 @@ def export(
     from serving.scores import ScoresUnavailable, ScoreTable
 
     _check_out(out_path)
-    settings = _settings()
+    settings = _settings(serve={"scores": scores})
     try:
         spec = ExportFilter(
             segment=",".join(segment) if segment else None,
@@ -575,7 +583,7 @@ def export(
             churn_min=churn_min,
             churn_max=churn_max,
         )
-        table = ScoreTable.load(scores or settings.serve.scores)
+        table = ScoreTable.load(settings.serve.scores)
     except ValidationError as exc:
         raise fail(describe_validation(exc.errors())) from None
     except ScoresUnavailable as exc:
@@ -728,49 +736,34 @@ def serve(
     raise typer.Exit(code)
 
 
-def _registry(settings: Settings):
-    from training import tracking
-
-    tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
-    return tracking.client(settings.mlflow.tracking_uri)
-
-
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="Registered model version to make champion.")],
 ) -> None:
     """Move the champion alias to a model version by hand (no gate; the version must load with this code)."""
-    from training.loading import ModelNotFound, load_model
-    from training.registry import RegistryError
-    from training.registry import promote as promote_version
+    from training.registry import ModelNotFound, Registry, RegistryError
 
-    settings = _settings()
-    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
-    client = _registry(settings)
+    registry = Registry(_settings().mlflow)
     try:
-        previous = promote_version(
-            client, name, version, alias, check=lambda v: load_model(settings, f"models:/{name}/{v}")
-        )
+        previous = registry.promote(version, check_loads=True)
     except (ModelNotFound, RegistryError) as exc:
         raise fail(f"{exc} The champion was not moved.") from None
     # The version's gate tag said why the gate did not promote it; say what happened since.
-    client.set_model_version_tag(name, version, "gate", f"promoted by hand with `clv promote {version}`")
-    out.print(f"{name}@{alias} -> v{version}" + (f" (was v{previous})" if previous else ""))
+    registry.tag(version, {"gate": f"promoted by hand with `clv promote {version}`"})
+    out.print(f"{registry.name}@{registry.alias} -> v{version}" + (f" (was v{previous})" if previous else ""))
 
 
 @app.command()
 def rollback() -> None:
     """Move the champion alias back to the previous champion."""
-    from training.registry import RegistryError
-    from training.registry import rollback as rollback_alias
+    from training.registry import Registry, RegistryError
 
-    settings = _settings()
-    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    registry = Registry(_settings().mlflow)
     try:
-        was, now = rollback_alias(_registry(settings), name, alias)
+        was, now = registry.rollback()
     except RegistryError as exc:
         raise fail(str(exc)) from None
-    out.print(f"{name}@{alias} -> v{now} (was v{was})")
+    out.print(f"{registry.name}@{registry.alias} -> v{now} (was v{was})")
 
 
 def quiet_mlflow() -> None:

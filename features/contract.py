@@ -19,7 +19,7 @@ from typing import Literal
 
 import duckdb
 
-from features.engine import from_duckdb, shop_tables
+from features.engine import from_duckdb
 from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS, TableSchema
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -112,16 +112,26 @@ class ValidationReport:
 
 @dataclass
 class Shop:
-    """Canonical tables materialised in `con` (`transactions`, and `events` / `customers` when given)."""
+    """Canonical tables materialised in `con` (`transactions`, and `events` / `customers` when given).
+
+    `tables()` is how every reader opens them, as `features.spark.SparkShop.tables()` on Spark.
+    """
 
     con: duckdb.DuckDBPyConnection
     report: ValidationReport
     has_events: bool
     has_customers: bool
+    # DuckDB threads for the queries on these tables; None: every usable core (`features.engine`).
+    threads: int | None = None
 
     def tables(self) -> dict:
         """{'transactions': ibis table, 'events': table or None, 'customers': table or None}."""
-        return shop_tables(from_duckdb(self.con))
+        backend = from_duckdb(self.con, self.threads)
+        return {
+            "transactions": backend.table("transactions"),
+            "events": backend.table("events") if self.has_events else None,
+            "customers": backend.table("customers") if self.has_customers else None,
+        }
 
 
 def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
@@ -137,14 +147,12 @@ def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
     return mapping
 
 
-def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with UTC as its time zone, so offsets convert predictably."""
     con = duckdb.connect()
     con.sql("SET TimeZone = 'UTC'")
     if threads:
         con.sql(f"SET threads = {int(threads)}")
-    if memory_limit:
-        con.sql(f"SET memory_limit = '{memory_limit}'")
     return con
 
 
@@ -154,16 +162,19 @@ def load_shop(
     customers: Path | str | None = None,
     mapping: Mapping[str, str] | None = None,
     timestamp_format: str | None = None,
-    con: duckdb.DuckDBPyConnection | None = None,
+    threads: int | None = None,
     now: dt.datetime | None = None,
     raise_on_error: bool = True,
 ) -> Shop:
-    """Load and validate the shop's files; raise ContractError (unless told not to) on any error.
+    """Load and validate the shop's files into a new in-memory DuckDB database; raise ContractError
+    (unless told not to) on any error.
 
     `mapping` maps contract columns to the shop's columns for all three files (a column absent
-    from a file is simply not used there). `now` decides what counts as a future timestamp.
+    from a file is simply not used there). `threads` limits DuckDB's threads, for loading and for the
+    queries on `Shop.tables()` (default: every usable core). `now` decides what counts as a future
+    timestamp.
     """
-    con = con or connect()
+    con = _connect(threads)
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     report = ValidationReport()
     mapping = dict(mapping or {})
@@ -177,7 +188,7 @@ def load_shop(
         )
         if raise_on_error:
             raise ContractError(report)
-        return Shop(con, report, False, False)
+        return Shop(con, report, False, False, threads)
     loaded = {}
     for schema, path in ((TRANSACTIONS, transactions), (EVENTS, events), (CUSTOMERS, customers)):
         if path is None:
@@ -187,7 +198,11 @@ def load_shop(
         _summarise_transactions(con, report)
         _warn_on_shape(con, Path(transactions), report)
     shop = Shop(
-        con, report, has_events=bool(loaded.get("events")), has_customers=bool(loaded.get("customers"))
+        con,
+        report,
+        has_events=bool(loaded.get("events")),
+        has_customers=bool(loaded.get("customers")),
+        threads=threads,
     )
     if raise_on_error and not report.ok:
         raise ContractError(report)

@@ -1,9 +1,9 @@
-"""Where feature queries run: the backend connection, execution to Arrow/pandas, atomic Parquet output.
+"""Where feature queries run: DuckDB's settings, execution to Arrow/pandas, atomic Parquet output.
 
 Feature definitions (`features.orders`, `features.rfm`, ...) are Ibis expressions and know nothing
-about the engine. This module knows DuckDB, the default backend; the same expressions run on Spark
-through Ibis' PySpark backend (`features.spark` starts the session and loads the shop there), and
-results, progress and Parquet output work the same on both.
+about the engine. This module knows DuckDB, the default backend (`features.contract` loads a shop into
+it); the same expressions run on Spark through Ibis' PySpark backend (`features.spark` starts the
+session and loads the shop there), and results, progress and Parquet output work the same on both.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import pandas as pd
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
-from ibis.common.exceptions import TableNotFound
 
 from features.files import atomic_path
 
@@ -58,31 +57,10 @@ def configure(
     con.execute("SET progress_bar_time = 0")
 
 
-def connect(threads: int | None = None, memory_limit: str | None = None):
-    """A new in-memory Ibis DuckDB backend, configured by `configure`."""
-    return from_duckdb(duckdb.connect(), threads, memory_limit)
-
-
 def from_duckdb(con: duckdb.DuckDBPyConnection, threads: int | None = None, memory_limit: str | None = None):
     """Wrap an existing DuckDB connection (e.g. `features.contract.Shop.con`) as an Ibis backend."""
     configure(con, threads, memory_limit)
     return ibis.duckdb.from_connection(con)
-
-
-def shop_tables(backend) -> dict[str, ibis.Table | None]:
-    """The canonical tables in a backend: {'transactions': t, 'events': t | None, 'customers': t | None}."""
-    tables = {}
-    for name in ("transactions", "events", "customers"):
-        # Not backend.list_tables(): Ibis 12's DuckDB backend calls an API DuckDB 2 removed there.
-        try:
-            tables[name] = backend.table(name)
-        except TableNotFound:
-            tables[name] = None
-    if tables["transactions"] is None:
-        raise ValueError(
-            "the connection has no `transactions` table; load the shop with features.contract first"
-        )
-    return tables
 
 
 def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:

@@ -1,6 +1,6 @@
-"""What happened after the cut-off: the targets for a horizon of H days.
+"""What happened after the cut-off: the targets over a label window of L days.
 
-The label window for cut-off D is D + 1 day <= timestamp < D + 1 + H days (the H whole days after D),
+The label window for cut-off D is D + 1 day <= timestamp < D + 1 + L days (the L whole days after D),
 disjoint from what the features see (timestamp < D + 1 day). Rows after the window are never read.
 
 - label_revenue: net revenue in the window: the sum of all rows in it, refunds included (also
@@ -30,11 +30,11 @@ LABEL_SCHEMA = {"label_revenue": "float64", "label_orders": "int64", "label_chur
 LABEL_COLUMNS = tuple(LABEL_SCHEMA)
 
 
-def label_window(transactions: ir.Table, as_of: dt.date, horizon_days: int) -> ir.Table:
+def label_window(transactions: ir.Table, as_of: dt.date, label_days: int) -> ir.Table:
     """customer_id, label_revenue, label_orders for customers with rows in the label window."""
-    _check_horizon(horizon_days)
+    _check_label_days(label_days)
     d = as_of_value(as_of)
-    start, end = day_start(d, 1), day_start(d, 1 + horizon_days)
+    start, end = day_start(d, 1), day_start(d, 1 + label_days)
     rows = transactions.filter(transactions.timestamp < end)
     orders = rows.group_by("customer_id", "order_id").agg(
         order_ts=rows.timestamp.min(),
@@ -50,14 +50,14 @@ def label_window(transactions: ir.Table, as_of: dt.date, horizon_days: int) -> i
     )
 
 
-def next_order_label(transactions: ir.Table, as_of: dt.date, horizon_days: int) -> ir.Table:
-    """customer_id, days_to_next_order (int64, 1..H: days from D to the first purchase in the window).
+def next_order_label(transactions: ir.Table, as_of: dt.date, label_days: int) -> ir.Table:
+    """customer_id, days_to_next_order (int64, 1..L: days from D to the first purchase in the window).
 
     Only customers with a purchase in the window (as `label_orders` counts them) have a row.
     """
-    _check_horizon(horizon_days)
+    _check_label_days(label_days)
     d = as_of_value(as_of)
-    start, end = day_start(d, 1), day_start(d, 1 + horizon_days)
+    start, end = day_start(d, 1), day_start(d, 1 + label_days)
     rows = transactions.filter(transactions.timestamp < end)
     orders = rows.group_by("customer_id", "order_id").agg(
         order_ts=rows.timestamp.min(), net_amount=exact_amount(rows.amount).sum()
@@ -67,11 +67,11 @@ def next_order_label(transactions: ir.Table, as_of: dt.date, horizon_days: int) 
     return first.select("customer_id", days_to_next_order=first.first_date.delta(d, unit="day").cast("int64"))
 
 
-def item_label(transactions: ir.Table, as_of: dt.date, horizon_days: int, column: str) -> ir.Table:
+def item_label(transactions: ir.Table, as_of: dt.date, label_days: int, column: str) -> ir.Table:
     """customer_id, item: the distinct values of `column` each customer bought in the window."""
-    _check_horizon(horizon_days)
+    _check_label_days(label_days)
     d = as_of_value(as_of)
-    start, end = day_start(d, 1), day_start(d, 1 + horizon_days)
+    start, end = day_start(d, 1), day_start(d, 1 + label_days)
     rows = transactions.filter(
         (transactions.timestamp >= start)
         & (transactions.timestamp < end)
@@ -81,9 +81,9 @@ def item_label(transactions: ir.Table, as_of: dt.date, horizon_days: int, column
     return rows.select("customer_id", item=rows[column]).distinct()
 
 
-def attach_labels(table: ir.Table, transactions: ir.Table, as_of: dt.date, horizon_days: int) -> ir.Table:
+def attach_labels(table: ir.Table, transactions: ir.Table, as_of: dt.date, label_days: int) -> ir.Table:
     """`table` (one row per customer_id) with the label columns added; no activity -> 0, 0, True."""
-    window = label_window(transactions, as_of, horizon_days)
+    window = label_window(transactions, as_of, label_days)
     joined = table.left_join(window, table.customer_id == window.customer_id)
     orders = joined.label_orders.fill_null(0).cast("int64")
     return joined.select(
@@ -95,7 +95,7 @@ def attach_labels(table: ir.Table, transactions: ir.Table, as_of: dt.date, horiz
 
 
 def build_labels(
-    transactions: ir.Table, as_of: dt.date, horizon_days: int, population: ir.Table | None = None
+    transactions: ir.Table, as_of: dt.date, label_days: int, population: ir.Table | None = None
 ) -> ir.Table:
     """customer_id, as_of, label_revenue, label_orders, label_churned for the population.
 
@@ -108,9 +108,9 @@ def build_labels(
     else:
         population = population.select("customer_id")
     population = population.mutate(as_of=as_of_value(as_of))
-    return attach_labels(population, transactions, as_of, horizon_days)
+    return attach_labels(population, transactions, as_of, label_days)
 
 
-def _check_horizon(horizon_days: int) -> None:
-    if int(horizon_days) != horizon_days or horizon_days < 1:
-        raise ValueError(f"horizon_days must be a positive whole number of days, got {horizon_days!r}")
+def _check_label_days(label_days: int) -> None:
+    if int(label_days) != label_days or label_days < 1:
+        raise ValueError(f"label_days must be a positive whole number of days, got {label_days!r}")

@@ -1,4 +1,5 @@
-"""Which buy-till-you-die models form the base: the default pair, or MBG/CNBD-k for regular buyers.
+"""Which buy-till-you-die models form the base (the default pair, or MBG/CNBD-k for regular buyers),
+and how it values an order (Gamma-Gamma, or the shop's mean).
 
 The base (`models.btyd_features`) is what every prediction starts from and what is served alone when
 nothing beats it. It is MBG/NBD and Pareto/NBD, both of which treat the gaps between a customer's
@@ -23,11 +24,18 @@ The choice, made on data up to the cut-off only:
    noise (the 5% quantile of the gain was -0.11), so the pair stays. At 13 weeks the gain, 0.031,
    is beyond noise (5% quantile 0.004), and MBG/CNBD-k cuts the next year's total error from 94%
    to 11%.
-Without a hold-in window (or one with too few customers) the default pair stays.
+3. The order value (`models.order_value`): Gamma-Gamma and the shop's mean order value, both
+   fitted at the hold-in window's start, value the orders each customer placed in the window; the
+   shop's mean is used when its absolute error of their revenue there is lower beyond noise (same
+   bootstrap rule). On the apparel cohort it is (gain 1.1 to 6.5 per customer, 5% quantile above 0
+   at four of five cut-offs), and the model's Spearman on the next year rose by 0.02 to 0.22; on the
+   demo shop, whose customers spend at their own level, Gamma-Gamma wins by 17 to 26 per customer.
+Without a hold-in window (or one with too few customers) the default pair and Gamma-Gamma stay.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +45,7 @@ import pandas as pd
 from models import metrics
 from models.btyd_features import BASE_MODELS, REGULAR, BTYDFeatures, NoRepeatPurchases, describe_base
 from models.mbgcnbd import fit_regularity
+from models.order_value import OWN_SPEND, SHOP_SPEND, OrderValue
 from models.stacking import BOOTSTRAP
 
 # Fewer customers than this in the hold-in window cannot tell the two bases apart.
@@ -45,10 +54,11 @@ MIN_HOLDIN_CUSTOMERS = 50
 
 @dataclass(frozen=True)
 class BaseChoice:
-    """The base's models and MBG/CNBD-k's k (1: not fitted), and one line saying why."""
+    """The base's models, MBG/CNBD-k's k (1: not fitted) and the order-value rule, with why."""
 
     regularity_k: int = 1
     models: tuple[str, ...] = BASE_MODELS
+    spend: str = OWN_SPEND
     note: str = ""
 
 
@@ -62,45 +72,93 @@ def choose_base(
 
     `reference`: the feature table at the cut-off (`features.pipeline`, with `gap_log_mean`);
     `holdin`: returns the features at the hold-in window's start with labels over its `holdin_days`
-    (`features.labels`), called only when the buyers look regular; None when the history has no room
-    for the window. `seed` of the bootstrap.
+    (`features.labels`), called at most once and only when a check needs it; None when the history
+    has no room for the window. `seed` of the bootstrap.
     """
     buyers = reference[reference["n_orders"] > 0]
     if not (buyers["btyd_frequency"] > 0).any():
         return BaseChoice()
+    window = functools.cache(holdin) if holdin is not None else lambda: None
+    k, models, purchases = _choose_purchases(buyers, window, holdin_days, seed)
+    spend, spend_note = _choose_spend(buyers, window, seed)
+    return BaseChoice(k, models, spend, "; ".join(note for note in (purchases, spend_note) if note))
+
+
+def _choose_purchases(
+    buyers: pd.DataFrame, holdin: Callable[[], pd.DataFrame | None], holdin_days: int, seed: int
+) -> tuple[int, tuple[str, ...], str]:
+    """(k, the base's purchase models, why): MBG/CNBD-k where it forecasts the hold-in better."""
     regular = fit_regularity(buyers)
     if regular.k == 1:
-        return BaseChoice()
+        return 1, BASE_MODELS, ""
     k = regular.k
     found = (
         f"the gaps between purchases are regular (MBG/CNBD-k with k = {k} fits the history better than "
         f"MBG/NBD: log-likelihood {regular.log_likelihoods_[k]:,.1f} vs {regular.log_likelihoods_[1]:,.1f})"
     )
     stays = f"the base stays {describe_base(BASE_MODELS)}"
-    holdin = None if holdin is None else holdin()
-    if holdin is None or len(holdin) < MIN_HOLDIN_CUSTOMERS:
-        return BaseChoice(
-            k, BASE_MODELS, f"{found}, but the history is too short to check its forecasts: {stays}"
-        )
+    window = holdin()
+    if window is None or len(window) < MIN_HOLDIN_CUSTOMERS:
+        return k, BASE_MODELS, f"{found}, but the history is too short to check its forecasts: {stays}"
     try:
-        both = BTYDFeatures(holdin, regularity_k=k)
+        both = BTYDFeatures(window, regularity_k=k)
     except NoRepeatPurchases:
-        return BaseChoice(
-            k, BASE_MODELS, f"{found}, but nobody had bought twice before the hold-in window: {stays}"
-        )
-    orders = holdin["label_orders"].to_numpy(float)
-    default = metrics.poisson_deviances(orders, both.base_orders(holdin, holdin_days))
-    regular = both.purchases[REGULAR].expected_purchases(holdin, holdin_days)
-    regular_deviance = metrics.poisson_deviances(orders, regular)
-    gain = default - regular_deviance
-    low = np.nanquantile(
-        metrics.bootstrap_gains(lambda rows: gain[rows].mean(), len(gain), seed, BOOTSTRAP), 0.05
+        return k, BASE_MODELS, f"{found}, but nobody had bought twice before the hold-in window: {stays}"
+    orders = window["label_orders"].to_numpy(float)
+    default = metrics.poisson_deviances(orders, both.base_orders(window, holdin_days))
+    regular_deviance = metrics.poisson_deviances(
+        orders, both.purchases[REGULAR].expected_purchases(window, holdin_days)
     )
+    gain = default - regular_deviance
+    low = _low_quantile(gain, seed)
     scores = (
         f"mean Poisson deviance of the orders in the {holdin_days} days before the cut-off "
         f"{regular_deviance.mean():.4f} vs {default.mean():.4f} for {describe_base(BASE_MODELS)}, "
         f"gain {gain.mean():+.4f} with 5% bootstrap quantile {low:+.4f}"
     )
     if gain.mean() > 0 and low > 0:
-        return BaseChoice(k, (REGULAR,), f"{found}; the base is MBG/CNBD-k ({scores})")
-    return BaseChoice(k, BASE_MODELS, f"{found}; {stays}, MBG/CNBD-k is not better beyond noise ({scores})")
+        return k, (REGULAR,), f"{found}; the base is MBG/CNBD-k ({scores})"
+    return k, BASE_MODELS, f"{found}; {stays}, MBG/CNBD-k is not better beyond noise ({scores})"
+
+
+def _choose_spend(
+    buyers: pd.DataFrame, holdin: Callable[[], pd.DataFrame | None], seed: int
+) -> tuple[str, str]:
+    """(the order-value rule, why): the shop's mean where it predicted the hold-in's orders better."""
+    at_cutoff = OrderValue(buyers)
+    if at_cutoff.gamma_gamma_ is None:  # no amounts, or too few repeat buyers to fit Gamma-Gamma
+        return OWN_SPEND, ""
+    window = holdin()
+    if window is None:
+        return OWN_SPEND, ""
+    orders = window["label_orders"].to_numpy(float)
+    rows = (orders > 0) & (window["n_orders"].to_numpy() > 0)
+    spend = OrderValue(window[window["n_orders"] > 0])
+    if rows.sum() < MIN_HOLDIN_CUSTOMERS or spend.gamma_gamma_ is None:
+        return OWN_SPEND, ""
+    # The error of each buyer's hold-in revenue given her orders there: only the order value differs.
+    revenue = np.clip(window["label_revenue"].to_numpy(float)[rows], 0, None)
+    own = np.abs(orders[rows] * spend.own_values(window[rows]) - revenue)
+    shop = np.abs(orders[rows] * spend.shop_value() - revenue)
+    gain = own - shop
+    low = _low_quantile(gain, seed)
+    scores = (
+        f"mean absolute error of the revenue of the {int(rows.sum()):,} customers who bought in the hold-in "
+        f"window {shop.mean():,.2f} vs {own.mean():,.2f} for Gamma-Gamma, gain {gain.mean():+,.2f} "
+        f"with 5% bootstrap quantile {low:+,.2f}"
+    )
+    if gain.mean() > 0 and low > 0:
+        return SHOP_SPEND, (
+            f"a customer's own spend did not predict her next orders' value, so every order is valued at "
+            f"the shop's mean ({scores})"
+        )
+    return OWN_SPEND, ""
+
+
+def _low_quantile(gain: np.ndarray, seed: int) -> float:
+    """5% bootstrap quantile of the mean per-customer gain (the rule of `models.stacking`)."""
+    return float(
+        np.nanquantile(
+            metrics.bootstrap_gains(lambda rows: gain[rows].mean(), len(gain), seed, BOOTSTRAP), 0.05
+        )
+    )

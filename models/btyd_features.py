@@ -8,19 +8,16 @@ horizon.
 At a cut-off, three purchase models are fitted by maximum likelihood on the customers who have
 purchased: BG/NBD (`models.bgnbd`), MBG/NBD (`models.mbgnbd`) and Pareto/NBD (`models.pareto_nbd`),
 plus MBG/CNBD-k (`models.mbgcnbd`) with a given k > 1 on shops whose buyers are regular
-(`models.base_choice`); and Gamma-Gamma (`models.gamma_gamma`) on the repeat buyers' spend, with
-amounts above the shop's robust upper fence capped (`models.outliers`), so one extreme order cannot
-move the population's parameters. Customers without a purchase (only refunds or free orders so far)
+(`models.base_choice`); and the order value (`models.order_value`: Gamma-Gamma on the repeat buyers'
+capped spend, or the shop's mean order value where a customer's own spend does not predict her
+next). Customers without a purchase (only refunds or free orders so far)
 are scored as one-time buyers of that age.
 
 Columns added for a window of w days (per customer):
 - `{bgnbd,mbgnbd,pareto}_expected_orders`: E[purchases in (t, t + w]] (and `mbgcnbd_...` with k > 1);
 - `{bgnbd,mbgnbd,pareto}_p_alive`: P(alive at t);
 - `{bgnbd,mbgnbd,pareto}_p_no_purchase`: P(no purchase in (t, t + w]);
-- `btyd_order_value`: expected value of a future order: Gamma-Gamma's conditional mean (eq. 5 of
-  Fader, Hardie and Lee 2005, "RFM and CLV"); the customer's own mean (or the shop's) when fewer
-  than `MIN_REPEATERS` customers have repeat purchases; the common value when every order is worth
-  the same (a log without amounts);
+- `btyd_order_value`: expected value of a future order (`models.order_value`);
 - `base_expected_orders`, `base_p_no_purchase`, `base_p_alive`: the base, the average of the models
   in `base` (geometric for expected orders, in log-odds for probabilities). By default MBG/NBD and
   Pareto/NBD (`BASE_MODELS`) form it because both let a one-time buyer drop out, so the base's
@@ -36,17 +33,15 @@ from scipy.special import expit, logit
 
 from models.bgnbd import BetaGeoModel
 from models.btyd_fit import Summary
-from models.gamma_gamma import GammaGammaModel
 from models.mbgcnbd import ErlangBetaGeoModel
 from models.mbgnbd import ModifiedBetaGeoModel
-from models.outliers import capped, upper_fence
+from models.order_value import OWN_SPEND, OrderValue
 from models.pareto_nbd import ParetoNBDModel
 
 PURCHASE_MODELS = {"bgnbd": BetaGeoModel, "mbgnbd": ModifiedBetaGeoModel, "pareto": ParetoNBDModel}
 BASE_MODELS = ("mbgnbd", "pareto")
 REGULAR = "mbgcnbd"
 MODEL_NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto": "Pareto/NBD", REGULAR: "MBG/CNBD-k"}
-MIN_REPEATERS = 20
 _EPS = 1e-6
 
 
@@ -64,11 +59,19 @@ class NoRepeatPurchases(ValueError):
 class BTYDFeatures:
     """The buy-till-you-die models fitted on one cut-off's feature table (`features.pipeline`).
 
-    `regularity_k` > 1 adds MBG/CNBD-k with that k; `base` names the models averaged into the base.
-    Raises NoRepeatPurchases when nobody bought twice, ValueError when `base` names a model not fitted.
+    `regularity_k` > 1 adds MBG/CNBD-k with that k; `base` names the models averaged into the base;
+    `spend` is the order-value rule (`models.order_value`).
+    Raises NoRepeatPurchases when nobody bought twice, ValueError when `base` names a model not fitted
+    or `spend` is not a rule.
     """
 
-    def __init__(self, features: pd.DataFrame, regularity_k: int = 1, base: tuple[str, ...] = BASE_MODELS):
+    def __init__(
+        self,
+        features: pd.DataFrame,
+        regularity_k: int = 1,
+        base: tuple[str, ...] = BASE_MODELS,
+        spend: str = OWN_SPEND,
+    ):
         buyers = features[features["n_orders"] > 0]
         if not (buyers["btyd_frequency"] > 0).any():
             raise NoRepeatPurchases(len(buyers))
@@ -79,31 +82,11 @@ class BTYDFeatures:
         if unknown or not base:
             raise ValueError(f"the base must name fitted models ({', '.join(self.purchases)}), not {base}")
         self.base = tuple(base)
-        repeat_values = buyers.loc[buyers["btyd_frequency"] > 0, "btyd_monetary"].to_numpy(float)
-        self.fence_ = upper_fence(np.r_[repeat_values, buyers["monetary_mean"].to_numpy(float)])
-        repeat_values = capped(repeat_values, self.fence_)
-        self.spend = None
-        self.constant_value_ = None
-        if repeat_values.size and np.ptp(repeat_values) <= 1e-9 * max(abs(repeat_values.max()), 1.0):
-            self.constant_value_ = float(repeat_values.max())
-        elif (repeat_values > 0).sum() >= MIN_REPEATERS:
-            self.spend = GammaGammaModel().fit(self._capped(buyers[buyers["btyd_frequency"] > 0]))
-        self.mean_value_ = float(np.mean(capped(buyers["monetary_mean"].to_numpy(float), self.fence_)))
-
-    def _capped(self, features: pd.DataFrame) -> pd.DataFrame:
-        return features.assign(
-            btyd_monetary=capped(features["btyd_monetary"], self.fence_),
-            monetary_mean=capped(features["monetary_mean"], self.fence_),
-        )
+        self.spend = OrderValue(buyers, spend)
 
     def order_value(self, features: pd.DataFrame) -> np.ndarray:
-        """Expected value of a future order per customer (see the module docstring)."""
-        if self.constant_value_ is not None:
-            return np.full(len(features), self.constant_value_)
-        if self.spend is not None:
-            return np.asarray(self.spend.expected_order_value(self._capped(features)), dtype=float)
-        own = capped(features["monetary_mean"].to_numpy(float), self.fence_)
-        return np.where(features["n_orders"].to_numpy() > 0, own, self.mean_value_)
+        """Expected value of a future order per customer (`models.order_value`)."""
+        return self.spend.predict(features)
 
     def add(self, features: pd.DataFrame, window_days: int) -> pd.DataFrame:
         """`features` with the columns of the module docstring for a window of `window_days`."""

@@ -29,7 +29,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from clv.config import CAMPAIGN_NAMES as CAMPAIGNS
+from config import CAMPAIGN_NAMES as CAMPAIGNS
 
 CAMPAIGN_COLUMNS = (
     "customer_id",

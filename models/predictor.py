@@ -3,8 +3,9 @@
 How it predicts over the horizon H (label windows of L days, L = H when the history allows):
 1. Buy-till-you-die models fitted at each training cut-off (`models.btyd_features`) give each
    customer smooth summaries (expected orders, P(alive), P(no purchase), expected order value) and
-   a *base*: the average of MBG/NBD and Pareto/NBD, or MBG/CNBD-k on a shop of regular buyers
-   (`regularity_k`, `base_models`: chosen by `models.base_choice` before the fit).
+   a *base*: the average of MBG/NBD and Pareto/NBD, or MBG/CNBD-k on a shop of regular buyers, times
+   the expected order value, Gamma-Gamma's or the shop's mean (`regularity_k`, `base_models`,
+   `spend`: chosen by `models.base_choice` before the fit).
 2. XGBoost learns the number of orders (Poisson) and churn (logistic) in the label window as a
    correction of the base: the base enters as an offset (`base_margin`), so trees only model how the
    shop departs from the buy-till-you-die story, and where they have seen nothing (a customer older
@@ -17,7 +18,7 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
    orders stack's level is calibrated where that lowers the decile error beyond noise
    (`models.calibration`), and the value interval is conformalised on its out-of-fold predictions.
    The boosted models are then refitted on every window.
-4. Value = expected orders x expected order value (Gamma-Gamma), so the row's numbers multiply up;
+4. Value = expected orders x expected order value (`models.order_value`), so the row's numbers multiply up;
    windows shorter than H are stretched per customer with the base's time profile.
 5. Every row is made consistent (`coherent`): P(no purchase) >= 1 - E[orders] (each buyer places at
    least one order), 1 - churn <= P(alive) <= (1 - churn) / (1 - q) with q the base's probability
@@ -49,6 +50,7 @@ from models.discounting import mid_horizon_factor
 from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, select_features
 from models.intervals import ConformalInterval, posterior_count_interval
 from models.next_order import next_order
+from models.order_value import OWN_SPEND, SPEND_RULES
 from models.outliers import capped, upper_fence
 from models.stacking import StackedModel, ranking_score, stack_inputs
 from models.targeting import TargetingRules
@@ -109,7 +111,8 @@ class CLVPredictor(BaseEstimator):
     `discount_rate` (yearly; future value is discounted to the middle of the horizon); `targeting`
     parameters of `TargetingRules`; `n_estimators` (most trees per boosted model; early stopping
     picks fewer); `regularity_k` (k of MBG/CNBD-k, fitted beside the other buy-till-you-die models
-    when > 1) and `base_models` (those averaged into the base), from `models.base_choice`; `seed`.
+    when > 1), `base_models` (those averaged into the base) and `spend` (the order-value rule of
+    `models.order_value`), from `models.base_choice`; `seed`.
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class CLVPredictor(BaseEstimator):
         n_estimators: int = 300,
         regularity_k: int = 1,
         base_models: tuple[str, ...] = BASE_MODELS,
+        spend: str = OWN_SPEND,
         seed: int = 0,
     ):
         self.horizon_days = horizon_days
@@ -136,6 +140,7 @@ class CLVPredictor(BaseEstimator):
         self.n_estimators = n_estimators
         self.regularity_k = regularity_k
         self.base_models = base_models
+        self.spend = spend
         self.seed = seed
 
     def fit(
@@ -215,7 +220,8 @@ class CLVPredictor(BaseEstimator):
         """The buy-till-you-die base alone, over H directly, with a posterior interval."""
         if why:
             self.notes_.append(
-                f"{why}: serving the buy-till-you-die base ({describe_base(self.base_models)}, Gamma-Gamma)"
+                f"{why}: serving the buy-till-you-die base ({describe_base(self.base_models)}, "
+                f"{SPEND_RULES[self.spend]})"
             )
         self.kind_ = "base"
         self.window_days_ = self.boost_days_ = int(self.horizon_days)
@@ -255,7 +261,7 @@ class CLVPredictor(BaseEstimator):
             self.churn_shift_ = float(brentq(lambda c: expit(z + c).mean() - target, -30, 30))
 
     def _btyd(self, features: pd.DataFrame) -> BTYDFeatures:
-        return BTYDFeatures(features, self.regularity_k, tuple(self.base_models))
+        return BTYDFeatures(features, self.regularity_k, tuple(self.base_models), self.spend)
 
     def _enrich(self, snapshots: pd.DataFrame) -> pd.DataFrame | None:
         """Each boosted training window's rows with its own BTYD columns; cut-offs where nobody had come

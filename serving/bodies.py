@@ -34,7 +34,7 @@ from pydantic import (
     field_validator,
 )
 
-from clv.config import CAMPAIGN_NAMES
+from config import CAMPAIGN_NAMES
 from features.contract import MAX_ABS_AMOUNT as MAX_ABS_NUMBER
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 

@@ -1,10 +1,11 @@
 """The marketer page at /ui: segments, the CLV distribution, the textbook view with a what-if, and
 filtered top lists with a CSV download.
 
-The HTML, script and stylesheet are files of this package (serving/static), never a CDN, so the
-page works without internet. The page itself holds no customer data: it asks for a key and then
-calls `GET /ui/api/summary` and `POST /export` with it (both need the marketer role), so the list it
-shows and the file it downloads are exactly what the API exports for the same filters.
+The HTML, script and stylesheet are files of this package (serving/static, served at /ui/static by
+`serving.api.create_app`), never a CDN, so the page works without internet. The page itself holds no
+customer data: it asks for a key and then calls `GET /ui/api/summary` and `POST /export` with it (both
+need the marketer role), so the list it shows and the file it downloads are exactly what the API
+exports for the same filters.
 """
 
 from __future__ import annotations
@@ -13,48 +14,49 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, RedirectResponse
-from fastapi.staticfiles import StaticFiles
 
 from models.targeting import ACTIONS, SEGMENT_ACTIONS, SEGMENTS
-from serving.state import ServingState
+from serving.auth import EXPORT
+from serving.routes import State, needs
 
 STATIC = Path(__file__).with_name("static")
 N_BINS = 30
 
+router = APIRouter()
 
-def mount_page(app: FastAPI, state: ServingState) -> None:
-    app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
 
-    @app.get("/", include_in_schema=False)
-    def root():
-        return RedirectResponse("/ui")
+@router.get("/", include_in_schema=False)
+def root():
+    return RedirectResponse("/ui")
 
-    @app.get("/ui", include_in_schema=False)
-    def page():
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    @app.get("/ui/api/summary")
-    def summary():
-        current = state.current
-        if current is None:
-            return {"loading": True}
-        info = current.info()
-        scores = current.scores.frame
-        return {
-            "model": info["model"],
-            "quality": quality_in_words(info["model"]),
-            "segments": segment_table(scores),
-            "histogram": clv_histogram(scores["predicted_clv"].to_numpy(float)),
-            "totals": {
-                "customers": int(len(scores)),
-                "predicted_value": float(scores["predicted_clv"].sum()),
-                "mean_churn": float(scores["churn_prob"].mean()),
-            },
-            "textbook": info["model"].get("textbook_base"),
-            "choices": {"segments": list(SEGMENTS), "actions": list(ACTIONS)},
-        }
+@router.get("/ui", include_in_schema=False)
+def page():
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/ui/api/summary", dependencies=[Depends(needs(EXPORT))])
+def summary(state: State):
+    current = state.current
+    if current is None:
+        return {"loading": True}
+    info = current.info()
+    scores = current.scores.frame
+    return {
+        "model": info["model"],
+        "quality": quality_in_words(info["model"]),
+        "segments": segment_table(scores),
+        "histogram": clv_histogram(scores["predicted_clv"].to_numpy(float)),
+        "totals": {
+            "customers": int(len(scores)),
+            "predicted_value": float(scores["predicted_clv"].sum()),
+            "mean_churn": float(scores["churn_prob"].mean()),
+        },
+        "textbook": info["model"].get("textbook_base"),
+        "choices": {"segments": list(SEGMENTS), "actions": list(ACTIONS)},
+    }
 
 
 def segment_table(scores: pd.DataFrame) -> list[dict]:

@@ -3,9 +3,11 @@
 The checks turn the usual first-day problems (no model trained yet, no score table, no API keys)
 into one clear message each, instead of a server that starts and then fails every request.
 
-The server runs in its own process group with its own BentoML home, and `server_process` stops
-every process of it on the way out, whatever happened: SIGTERM, SIGINT and SIGHUP to `clv serve`
-stop the server, which stops its workers, and anything left is killed.
+The server gets the settings this command resolved (clv.toml, the environment and the command
+line's options), as a file it is given the path of (`serving.service.ServerArguments`). It runs in
+its own process group with its own BentoML home, and `server_process` stops every process of it on
+the way out, whatever happened: SIGTERM, SIGINT and SIGHUP to `clv serve` stop the server, which
+stops its workers, and anything left is killed.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
-from clv.config import Settings
+from config import Settings
 from serving.auth import NO_KEYS_HELP
 from serving.scores import ScoresUnavailable, ScoreTable
-from training import tracking
+from training.registry import Registry
 
 STOP_SECONDS = 20
 # Signal to `clv serve` -> signal passed on to the server.
@@ -36,13 +39,13 @@ class NotReadyToServe(RuntimeError):
 def preflight(settings: Settings) -> None:
     if not settings.serve.api_keys:
         raise NotReadyToServe(NO_KEYS_HELP)
-    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
+    registry = Registry(settings.mlflow)
     try:
-        tracking.client(settings.mlflow.tracking_uri).get_model_version_by_alias(name, alias)
+        registry.champion_version()
     except Exception:  # noqa: BLE001 - a missing store, model or alias all mean "train first"
         raise NotReadyToServe(
-            f"no {name}@{alias} model in {settings.mlflow.tracking_uri}. Fix: run `make train` first "
-            "(or set MLFLOW_TRACKING_URI to the store that has it)."
+            f"no {registry.name}@{registry.alias} model in {settings.mlflow.tracking_uri}. Fix: run `make "
+            "train` first (or set MLFLOW_TRACKING_URI to the store that has it)."
         ) from None
     try:
         ScoreTable.load(settings.serve.scores)
@@ -50,8 +53,9 @@ def preflight(settings: Settings) -> None:
         raise NotReadyToServe(str(exc)) from None
 
 
-def server_command(port: int, host: str) -> list[str]:
-    """The command that runs the service; start it with `server_process`."""
+def server_command(port: int, host: str, config: Path | None = None) -> list[str]:
+    """The command that runs the service, with the settings in the file `config` (without it: clv.toml and
+    the environment); start it with `server_process`."""
     return [
         sys.executable,
         "-m",
@@ -62,22 +66,32 @@ def server_command(port: int, host: str) -> list[str]:
         str(port),
         "--host",
         host,
+        *(["--arg", f"config={config}"] if config else []),
     ]
 
 
 @contextlib.contextmanager
-def server_process(port: int, host: str, env: dict[str, str], **popen) -> Iterator[subprocess.Popen]:
-    """The server, started in its own process group; on exit it and every process it started are stopped.
+def server_process(
+    port: int, host: str, env: dict[str, str], settings: Settings | None = None, **popen
+) -> Iterator[subprocess.Popen]:
+    """The server of `settings` (without: of clv.toml and `env`), started in its own process group; on exit
+    it and every process it started are stopped.
 
     BentoML keeps its Prometheus multiprocess files in `$BENTOML_HOME/prometheus_multiproc_dir` and
     empties that directory when a server starts, so two servers of one user sharing the default home
     would wipe each other's /metrics: each server gets a private home, removed when it stops (this
-    service keeps nothing else there; models come from the MLflow registry). Used by `clv serve`, the
-    tests and the benchmarks (extra keyword arguments go to Popen: cwd, stdout, ...).
+    service keeps nothing else there but its settings, readable by this user only: they hold the API
+    keys; models come from the MLflow registry). Used by `clv serve`, the tests and the benchmarks
+    (extra keyword arguments go to Popen: cwd, stdout, ...).
     """
     home = tempfile.mkdtemp(prefix="clv-serve-")
+    config = None
+    if settings is not None:
+        config = Path(home) / "settings.json"
+        config.touch(mode=0o600)
+        config.write_text(settings.model_dump_json())
     env = {**env, "BENTOML_HOME": home, "BENTOML_DO_NOT_TRACK": "true"}
-    process = subprocess.Popen(server_command(port, host), env=env, start_new_session=True, **popen)
+    process = subprocess.Popen(server_command(port, host, config), env=env, start_new_session=True, **popen)
     try:
         yield process
     finally:
@@ -99,13 +113,8 @@ def stop(process: subprocess.Popen) -> None:
 def run(settings: Settings) -> int:
     """Run the server in the foreground until it stops or `clv serve` gets SIGTERM, SIGINT or SIGHUP."""
     preflight(settings)
-    env = {
-        **os.environ,
-        # The server process reads its settings from the environment (clv.config), so pass on what
-        # this command resolved: the same store and score table, whatever the working directory.
-        "MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
-        "CLV_SERVE__SCORES": str(settings.serve.scores.resolve()),
-    }
+    # What this command checked is what the server serves, whatever its working directory.
+    served = settings.serve.model_copy(update={"scores": settings.serve.scores.resolve()})
     host, port = settings.serve.host, settings.serve.port
     shown = f"[{host}]" if ":" in host else host
     everywhere = " on every network interface" if host in ("0.0.0.0", "::") else ""
@@ -113,7 +122,9 @@ def run(settings: Settings) -> int:
         f"Serving on http://{shown}:{port}{everywhere} (API) and http://{shown}:{port}/ui (marketer page).",
         flush=True,
     )
-    with server_process(port, host, env) as process:
+    with server_process(
+        port, host, dict(os.environ), settings.model_copy(update={"serve": served})
+    ) as process:
         # The server has its own process group, so a terminal's Ctrl-C (or its closing: SIGHUP)
         # reaches only this process: pass it on and let the server stop its workers. Not SIGHUP
         # itself, which the server would take as "reload".

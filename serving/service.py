@@ -1,12 +1,14 @@
-"""The BentoML service: `bentoml serve serving.service:CLVService` (what `clv serve` runs).
+"""The BentoML service: `bentoml serve serving.service:CLVService --arg config=PATH` (what `clv serve` runs).
 
 BentoML runs the process and gives `/healthz`, `/livez`, `/readyz` (ready once the model and score
 table are loaded) and `/metrics` (Prometheus: BentoML's request counts and durations by endpoint, and
-this project's `clv_predictions_total`). The routes themselves are a FastAPI app (serving.api) mounted at
-the root, so authentication, error bodies and the marketer page share one implementation.
+this project's `clv_predictions_total`). The routes themselves are a FastAPI app (serving.api, with
+the routes of serving.routes and serving.page) that each worker's `CLVService` builds and BentoML
+serves at the root, so authentication, error bodies and the marketer page share one implementation.
 
-Configuration comes from clv.toml / CLV_* environment variables (clv.config), read at start-up.
-Without API keys the service refuses to start (serving.auth.NO_KEYS_HELP says how to add one).
+Configuration: the settings `clv serve` resolved, in the file `--arg config=PATH` names (written by
+`serving.run`); a server started without it reads clv.toml and the CLV_* environment (`config`).
+Without API keys the server refuses to start (serving.auth.NO_KEYS_HELP says how to add one).
 """
 
 from __future__ import annotations
@@ -21,56 +23,43 @@ import time
 from pathlib import Path
 
 import bentoml
-from starlette.applications import Starlette
-from starlette.routing import Mount
+from pydantic import BaseModel
 
-from clv.config import load_settings
+from config import Settings, load_settings
 from serving.auth import NO_KEYS_HELP, Keyring
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 log = logging.getLogger(__name__)
 
-settings = load_settings()
-keyring = Keyring(settings.serve.api_keys)
-if not keyring:
-    raise SystemExit(NO_KEYS_HELP)
+
+class ServerArguments(BaseModel):
+    """What `bentoml serve ... --arg config=PATH` passes (`serving.run.server_command`)."""
+
+    # The settings as `clv serve` resolved them (JSON of config.Settings); None: clv.toml and the environment.
+    config: Path | None = None
+
+    def settings(self) -> Settings:
+        if self.config is None:
+            return load_settings()
+        return Settings.model_validate_json(self.config.read_text())
 
 
-class Routes(Starlette):
-    """The API and page routes, built in each worker by `CLVService.__init__`.
+async def _workers_app(scope, receive, send) -> None:
+    """What BentoML mounts at the root: this worker's app (`CLVService.app`).
 
-    `bentoml serve` also imports this module in its supervisor process, only to read the service's
-    configuration. Building the routes there would import MLflow, the model and the feature code
-    for nothing and hold up every worker's start by seconds, so BentoML mounts this placeholder and
-    the worker fills it in before it takes requests.
+    BentoML needs what it mounts when this module is imported, which its supervisor process does too,
+    only to read the service's configuration; the app is built by the service, in each worker, so the
+    supervisor does not import MLflow, the model and the feature code for nothing (seconds of every
+    start). Mounted as a plain ASGI callable, it gets every path BentoML does not answer itself, so
+    unknown paths and methods get the app's JSON 404/405 instead of BentoML's plain-text one.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inner: Starlette | None = None
-
-    def fill(self, app: Starlette) -> None:
-        self.inner = app
-        # BentoML matches paths and runs lifespans through the mounted app's router.
-        self.router = app.router
-
-    @property
-    def routes(self) -> list:
-        # BentoML passes a request on to this app only when one of these routes matches its path;
-        # matching every path lets the app answer unknown paths and methods with its JSON 404/405
-        # instead of BentoML's plain-text one. BentoML's own routes (/healthz, /metrics, ...) come first.
-        return [*self.router.routes, Mount("", self)]
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.inner(scope, receive, send)
-
-
-routes = Routes()
+    await bentoml.get_current_service().app(scope, receive, send)
 
 
 @bentoml.service(
     name="clv",
-    workers=settings.serve.workers,
+    # The one setting BentoML needs before any worker exists, so it is read when the module is imported.
+    workers=bentoml.use_arguments(ServerArguments).settings().serve.workers,
     traffic={"timeout": 60, "max_concurrency": 256},
     # One log line per request costs more than a lookup; errors are still logged.
     logging={"access": {"enabled": False}},
@@ -78,7 +67,7 @@ routes = Routes()
     # a third of a lookup's cost. Configure an exporter here and drop this line to trace requests.
     tracing={"excluded_urls": ["/"]},
 )
-@bentoml.asgi_app(routes, path="/")
+@bentoml.asgi_app(_workers_app, path="/")
 class CLVService:
     """Loads the champion and score table, then checks for new ones every `[serve] reload_seconds`.
 
@@ -88,26 +77,31 @@ class CLVService:
     """
 
     def __init__(self) -> None:
+        self.settings = bentoml.use_arguments(ServerArguments).settings()
         # Loading creates hundreds of thousands of objects that live as long as the worker (modules,
         # the model, the score table); the collector rescanned them about 1,000 times while they
         # were created, 1.1 s of a 6 s start. Freezing them once loaded (_settle_heap) is enough.
         gc.disable()
         try:
-            with _loading_turn(settings.serve.scores):
+            with _loading_turn(self.settings.serve.scores):
                 from serving.api import create_app
-                from serving.page import mount_page
                 from serving.state import ServingState
 
-                self.state = ServingState(settings)
-                self.app = create_app(self.state, keyring)
-                mount_page(self.app, self.state)
-                routes.fill(self.app)
+                self.state = ServingState(self.settings)
+                self.app = create_app(self.state, Keyring(self.settings.serve.api_keys))
                 self.state.check()
         finally:
             # Loading leaves about 10,000 unreachable objects (a megabyte or two with a 1M-customer
             # table); collecting them means scanning all 670,000 live ones, 0.4 s of the start.
             _settle_heap(collect=False)
         threading.Thread(target=self._watch, name="champion-watch", daemon=True).start()
+
+    @bentoml.on_deployment
+    @staticmethod
+    def _refuse_without_keys() -> None:
+        # Once, in the server's first process, before any worker starts: nobody could call the service.
+        if not bentoml.use_arguments(ServerArguments).settings().serve.api_keys:
+            raise SystemExit(NO_KEYS_HELP)
 
     def __is_ready__(self) -> bool:
         # Not ready without a model, or while a /predict_history batch is stuck (serving.batching).
@@ -119,7 +113,7 @@ class CLVService:
         last = time.monotonic()
         while True:
             time.sleep(SIGNAL_SECONDS)
-            every = settings.serve.reload_seconds if self.state.current else RETRY_SECONDS
+            every = self.settings.serve.reload_seconds if self.state.current else RETRY_SECONDS
             due = every and time.monotonic() - last >= every
             if self.state.reload_signal.received() or due:
                 last = time.monotonic()

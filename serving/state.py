@@ -16,13 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow.exceptions import MlflowException
-
-from clv.config import Settings
+from config import Settings
 from models.predictor import output_semantics
 from serving.scores import ScoresUnavailable, ScoreTable
-from training import tracking
-from training.loading import LoadedModel, ModelNotFound, load_model
+from training.loading import LoadedModel
+from training.registry import ModelNotFound, Registry
 
 log = logging.getLogger(__name__)
 
@@ -34,32 +32,32 @@ class Serving:
     loaded_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
     def info(self) -> dict:
-        meta = self.model.model.metadata
+        """`GET /model`: the model's card (dates as ISO text) and the score table's facts."""
+        card = self.model.card
+        stored = card.to_dict()
         return {
             "model": {
                 "uri": self.model.uri,
                 "version": self.model.version,
-                "trained_at": meta.get("trained_at"),
-                "as_of": meta.get("as_of"),
-                "horizon_days": meta.get("horizon_days"),
-                "value_unit": meta.get("value_unit", "currency"),
-                "served_model": meta.get("served_model"),
-                "base_models": meta.get("base_models"),
-                "plan": meta.get("plan"),
-                "notes": meta.get("notes", []),
-                "features_version": meta.get("features_version"),
-                "data_window": {"first": meta.get("data_first_date"), "last": meta.get("data_last_date")},
+                "trained_at": stored["trained_at"],
+                "as_of": stored["as_of"],
+                "horizon_days": card.horizon_days,
+                "value_unit": card.value_unit,
+                "served_model": card.served_model,
+                "base_models": card.base_models,
+                "plan": card.plan,
+                "notes": card.notes,
+                "features_version": card.features_version,
+                "data_window": {"first": stored["data_first_date"], "last": stored["data_last_date"]},
                 "backtest": {
-                    "cutoff": meta.get("backtest_cutoff"),
-                    "horizon_days": meta.get("backtest_horizon_days"),
-                    "metrics": meta.get("backtest", {}),
-                    "baselines": meta.get("baselines", {}),
+                    "cutoff": stored["backtest_cutoff"],
+                    "horizon_days": card.backtest_horizon_days,
+                    "metrics": card.backtest,
+                    "baselines": card.baselines,
                 },
-                "targeting_thresholds": meta.get("targeting_thresholds"),
-                "textbook_base": meta.get("textbook_base"),
-                "output_semantics": output_semantics(
-                    meta.get("horizon_days"), meta.get("value_unit", "currency")
-                ),
+                "targeting_thresholds": card.targeting_thresholds,
+                "textbook_base": card.textbook_base,
+                "output_semantics": output_semantics(card.horizon_days, card.value_unit),
             },
             "scores": {
                 "path": str(self.scores.path),
@@ -110,6 +108,7 @@ class ReloadSignal:
 class ServingState:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.registry = Registry(settings.mlflow)
         self.current: Serving | None = None
         # Why the last load or reload failed (None after a success): what a 503 tells the caller.
         self.problem: str | None = None
@@ -122,27 +121,12 @@ class ServingState:
         # Reading a large score table and loading the model overlap: start-up time is what a deploy waits for.
         with ThreadPoolExecutor(1) as pool:
             scores_future = pool.submit(ScoreTable.load, self.settings.serve.scores)
-            model = self._load_version(self.champion_version())
+            # By number, not by alias: the alias may move between looking it up and loading, and the
+            # version reported must be the one that answers.
+            model = self.registry.load_version(self.registry.champion_version())
             scores = scores_future.result()
         self.current = Serving(model, scores)
         return self.current
-
-    def champion_version(self) -> str:
-        name, alias = self.settings.mlflow.registered_model, self.settings.mlflow.champion_alias
-        client = tracking.client(self.settings.mlflow.tracking_uri)
-        try:
-            return str(client.get_model_version_by_alias(name, alias).version)
-        except MlflowException as exc:
-            raise ModelNotFound(
-                f"cannot find {name}@{alias} in {self.settings.mlflow.tracking_uri} "
-                f"({str(exc).splitlines()[0][:200]}). Fix: run `make train`, or point MLFLOW_TRACKING_URI "
-                "at the store that has it."
-            ) from None
-
-    def _load_version(self, version: str) -> LoadedModel:
-        # By number, not by alias: the alias may move between looking it up and loading, and the
-        # version reported must be the one that answers.
-        return load_model(self.settings, f"models:/{self.settings.mlflow.registered_model}/{version}")
 
     def check(self) -> bool:
         """Load or reload (`reload_if_changed`); True when something new is served. A failure is logged
@@ -174,13 +158,13 @@ class ServingState:
             if current is None:
                 self.load()
                 return True
-            version = self.champion_version()
+            version = self.registry.champion_version()
             mtime = (
                 self.settings.serve.scores.stat().st_mtime if self.settings.serve.scores.exists() else None
             )
             if version == current.model.version and mtime == current.scores.mtime:
                 return False
-            model = current.model if version == current.model.version else self._load_version(version)
+            model = current.model if version == current.model.version else self.registry.load_version(version)
             scores = (
                 current.scores
                 if mtime == current.scores.mtime

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from clv.config import Settings
+from config import Settings
 from models import metrics
 from models.base_choice import choose_base
 from models.btyd_clv import BTYDCLV
@@ -72,13 +72,14 @@ def fit_at(
     horizon_days: int,
     settings: Settings,
     progress: Progress = lambda _: None,
-    discount_rate: float = 0.0,
+    discount: bool = False,
     base_only: bool = False,
 ) -> Fit:
     """Fit the model to predict from `cutoff` over `horizon_days`, using only data up to `cutoff`.
 
-    `discount_rate` stays 0 in backtests, where predictions are compared with undiscounted revenue.
-    `base_only` fits the buy-till-you-die base alone (when a backtest found the hybrid worse).
+    `discount` applies `settings.train.discount_rate`; backtests leave it off, because their predictions
+    are compared with undiscounted revenue. `base_only` fits the buy-till-you-die base alone (when a
+    backtest found the hybrid worse).
     """
     train = settings.train
     plan = plan_windows(
@@ -113,10 +114,11 @@ def fit_at(
         label_days=plan.label_days or None,
         coverage=train.interval_coverage,
         margin=train.margin,
-        discount_rate=discount_rate,
+        discount_rate=train.discount_rate if discount else 0.0,
         targeting={**settings.targeting.model_dump(), "value_unit": data.value_unit},
         regularity_k=base.regularity_k,
         base_models=base.models,
+        spend=base.spend,
         seed=train.seed,
     ).fit(snapshots, validation, reference)
     if base_only:
@@ -190,7 +192,6 @@ class Backtest:
 def backtest(
     data: ShopData,
     as_of: dt.date,
-    horizon_days: int,
     settings: Settings,
     progress: Progress = lambda _: None,
     cutoff: dt.date | None = None,
@@ -198,8 +199,10 @@ def backtest(
     """Train up to the backtest cut-off, predict the window after it, and score every model.
 
     By default the window is the last complete one before `as_of`; with a short history it is
-    shorter than the horizon (`training.windows.backtest_horizon`).
+    shorter than `settings.train.horizon_days` (`training.windows.backtest_horizon`). A given `cutoff`
+    gets a window of the whole horizon.
     """
+    horizon_days = settings.train.horizon_days
     if cutoff is None:
         horizon_days = backtest_horizon(data.first_date, as_of, horizon_days)
         cutoff = as_of - dt.timedelta(days=horizon_days)
@@ -264,5 +267,6 @@ def _base(fit: Fit, horizon_days: int, settings: Settings) -> CLVPredictor:
         targeting=fit.predictor.targeting,
         regularity_k=fit.predictor.regularity_k,
         base_models=fit.predictor.base_models,
+        spend=fit.predictor.spend,
         seed=settings.train.seed,
     ).fit(None, None, fit.reference)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from clv.config import Settings
+from config import Settings
 from features import copurchase
 from features.engine import to_pandas
 from features.labels import item_label

@@ -14,15 +14,14 @@ in 95% of the resamples). With equal skill the model that has seen the more rece
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 
-from clv.config import Settings
+from config import Settings
 from models import metrics
 from training.backtest import Backtest
-from training.loading import ModelNotFound, load_model
+from training.registry import ModelNotFound, Registry
 
 BACKTEST_MODEL = "backtest_model"
 
@@ -54,20 +53,19 @@ class SameWindow:
 
 
 def rescore_champion(
-    settings: Settings, champion_run_id: str, result: Backtest, metric: str, seed: int
+    registry: Registry, settings: Settings, champion_run_id: str, result: Backtest
 ) -> SameWindow | str:
     """The champion's backtest model scored on `result`'s window, or why it cannot be (a phrase).
 
-    `metric` is a ranking metric of `models.metrics` (higher is better); the candidate is the row the
-    backtest serves.
+    The metric is `settings.train.promotion_metric`, a ranking metric of `models.metrics` (higher is
+    better), bootstrapped with `settings.train.seed`; the candidate is the row the backtest serves.
     """
+    metric, seed = settings.train.promotion_metric, settings.train.seed
     try:
-        loaded = load_model(settings, f"runs:/{champion_run_id}/{BACKTEST_MODEL}")
+        loaded = registry.load(f"runs:/{champion_run_id}/{BACKTEST_MODEL}")
     except ModelNotFound as exc:
         return f"its backtest model cannot be run by this code ({str(exc)[:160]})"
-    meta = loaded.model.metadata
-    fitted_at = dt.date.fromisoformat(str(meta.get("backtest_cutoff")))
-    days = int(meta.get("backtest_horizon_days", 0))
+    fitted_at, days = loaded.card.backtest_cutoff, loaded.card.backtest_horizon_days
     if fitted_at > result.cutoff:
         return (
             f"its backtest model was fitted at {fitted_at}, after this backtest's cut-off {result.cutoff}, "
@@ -76,7 +74,7 @@ def rescore_champion(
     if days != result.horizon_days:
         return f"its backtest model predicts {days} days, this backtest's window is {result.horizon_days}"
     try:
-        predicted = loaded.model.predictor.predict(result.fit.reference)
+        predicted = loaded.predictor.predict(result.fit.reference)
     except Exception as exc:  # noqa: BLE001 - a champion that cannot score this data is not compared here
         return f"its backtest model cannot score this window ({type(exc).__name__}: {str(exc)[:120]})"
     actual = result.frame["actual_revenue"].to_numpy(float)

@@ -15,14 +15,16 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from clv.config import Settings
+from config import Settings
 from features.contract import Shop
 from features.pipeline import FEATURES_VERSION
 from models.btyd_features import NoRepeatPurchases
 from models.textbook import base_summary
-from training import gate, plots, registry, tracking
+from training import gate, plots, tracking
 from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, backtest, fit_at
-from training.pyfunc import MODEL_FORMAT, CLVPyfunc
+from training.card import ModelCard
+from training.pyfunc import MODEL_FORMAT
+from training.registry import Decision, Registry
 from training.shop_data import ShopData
 
 Progress = Callable[[str], None]
@@ -66,51 +68,50 @@ def train(
     shop: Shop,
     settings: Settings,
     as_of: dt.date | None = None,
-    horizon_days: int | None = None,
     progress: Progress = lambda _: None,
 ) -> TrainResult:
+    """Train to predict `settings.train.horizon_days` days from `as_of` (default: the last transaction date).
+
+    Raises ValueError (the message says why and what to do) when the log cannot be trained on.
+    """
     started = time.perf_counter()
     data = ShopData.from_shop(shop)
     as_of = as_of or data.last_date
-    horizon = horizon_days or settings.train.horizon_days
+    horizon_days = settings.train.horizon_days
     check_trainable(data, as_of)
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
-    client = tracking.client(settings.mlflow.tracking_uri)
-    name, alias, metric = (
-        settings.mlflow.registered_model,
-        settings.mlflow.champion_alias,
-        settings.train.promotion_metric,
-    )
+    registry = Registry(settings.mlflow)
+    client, metric = registry.client, settings.train.promotion_metric
 
     for run_id in tracking.end_abandoned_runs(client, settings.mlflow.experiment):
         progress(f"marked run {run_id} KILLED: its clv train had stopped without ending it")
-    with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon}") as run:
+    with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon_days}") as run:
         mlflow.set_tags(
             {
                 "as_of": str(as_of),
-                "horizon_days": horizon,
+                "horizon_days": horizon_days,
                 "features_version": FEATURES_VERSION,
                 **tracking.owner_tags(),
             }
         )
-        mlflow.log_params(_params(settings, as_of, horizon))
+        mlflow.log_params(_params(settings, as_of))
         mlflow.log_params(tracking.data_fingerprint(data.transactions))
         sketch = tracking.customer_sketch(data.transactions)
         mlflow.set_tag(SKETCH_TAG, ",".join(sketch))
 
         progress("backtest")
         try:
-            result = backtest(data, as_of, horizon, settings, progress=lambda m: progress(f"backtest: {m}"))
+            result = backtest(data, as_of, settings, progress=lambda m: progress(f"backtest: {m}"))
             _log_backtest(result)
             progress("refitting on all data")
             final = fit_at(
                 data,
                 as_of,
-                horizon,
+                horizon_days,
                 settings,
                 progress=lambda m: progress(f"final model: {m}"),
-                discount_rate=settings.train.discount_rate,
+                discount=True,
                 base_only=result.base_wins(),
             )
         except NoRepeatPurchases:
@@ -133,6 +134,7 @@ def train(
                 "final_plan": final.plan.describe(),
                 "base_models": ",".join(final.predictor.base_models),
                 "regularity_k": final.predictor.regularity_k,
+                "spend": final.predictor.spend,
             }
         )
         tracking.log_figures({"clv_distribution": plots.distribution(scores["predicted_clv"])})
@@ -141,39 +143,32 @@ def train(
         )
 
         progress("logging models")
-        metadata = {
-            **_metadata(final, data, settings, as_of, horizon, result, notes),
-            "customer_sketch": sketch,
-        }
+        card = _card(final, data, settings, as_of, horizon_days, result, notes, sketch)
         tracking.log_model(
             "backtest_model",
             # The row that is served, so the registry gate can re-score like for like (training.gate).
-            CLVPyfunc(result.served_predictor, {**metadata, "role": "backtest"}),
+            result.served_predictor,
+            replace(card, role="backtest"),
             result.fit.reference,
         )
         info = tracking.log_model(
-            "model",
-            CLVPyfunc(final.predictor, {**metadata, "role": "scoring"}),
-            final.reference,
-            registered_model_name=name,
+            "model", final.predictor, card, final.reference, registered_model_name=registry.name
         )
         version = str(info.registered_model_version)
 
         candidate = result.model_metrics()[metric]
-        champion = registry.champion(client, name, alias)
+        champion = registry.champion()
         decision, champion_metrics, champion_label, compared = _gate(
-            client, settings, champion, sketch, version, result, candidate
+            registry, settings, champion, sketch, version, result, candidate
         )
-        for key, value in compared.items():
-            client.set_model_version_tag(name, version, key, value)
+        registry.tag(version, compared)
         mlflow.set_tags(compared)
-        client.set_model_version_tag(name, version, "gate", decision.reason)
-        client.set_model_version_tag(name, version, "run_id", run.info.run_id)
+        registry.tag(version, {"gate": decision.reason, "run_id": run.info.run_id})
         mlflow.set_tags(
             {"registered_version": version, "promoted": str(decision.promote), "gate": decision.reason}
         )
         if decision.promote:
-            registry.promote(client, name, version, alias)
+            registry.promote(version)
 
     return TrainResult(
         run.info.run_id,
@@ -183,7 +178,7 @@ def train(
         result,
         champion_metrics,
         as_of,
-        horizon,
+        horizon_days,
         time.perf_counter() - started,
         final.predictor.kind_,
         notes,
@@ -231,11 +226,11 @@ def _no_repeat_message(data: ShopData, as_of: dt.date) -> str:
     )
 
 
-def _params(settings: Settings, as_of: dt.date, horizon: int) -> dict:
+def _params(settings: Settings, as_of: dt.date) -> dict:
     t = settings.train
     return {
         "as_of": str(as_of),
-        "horizon_days": horizon,
+        "horizon_days": t.horizon_days,
         "features_version": FEATURES_VERSION,
         "engine": settings.engine.backend,
         "snapshot_spacing_days": t.snapshot_spacing_days,
@@ -299,64 +294,66 @@ def _log_suggestion_backtests(result: Backtest) -> None:
         tracking.log_table(table.rename_axis("method").reset_index(), f"backtest_{name}.csv")
 
 
-def _metadata(
+def _card(
     final,
     data: ShopData,
     settings: Settings,
     as_of: dt.date,
-    horizon: int,
+    horizon_days: int,
     result: Backtest,
     notes: list[str],
-) -> dict:
-    return {
-        "horizon_days": horizon,
-        "value_unit": data.value_unit,
-        "served_model": final.predictor.kind_,
-        "base_models": list(final.predictor.base_models),
-        "notes": list(dict.fromkeys(notes)),
-        "as_of": str(as_of),
-        "features_version": FEATURES_VERSION,
-        "model_format": MODEL_FORMAT,
-        "trained_with": {"events": data.events is not None, "customers": data.customers is not None},
-        "plan": final.plan.describe(),
-        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "data_first_date": str(data.first_date),
-        "data_last_date": str(data.last_date),
-        "targeting_thresholds": final.predictor.targeting_.thresholds(),
-        "margin": settings.train.margin,
-        "discount_rate": settings.train.discount_rate,
-        "backtest": {k: round(v, 6) for k, v in result.model_metrics().items()},
-        "textbook_base": base_summary(final.reference, horizon),
-        "baselines": {
+    sketch: list[str],
+) -> ModelCard:
+    return ModelCard(
+        horizon_days=horizon_days,
+        value_unit=data.value_unit,
+        served_model=final.predictor.kind_,
+        base_models=list(final.predictor.base_models),
+        notes=list(dict.fromkeys(notes)),
+        as_of=as_of,
+        features_version=FEATURES_VERSION,
+        model_format=MODEL_FORMAT,
+        trained_with={"events": data.events is not None, "customers": data.customers is not None},
+        plan=final.plan.describe(),
+        trained_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        data_first_date=data.first_date,
+        data_last_date=data.last_date,
+        targeting_thresholds=final.predictor.targeting_.thresholds(),
+        margin=settings.train.margin,
+        discount_rate=settings.train.discount_rate,
+        backtest={k: round(v, 6) for k, v in result.model_metrics().items()},
+        textbook_base=base_summary(final.reference, horizon_days),
+        baselines={
             name: {k: round(float(v), 6) for k, v in row.items() if pd.notna(v)}
             for name, row in result.metrics.drop(index=MODEL).iterrows()
         },
-        "backtest_cutoff": str(result.cutoff),
-        "backtest_horizon_days": result.horizon_days,
-    }
+        backtest_cutoff=result.cutoff,
+        backtest_horizon_days=result.horizon_days,
+        customer_sketch=sketch,
+        role="scoring",
+    )
 
 
 def _gate(
-    client: MlflowClient,
+    registry: Registry,
     settings: Settings,
     champion,
     sketch: list[str],
     version: str,
     result: Backtest,
     candidate: float,
-) -> tuple[registry.Decision, dict[str, float] | None, str, dict[str, str]]:
+) -> tuple[Decision, dict[str, float] | None, str, dict[str, str]]:
     """The promotion decision, the champion's metrics and label for the table, and the tags recording the
     comparison. The champion is re-scored on this backtest's window where that is fair (`training.gate`);
     otherwise its logged backtest is compared, and the reason says why."""
-    name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
-    metric = settings.train.promotion_metric
-    other = _other_customers(client, champion, sketch, alias, version, candidate)
+    alias, metric = registry.alias, settings.train.promotion_metric
+    other = _other_customers(registry.client, champion, sketch, alias, version, candidate)
     if other is not None or champion is None:
         # No champion, or one of another customer base whose backtest says nothing about this one.
-        return other or registry.decide(client, name, alias, metric, candidate), None, "", {}
-    same = gate.rescore_champion(settings, champion.run_id, result, metric, settings.train.seed)
+        return other or registry.decide(metric, candidate), None, "", {}
+    same = gate.rescore_champion(registry, settings, champion.run_id, result)
     if isinstance(same, str):
-        logged = registry.decide(client, name, alias, metric, candidate)
+        logged = registry.decide(metric, candidate)
         reason = (
             f"{logged.reason}, each on its own backtest window: the champion was not re-scored on this "
             f"one ({same})"
@@ -364,7 +361,7 @@ def _gate(
         label = f"champion v{champion.version} (its own backtest window)"
         return (
             replace(logged, reason=reason),
-            _logged_backtest(client, champion),
+            registry.logged_backtest(champion),
             label,
             {"gate_window": "each model's own backtest window"},
         )
@@ -378,9 +375,7 @@ def _gate(
         f"v{champion.version}'s backtest model {same.champion:.4f} (gain, 90% interval "
         f"{same.gain_low:+.4f} to {same.gain_high:+.4f}): {verdict}"
     )
-    decision = registry.Decision(
-        not same.champion_better, reason, champion.version, same.champion, same.candidate
-    )
+    decision = Decision(not same.champion_better, reason, champion.version, same.champion, same.candidate)
     return (
         decision,
         same.champion_metrics,
@@ -391,7 +386,7 @@ def _gate(
 
 def _other_customers(
     client: MlflowClient, champion, sketch: list[str], alias: str, version: str, candidate: float
-) -> registry.Decision | None:
+) -> Decision | None:
     """A refusal when the champion was trained on another customer base (another shop, or another part of
     one), whose backtest says nothing about this one; None when the two can be compared."""
     if champion is None or not champion.run_id:
@@ -407,12 +402,4 @@ def _other_customers(
         f"common with these), so its backtest says nothing about this data. To serve the new model: "
         f"clv promote {version}"
     )
-    return registry.Decision(False, reason, str(champion.version), None, candidate)
-
-
-def _logged_backtest(client: MlflowClient, version) -> dict[str, float]:
-    run = client.get_run(version.run_id) if version.run_id else None
-    if run is None:
-        return {}
-    prefix = registry.METRIC_PREFIX
-    return {k.removeprefix(prefix): v for k, v in run.data.metrics.items() if k.startswith(prefix)}
+    return Decision(False, reason, str(champion.version), None, candidate)

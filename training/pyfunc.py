@@ -2,16 +2,16 @@
 
 Input: a feature table (one row per customer, columns of `features.pipeline`) at a cut-off.
 Output: the score columns (README, "Score columns") except `as_of`, `horizon_days` and `model_version`, which the
-scorer adds. The model's metadata records the horizon, the feature definitions' version, the model
-format and the targeting thresholds, so a scorer can refuse features built by a different definition
-and a model this code cannot run.
+scorer adds. The model's metadata is its card (`training.card.ModelCard`): the horizon, the feature
+definitions' version, the model format and the targeting thresholds, so a scorer can refuse features
+built by a different definition and a model this code cannot run.
 
 Format: the model is logged from code (MLflow models-from-code): MLflow keeps `training/clv_model.py`,
 which builds an empty `CLVPyfunc`, and the predictor's state as an artifact, saved as JSON and
 XGBoost's own files (`models.persistence`), never a pickle. Loading reads that state into today's
 classes. `MODEL_FORMAT` names the layout of that state; it is raised whenever
 `models.predictor.CLVPredictor` or an object it holds gains, loses or renames stored state, and
-`training.loading.load_model` refuses another format (and any model that fails to load or to predict
+`training.registry.Registry.load` refuses another format (and any model that fails to load or to predict
 on a small sample) with a message to retrain or roll back.
 """
 
@@ -28,18 +28,18 @@ from models.predictor import CLVPredictor
 # 1: models logged before the format was recorded. 2: TargetingRules holds `overdue_churn`.
 # 3: CLVPredictor holds `regularity_k` and `base_models`, BTYDFeatures `base` (models.base_choice).
 # 4: the predictor is saved as data (models.persistence) and the model logged from code.
-MODEL_FORMAT = 4
+# 5: CLVPredictor holds `spend`, BTYDFeatures an `OrderValue` (models.order_value).
+MODEL_FORMAT = 5
 CODE = Path(__file__).with_name("clv_model.py")
 STATE_ARTIFACT = "predictor"
 
 
 class CLVPyfunc(mlflow.pyfunc.PythonModel):
-    """A predictor and its metadata. Logged from code (`CODE`), it starts empty and reads the
+    """A predictor as MLflow runs it. Logged from code (`CODE`), it starts empty and reads the
     predictor from the model's `STATE_ARTIFACT` when MLflow loads it."""
 
-    def __init__(self, predictor: CLVPredictor | None = None, metadata: dict | None = None):
+    def __init__(self, predictor: CLVPredictor | None = None):
         self.predictor = predictor
-        self.metadata = metadata or {}
 
     def load_context(self, context) -> None:
         if STATE_ARTIFACT not in context.artifacts:  # a pickle of model format 3 or older
@@ -51,10 +51,8 @@ class CLVPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def unwrap(model) -> CLVPyfunc:
-    """The CLVPyfunc inside a loaded pyfunc model, with the model's metadata (skips MLflow's per-call
-    schema checks)."""
+    """The CLVPyfunc inside a loaded pyfunc model (skips MLflow's per-call schema checks)."""
     inner = model.unwrap_python_model()
     if not isinstance(inner, CLVPyfunc):
         raise TypeError(f"model is a {type(inner).__name__}, not a CLV model")
-    inner.metadata = dict(model.metadata.metadata or {})
     return inner

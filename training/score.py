@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv.config import Settings
+from config import Settings
 from features.contract import Shop
 from features.files import write_frame
 from features.spark import SparkShop
 from training import tracking
 from training.cross_sell import fit_cross_sell, suggestions
-from training.loading import LoadedModel, check_inputs, load_model, score_features
+from training.loading import LoadedModel, check_inputs, score_features
+from training.registry import Registry
 from training.shop_data import ShopData
 
 Progress = Callable[[str], None]
@@ -70,7 +71,7 @@ def score(
         raise ValueError(f"no customer has an order by {as_of}; nothing to score. Fix: use a later --as-of.")
     progress("cross-sell suggestions")
     suggested = suggestions(
-        fit_cross_sell(data, as_of, int(loaded.model.metadata["horizon_days"]), settings),
+        fit_cross_sell(data, as_of, loaded.card.horizon_days, settings),
         features["customer_id"],
     )
     progress(f"scoring {len(features):,} customers")
@@ -86,7 +87,7 @@ def prepare(
     """The model and the shop's tables, once the model is known to fit the input (`check_inputs`);
     warns when the model was trained on other customers (`warn_if_other_customers`)."""
     progress("loading model")
-    loaded = load_model(settings, model_uri)
+    loaded = Registry(settings.mlflow).load(model_uri)
     data = ShopData.from_shop(shop)
     check_inputs(
         loaded,
@@ -99,7 +100,7 @@ def prepare(
 
 def warn_if_other_customers(loaded: LoadedModel, data: ShopData, warn: Progress) -> None:
     """Warn when the model's customer sketch shares few customers with these transactions'."""
-    trained_on = loaded.model.metadata.get("customer_sketch")
+    trained_on = loaded.card.customer_sketch
     if not trained_on:
         return
     shared = tracking.shared_customers(tracking.customer_sketch(data.transactions), trained_on)

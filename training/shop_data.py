@@ -17,7 +17,7 @@ from features.contract import Shop
 from features.engine import to_pandas
 from features.labels import attach_labels
 from features.pipeline import build_features, compute_features
-from features.snapshots import date_range, make_snapshots
+from features.snapshots import make_snapshots
 from features.spark import SparkShop
 from training.windows import WindowPlan
 
@@ -38,7 +38,7 @@ class ShopData:
     def from_shop(cls, shop: Shop | SparkShop) -> ShopData:
         """The tables of a shop loaded on either engine (`features.contract` or `features.spark`)."""
         tables = shop.tables()
-        first, last = date_range(tables["transactions"])
+        first, last = _date_range(tables["transactions"])
         return cls(
             tables["transactions"], tables["events"], tables["customers"], first, last, shop.report.value_unit
         )
@@ -68,12 +68,23 @@ class ShopData:
     def features(self, as_of: dt.date) -> pd.DataFrame:
         return compute_features(self.transactions, as_of, self.events, self.customers)
 
-    def features_with_labels(self, as_of: dt.date, horizon_days: int) -> pd.DataFrame:
+    def features_with_labels(self, as_of: dt.date, label_days: int) -> pd.DataFrame:
         table = build_features(self.transactions, as_of, self.events, self.customers)
-        labelled = attach_labels(table, self.transactions, as_of, horizon_days)
+        labelled = attach_labels(table, self.transactions, as_of, label_days)
         return to_pandas(labelled.order_by("customer_id"))
 
     def snapshots(self, plan: WindowPlan) -> pd.DataFrame:
         return to_pandas(
             make_snapshots(self.transactions, plan.cutoffs, plan.label_days, self.events, self.customers)
         )
+
+
+def _date_range(transactions: ir.Table) -> tuple[dt.date, dt.date]:
+    """(first, last) transaction date: executes a small query on the transactions' backend."""
+    result = transactions.aggregate(
+        first=transactions.timestamp.min().date(), last=transactions.timestamp.max().date()
+    ).to_pyarrow()
+    first, last = result["first"][0].as_py(), result["last"][0].as_py()
+    if first is None:
+        raise ValueError("the transactions table is empty")
+    return first, last

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import mlflow
 
-from clv.config import Settings
+from config import Settings
 from features import spark
 from features.pipeline import FEATURE_COLUMNS, FEATURE_SCHEMA, build_features
 from features.schema import SCORE_COLUMNS
@@ -69,7 +69,7 @@ def score_on_spark(
     # The co-purchase counts run on Spark (features.copurchase); the suggestions are made on the driver from
     # the collected counts, as `clv score` makes them, and joined back by customer id.
     ids = features.select("customer_id").toPandas()["customer_id"]
-    horizon = int(loaded.model.metadata["horizon_days"])
+    horizon = loaded.card.horizon_days
     suggested = suggestions(fit_cross_sell(data, as_of, horizon, settings), ids)
     scored = scored.join(features.sparkSession.createDataFrame(suggested), "customer_id", "left")
     days = F.col("days_to_next_order")
@@ -127,5 +127,5 @@ def _pinned(loaded: LoadedModel) -> str:
 
 def _result_type(loaded: LoadedModel) -> str:
     """The Spark struct the model returns, read off its own prediction for a sample customer."""
-    sample = loaded.model.predictor.predict(sample_features())
+    sample = loaded.predictor.predict(sample_features())
     return ", ".join(f"{name} {_SPARK_TYPES[sample[name].dtype.kind]}" for name in sample.columns)

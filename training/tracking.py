@@ -19,7 +19,9 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from models.persistence import save_predictor
-from training.pyfunc import CODE, STATE_ARTIFACT, CLVPyfunc
+from models.predictor import CLVPredictor
+from training.card import ModelCard
+from training.pyfunc import CODE, STATE_ARTIFACT
 
 if TYPE_CHECKING:
     # Annotations only: the service imports this module, and these cost 0.4 s of every worker's start.
@@ -151,18 +153,19 @@ def log_table(frame: pd.DataFrame, path: str) -> None:
 
 def log_model(
     name: str,
-    model: CLVPyfunc,
+    predictor: CLVPredictor,
+    card: ModelCard,
     example_features: pd.DataFrame,
     registered_model_name: str | None = None,
 ):
-    """Log the pyfunc from code with the predictor's state (`training.pyfunc`), a signature and an
-    input example; returns MLflow's ModelInfo."""
+    """Log the pyfunc from code with the predictor's state (`training.pyfunc`), its card as the model's
+    metadata, a signature and an input example; returns MLflow's ModelInfo."""
     example = example_features.head(5).reset_index(drop=True)
     # Integer columns become float in the signature: a count can be missing for a new customer.
     example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
-    signature = infer_signature(example, model.predictor.predict(example))
+    signature = infer_signature(example, predictor.predict(example))
     with tempfile.TemporaryDirectory() as tmp:
-        state = save_predictor(model.predictor, Path(tmp) / STATE_ARTIFACT)
+        state = save_predictor(predictor, Path(tmp) / STATE_ARTIFACT)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(CODE),
@@ -170,7 +173,7 @@ def log_model(
             signature=signature,
             input_example=example,
             pip_requirements=pip_requirements(),
-            metadata=model.metadata,
+            metadata=card.to_dict(),
             registered_model_name=registered_model_name,
         )
 

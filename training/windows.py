@@ -1,4 +1,5 @@
-"""Choosing the validation window, the training cut-offs and their label windows.
+"""Choosing the validation window, the training cut-offs and their label windows: every cut-off a model is
+fitted or validated at is chosen here (`features.snapshots` computes features and labels at the ones given).
 
 The model that predicts from a cut-off `t` over H days is chosen and fitted on windows that all end
 at or before `t`, so labels never reach past it:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from features.demo_shop import write_demo_shop
+from demo.shop import write_demo_shop
 
 
 def run_statuses(db: Path) -> list[str]:

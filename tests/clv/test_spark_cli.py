@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from clv.cli import app
-from features.demo_shop import write_demo_shop
+from demo.shop import write_demo_shop
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

@@ -43,17 +43,13 @@ def shop_connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def test_from_duckdb_configures_and_finds_the_tables():
+def test_from_duckdb_configures_the_connection():
     con = shop_connection()
     backend = engine.from_duckdb(con, threads=1, memory_limit="500MB")
     assert con.execute("SELECT current_setting('threads')").fetchall() == [(1,)]
-    tables = engine.shop_tables(backend)
-    assert tables["events"] is None and tables["customers"] is None
-    features = compute_features(tables["transactions"], AS_OF)
+    features = compute_features(backend.table("transactions"), AS_OF)
     assert features["customer_id"].tolist() == ["A", "B", "C"]  # C has only a refund: a row, no purchase
     assert features["n_orders"].tolist() == [2, 1, 0]
-    with pytest.raises(ValueError, match="transactions"):
-        engine.shop_tables(engine.connect())
 
 
 def test_write_features_is_atomic_and_reports(tmp_path):
@@ -102,13 +98,13 @@ def test_features_and_labels_are_the_same_in_every_run(tmp_path):
     """Issue 13: two `clv train` runs on the same data gave different backtests, because DuckDB adds floats in
     parallel in a varying order (on this shop 12 feature columns differed in the last bits between runs).
     Money is summed exactly and the gap spread from integer sums, so every run gives the same bits."""
+    from demo.shop import write_demo_shop
     from features.contract import load_shop
-    from features.demo_shop import write_demo_shop
     from features.labels import attach_labels
 
     write_demo_shop(tmp_path, n_customers=20_000, seed=42)  # enough rows for DuckDB to use every core
     shop = load_shop(tmp_path / "transactions.parquet")
-    transactions = engine.from_duckdb(shop.con).table("transactions")
+    transactions = shop.tables()["transactions"]
     as_of = dt.date(2025, 6, 30)
     runs = [
         engine.to_pandas(

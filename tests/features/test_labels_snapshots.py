@@ -11,7 +11,7 @@ import pytest
 
 from features.labels import LABEL_COLUMNS, build_labels
 from features.pipeline import FEATURE_COLUMNS, compute_features
-from features.snapshots import choose_cutoffs, last_transaction_date, make_snapshots, snapshot_cutoffs
+from features.snapshots import make_snapshots
 
 D = dt.date(2024, 3, 31)
 ROWS = [
@@ -39,8 +39,8 @@ def transactions(rows=ROWS) -> pd.DataFrame:
     return frame
 
 
-def labels(horizon: int, as_of=D) -> pd.DataFrame:
-    return build_labels(ibis.memtable(transactions()), as_of, horizon).to_pandas().set_index("customer_id")
+def labels(label_days: int, as_of=D) -> pd.DataFrame:
+    return build_labels(ibis.memtable(transactions()), as_of, label_days).to_pandas().set_index("customer_id")
 
 
 def test_labels_by_hand():
@@ -54,7 +54,7 @@ def test_labels_by_hand():
 
 
 def test_label_window_edges():
-    # Horizon 45 ends at 00:00 on 05-16, so B's order at 10:00 on 05-15 is in; horizon 44 ends before it.
+    # A 45-day window ends at 00:00 on 05-16, so B's order at 10:00 on 05-15 is in; 44 days end before it.
     assert labels(45).loc["B", ["label_revenue", "label_orders"]].tolist() == [80.0, 1]
     assert labels(44).loc["B", ["label_revenue", "label_orders"]].tolist() == [0.0, 0]
 
@@ -73,7 +73,7 @@ def test_labels_for_a_given_population():
     assert table.set_index("customer_id").loc["Z", LABEL_COLUMNS].tolist() == [0.0, 0, True]
 
 
-def test_horizon_must_be_positive():
+def test_label_days_must_be_positive():
     with pytest.raises(ValueError):
         build_labels(ibis.memtable(transactions()), D, 0)
 
@@ -97,8 +97,8 @@ def test_snapshots_stack_features_and_disjoint_label_windows():
     frame = random_shop()
     tx = ibis.memtable(frame)
     cutoffs = [dt.date(2023, 6, 30), dt.date(2023, 9, 30), dt.date(2023, 12, 31)]
-    horizon = 60
-    stacked = make_snapshots(tx, cutoffs, horizon).to_pandas()
+    label_days = 60
+    stacked = make_snapshots(tx, cutoffs, label_days).to_pandas()
     assert tuple(stacked.columns) == FEATURE_COLUMNS + LABEL_COLUMNS
     assert sorted(stacked["as_of"].unique()) == [pd.Timestamp(c) for c in cutoffs]
     for cutoff in cutoffs:
@@ -109,32 +109,10 @@ def test_snapshots_stack_features_and_disjoint_label_windows():
         )
         features = compute_features(tx, cutoff)
         pd.testing.assert_frame_equal(part[list(FEATURE_COLUMNS)], features)
-        # Labels equal a pandas sum over [cutoff + 1 day, cutoff + 1 + H days): the rows features never saw.
+        # Labels equal a pandas sum over [cutoff + 1 day, cutoff + 1 + L days): the rows features never saw.
         start = pd.Timestamp(cutoff) + pd.Timedelta(days=1)
-        window = frame[(frame.timestamp >= start) & (frame.timestamp < start + pd.Timedelta(days=horizon))]
+        window = frame[(frame.timestamp >= start) & (frame.timestamp < start + pd.Timedelta(days=label_days))]
         revenue = window.groupby("customer_id")["amount"].sum().reindex(part["customer_id"]).fillna(0.0)
         np.testing.assert_allclose(part["label_revenue"].to_numpy(), revenue.to_numpy())
         assert (part["label_churned"] == (part["label_orders"] == 0)).all()
         assert frame[frame.timestamp < start].customer_id.nunique() >= len(part)
-
-
-def test_choose_cutoffs():
-    first, last = dt.date(2021, 1, 1), dt.date(2023, 12, 31)
-    assert choose_cutoffs(first, last, 365, 90, n_snapshots=4, min_history_days=90) == [
-        dt.date(2022, 4, 5),
-        dt.date(2022, 7, 4),
-        dt.date(2022, 10, 2),
-        dt.date(2022, 12, 31),
-    ]
-    assert choose_cutoffs(first, last, 365, 90, min_history_days=700) == [dt.date(2022, 12, 31)]
-    assert choose_cutoffs(first, last, 365, 90, min_history_days=800) == []
-    assert len(choose_cutoffs(first, last, 30, 30)) == (last - first).days // 30
-
-
-def test_cutoffs_from_the_table():
-    tx = ibis.memtable(transactions())
-    assert last_transaction_date(tx) == dt.date(2024, 5, 15)
-    assert snapshot_cutoffs(tx, 30, 30, n_snapshots=2, min_history_days=0) == [
-        dt.date(2024, 3, 16),
-        dt.date(2024, 4, 15),
-    ]

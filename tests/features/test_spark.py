@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo.shop import write_demo_shop
 from features import spark
 from features.contract import ContractError, load_shop
-from features.demo_shop import write_demo_shop
 from features.engine import to_pandas
 from features.files import check_output
 from features.pipeline import FEATURE_COLUMNS, build_features, write_features

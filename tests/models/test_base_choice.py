@@ -10,6 +10,7 @@ import pytest
 from models.base_choice import choose_base
 from models.btyd_features import BASE_MODELS, REGULAR, BTYDFeatures
 from models.mbgcnbd import simulate
+from models.order_value import OWN_SPEND, SHOP_SPEND
 
 # Regular buyers: a purchase every 3 to 4 weeks, and a one-in-six chance of leaving after each.
 PARAMS = {"r": 3.0, "alpha": 4.0, "a": 1.0, "b": 5.0}
@@ -69,3 +70,48 @@ def test_a_base_naming_an_unfitted_model_is_refused():
     reference = young_shop(k=1, history_days=91, horizon_days=YEAR, n=300, seed=8)
     with pytest.raises(ValueError, match="must name fitted models"):
         BTYDFeatures(reference, base=(REGULAR,))
+
+
+def spending_shop(own_level: bool, n: int, seed: int) -> pd.DataFrame:
+    """A year-old shop of Poisson buyers with amounts, and a 45-day window of labels. With `own_level`
+    each customer's orders scatter around her own level (drawn once, log-normal); without it every
+    order is drawn around the same level, so her past spend says nothing of her next."""
+    table = young_shop(k=1, history_days=YEAR, horizon_days=45, n=n, seed=seed)
+    rng = np.random.default_rng(seed + 2)
+    level = rng.lognormal(4.0, 0.8, n) if own_level else np.full(n, np.exp(4.0 + 0.32))
+    past_orders = table["n_orders"].to_numpy(float)
+    orders = table["label_orders"].to_numpy(float)
+    # The mean of k orders each Gamma(4, level / 4) is Gamma(4k, level / 4k).
+    repeat = table["btyd_frequency"].to_numpy(float)
+    return table.assign(
+        btyd_monetary=np.where(
+            repeat > 0, rng.gamma(4 * np.maximum(repeat, 1), level / (4 * np.maximum(repeat, 1))), 0
+        ),
+        monetary_mean=rng.gamma(4 * past_orders, level / (4 * past_orders)),
+        label_revenue=np.where(orders > 0, rng.gamma(4 * np.maximum(orders, 1), level / 4), 0.0),
+    )
+
+
+def test_a_shop_whose_customers_spend_at_their_own_level_keeps_gamma_gamma():
+    reference = spending_shop(own_level=True, n=1_500, seed=10)
+    holdin = spending_shop(own_level=True, n=1_500, seed=11)
+    choice = choose_base(reference, lambda: holdin, 45)
+    assert choice.spend == OWN_SPEND and choice.note == ""
+    values = BTYDFeatures(reference, spend=choice.spend).add(reference, YEAR)["btyd_order_value"]
+    assert values.nunique() > 100
+
+
+def test_a_shop_whose_customers_spend_alike_values_every_order_at_the_shop_mean():
+    reference = spending_shop(own_level=False, n=1_500, seed=12)
+    holdin = spending_shop(own_level=False, n=1_500, seed=13)
+    choice = choose_base(reference, lambda: holdin, 45)
+    assert choice.spend == SHOP_SPEND
+    assert "own spend did not predict" in choice.note and "absolute error" in choice.note
+    values = BTYDFeatures(reference, spend=choice.spend).add(reference, YEAR)["btyd_order_value"]
+    assert values.nunique() == 1
+    # The one value is the shop's mean order value, not an arbitrary constant.
+    assert values.iloc[0] == pytest.approx(reference["monetary_mean"].mean(), rel=0.1)
+
+
+def test_without_a_window_to_check_it_gamma_gamma_stays():
+    assert choose_base(spending_shop(own_level=False, n=1_500, seed=12), None).spend == OWN_SPEND

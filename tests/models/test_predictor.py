@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
-from features.engine import from_duckdb, to_pandas
+from features.engine import to_pandas
 from features.pipeline import compute_features
 from features.request import compute_features_for_request
 from features.snapshots import make_snapshots
@@ -33,8 +33,8 @@ def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("shop")
     write_demo_shop(out, n_customers=3000, seed=5)
     shop = load_shop(out / "transactions.parquet", out / "events.parquet", out / "customers.parquet")
-    backend = from_duckdb(shop.con)
-    tx, ev, cu = (backend.table(t) for t in ("transactions", "events", "customers"))
+    tables = shop.tables()
+    tx, ev, cu = tables["transactions"], tables["events"], tables["customers"]
     cutoffs = [dt.date(2024, 3, 31), dt.date(2024, 6, 29)]
     snapshots = to_pandas(make_snapshots(tx, cutoffs, LABEL_DAYS, ev, cu))
     validation = to_pandas(make_snapshots(tx, [VALIDATION], LABEL_DAYS, ev, cu))

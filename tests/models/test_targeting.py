@@ -9,7 +9,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from clv.config import TargetingSettings
+from config import TargetingSettings
 from models.targeting import ACTIONS, REQUIRED, SEGMENT_ACTIONS, SEGMENTS, TargetingRules
 
 

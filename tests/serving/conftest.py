@@ -14,12 +14,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from clv.config import Settings, load_settings
+from config import Settings, load_settings
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
 from serving.api import create_app
 from serving.auth import Keyring
-from serving.page import mount_page
 from serving.run import server_process
 from serving.state import ServingState
 from training.pipeline import train
@@ -86,9 +85,7 @@ def state(trained) -> ServingState:
 
 @pytest.fixture
 def client(state) -> TestClient:
-    app = create_app(state, Keyring(KEYS))
-    mount_page(app, state)
-    return TestClient(app)
+    return TestClient(create_app(state, Keyring(KEYS)))
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from dataclasses import replace
 
 import mlflow
 import pandas as pd
@@ -21,9 +22,9 @@ from serving.bodies import HistoryRequest, to_columns
 from serving.export import ExportFilter, apply_filter, to_csv
 from serving.state import ServingState
 from training import tracking
-from training.loading import ModelNotFound, check_inputs, load_model, sample_features
-from training.pyfunc import CODE, MODEL_FORMAT, STATE_ARTIFACT
-from training.registry import promote, rollback
+from training.loading import check_inputs, sample_features
+from training.pyfunc import CODE, MODEL_FORMAT, STATE_ARTIFACT, CLVPyfunc
+from training.registry import ModelNotFound, Registry
 
 from .conftest import ADMIN, APP, KEYS, MARKETER
 
@@ -269,16 +270,16 @@ def test_reload_is_admin_only_and_picks_up_a_new_score_table(client, state, trai
 def test_reload_picks_up_a_new_champion_and_a_rollback(client, trained):
     settings = trained.settings
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
-    registry = tracking.client(settings.mlflow.tracking_uri)
+    registry, models = tracking.client(settings.mlflow.tracking_uri), Registry(settings.mlflow)
     first = registry.get_model_version_by_alias(name, alias)
     # A second version of the same model stands in for a retrain (training takes longer than a test should).
     second = registry.create_model_version(name, first.source, run_id=first.run_id, model_id=first.model_id)
-    promote(registry, name, second.version, alias)
+    models.promote(second.version)
     try:
         assert client.post("/admin/reload", headers=ADMIN).json()["model_version"] == str(second.version)
         assert client.get("/model", headers=APP).json()["model"]["version"] == str(second.version)
     finally:
-        rollback(registry, name, alias)
+        models.rollback()
     assert client.post("/admin/reload", headers=ADMIN).json()["model_version"] == str(first.version)
 
 
@@ -407,19 +408,19 @@ def test_an_unexpected_error_is_a_json_500_that_the_client_survives(state, monke
 def test_a_champion_that_cannot_be_loaded_is_503_and_the_old_one_keeps_serving(client, trained, scores):
     settings = trained.settings
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
-    registry = tracking.client(settings.mlflow.tracking_uri)
+    registry, models = tracking.client(settings.mlflow.tracking_uri), Registry(settings.mlflow)
     broken_dir = trained.root / "broken-model"
     broken_dir.mkdir(exist_ok=True)
     (broken_dir / "MLmodel").write_text("flavors: {python_function: {loader_module: no_such_module}}\n")
     first = registry.get_model_version_by_alias(name, alias)
     broken = registry.create_model_version(name, str(broken_dir), run_id=first.run_id)
-    promote(registry, name, broken.version, alias)
+    models.promote(broken.version)
     try:
         response = client.post("/admin/reload", headers=ADMIN)
         assert response.status_code == 503, response.text
         assert f"reload failed, still serving model v{first.version}" in response.json()["error"]
     finally:
-        rollback(registry, name, alias)
+        models.rollback()
     one = {"customer_ids": scores["customer_id"][:1].tolist()}
     assert client.post("/predict", json=one, headers=APP).json()["predictions"][0]["model_version"] == "1"
     assert client.get("/model", headers=APP).json()["model"]["version"] == str(first.version)
@@ -434,18 +435,21 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
     start answers 503 saying why."""
     settings = trained.settings
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
-    registry = tracking.client(settings.mlflow.tracking_uri)
+    registry, models = tracking.client(settings.mlflow.tracking_uri), Registry(settings.mlflow)
     first = registry.get_model_version_by_alias(name, alias)
-    old = load_model(settings).model  # a fresh copy, saved below as other code would have saved it
+    old = models.load()  # a fresh copy, saved below as other code would have saved it
     monkeypatch.chdir(trained.root)
     with mlflow.start_run(experiment_id=registry.get_run(first.run_id).info.experiment_id):
         if saved_by == "another model format":
-            old.metadata = {**old.metadata, "model_format": MODEL_FORMAT + 1}
-            logged = tracking.log_model("model", old, sample_features())
+            card = replace(old.card, model_format=MODEL_FORMAT + 1)
+            logged = tracking.log_model("model", old.predictor, card, sample_features())
         elif saved_by == "a pickle (format 3)":
             # How models were logged up to format 3: the pyfunc object itself, cloudpickled.
-            old.metadata = {**old.metadata, "model_format": 3}
-            logged = mlflow.pyfunc.log_model(name="model", python_model=old, metadata=old.metadata)
+            logged = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=CLVPyfunc(old.predictor),
+                metadata={**old.card.to_dict(), "model_format": 3},
+            )
         else:
             # State written by code that did not have an attribute this code reads.
             state = save_predictor(old.predictor, tmp_path / STATE_ARTIFACT)
@@ -456,19 +460,19 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
                 name="model",
                 python_model=str(CODE),
                 artifacts={STATE_ARTIFACT: str(state)},
-                metadata=old.metadata,
+                metadata=old.card.to_dict(),
             )
     version = registry.create_model_version(name, logged.model_uri, run_id=logged.run_id).version
 
     with pytest.raises(ModelNotFound) as refused:
-        load_model(settings, f"models:/{name}/{version}")
+        models.load_version(version)
     message = str(refused.value)
     assert "saved by code this version cannot run" in message
     assert "retrain with `clv train`" in message and "`clv rollback`" in message
     expected = {"another model format": "model format", "older predictor code": "window_days_"}
     assert expected.get(saved_by, "a pickled model from before model format 4") in message
 
-    promote(registry, name, version, alias)
+    models.promote(version)
     try:
         reload = client.post("/admin/reload", headers=ADMIN)
         assert reload.status_code == 503
@@ -483,7 +487,7 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
         assert "no model is loaded: model models:/clv/" in answer.json()["error"]
         assert "retrain with `clv train`" in answer.json()["error"]
     finally:
-        rollback(registry, name, alias)
+        models.rollback()
 
 
 def test_answers_carry_security_headers(client):

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from clv.cli import app
 from serving.export import ExportFilter, apply_filter
 from training import tracking
-from training.registry import promote, rollback
+from training.registry import Registry
 
 from .conftest import ADMIN, APP, MARKETER, free_port, running_server, wait_until_answering
 
@@ -220,7 +220,7 @@ def test_reload_reaches_every_worker_and_metrics_are_private_to_a_server(trained
     settings = trained.settings
     name, alias = settings.mlflow.registered_model, settings.mlflow.champion_alias
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
-    registry = tracking.client(settings.mlflow.tracking_uri)
+    registry, models = tracking.client(settings.mlflow.tracking_uri), Registry(settings.mlflow)
     customer = str(pd.read_parquet(settings.serve.scores)["customer_id"].iloc[0])
     # Periodic checks off: only the reload signal can make the second worker change model.
     env = {"CLV_SERVE__WORKERS": "2", "CLV_SERVE__RELOAD_SECONDS": "0"}
@@ -230,7 +230,7 @@ def test_reload_reaches_every_worker_and_metrics_are_private_to_a_server(trained
         second = registry.create_model_version(
             name, first.source, run_id=first.run_id, model_id=first.model_id
         )
-        promote(registry, name, second.version, alias)
+        models.promote(second.version)
         try:
             assert httpx.post(f"{url}/admin/reload", headers=ADMIN).json()["model_version"] == str(
                 second.version
@@ -250,7 +250,7 @@ def test_reload_reaches_every_worker_and_metrics_are_private_to_a_server(trained
 
             assert asyncio.run(versions()) == {str(second.version)}
         finally:
-            rollback(registry, name, alias)
+            models.rollback()
         # Another server of the same user starting does not empty this one's /metrics.
         with running_server(trained, log=tmp_path / "b.log", **env):
             metrics = httpx.get(f"{url}/metrics").text

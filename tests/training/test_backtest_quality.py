@@ -13,9 +13,9 @@ import datetime as dt
 
 import pytest
 
-from clv.config import load_settings
+from config import load_settings
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
 from training.backtest import BASE, BGNBD, MODEL, PARETO, TEXTBOOK, backtest
 from training.shop_data import ShopData
 
@@ -45,7 +45,7 @@ def assert_hybrid_wins(result):
 
 
 def test_hybrid_beats_baselines_over_a_year(demo):
-    result = backtest(demo, demo.last_date, 365, load_settings())
+    result = backtest(demo, demo.last_date, load_settings(train={"horizon_days": 365}))
     assert result.plan.validation_days == 365, "the stacks are validated on a whole year"
     assert result.fit.predictor.kind_ == "hybrid" and not result.base_wins()
     assert_hybrid_wins(result)
@@ -62,7 +62,9 @@ def test_nine_months_of_history_never_serves_a_model_its_backtest_found_worse(de
     assert (features["n_orders"] == 1).mean() > 0.4, (
         "the short-history case should be mostly one-order customers"
     )
-    result = backtest(short, short.last_date, NINE_MONTHS, load_settings(), cutoff=cutoff)
+    result = backtest(
+        short, short.last_date, load_settings(train={"horizon_days": NINE_MONTHS}), cutoff=cutoff
+    )
     print(result.metrics.round(3).to_string())
     if not result.checked():
         # Too little history to validate anything beyond the base at this cut-off: the model is the base.

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from clv.config import load_settings
+from config import load_settings
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
 from features.schema import SCORE_COLUMNS
-from training import registry
 from training.pipeline import train
+from training.registry import Registry
 from training.score import score
 
 from .conftest import mlflow_server
@@ -143,10 +143,10 @@ def test_gate_refuses_a_worse_model_and_rollback(trained, shop_dir, monkeypatch)
     # Issue 13: the same data, settings and seed train to the same numbers, to the last bit.
     pd.testing.assert_frame_equal(again.backtest.metrics, first.backtest.metrics, check_exact=True)
 
-    client = MlflowClient(settings.mlflow.tracking_uri)
-    registry.promote(client, "clv", worse.version, "champion")
+    registry = Registry(settings.mlflow)
+    registry.promote(worse.version)
     assert champion_version(settings) == worse.version
-    registry.rollback(client, "clv", "champion")
+    registry.rollback()
     assert champion_version(settings) == again.version
 
 

@@ -25,7 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clv.cli import app
-from features.demo_shop import write_demo_shop
+from demo.shop import write_demo_shop
 from serving.run import server_process
 
 from .conftest import free_port, mlflow_server

@@ -6,7 +6,8 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from training import registry
+from config import MlflowSettings
+from training.registry import ModelNotFound, Registry, RegistryError
 
 NAME, ALIAS = "clv", "champion"
 
@@ -22,6 +23,11 @@ def client(tmp_path, monkeypatch):
     return client
 
 
+@pytest.fixture
+def registry(client, tmp_path) -> Registry:
+    return Registry(MlflowSettings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="gate"))
+
+
 def new_version(client: MlflowClient, spearman: float) -> str:
     """A registered version whose run logged `backtest_spearman` (no model files are needed for the gate)."""
     with mlflow.start_run() as run:
@@ -32,57 +38,63 @@ def new_version(client: MlflowClient, spearman: float) -> str:
     return str(version.version)
 
 
-def test_first_version_is_promoted(client):
+def test_first_version_is_promoted(client, registry):
     v1 = new_version(client, 0.5)
-    decision = registry.decide(client, NAME, ALIAS, "spearman", 0.5)
+    decision = registry.decide("spearman", 0.5)
     assert decision.promote and "no champion" in decision.reason
-    registry.promote(client, NAME, v1, ALIAS)
-    assert str(registry.champion(client, NAME, ALIAS).version) == v1
+    registry.promote(v1)
+    assert str(registry.champion().version) == v1
 
 
-def test_gate_refuses_a_worse_model_and_keeps_the_champion(client):
+def test_gate_refuses_a_worse_model_and_keeps_the_champion(client, registry):
     v1 = new_version(client, 0.6)
-    registry.promote(client, NAME, v1, ALIAS)
+    registry.promote(v1)
     new_version(client, 0.4)
-    decision = registry.decide(client, NAME, ALIAS, "spearman", 0.4)
+    decision = registry.decide("spearman", 0.4)
     assert not decision.promote
     assert "does not beat champion v1" in decision.reason
-    assert str(registry.champion(client, NAME, ALIAS).version) == v1
+    assert str(registry.champion().version) == v1
 
 
-def test_gate_accepts_a_better_model(client):
-    registry.promote(client, NAME, new_version(client, 0.6), ALIAS)
-    decision = registry.decide(client, NAME, ALIAS, "spearman", 0.7)
+def test_gate_accepts_a_better_model(client, registry):
+    registry.promote(new_version(client, 0.6))
+    decision = registry.decide("spearman", 0.7)
     assert decision.promote and decision.champion_value == pytest.approx(0.6)
 
 
-def test_an_equal_model_is_not_promoted(client):
-    registry.promote(client, NAME, new_version(client, 0.6), ALIAS)
-    assert not registry.decide(client, NAME, ALIAS, "spearman", 0.6).promote
+def test_an_equal_model_is_not_promoted(client, registry):
+    registry.promote(new_version(client, 0.6))
+    assert not registry.decide("spearman", 0.6).promote
 
 
-def test_rollback_moves_the_alias_back_step_by_step(client):
+def test_rollback_moves_the_alias_back_step_by_step(client, registry):
     v1, v2, v3 = (new_version(client, s) for s in (0.5, 0.6, 0.7))
     for v in (v1, v2, v3):
-        registry.promote(client, NAME, v, ALIAS)
-    assert registry.rollback(client, NAME, ALIAS) == (v3, v2)
-    assert str(registry.champion(client, NAME, ALIAS).version) == v2
-    assert registry.rollback(client, NAME, ALIAS) == (v2, v1)
-    with pytest.raises(registry.RegistryError, match="nothing to roll back"):
-        registry.rollback(client, NAME, ALIAS)
+        registry.promote(v)
+    assert registry.rollback() == (v3, v2)
+    assert str(registry.champion().version) == v2
+    assert registry.rollback() == (v2, v1)
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        registry.rollback()
 
 
-def test_promote_unknown_version_is_a_clear_error(client):
-    with pytest.raises(registry.RegistryError, match="no version 42"):
-        registry.promote(client, NAME, "42", ALIAS)
+def test_promote_unknown_version_is_a_clear_error(registry):
+    with pytest.raises(RegistryError, match="no version 42"):
+        registry.promote("42")
 
 
-def test_rollback_without_champion(client):
-    with pytest.raises(registry.RegistryError, match="no champion"):
-        registry.rollback(client, NAME, ALIAS)
+def test_rollback_without_champion(registry):
+    with pytest.raises(RegistryError, match="no champion"):
+        registry.rollback()
 
 
-def test_clv_promote_refuses_a_version_that_cannot_be_loaded(client, tmp_path, monkeypatch):
+def test_the_champion_version_without_a_champion_says_how_to_get_one(registry):
+    assert registry.champion() is None
+    with pytest.raises(ModelNotFound, match=r"cannot find clv@champion in sqlite:///.*Fix: run `make train`"):
+        registry.champion_version()
+
+
+def test_clv_promote_refuses_a_version_that_cannot_be_loaded(client, registry, tmp_path, monkeypatch):
     """Issue 13: `clv promote` moved the alias to a version whose model could not be loaded, and the service
     then failed to start. A version without model files (as `new_version` makes) must be refused."""
     from typer.testing import CliRunner
@@ -90,11 +102,11 @@ def test_clv_promote_refuses_a_version_that_cannot_be_loaded(client, tmp_path, m
     from clv.cli import app
 
     v1, v2 = new_version(client, 0.5), new_version(client, 0.6)
-    registry.promote(client, NAME, v1, ALIAS)
+    registry.promote(v1)
     monkeypatch.setenv("CLV_MLFLOW__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     result = CliRunner().invoke(app, ["promote", v2])
     text = " ".join(result.output.split())
     assert result.exit_code == 1 and "no model at models:/clv/" in text and "champion was not moved" in text
-    assert str(registry.champion(client, NAME, ALIAS).version) == v1
+    assert str(registry.champion().version) == v1
     unknown = CliRunner().invoke(app, ["promote", "42"])
     assert unknown.exit_code == 1 and "no version 42" in " ".join(unknown.output.split())

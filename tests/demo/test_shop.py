@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import features.demo_shop as demo_shop
+import demo.shop as demo_shop
+from demo.shop import generate_demo_shop, write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import generate_demo_shop, write_demo_shop
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS
 
 N = 3_000

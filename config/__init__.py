@@ -7,6 +7,7 @@ in `CLV_CONFIG`. Environment variables are `CLV_<SECTION>__<FIELD>` (for example
 `CLV_API_KEYS` (`key1:app,key2:marketer`).
 
 Only `load_settings` reads the environment; everything else receives the settings explicitly.
+A leaf: it imports no package of this project, so every stage and the command line may import it.
 """
 
 from __future__ import annotations

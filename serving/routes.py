@@ -1,0 +1,312 @@
+"""The HTTP API's routes: a FastAPI router that `serving.api.create_app` builds the app around.
+
+    POST /predict          {"customer_ids": [...]}                    role: app, marketer, admin
+    POST /predict_history  {"as_of": ..., "transactions": [...], ...} role: app, marketer, admin
+    GET  /model            the serving model and its backtest         role: app, marketer, admin
+    POST /export           filters -> CSV (serving.export)            role: marketer, admin
+    POST /campaigns        {"campaign": name} -> that list as CSV,    role: marketer, admin
+                           {} -> counts and value of every list (serving.campaigns)
+    GET  /economics        CLV:CAC, payback, profit CLV per channel   role: marketer, admin
+                           and monthly cohort (serving.economics)
+    POST /admin/reload     pick up a new champion or score table now  role: admin
+
+A route declares the right it needs with `needs(...)` (serving.auth), which is also the caller's role
+as a dependency; the app checks the key against it before the body is read (`serving.api.Guard`). What
+a route works on comes from dependencies too: `Current`, the model and score table being served (503
+while there is none), `State` for reloading, `Batcher` for micro-batched history requests. Every error
+is an `ApiError`, answered as {"error": "<what is wrong and how to fix it>"}.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter
+
+from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS
+from serving import campaigns, economics, export
+from serving.auth import ADMIN, EXPORT, PREDICT
+from serving.batching import HistoryBatcher, HistoryJob, StuckBatch
+from serving.bodies import (
+    CampaignRequest,
+    ErrorBody,
+    HistoryRequest,
+    HistoryResponse,
+    PredictRequest,
+    PredictResponse,
+    ReloadResponse,
+    to_columns,
+)
+from serving.scores import ScoresUnavailable
+from serving.state import Serving, ServingState
+from training.loading import check_inputs
+from training.registry import ModelNotFound
+
+log = logging.getLogger(__name__)
+
+# Time per request is BentoML's own `bentoml_service_request_duration_seconds` (by endpoint and status);
+# what only this service knows is how many customers it predicted.
+PREDICTIONS = Counter("clv_predictions", "Customers predicted, by endpoint", ["endpoint"])
+# The labelled counters once, not a label lookup (with its lock) per request.
+_BY_LOOKUP, _LIVE = PREDICTIONS.labels("predict"), PREDICTIONS.labels("predict_history")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any):
+        super().__init__(message)
+        self.status, self.message, self.extra = status, message, extra
+
+
+ERROR_MEANINGS = {
+    400: "the body is not valid; the error names the field, the row and the fix",
+    401: "missing or invalid API key",
+    403: "the key's role may not do this",
+    404: "none of the customer ids is known",
+    413: "too many ids or rows, or a body over 20 MB",
+    503: "no model is loaded yet, or it cannot be loaded; retry later",
+}
+
+
+def errors(*codes: int) -> dict:
+    """The documented error answers of a route (OpenAPI `responses`)."""
+    return {code: {"model": ErrorBody, "description": ERROR_MEANINGS[code]} for code in codes}
+
+
+def needs(right: str) -> Callable[[Request], Awaitable[str]]:
+    """A route's dependency on the caller's role, which must have `right`. The app has checked the key
+    before reading the body and recorded the role (`serving.api.Guard`); `right` tells it what to check."""
+
+    async def role(request: Request) -> str:
+        return request.scope["state"]["role"]
+
+    role.right = right  # type: ignore[attr-defined]
+    return role
+
+
+def right_of(dependency: Callable) -> str | None:
+    """The right a dependency made by `needs` asks for (None for other dependencies)."""
+    return getattr(dependency, "right", None)
+
+
+# The dependencies are coroutines: FastAPI runs plain functions in a thread, a hand-off per request.
+async def serving_state(request: Request) -> ServingState:
+    return request.app.state.serving
+
+
+State = Annotated[ServingState, Depends(serving_state)]
+
+
+def served(state: ServingState) -> Serving:
+    """What `state` serves now; a 503 that says why while nothing is loaded. Routes that check their
+    request first call it themselves, so a bad request is a 4xx whether or not a model is loaded."""
+    if state.current is None:
+        why = (state.problem or "the service is still starting").rstrip(".")
+        raise ApiError(503, f"no model is loaded: {why}. Retry in a few seconds once that is fixed")
+    return state.current
+
+
+async def current(state: State) -> Serving:
+    return served(state)
+
+
+async def history_batcher(request: Request) -> HistoryBatcher:
+    return request.app.state.batcher
+
+
+Current = Annotated[Serving, Depends(current)]
+Batcher = Annotated[HistoryBatcher, Depends(history_batcher)]
+
+router = APIRouter()
+
+
+# async: a lookup never blocks, and running in the event loop avoids a thread hand-off per request.
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=errors(400, 401, 403, 404, 413, 503),
+    dependencies=[Depends(needs(PREDICT))],
+)
+async def predict(body: PredictRequest, state: State):
+    ids = body.customer_ids
+    check_size(len(ids), state.settings.serve.max_batch, "customer_ids")
+    serving = served(state)
+    found, unknown = serving.scores.lookup(ids)
+    if not found:
+        raise ApiError(
+            404,
+            f"none of the {len(ids)} customer ids is in the score table (scored as of "
+            f"{', '.join(serving.scores.as_of)}); for new customers use POST /predict_history",
+            unknown_ids=unknown,
+        )
+    _BY_LOOKUP.inc(len(found))
+    # A JSONResponse skips FastAPI's recursive re-encoding: the rows are JSON-ready already.
+    # No top-level model version: each row carries the version that scored it, which lags the
+    # champion until the table is re-scored.
+    return JSONResponse({"predictions": found, "unknown_ids": unknown})
+
+
+@router.post(
+    "/predict_history",
+    response_model=HistoryResponse,
+    responses=errors(400, 401, 403, 413, 503),
+    dependencies=[Depends(needs(PREDICT))],
+)
+async def predict_history(body: HistoryRequest, state: State, batcher: Batcher):
+    rows = len(body.transactions) + len(body.events or []) + len(body.customers or [])
+    check_size(rows, state.settings.serve.max_history_rows, "rows (transactions + events + customers)")
+    serving = served(state)
+    try:
+        check_inputs(
+            serving.model,
+            {"events": body.events is not None, "customers": body.customers is not None},
+            "orders" if all(row.amount is None for row in body.transactions) else "currency",
+            fix=lambda table: f'send "{table}" with the customers\' rows ([] when they have none)',
+        )
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    as_of = body.as_of or max(row.timestamp for row in body.transactions).date()
+    job = HistoryJob(
+        as_of,
+        to_columns(body.transactions, TRANSACTIONS),
+        None if body.events is None else to_columns(body.events, EVENTS),
+        None if body.customers is None else to_columns(body.customers, CUSTOMERS),
+    )
+    try:
+        records = await batcher.predict(job)
+    except ValueError as exc:
+        raise ApiError(400, f"the request breaks the data contract: {exc}") from None
+    except StuckBatch as exc:
+        raise ApiError(503, f"{exc}; the service is recovering, retry in a few seconds") from None
+    if not records:
+        raise ApiError(400, f"no customer in the request has a purchase on or before as_of {as_of}")
+    _LIVE.inc(len(records))
+    return JSONResponse(
+        {"model_version": records[0]["model_version"], "as_of": str(as_of), "predictions": records}
+    )
+
+
+@router.get("/model", responses=errors(401, 403, 503), dependencies=[Depends(needs(PREDICT))])
+def model_info(serving: Current) -> dict[str, Any]:
+    return serving.info()
+
+
+@router.post(
+    "/export",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the ranked list"},
+        **errors(400, 401, 403, 413, 503),
+    },
+    dependencies=[Depends(needs(EXPORT))],
+)
+def export_list(spec: export.ExportFilter, state: State):
+    selected = export.apply_filter(served(state).scores.frame, spec)
+    return Response(
+        export.to_csv(selected),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="clv-export.csv"',
+            "X-Rows": str(len(selected)),
+        },
+    )
+
+
+# Campaign lists and economics change only with the score table: computed once per loaded table
+# (the key holds the table's path and modification time, so a reload or a re-score recomputes them).
+_BY_SCORES: dict[str, tuple[tuple, Any]] = {}
+
+
+def per_scores(name: str, compute: Callable, state: ServingState) -> Any:
+    """`compute(score frame, settings)` for the score table being served, cached per table; a
+    LookupError is a 404 (no such input), a ValueError a 503 (the table cannot give it)."""
+    scores = served(state).scores
+    key = (str(scores.path), scores.mtime, len(scores))
+    if _BY_SCORES.get(name, (None,))[0] != key:
+        try:
+            _BY_SCORES[name] = (key, compute(scores.frame, state.settings))
+        except LookupError as exc:
+            raise ApiError(404, str(exc)) from None
+        except ValueError as exc:
+            raise ApiError(503, str(exc)) from None
+    return _BY_SCORES[name][1]
+
+
+_NO_LIST = {404: {"model": ErrorBody, "description": "that list or its input does not exist for this shop"}}
+
+
+@router.post(
+    "/campaigns",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "the list (with a campaign), else JSON: rows and value per list, and notes",
+        },
+        **errors(400, 401, 403, 413, 503),
+        **_NO_LIST,
+    },
+    dependencies=[Depends(needs(EXPORT))],
+)
+def campaign_lists(body: CampaignRequest, state: State):
+    result = per_scores("campaigns", campaigns.service_lists, state)
+    if body.campaign is None:
+        return JSONResponse(campaigns.summary(result))
+    if body.campaign not in result.lists:
+        why = "; ".join(n for n in result.notes if body.campaign in n) or "its input is missing"
+        raise ApiError(404, f"there is no {body.campaign} list: {why}")
+    frame = result.lists[body.campaign]
+    return Response(
+        campaigns.as_csv(frame),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="clv-{body.campaign}.csv"',
+            "X-Rows": str(len(frame)),
+        },
+    )
+
+
+@router.get(
+    "/economics", responses={**errors(401, 403, 503), **_NO_LIST}, dependencies=[Depends(needs(EXPORT))]
+)
+def acquisition(state: State) -> JSONResponse:
+    return JSONResponse(per_scores("economics", economics.service_economics, state))
+
+
+@router.post(
+    "/admin/reload",
+    response_model=ReloadResponse,
+    responses=errors(401, 403, 503),
+    dependencies=[Depends(needs(ADMIN))],
+)
+def reload(state: State):
+    # Every worker picks the signal up within a second or two (serving.service).
+    state.reload_signal.send()
+    try:
+        changed = state.reload_if_changed()
+    except (ModelNotFound, ScoresUnavailable) as exc:
+        raise ApiError(503, f"reload failed, still serving {_serving_what(state)}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a model that cannot be loaded may fail in any way
+        log.exception("reload failed")
+        raise ApiError(
+            503,
+            f"reload failed, still serving {_serving_what(state)}: the new model or score table cannot "
+            f"be loaded ({type(exc).__name__}; the service log has the details). Fix: promote a model "
+            "that loads (`clv rollback` moves the champion back) or re-score.",
+        ) from None
+    serving = served(state)
+    return {"reloaded": changed, "model_version": serving.model.version, "customers": len(serving.scores)}
+
+
+def check_size(n: int, limit: int, what: str) -> None:
+    if n == 0:
+        raise ApiError(400, f"{what} is empty; send at least one")
+    if n > limit:
+        raise ApiError(413, f"{n} {what} is more than the limit of {limit}; split the request into batches")
+
+
+def _serving_what(state: ServingState) -> str:
+    return "nothing" if state.current is None else f"model v{state.current.model.version}"

@@ -1,0 +1,75 @@
+"""The model card: what a trained model says about itself, stored with it in MLflow.
+
+`clv train` writes the card as the logged model's metadata (`ModelCard.to_dict`, plain JSON-ready
+values under the keys below), and whoever loads the model reads it back (`ModelCard.from_dict`):
+the scorer (horizon, value unit, the tables it was trained with), the service's `GET /model` and
+the marketer page (backtest, baselines, thresholds), the registry gate (the backtest window). The
+stored keys are the ones models have carried since model format 4, so every model this code can
+load (`training.registry.Registry.load`) has a complete card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+_DATES = ("as_of", "data_first_date", "data_last_date", "backtest_cutoff")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A trained model's facts. Dates are calendar days (UTC); horizons are days after the cut-off;
+    values are in `value_unit`: "currency" (the shop's amounts), or "orders" when it had none."""
+
+    # What it predicts.
+    horizon_days: int
+    value_unit: str
+    served_model: str  # the predictor's kind: "hybrid" (BTYD base + boosted parts) or "base"
+    base_models: list[str]  # the BTYD models of the base, e.g. ["mbgnbd", "pareto"]
+    notes: list[str]  # what a reader of the numbers should know, in words
+    as_of: dt.date  # the cut-off it was fitted at (the last day of data it saw)
+    # How it was made, so a loader can refuse what it cannot run or feed.
+    features_version: str  # features.pipeline.FEATURES_VERSION of the code that trained it
+    model_format: int  # training.pyfunc.MODEL_FORMAT of the code that saved it
+    trained_with: dict[str, bool]  # {"events": ..., "customers": ...}: tables it was trained with
+    plan: str  # the training windows, in words (training.windows.WindowPlan.describe)
+    trained_at: dt.datetime  # UTC, to the second
+    data_first_date: dt.date
+    data_last_date: dt.date
+    # Settings it was trained with.
+    targeting_thresholds: dict[str, Any]  # models.targeting.TargetingRules.thresholds()
+    margin: float | None  # gross margin as a fraction of revenue; None without one
+    discount_rate: float  # yearly
+    # How well it did, on the backtest window `backtest_cutoff` + `backtest_horizon_days`.
+    backtest: dict[str, float]  # metric -> value of the served model (models.metrics)
+    textbook_base: dict[str, Any]  # models.textbook.base_summary at `as_of`
+    baselines: dict[str, dict[str, float]]  # baseline id (training.backtest) -> metric -> value
+    backtest_cutoff: dt.date
+    backtest_horizon_days: int
+    # Bottom-k sketch of the customer ids it was trained on (training.tracking.customer_sketch).
+    customer_sketch: list[str]
+    # "scoring" for the registered model, "backtest" for the model fitted at the backtest cut-off.
+    role: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as stored: JSON-ready values (dates and times as ISO text)."""
+        stored = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in _DATES:
+            stored[name] = stored[name].isoformat()
+        stored["trained_at"] = self.trained_at.isoformat(timespec="seconds")
+        return stored
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> ModelCard:
+        """The card of a stored dict (`to_dict`'s shape); raises ValueError naming what is missing."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(names - stored.keys())
+        if missing:
+            raise ValueError(f"its model card lacks {', '.join(missing)}")
+        values = {k: v for k, v in stored.items() if k in names}
+        for name in _DATES:
+            values[name] = dt.date.fromisoformat(str(values[name]))
+        values["trained_at"] = dt.datetime.fromisoformat(str(values["trained_at"]))
+        return cls(**values)
