@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv.config import Settings
+from config import Settings
 from features.engine import to_pandas
 from features.files import atomic_path
 from features.lifecycle import lifecycle_table

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv.config import Settings
+from config import Settings
 from features.acquisition import cohort_months, customer_cohorts, read_spend
 from features.engine import to_pandas
 from models.economics import acquisition_economics

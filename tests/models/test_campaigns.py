@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from clv.config import CampaignSettings
+from config import CampaignSettings
 from models.campaigns import CAMPAIGN_COLUMNS, build_campaigns, next_yearly
 
 AS_OF = dt.date(2025, 6, 30)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from clv.config import DataSettings
+from config import DataSettings
 from serving.api import create_app
 from serving.auth import Keyring
 from serving.campaigns import campaign_lists, write_campaigns
