@@ -92,14 +92,18 @@ class SummaryModel(Fitted):
         return self._log_likelihood(params, x, t_x, age)
 
 
-def require(X: pd.DataFrame, columns: Sequence[str]) -> None:
+def require(
+    X: pd.DataFrame, columns: Sequence[str], what: str = "input", source: str = "features.rfm"
+) -> None:
+    """Raise TypeError unless `X` is a DataFrame, ValueError when it lacks one of `columns` (naming
+    `what` it is and the `source` that makes them) or has a missing value in one."""
     if not isinstance(X, pd.DataFrame):
         raise TypeError(
             f"expected a pandas DataFrame with columns {', '.join(columns)}, got {type(X).__name__}"
         )
     missing = [c for c in columns if c not in X.columns]
     if missing:
-        raise ValueError(f"input lacks column(s) {', '.join(missing)} (from features.rfm)")
+        raise ValueError(f"{what} lacks columns {', '.join(missing)} (from {source})")
     for column in columns:
         # numpy, not pandas, per column: this runs on every prediction, for the few rows of a request too.
         missing = pd.isna(X[column].to_numpy())

@@ -45,6 +45,7 @@ from features.pipeline import MONEY_COLUMNS
 from features.schema import DERIVED_COLUMNS, SCORE_COLUMNS, SCORER_COLUMNS
 from models import metrics
 from models.btyd_features import BASE_MODELS, BTYDFeatures, NoRepeatPurchases, describe_base
+from models.btyd_fit import require
 from models.calibration import fit_level_calibration
 from models.discounting import mid_horizon_factor
 from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, select_features
@@ -170,7 +171,7 @@ class CLVPredictor(BaseEstimator):
                 else f"{len(validation)} customers are too few to validate anything beyond the base"
             )
             return self._fit_base(latest, why)
-        _require(validation, _LABELS, "the validation window")
+        require(validation, _LABELS, "the validation window", "features.labels")
         self.window_days_ = int(self.validation_days or self.horizon_days)
         self.boost_days_ = int(self.label_days or self.window_days_)
         if max(self.window_days_, self.boost_days_) > self.horizon_days:
@@ -517,9 +518,3 @@ def _churn_margin(enriched: pd.DataFrame) -> np.ndarray:
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
-
-
-def _require(frame: pd.DataFrame, columns, what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what} lacks columns: {', '.join(missing)}")

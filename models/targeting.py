@@ -173,23 +173,28 @@ class TargetingRules(BaseEstimator):
         """One line per row quoting the numbers and lines that decided its segment."""
         top_value = f"top {1 - self.high_value_quantile:.0%}"
         top_history = f"top {1 - self.valuable_history_quantile:.0%}"
-        line = f"{self.at_risk_churn:.0%}"
+
+        def churn_vs(i: int, line: float) -> tuple[str, str]:
+            return percents(churn[i], line)
 
         def risk_why(i: int) -> str:
             """Why row i is at risk: its churn risk, or the silence against its own rhythm."""
             if risky[i]:
-                return f"churn risk {churn[i]:.0%} is at or above {line}"
+                risk, line = churn_vs(i, self.at_risk_churn)
+                return f"churn risk {risk} is at or above {line}"
+            risk, line = churn_vs(i, self.overdue_churn)
             return (
                 f"no order for {recency[i]:.0f} days, {recency[i] / gap[i]:.1f}x the usual gap "
-                f"of {gap[i]:.0f} days, and churn risk {churn[i]:.0%} (at least {self.overdue_churn:.0%})"
+                f"of {gap[i]:.0f} days, and churn risk {risk} (at least {line})"
             )
 
         out = []
         for i, name in enumerate(segment):
-            value, risk = self._money(clv[i]), f"{churn[i]:.0%}"
+            value = self._money(clv[i])
             if name == "new":
                 text = f"first order {tenure[i]:.0f} days ago"
             elif name == "vip":
+                risk, line = churn_vs(i, self.at_risk_churn)
                 text = f"predicted value {value} is in the {top_value}, churn risk {risk} is below {line}"
             elif name == "high_value_at_risk":
                 why = risk_why(i)
@@ -200,11 +205,13 @@ class TargetingRules(BaseEstimator):
                 )
                 text = f"{worth}; {why}"
             elif name == "lapsed_valuable":
+                alive, line = percents(p_alive[i], self.lapsed_p_alive)
                 text = (
                     f"{self._past(history[i])} so far, but probability still active is only "
-                    f"{p_alive[i]:.0%} (below {self.lapsed_p_alive:.0%})"
+                    f"{alive} (below {line})"
                 )
             elif name == "active_low_value":
+                risk, line = churn_vs(i, self.at_risk_churn)
                 text = f"churn risk {risk} is below {line}; predicted value {value} is below the {top_value}"
             else:
                 text = f"predicted value {value} is below the {top_value} and {risk_why(i)}"
@@ -225,3 +232,13 @@ def _check(predictions: pd.DataFrame) -> None:
         raise ValueError(f"targeting needs columns {', '.join(missing)}")
     if predictions.empty:
         raise ValueError("targeting needs at least one customer")
+
+
+def percents(value: float, line: float) -> tuple[str, str]:
+    """`value` and the `line` it is compared with, as percentages with the fewest decimals (up to 3)
+    that show the line as it is and keep the two apart, so a row never reads "50% is below 50%"
+    (a churn risk of 49.8% against a line of 50% reads "49.8% is below 50.0%")."""
+    digits = next((d for d in range(4) if abs(round(line * 100, d) - line * 100) < 1e-9), 3)
+    while digits < 3 and value != line and f"{value:.{digits}%}" == f"{line:.{digits}%}":
+        digits += 1
+    return f"{value:.{digits}%}", f"{line:.{digits}%}"

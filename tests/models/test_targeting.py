@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from config import TargetingSettings
-from models.targeting import ACTIONS, REQUIRED, SEGMENT_ACTIONS, SEGMENTS, TargetingRules
+from models.targeting import ACTIONS, REQUIRED, SEGMENT_ACTIONS, SEGMENTS, TargetingRules, percents
 
 
 @pytest.fixture
@@ -148,7 +148,20 @@ def test_segments_agree_with_the_numbers_on_their_rows(base):
     assert (out.loc[gone, "segment"] == "lapsed_valuable").all()
     # The reason quotes the row's own churn risk where it decided the segment.
     for _, row in out[out.segment.isin(["vip", "active_low_value"])].iterrows():
-        assert f"{row.churn_prob:.0%}" in row.reason and f"{line:.0%}" in row.reason
+        risk, shown = percents(row.churn_prob, line)
+        assert f"churn risk {risk} is below {shown}" in row.reason
+
+
+def test_a_number_just_below_its_line_never_reads_as_the_line(base):
+    rules = TargetingRules().fit(base)
+    near = rules.at_risk_churn - 0.002
+    row = rules.apply(customer(churn_prob=near)).iloc[0]
+    assert row.segment in ("vip", "active_low_value")
+    assert f"churn risk {near:.1%} is below {rules.at_risk_churn:.1%}" in row.reason
+    lapsed = rules.lapsed_p_alive - 0.004
+    gone = rules.apply(customer(p_alive=lapsed, churn_prob=0.9, monetary_total=1e6)).iloc[0]
+    assert gone.segment == "lapsed_valuable"
+    assert f"only {lapsed:.1%} (below {rules.lapsed_p_alive:.1%})" in gone.reason
 
 
 def test_value_unit_orders_speaks_of_orders(base):
