@@ -32,6 +32,7 @@ from scipy.special import expit, logit
 
 from models.btyd_features import BTYDFeatures
 from models.btyd_fit import Summary
+from models.targeting import percents
 
 GRID_POINTS = 24
 DUE = 0.5  # the date is the median: half of the customers like her who stay have ordered by then
@@ -98,10 +99,13 @@ def next_order(
     show = ~gone & np.isfinite(days)
     reasons = np.where(
         gone,
-        [f"left empty: probably no longer a customer (p_alive {a:.2f} < {min_p_alive:g})" for a in alive],
+        [
+            "left empty: probably no longer a customer (p_alive {} < {})".format(*percents(a, min_p_alive))
+            for a in alive
+        ],
         np.where(
             show,
-            [f"median date of her next order if still a customer (p_alive {a:.2f})" for a in alive],
+            [f"median date of her next order if still a customer (p_alive {a:.0%})" for a in alive],
             f"left empty: even if still a customer, unlikely to order within {max_days} days",
         ),
     )

@@ -215,24 +215,20 @@ def export_list(spec: export.ExportFilter, state: State):
     )
 
 
-# Campaign lists and economics change only with the score table: computed once per loaded table
-# (the key holds the table's path and modification time, so a reload or a re-score recomputes them).
-_BY_SCORES: dict[str, tuple[tuple, Any]] = {}
-
-
 def per_scores(name: str, compute: Callable, state: ServingState) -> Any:
-    """`compute(score frame, settings)` for the score table being served, cached per table; a
-    LookupError is a 404 (no such input), a ValueError a 503 (the table cannot give it)."""
+    """`compute(score frame, settings)` for the score table being served, computed once per table (the
+    key holds its path and modification time, so a reload or a re-score recomputes it); a LookupError
+    is a 404 (no such input), a ValueError a 503 (the table cannot give it)."""
     scores = served(state).scores
     key = (str(scores.path), scores.mtime, len(scores))
-    if _BY_SCORES.get(name, (None,))[0] != key:
+    if state.derived.get(name, (None,))[0] != key:
         try:
-            _BY_SCORES[name] = (key, compute(scores.frame, state.settings))
+            state.derived[name] = (key, compute(scores.frame, state.settings))
         except LookupError as exc:
             raise ApiError(404, str(exc)) from None
         except ValueError as exc:
             raise ApiError(503, str(exc)) from None
-    return _BY_SCORES[name][1]
+    return state.derived[name][1]
 
 
 _NO_LIST = {404: {"model": ErrorBody, "description": "that list or its input does not exist for this shop"}}
@@ -240,7 +236,6 @@ _NO_LIST = {404: {"model": ErrorBody, "description": "that list or its input doe
 
 @router.post(
     "/campaigns",
-    response_class=Response,
     responses={
         200: {
             "content": {"text/csv": {"schema": {"type": "string"}}},

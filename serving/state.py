@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from config import Settings
 from models.predictor import output_semantics
@@ -115,6 +116,9 @@ class ServingState:
         self._lock = threading.Lock()
         scores = settings.serve.scores
         self.reload_signal = ReloadSignal(scores.with_name(f"{scores.name}.reload"))
+        # What routes derive from the score table alone (campaign lists, economics), by name, with the
+        # key of the table it was derived from (serving.routes.per_scores).
+        self.derived: dict[str, tuple[tuple, Any]] = {}
 
     def load(self) -> Serving:
         """Load the champion and the score table; raises ModelNotFound or ScoresUnavailable."""

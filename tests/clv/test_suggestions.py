@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from clv.cli import app
-from features.demo_shop import write_demo_shop
+from demo.shop import write_demo_shop
 from models.campaigns import CAMPAIGN_COLUMNS, CAMPAIGNS
 
 runner = CliRunner()

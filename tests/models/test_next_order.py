@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo.shop import write_demo_shop
 from features.contract import load_shop
-from features.demo_shop import write_demo_shop
 from features.pipeline import compute_features
 from models.btyd_features import BTYDFeatures
 from models.btyd_fit import Summary
