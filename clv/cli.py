@@ -300,12 +300,12 @@ def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), why
         console.print(f"created the directory {created} for --out {path}", highlight=False)
 
 
-def _not_an_input(out_path: Path, settings: Settings) -> None:
-    """Refuse an --out that is one of the input files (it would be replaced by the result), exit code 2."""
-    data = settings.data
-    for name in ("transactions", "events", "customers"):
-        given = getattr(data, name)
-        if given and ":" not in given and Path(given).resolve() == out_path.resolve():
+def _not_an_input(out_path: Path, settings: Settings, **others: Path | str | None) -> None:
+    """Refuse an --out that is one of the input files (it would be replaced by the result), exit code 2:
+    the shop's files in `settings.data` and the command's `others` (name -> path, e.g. its score table)."""
+    inputs = {name: getattr(settings.data, name) for name in ("transactions", "events", "customers")}
+    for name, given in {**inputs, **others}.items():
+        if given and ":" not in str(given) and Path(given).resolve() == out_path.resolve():
             raise fail(
                 f"--out {out_path} is the {name} input, which it would replace. Fix: write elsewhere.", 2
             )
@@ -574,6 +574,7 @@ def export(
 
     _check_out(out_path)
     settings = _settings(serve={"scores": scores})
+    _not_an_input(out_path, settings, **{"score table": settings.serve.scores})
     try:
         spec = ExportFilter(
             segment=",".join(segment) if segment else None,
@@ -641,6 +642,8 @@ def campaigns(
             f"--out {out_dir} is a file; campaigns are written as one CSV per list. Fix: name a directory.", 2
         )
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    # The lists are <campaign>.csv files in the directory: it must be creatable and writable first.
+    _check_out(out_dir / "campaign.csv", (".csv",))
     table, tables = _scores_and_shop(scores, settings)
     try:
         with progress("Campaign lists") as update:
@@ -690,6 +693,8 @@ def economics(
     spend = spend or (Path(settings.economics.spend) if settings.economics.spend else None)
     if spend is None:
         raise fail("no spend file. Fix: pass --spend PATH or set [economics] spend in clv.toml.", 2)
+    if out_path is not None:
+        _not_an_input(out_path, settings, spend=spend, **{"score table": scores or settings.serve.scores})
     table, tables = _scores_and_shop(scores, settings)
     if tables is None:
         raise fail(

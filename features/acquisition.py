@@ -7,8 +7,8 @@
   value), cohort_index (month of the first purchase as year x 12 + month - 1), for purchases by D
   (timestamp < D + 1 day);
 - `cohort_months(D)`: acquisition_channel, cohort_index, month_offset (0 = the cohort's month),
-  customers (of the cohort, in every row), revenue (net revenue of the cohort's orders placed in
-  that month), for purchases by D.
+  customers (of the cohort, in every row), revenue (net revenue of the cohort's orders in that
+  month, refunds included), for rows by D.
 """
 
 from __future__ import annotations
@@ -86,13 +86,16 @@ def customer_cohorts(transactions: ir.Table, as_of: dt.date, customers: ir.Table
 
 def cohort_months(transactions: ir.Table, as_of: dt.date, customers: ir.Table | None = None) -> ir.Table:
     """acquisition_channel, cohort_index, month_offset, customers, revenue (module docstring)."""
+    # Every order counts, refund-only ones too (a return booked under its own order id), so a
+    # cohort's revenue is net of its refunds like the score table's monetary_total; a refund dated
+    # before its customer's first purchase counts in the cohort's first month.
     orders = order_table(transactions, as_of)
-    bought = orders.filter(orders.is_purchase)
     first = customer_cohorts(transactions, as_of, customers)
     sizes = first.group_by("acquisition_channel", "cohort_index").agg(customers=first.count())
-    rows = bought.join(first, "customer_id")
+    rows = orders.join(first, "customer_id")
+    offset = rows.order_date.year() * 12 + rows.order_date.month() - 1 - rows.cohort_index
     rows = rows.mutate(
-        month_offset=rows.order_date.year() * 12 + rows.order_date.month() - 1 - rows.cohort_index,
+        month_offset=ibis.greatest(offset, 0),
         revenue=rows.net_amount.cast("float64"),
     )
     monthly = rows.group_by("acquisition_channel", "cohort_index", "month_offset").agg(

@@ -24,7 +24,7 @@ from training import gate, plots, tracking
 from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, backtest, fit_at
 from training.card import ModelCard
 from training.pyfunc import MODEL_FORMAT
-from training.registry import Decision, Registry
+from training.registry import Decision, ModelNotFound, Registry
 from training.shop_data import ShopData
 
 Progress = Callable[[str], None]
@@ -351,6 +351,13 @@ def _gate(
     if other is not None or champion is None:
         # No champion, or one of another customer base whose backtest says nothing about this one.
         return other or registry.decide(metric, candidate), None, "", {}
+    try:
+        registry.load_version(champion.version)
+    except ModelNotFound as exc:
+        # A champion this code cannot run serves nothing and scores nothing: any candidate is better.
+        why = str(exc).split(" Fix:")[0].rstrip(". ")  # its fix ("retrain") is what is happening
+        reason = f"{alias} v{champion.version} cannot be run by this code, so it is replaced ({why})"
+        return Decision(True, reason, champion.version, None, candidate), None, "", {}
     same = gate.rescore_champion(registry, settings, champion.run_id, result)
     if isinstance(same, str):
         logged = registry.decide(metric, candidate)

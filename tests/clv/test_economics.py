@@ -71,3 +71,21 @@ def test_economics_without_spend_names_the_option_and_the_setting(tmp_path, monk
         and "--spend" in plain(result.output)
         and "[economics] spend" in plain(result.output)
     )
+
+
+def test_an_out_that_is_an_input_or_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    """Seen: `--out spend.csv` replaced the spend file and `--out scores.csv` the score table; `clv campaigns
+    --out /proc/x` printed a traceback."""
+    shop(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    inputs = ["--spend", "spend.csv", "--scores", "scores.csv", "-t", "t.csv", "--customers", "c.csv"]
+    for taken, name in (("spend.csv", "spend"), ("scores.csv", "score table"), ("t.csv", "transactions")):
+        before = (tmp_path / taken).read_bytes()
+        result = runner.invoke(app, ["economics", *inputs, "--out", taken])
+        assert result.exit_code == 2 and f"is the {name} input" in plain(result.output), result.output
+        assert (tmp_path / taken).read_bytes() == before
+    exported = runner.invoke(app, ["export", "--scores", "scores.csv", "--out", "scores.csv"])
+    assert exported.exit_code == 2 and "is the score table input" in plain(exported.output)
+    unwritable = runner.invoke(app, ["campaigns", "--scores", "scores.csv", "--out", "/proc/clv-lists"])
+    assert unwritable.exit_code == 2 and "Fix: choose a place you can write to" in plain(unwritable.output)
+    assert unwritable.exception is None or isinstance(unwritable.exception, SystemExit)

@@ -21,7 +21,7 @@ from serving.auth import Keyring
 from serving.bodies import HistoryRequest, to_columns
 from serving.export import ExportFilter, apply_filter, to_csv
 from serving.state import ServingState
-from training import tracking
+from training import pipeline, tracking
 from training.loading import check_inputs, sample_features
 from training.pyfunc import CODE, MODEL_FORMAT, STATE_ARTIFACT, CLVPyfunc
 from training.registry import ModelNotFound, Registry
@@ -474,6 +474,9 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
 
     models.promote(version)
     try:
+        # The next `clv train` replaces such a champion whatever its logged backtest says.
+        decision = pipeline._gate(models, settings, models.champion(), [], "candidate", None, 0.0)[0]
+        assert decision.promote and "cannot be run by this code, so it is replaced" in decision.reason
         reload = client.post("/admin/reload", headers=ADMIN)
         assert reload.status_code == 503
         assert f"still serving model v{first.version}" in reload.json()["error"]
