@@ -711,8 +711,14 @@ def economics(
         view.add_column(column, justify="right")
     for row in result.by_channel.itertuples(index=False):
         cells = [getattr(row, c) for c in columns]
-        view.add_row(escape(str(row.acquisition_channel)), *["" if v != v else f"{v:,.2f}" for v in cells])
+        shown = [
+            "" if v != v else f"{v:,.0f}" if c == "customers" else f"{v:,.2f}"
+            for c, v in zip(columns, cells, strict=True)
+        ]
+        view.add_row(escape(str(row.acquisition_channel)), *shown)
     out.print(view)
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if result.margin is None:
         out.print("No \\[train] margin: clv_to_cac and profit_clv count revenue, not margin.")
     if out_path is not None:

@@ -9,8 +9,8 @@ spend in that month. Per cohort (and per channel, summing its cohorts):
   customers: value per customer, past and predicted;
 - clv_to_cac = clv x margin / cac (margin 1 without `[train] margin`: then a revenue ratio);
 - payback_months: months after the cohort's first month until its cumulative revenue x margin
-  covered its spend (0 = within the first month; empty when not yet); a channel's sums its cohorts'
-  revenue month by month since each one's start;
+  covered its spend (0 = within the first month, also when nothing was spent; empty when not yet);
+  a channel's sums its cohorts' revenue month by month since each one's start;
 - profit_clv = clv x margin - cac - retention_cost: the seeds' profit CLV, revenue x margin minus
   acquisition cost minus retention cost, per customer.
 """
@@ -35,9 +35,9 @@ ECONOMICS_COLUMNS = (
 
 
 def _payback(monthly: pd.DataFrame, spend: float, margin: float) -> float:
-    """First month_offset at which cumulative revenue x margin >= spend (NaN if never or no spend)."""
+    """First month_offset at which cumulative revenue x margin >= spend (0 without spend, NaN if never)."""
     if not spend > 0:
-        return np.nan
+        return 0.0
     by_month = monthly.groupby("month_offset")["revenue"].sum().sort_index()
     covered = np.flatnonzero(by_month.cumsum().to_numpy() * margin >= spend)
     return float(by_month.index[covered[0]]) if covered.size else np.nan

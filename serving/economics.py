@@ -23,6 +23,7 @@ class Economics:
     by_channel: pd.DataFrame
     by_cohort: pd.DataFrame
     margin: float | None
+    notes: list[str]
 
 
 def _as_period(index: pd.Series) -> pd.Series:
@@ -51,7 +52,14 @@ def economics(scores: pd.DataFrame, tables: dict, spend_path: Path, settings: Se
         months, predicted, spend, settings.train.margin, settings.economics.retention_cost
     )
     by_cohort["cohort"] = by_cohort["cohort"].astype(str)
-    return Economics(as_of, by_channel, by_cohort, settings.train.margin)
+    known = set(members["acquisition_channel"])
+    # A misspelt channel in the spend file would silently become a cohort of no one.
+    notes = [
+        f"the spend file's channel {channel!r} has no customers (their channels: {', '.join(sorted(known))}); "
+        "its spend counts for no one. Fix: spell it as the customers table does."
+        for channel in sorted(set(spend["channel"]) - known)
+    ]
+    return Economics(as_of, by_channel, by_cohort, settings.train.margin, notes)
 
 
 def service_economics(scores: pd.DataFrame, settings: Settings) -> dict:
@@ -78,6 +86,7 @@ def service_economics(scores: pd.DataFrame, settings: Settings) -> dict:
     return {
         "as_of": str(result.as_of),
         "margin": result.margin,
+        "notes": result.notes,
         "by_channel": rows(result.by_channel),
         "by_cohort": rows(result.by_cohort),
     }

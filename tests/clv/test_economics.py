@@ -89,3 +89,13 @@ def test_an_out_that_is_an_input_or_cannot_be_written_is_refused_before_any_work
     unwritable = runner.invoke(app, ["campaigns", "--scores", "scores.csv", "--out", "/proc/clv-lists"])
     assert unwritable.exit_code == 2 and "Fix: choose a place you can write to" in plain(unwritable.output)
     assert unwritable.exception is None or isinstance(unwritable.exception, SystemExit)
+
+
+def test_a_spend_channel_no_customer_has_is_named_with_the_known_ones(tmp_path, monkeypatch):
+    shop(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spend.csv").write_text("channel,month,spend\nads,2025-01,50\nAds,2025-02,20\n")
+    inputs = ["--spend", "spend.csv", "--scores", "scores.csv", "-t", "t.csv", "--customers", "c.csv"]
+    result = runner.invoke(app, ["economics", *inputs])
+    assert result.exit_code == 0, result.output
+    assert "channel 'Ads' has no customers (their channels: ads, seo)" in plain(result.output)

@@ -34,7 +34,9 @@ def test_a_cohort_by_hand():
     feb_ads = by_cohort.set_index(["acquisition_channel", "cohort"]).loc[("ads", FEB)]
     assert feb_ads["customers"] == 0 and np.isnan(feb_ads["cac"])  # spend that bought nobody stays visible
     seo = by_channel.set_index("acquisition_channel").loc["seo"]
-    assert seo["spend"] == 0 and np.isnan(seo["clv_to_cac"]) and np.isnan(seo["payback_months"])
+    assert (
+        seo["spend"] == 0 and np.isnan(seo["clv_to_cac"]) and seo["payback_months"] == 0.0
+    )  # nothing to pay back
     ads = by_channel.set_index("acquisition_channel").loc["ads"]
     assert ads["cac"] == 200.0 / 4 and ads["payback_months"] == 3.0
     assert list(by_channel.columns) == ["acquisition_channel", *ECONOMICS_COLUMNS]
