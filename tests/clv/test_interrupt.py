@@ -17,19 +17,28 @@ from demo.shop import write_demo_shop
 
 
 def run_statuses(db: Path) -> list[str]:
+    return [row[0] for row in query(db, "select status from runs")]
+
+
+def query(db: Path, sql: str) -> list[tuple]:
     if not db.exists():
         return []
     with sqlite3.connect(db) as con:
         try:
-            return [row[0] for row in con.execute("select status from runs")]
+            return con.execute(sql).fetchall()
         except sqlite3.OperationalError:  # the schema is still being created
             return []
 
 
 def wait_for_a_running_run(process: subprocess.Popen, db: Path, timeout: float) -> None:
-    """Until the command's MLflow run is RUNNING; fails if the command ends first or it takes too long."""
+    """Until the command's MLflow run is RUNNING and has logged what it logs before training (its last
+    tag, the customer sketch), so the stop lands in the work; fails if the command ends first or it
+    takes too long. This test is about a stop during training: a stop inside those first writes can
+    still print a traceback that SQLAlchemy logs for the interrupted commit (a known gap)."""
     deadline = time.monotonic() + timeout
-    while "RUNNING" not in run_statuses(db):
+    while "RUNNING" not in run_statuses(db) or not query(
+        db, "select key from tags where key = 'customer_sketch'"
+    ):
         assert process.poll() is None, process.stdout.read().decode()
         assert time.monotonic() < deadline, "the run never started"
         time.sleep(0.2)
