@@ -153,14 +153,14 @@ def _settings_for_data(
             mapping=parsed,
             timestamp_format=timestamp_format,
         )
-    else:
-        data = settings.data.model_copy(
-            update={
-                "mapping": parsed or settings.data.mapping,
-                "timestamp_format": timestamp_format or settings.data.timestamp_format,
-            }
-        ).with_demo_fallback()
-    return settings.model_copy(update={"data": data})
+        return settings.model_copy(update={"data": data})
+    data = settings.data.model_copy(
+        update={
+            "mapping": parsed or settings.data.mapping,
+            "timestamp_format": timestamp_format or settings.data.timestamp_format,
+        }
+    )
+    return settings.model_copy(update={"data": data}).with_demo_fallback()
 
 
 def _load(settings: Settings):
@@ -674,6 +674,16 @@ def economics(
         Path | None,
         typer.Option("--out", help="Also write the table by channel and monthly cohort (.csv/.parquet)."),
     ] = None,
+    retention_lift: Annotated[
+        float | None,
+        typer.Option(
+            "--retention-lift",
+            min=-100,
+            max=100,
+            help="Also the retention what-if: every customer's probability of being alive up this many "
+            "percentage points; total predicted value and profit before and after.",
+        ),
+    ] = None,
     scores: ScoresOpt = None,
     transactions: TransactionsOpt = None,
     events: EventsOpt = None,
@@ -683,9 +693,11 @@ def economics(
 ) -> None:
     """CLV:CAC, payback months and profit CLV per acquisition channel (and monthly cohort with --out).
 
-    Channels come from the customers table's acquisition_channel; margin from \\[train] margin."""
+    Channels come from the customers table's acquisition_channel; margin from \\[train] margin. With no
+    data configured, the demo shop and its spend file."""
     from features.files import write_frame
     from serving.economics import economics as run_economics
+    from serving.economics import what_if
 
     if out_path is not None:
         _check_out(out_path)
@@ -702,6 +714,7 @@ def economics(
         )
     try:
         result = run_economics(table.frame, tables, spend, settings)
+        lifted = None if retention_lift is None else what_if(table.frame, retention_lift, settings)
     except ValueError as exc:
         raise fail(str(exc)) from None
     view = Table(title=f"Acquisition economics at {result.as_of} (by channel)")
@@ -721,9 +734,25 @@ def economics(
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if result.margin is None:
         out.print("No \\[train] margin: clv_to_cac and profit_clv count revenue, not margin.")
+    if lifted is not None:
+        _print_what_if(lifted, result.margin)
     if out_path is not None:
         write_frame(result.by_cohort, out_path)
         out.print(f"Wrote {len(result.by_cohort):,} channel and cohort rows to {out_path}.")
+
+
+def _print_what_if(w: dict, margin: float | None) -> None:
+    """The model's retention what-if (serving.economics.what_if) in two lines."""
+    share = "" if w["value_change_share"] is None else f" ({w['value_change_share']:+.1%})"
+    profit = "profit" if margin is not None else "profit (revenue: no \\[train] margin)"
+    out.print(
+        f"Retention up {w['lift_points']:g} points (each customer's probability alive, capped at 1; "
+        f"{w['contacted']:,} of {w['customers']:,} customers reached): predicted value "
+        f"{w['value_before']:,.0f} -> {w['value_after']:,.0f}{share}; {profit} {w['profit_before']:,.0f} -> "
+        f"{w['profit_after']:,.0f} ({w['profit_change']:+,.0f}, after {w['retention_spend']:,.0f} retention "
+        "spend: \\[economics] retention_cost per customer reached).",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -739,7 +768,9 @@ def serve(
     """Serve predictions over HTTP (BentoML) and the marketer page at /ui."""
     from serving.run import NotReadyToServe, run
 
-    settings = _settings(serve={"host": host, "port": port})
+    # Like the commands that read data: with nothing configured the demo shop (and its spend file) is
+    # the service's [data], so POST /campaigns and GET /economics answer for it after `make train`.
+    settings = _settings(serve={"host": host, "port": port}).with_demo_fallback()
     try:
         code = run(settings)
     except NotReadyToServe as exc:

@@ -26,6 +26,8 @@ from pydantic_settings import (
 
 PROJECT_DIR = Path.cwd()
 DEMO_DIR = Path("data/demo")
+# The demo shop's acquisition spend (demo/shop.py writes it beside the tables).
+DEMO_SPEND = DEMO_DIR / "spend.csv"
 
 
 class DataSettings(BaseModel):
@@ -254,6 +256,18 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
 
     model_config = SettingsConfigDict(env_prefix="CLV_", env_nested_delimiter="__", extra="forbid")
+
+    def with_demo_fallback(self) -> Settings:
+        """These settings, with the demo shop in `data/demo` as `[data]` when no data is configured
+        (`DataSettings.with_demo_fallback`), and then its spend file as `[economics] spend` unless one
+        is configured: the demo's economics need no flags. Unchanged when the demo shop is not there."""
+        data = self.data.with_demo_fallback()
+        if data == self.data:
+            return self
+        economics = self.economics
+        if economics.spend is None and DEMO_SPEND.is_file():
+            economics = economics.model_copy(update={"spend": str(DEMO_SPEND)})
+        return self.model_copy(update={"data": data, "economics": economics})
 
     @classmethod
     def settings_customise_sources(

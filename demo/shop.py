@@ -79,16 +79,22 @@ class _Channel:
     first_dropout: float  # extra probability of leaving right after the first order
     browse: float  # multiplies the browsing propensity
     email_open: float  # multiplies the email open rate
+    cac: float  # acquisition spend per acquired customer (currency), for the spend file
 
 
+# Costs per acquired customer follow what shops of this size report: organic traffic is bought with
+# nothing the shop books as acquisition spend, a referral costs its reward, paid social the most (and it
+# brings the customers who leave soonest, so its CLV:CAC is the weakest).
 CHANNELS = (
-    _Channel("organic", 0.30, 0.24, 1.00, 0.85, 0.05, 1.1, 1.0),
-    _Channel("paid_search", 0.22, 0.20, 1.00, 1.00, 0.15, 1.0, 0.9),
-    _Channel("paid_social", 0.12, 0.28, 0.70, 1.30, 0.40, 0.8, 0.7),
-    _Channel("email", 0.12, 0.10, 1.15, 0.85, 0.05, 1.0, 1.6),
-    _Channel("referral", 0.10, 0.08, 1.20, 0.65, 0.00, 1.2, 1.1),
-    _Channel("affiliate", 0.14, 0.10, 0.90, 1.10, 0.25, 0.9, 0.8),
+    _Channel("organic", 0.30, 0.24, 1.00, 0.85, 0.05, 1.1, 1.0, 0.0),
+    _Channel("paid_search", 0.22, 0.20, 1.00, 1.00, 0.15, 1.0, 0.9, 38.0),
+    _Channel("paid_social", 0.12, 0.28, 0.70, 1.30, 0.40, 0.8, 0.7, 55.0),
+    _Channel("email", 0.12, 0.10, 1.15, 0.85, 0.05, 1.0, 1.6, 6.0),
+    _Channel("referral", 0.10, 0.08, 1.20, 0.65, 0.00, 1.2, 1.1, 10.0),
+    _Channel("affiliate", 0.14, 0.10, 0.90, 1.10, 0.25, 0.9, 0.8, 24.0),
 )
+# Monthly spend is not exactly customers x cost: budgets and auction prices vary (log-normal spread).
+SPEND_SPREAD = 0.25
 COUNTRIES = ("DE", "FR", "GB", "US", "NL", "ES")
 COUNTRY_SHARE = np.array([0.30, 0.14, 0.17, 0.22, 0.08, 0.09])
 COUNTRY_SPEND = np.array([1.00, 0.95, 1.05, 1.20, 1.00, 0.85])
@@ -113,12 +119,17 @@ MAX_CUSTOMERS = 100_000_000  # events pack (second, customer, type) into one int
 
 @dataclass(frozen=True)
 class DemoShop:
-    """The four tables of a demo shop; `truth` holds the latent parameters and is for tests only."""
+    """The four tables of a demo shop; `truth` holds the latent parameters and is for tests only.
+
+    `spend` is the acquisition spend file (`channel, month, spend`, read by `clv economics --spend`);
+    it is not a table of the data contract, so `tables()` leaves it out.
+    """
 
     transactions: pd.DataFrame
     events: pd.DataFrame
     customers: pd.DataFrame
     truth: pd.DataFrame
+    spend: pd.DataFrame
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {
@@ -143,8 +154,9 @@ def generate_demo_shop(
     latent parameters: `lambda` = baseline purchases per day outside the Q4 peak, `p_dropout` =
     probability of leaving after each repeat purchase, `p_dropout_first` = after the first purchase,
     `dropout_date` = moment of dropout or NaT if alive at the end, `mean_spend` = mean order value at
-    acquisition, `spend_trend` = yearly log-change of order values). All timestamps are naive UTC with
-    whole seconds, between `end - years` 00:00:00 and `end` 23:59:59. Deterministic in all arguments.
+    acquisition, `spend_trend` = yearly log-change of order values), and `spend`: acquisition spend
+    per channel and month (`_spend_frame`). All timestamps are naive UTC with whole seconds, between
+    `end - years` 00:00:00 and `end` 23:59:59. Deterministic in all arguments.
     """
     if not 1 <= n_customers <= MAX_CUSTOMERS:
         raise ValueError(f"n_customers must be between 1 and {MAX_CUSTOMERS:,}, got {n_customers:,}")
@@ -162,6 +174,8 @@ def generate_demo_shop(
     lines = _order_lines(rng, orders, cust, cal)
     say("events")
     events = _events(rng, cust, orders, lines, cal)
+    say("acquisition spend")
+    spend = _spend_frame(rng, cust, cal)
     say("tables")
     ids = _customer_ids(n_customers)
     return DemoShop(
@@ -169,6 +183,7 @@ def generate_demo_shop(
         events=_events_frame(events, ids, cal),
         customers=_customers_frame(cust, ids, cal),
         truth=_truth_frame(cust, ids, cal),
+        spend=spend,
     )
 
 
@@ -179,12 +194,14 @@ def write_demo_shop(
     fmt: Literal["parquet", "csv"] = "parquet",
     progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Generate a demo shop and write `transactions`, `events`, `customers`, `truth` as `<name>.<fmt>`.
+    """Generate a demo shop and write `transactions`, `events`, `customers`, `truth` as `<name>.<fmt>`,
+    and the acquisition spend as `spend.csv` (`channel,month,spend`, whatever `fmt`: the format
+    `clv economics --spend` reads; `[economics] spend` points at it while the demo shop is the data).
 
     Files are byte-identical for the same arguments. Each is written to a temporary file in `out_dir`
-    and moved into place only once all four are written, so a failure leaves no half-written table.
+    and moved into place only once all five are written, so a failure leaves no half-written table.
     CSV has a header, no index, ISO timestamps (`2025-12-31 23:59:59`) and amounts with two decimals.
-    Returns the paths by table name.
+    Returns the paths by name (the tables' names, and `spend`).
     """
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
@@ -195,14 +212,17 @@ def write_demo_shop(
     written: dict[str, Path] = {}
     temps: list[str] = []
     try:
-        for name, frame in shop.tables().items():
-            say(f"writing {name}.{fmt}")
-            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=f".{fmt}.tmp")
+        for name, frame, kind in [
+            *((n, f, fmt) for n, f in shop.tables().items()),
+            ("spend", shop.spend, "csv"),
+        ]:
+            say(f"writing {name}.{kind}")
+            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=f".{kind}.tmp")
             os.close(fd)
             os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; these are ordinary data files
             temps.append(tmp)
-            _write_table(frame, Path(tmp), fmt)
-            written[name] = out / f"{name}.{fmt}"
+            _write_table(frame, Path(tmp), kind)
+            written[name] = out / f"{name}.{kind}"
         for tmp, path in zip(temps, written.values(), strict=True):
             os.replace(tmp, path)
     finally:
@@ -778,6 +798,26 @@ def _truth_frame(cust: _Customers, ids: pa.Array, cal: _Calendar) -> pd.DataFram
             "spend_trend": cust.trend,
             "acquisition_channel": _labels([c.name for c in CHANNELS], cust.channel),
             "first_purchase_date": _timestamps(cal, cal.seconds(cust.acquired)),
+        }
+    )
+
+
+def _spend_frame(rng: np.random.Generator, cust: _Customers, cal: _Calendar) -> pd.DataFrame:
+    """channel, month (YYYY-MM), spend: per channel and month of the period, the customers it acquired
+    that month x the channel's `cac` x a log-normal spread (SPEND_SPREAD), rounded to cents; every
+    channel has a row for every month (0 when it cost nothing or bought no one)."""
+    day = cal.start_s // SECONDS_PER_DAY + np.floor(cust.acquired).astype(np.int64)
+    month = day.astype("datetime64[D]").astype("datetime64[M]")
+    months = np.arange(np.datetime64(cal.start, "M"), month.max() + 1)
+    counts = np.zeros((len(CHANNELS), months.size))
+    np.add.at(counts, (cust.channel, (month - months[0]).astype(np.int64)), 1)
+    cost = np.array([c.cac for c in CHANNELS])[:, None]
+    spend = np.round(counts * cost * rng.lognormal(0.0, SPEND_SPREAD, counts.shape), 2)
+    return pd.DataFrame(
+        {
+            "channel": pd.Series(np.repeat([c.name for c in CHANNELS], months.size), dtype="str"),
+            "month": pd.Series(np.tile(months.astype(str), len(CHANNELS)), dtype="str"),
+            "spend": spend.ravel(),
         }
     )
 

@@ -13,6 +13,9 @@ spend in that month. Per cohort (and per channel, summing its cohorts):
   a channel's sums its cohorts' revenue month by month since each one's start;
 - profit_clv = clv x margin - cac - retention_cost: the seeds' profit CLV, revenue x margin minus
   acquisition cost minus retention cost, per customer.
+
+Cohort curves (`cohort_curves`): per channel, the cumulative net revenue per customer by months since
+each cohort's first month, over the cohorts old enough to have had that month.
 """
 
 from __future__ import annotations
@@ -102,3 +105,42 @@ def acquisition_economics(
         by_cohort[[*KEYS, *ECONOMICS_COLUMNS]].sort_values(order, kind="stable").reset_index(drop=True),
         by_channel[["acquisition_channel", *ECONOMICS_COLUMNS]].reset_index(drop=True),
     )
+
+
+def cohort_curves(cohort_months: pd.DataFrame, last_month: pd.Period) -> pd.DataFrame:
+    """acquisition_channel, month_offset, customers, revenue_per_customer: per channel and month k since
+    the cohort's first month (0 = that month), the cumulative net revenue by month k of the channel's
+    cohorts that have reached month k by `last_month` (the as_of month, counted although not complete),
+    divided by their customers. A young cohort leaves the later points, so a curve never drops because
+    its newest cohorts have not had the time yet.
+
+    `cohort_months` as for `acquisition_economics` (cohort: Period[M]). Sorted by channel and month_offset.
+    """
+    columns = ["acquisition_channel", "month_offset", "customers", "revenue_per_customer"]
+    if cohort_months.empty:
+        return pd.DataFrame(columns=columns)
+    cohorts = cohort_months.groupby(list(KEYS), as_index=False).agg(customers=("customers", "first"))
+    cohorts["age"] = [(last_month - c).n for c in cohorts["cohort"]]
+    revenue = cohort_months.pivot_table(
+        index=list(KEYS), columns="month_offset", values="revenue", aggfunc="sum", fill_value=0.0
+    )
+    offsets = np.arange(int(cohorts["age"].max()) + 1)
+    cumulative = revenue.reindex(columns=offsets, fill_value=0.0).cumsum(axis=1)
+    cumulative = cumulative.reindex(pd.MultiIndex.from_frame(cohorts[list(KEYS)])).to_numpy()
+    reached = cohorts["age"].to_numpy()[:, None] >= offsets[None, :]
+    rows = []
+    for channel, index in cohorts.groupby("acquisition_channel").indices.items():
+        customers = (reached[index] * cohorts["customers"].to_numpy()[index, None]).sum(axis=0)
+        revenue_sum = (np.where(reached[index], cumulative[index], 0.0)).sum(axis=0)
+        keep = customers > 0
+        rows.append(
+            pd.DataFrame(
+                {
+                    "acquisition_channel": channel,
+                    "month_offset": offsets[keep],
+                    "customers": customers[keep].astype(int),
+                    "revenue_per_customer": revenue_sum[keep] / customers[keep],
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)[columns]

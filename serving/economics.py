@@ -1,5 +1,6 @@
-"""Acquisition economics for `clv economics`: the score table, the shop's log and the spend file in,
-tables by channel and by monthly cohort out (`models.economics`)."""
+"""Acquisition economics for `clv economics` and `GET /economics`: the score table, the shop's log and the
+spend file in, tables by channel and by monthly cohort and the cohort curves out (`models.economics`);
+the retention what-if from the score table (`models.retention`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pandas as pd
 from config import Settings
 from features.acquisition import cohort_months, customer_cohorts, read_spend
 from features.engine import to_pandas
-from models.economics import acquisition_economics
+from models.economics import acquisition_economics, cohort_curves
+from models.retention import retention_what_if
 from serving.campaigns import scores_as_of
 
 
@@ -22,6 +24,7 @@ class Economics:
     as_of: dt.date
     by_channel: pd.DataFrame
     by_cohort: pd.DataFrame
+    curves: pd.DataFrame  # models.economics.cohort_curves
     margin: float | None
     notes: list[str]
 
@@ -37,7 +40,7 @@ def _as_period(index: pd.Series) -> pd.Series:
 
 
 def economics(scores: pd.DataFrame, tables: dict, spend_path: Path, settings: Settings) -> Economics:
-    """CLV:CAC, payback and profit CLV per channel and cohort at the scores' as_of."""
+    """CLV:CAC, payback and profit CLV per channel and cohort, and the cohort curves, at the scores' as_of."""
     spend = read_spend(spend_path)
     as_of = scores_as_of(scores)
     t, customers = tables["transactions"], tables["customers"]
@@ -51,6 +54,7 @@ def economics(scores: pd.DataFrame, tables: dict, spend_path: Path, settings: Se
     by_cohort, by_channel = acquisition_economics(
         months, predicted, spend, settings.train.margin, settings.economics.retention_cost
     )
+    curves = cohort_curves(months, pd.Period(as_of, "M"))
     by_cohort["cohort"] = by_cohort["cohort"].astype(str)
     known = set(members["acquisition_channel"])
     # A misspelt channel in the spend file would silently become a cohort of no one.
@@ -59,13 +63,20 @@ def economics(scores: pd.DataFrame, tables: dict, spend_path: Path, settings: Se
         "its spend counts for no one. Fix: spell it as the customers table does."
         for channel in sorted(set(spend["channel"]) - known)
     ]
-    return Economics(as_of, by_channel, by_cohort, settings.train.margin, notes)
+    return Economics(as_of, by_channel, by_cohort, curves, settings.train.margin, notes)
+
+
+def what_if(scores: pd.DataFrame, lift_points: float, settings: Settings) -> dict:
+    """The model's retention what-if for the score table (`models.retention.retention_what_if`) with
+    `[train] margin` and `[economics] retention_cost`; JSON-ready (NaN as None)."""
+    result = retention_what_if(scores, lift_points, settings.train.margin, settings.economics.retention_cost)
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
 
 
 def service_economics(scores: pd.DataFrame, settings: Settings) -> dict:
     """JSON-ready economics for `GET /economics` from `[economics] spend` and `[data]`: as_of, margin,
-    by_channel and by_cohort (lists of rows; NaN as null). LookupError when either is not configured,
-    ValueError when a file cannot be read."""
+    by_channel, by_cohort and curves (lists of rows; NaN as null). LookupError when either is not
+    configured, ValueError when a file cannot be read."""
     from features.contract import ContractError, load_shop
 
     data = settings.data
@@ -89,4 +100,5 @@ def service_economics(scores: pd.DataFrame, settings: Settings) -> dict:
         "notes": result.notes,
         "by_channel": rows(result.by_channel),
         "by_cohort": rows(result.by_cohort),
+        "curves": rows(result.curves),
     }

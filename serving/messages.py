@@ -15,6 +15,12 @@ BODY_EXAMPLES = {
 }
 
 
+# How to send a query parameter right, by name, for the messages about a bad one.
+QUERY_FIXES = {
+    "retention_lift": "send percentage points from -100 to 100, e.g. /economics?retention_lift=5",
+}
+
+
 def example(path: str = "/predict") -> str:
     """How to send a body to the endpoint at `path` (that of /predict for other paths)."""
     body = BODY_EXAMPLES.get(path.rstrip("/"), BODY_EXAMPLES["/predict"])
@@ -42,6 +48,8 @@ def describe_validation(errors, path: str = "/predict") -> str:
             message = "this field is required"
         if error.get("type") == "extra_forbidden" and len(loc) == 3 and loc[0] in SCHEMAS:
             message = f"is not a column of {loc[0]}; its columns are {', '.join(SCHEMAS[loc[0]].columns)}"
+        if len(loc) == 2 and loc[0] == "query" and loc[1] in QUERY_FIXES:
+            message = f"{message}; {QUERY_FIXES[loc[1]]}"
         parts.append(f"{_where(loc)}: {message}")
     shown = "; ".join(parts[:SHOWN_PROBLEMS])
     return shown + (

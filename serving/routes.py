@@ -7,7 +7,9 @@
     POST /campaigns        {"campaign": name} -> that list as CSV,    role: marketer, admin
                            {} -> counts and value of every list (serving.campaigns)
     GET  /economics        CLV:CAC, payback, profit CLV per channel   role: marketer, admin
-                           and monthly cohort (serving.economics)
+                           and monthly cohort, cohort curves; with
+                           ?retention_lift=N the model's retention
+                           what-if (serving.economics)
     POST /admin/reload     pick up a new champion or score table now  role: admin
 
 A route declares the right it needs with `needs(...)` (serving.auth), which is also the caller's role
@@ -23,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
 
@@ -265,10 +267,31 @@ def campaign_lists(body: CampaignRequest, state: State):
 
 
 @router.get(
-    "/economics", responses={**errors(401, 403, 503), **_NO_LIST}, dependencies=[Depends(needs(EXPORT))]
+    "/economics", responses={**errors(400, 401, 403, 503), **_NO_LIST}, dependencies=[Depends(needs(EXPORT))]
 )
-def acquisition(state: State) -> JSONResponse:
-    return JSONResponse(per_scores("economics", economics.service_economics, state))
+def acquisition(
+    state: State,
+    retention_lift: Annotated[
+        float | None,
+        Query(
+            ge=-100,
+            le=100,
+            allow_inf_nan=False,
+            description="Retention up this many percentage points (-100 to 100): adds `retention_what_if`, "
+            "total predicted value and profit before and after, customer by customer (models.retention).",
+        ),
+    ] = None,
+) -> JSONResponse:
+    body = per_scores("economics", economics.service_economics, state)
+    if retention_lift is not None:
+        # Cheap (two columns of the score table), so per request rather than cached per lift.
+        body = {
+            **body,
+            "retention_what_if": economics.what_if(
+                served(state).scores.frame, retention_lift, state.settings
+            ),
+        }
+    return JSONResponse(body)
 
 
 @router.post(

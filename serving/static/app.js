@@ -1,5 +1,8 @@
 // The marketer page. Holds no data of its own: everything comes from the API with the user's key,
-// and the list shown is the CSV that POST /export returns, which is also what "Download" saves.
+// and the list shown is the CSV that POST /export returns, which is also what "Download" saves; a
+// campaign's download is what POST /campaigns returns for it. Charts are SVG drawn here (no library,
+// no CDN), so the page works offline under the service's Content-Security-Policy (no inline styles:
+// colours are classes of style.css).
 "use strict";
 
 const KEY_STORE = "clv-api-key";
@@ -7,8 +10,14 @@ const SHOWN_ROWS = 200;
 const $ = (id) => document.getElementById(id);
 const money = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const pct = (x) => `${(100 * x).toFixed(0)}%`;
+const SVG_NS = "http://www.w3.org/2000/svg";
+const SERIES = 6; // colours in style.css (.series-0 ... .series-5)
 let lastCsv = null;
 let summary = null;
+let economics = null; // GET /economics with the retention what-if, or null when it has none
+let economicsProblem = "";
+let economicsRequest = 0;
+let economicsTimer = null;
 
 function key() { return sessionStorage.getItem(KEY_STORE); }
 
@@ -49,7 +58,7 @@ async function start() {
   $("content").hidden = false;
   $("sign-out").hidden = false;
   render();
-  await loadList();
+  await Promise.all([loadList(), loadCampaigns(), loadEconomics()]);
 }
 
 function render() {
@@ -112,38 +121,113 @@ function option(value, label) {
   return o;
 }
 
+// Charts share one frame: a 520 x 220 viewBox with room for axis labels on the left and below.
+const CHART = { W: 520, H: 220, left: 40, right: 10, bottom: 30, top: 10 };
+
+// An SVG element with attributes (and a tooltip), appended to `parent`.
+function svgChild(parent, tag, attrs, tooltip) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, value);
+  if (tooltip) {
+    const title = document.createElementNS(SVG_NS, "title");
+    title.textContent = tooltip;
+    el.append(title);
+  }
+  parent.append(el);
+  return el;
+}
+
+function svgText(svg, x, y, text, anchor = "middle") {
+  svgChild(svg, "text", { x, y, "text-anchor": anchor }).textContent = text;
+}
+
 function drawHistogram(h) {
   const svg = $("histogram");
   svg.replaceChildren();
   if (!h.counts.length) return;
-  const W = 520, H = 220, left = 40, bottom = 30, top = 10;
+  const { W, H, left, right, bottom, top } = CHART;
   const max = Math.max(...h.counts, 1);
-  const width = (W - left - 10) / h.counts.length;
-  const ns = "http://www.w3.org/2000/svg";
+  const width = (W - left - right) / h.counts.length;
   h.counts.forEach((count, i) => {
-    const r = document.createElementNS(ns, "rect");
     const height = (H - bottom - top) * count / max;
-    r.setAttribute("x", left + i * width + 1);
-    r.setAttribute("y", H - bottom - height);
-    r.setAttribute("width", Math.max(width - 2, 1));
-    r.setAttribute("height", height);
-    r.setAttribute("class", "bar");
-    const title = document.createElementNS(ns, "title");
-    title.textContent = `${money.format(h.edges[i])}–${money.format(h.edges[i + 1])}: ${count} customers`;
-    r.append(title);
-    svg.append(r);
+    svgChild(svg, "rect", {
+      x: left + i * width + 1, y: H - bottom - height, width: Math.max(width - 2, 1), height, class: "bar",
+    }, `${money.format(h.edges[i])}–${money.format(h.edges[i + 1])}: ${count} customers`);
   });
-  const label = (x, y, text, anchor = "middle") => {
-    const t = document.createElementNS(ns, "text");
-    t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("text-anchor", anchor);
-    t.textContent = text;
-    svg.append(t);
-  };
-  label(left, H - bottom + 14, "0");
-  label(W - 10, H - bottom + 14, money.format(h.edges[h.edges.length - 1]), "end");
-  label(left - 4, top + 8, money.format(max), "end");
-  label((W + left) / 2, H - 4, "predicted CLV in the horizon");
+  svgText(svg, left, H - bottom + 14, "0");
+  svgText(svg, W - right, H - bottom + 14, money.format(h.edges[h.edges.length - 1]), "end");
+  svgText(svg, left - 4, top + 8, money.format(max), "end");
+  svgText(svg, (W + left) / 2, H - 4, "predicted CLV in the horizon");
   $("histogram-note").textContent = h.overflow ? `${h.overflow} customers above the right edge (top 1%).` : "";
+}
+
+// CLV:CAC per channel as bars on a log scale: the cheap channels' ratios are tens of times the paid
+// ones', which a linear axis would flatten to nothing. A channel without spend has no ratio.
+function drawRatios(channels) {
+  const svg = $("clv-cac");
+  svg.replaceChildren();
+  if (!channels.length) return;
+  const { W, H, left, right, bottom, top } = CHART;
+  const ratios = channels.map((c) => c.clv_to_cac).filter((r) => r !== null && r > 0);
+  const lo = Math.min(1, ...ratios) / 2, hi = Math.max(3, ...ratios) * 1.3;
+  const y = (r) => H - bottom - (H - bottom - top) * Math.log(r / lo) / Math.log(hi / lo);
+  for (const tick of [0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000]) {
+    if (tick < lo || tick > hi) continue;
+    svgChild(svg, "line", { x1: left, x2: W - right, y1: y(tick), y2: y(tick), class: tick === 3 ? "ref" : "grid" });
+    svgText(svg, left - 4, y(tick) + 3, tick === 3 ? "3:1" : `${tick}`, "end");
+  }
+  const width = (W - left - right) / channels.length;
+  channels.forEach((c, i) => {
+    const x = left + i * width;
+    svgText(svg, x + width / 2, H - bottom + 14, c.acquisition_channel);
+    if (c.clv_to_cac === null || !(c.clv_to_cac > 0)) {
+      svgText(svg, x + width / 2, H - bottom - 4, "no spend");
+      return;
+    }
+    const top_ = y(c.clv_to_cac);
+    svgChild(svg, "rect", {
+      x: x + width * 0.2, y: top_, width: width * 0.6, height: H - bottom - top_, class: "bar ratio",
+    }, `${c.acquisition_channel}: CLV:CAC ${c.clv_to_cac.toFixed(2)} (CLV ${money.format(c.clv)}, CAC ${c.cac.toFixed(2)})`);
+    svgText(svg, x + width / 2, top_ - 3, c.clv_to_cac.toFixed(1));
+  });
+  svgText(svg, (W + left) / 2, H - 2, "CLV:CAC (log scale; the dashed line is 3:1)");
+}
+
+// Cumulative revenue per customer by months since each cohort's first month, one line per channel.
+function drawCurves(curves) {
+  const svg = $("cohort-curves");
+  svg.replaceChildren();
+  const legend = $("curves-legend");
+  legend.replaceChildren();
+  if (!curves.length) return;
+  const { W, H, left, right, bottom, top } = CHART;
+  // A late month rests on the few oldest cohorts: a point with under a quarter of the channel's customers
+  // would swing with a handful of them, so the line stops before it.
+  const first = {};
+  for (const p of curves) if (p.month_offset === 0) first[p.acquisition_channel] = p.customers;
+  curves = curves.filter((p) => p.customers >= (first[p.acquisition_channel] || 0) / 4);
+  const channels = [...new Set(curves.map((p) => p.acquisition_channel))];
+  const maxX = Math.max(1, ...curves.map((p) => p.month_offset));
+  const maxY = Math.max(1, ...curves.map((p) => p.revenue_per_customer));
+  const x = (m) => left + (W - left - right) * m / maxX;
+  const y = (v) => H - bottom - (H - bottom - top) * v / maxY;
+  channels.forEach((channel, i) => {
+    const points = curves.filter((p) => p.acquisition_channel === channel);
+    svgChild(svg, "polyline", {
+      points: points.map((p) => `${x(p.month_offset).toFixed(1)},${y(p.revenue_per_customer).toFixed(1)}`).join(" "),
+      class: `curve series-${i % SERIES}`,
+    }, `${channel}: ${money.format(points[points.length - 1].revenue_per_customer)} per customer after ` +
+      `${points[points.length - 1].month_offset} months`);
+    const item = document.createElement("span");
+    const swatch = document.createElement("i");
+    swatch.className = `series-${i % SERIES}`;
+    item.append(swatch, channel);
+    legend.append(item);
+  });
+  svgText(svg, left, H - bottom + 14, "0");
+  svgText(svg, W - right, H - bottom + 14, `${maxX}`, "end");
+  svgText(svg, left - 4, top + 8, money.format(maxY), "end");
+  svgText(svg, (W + left) / 2, H - 4, "months since the cohort's first month");
 }
 
 // Expected active years within a horizon of `years` under a constant yearly churn rate c.
@@ -170,11 +254,117 @@ function renderWhatIf() {
   const modelBase = summary.totals.predicted_value;
   const modelNew = modelBase * aov * (activeYears(churn, years) / activeYears(t.yearly_churn, years));
   const change = (a, b) => `${b >= a ? "+" : ""}${(100 * (b / a - 1)).toFixed(1)}%`;
+  // Customer by customer, from GET /economics for the lift shown (blank while it is being asked).
+  const w = currentWhatIf();
+  const each = w ? [money.format(w.value_before), money.format(w.value_after * aov),
+    change(w.value_before, w.value_after * aov)] : ["", "", ""];
+  const numeric = [false, true, true, true];
   body.replaceChildren(
-    row(["today", money.format(textbookBase), money.format(modelBase)], [false, true, true]),
-    row(["what-if", money.format(textbookNew), money.format(modelNew)], [false, true, true]),
-    row(["change", change(textbookBase, textbookNew), change(modelBase, modelNew)], [false, true, true]),
+    row(["today", money.format(textbookBase), money.format(modelBase), each[0]], numeric),
+    row(["what-if", money.format(textbookNew), money.format(modelNew), each[1]], numeric),
+    row(["change", change(textbookBase, textbookNew), change(modelBase, modelNew), each[2]], numeric),
   );
+  $("model-what-if-note").textContent = economicsProblem ? `Customer by customer: ${economicsProblem}` : "";
+}
+
+// The what-if of GET /economics if it answers for the retention lift now in the form.
+function currentWhatIf() {
+  const w = economics && economics.retention_what_if;
+  return w && w.lift_points === Number($("retention-up").value || 0) ? w : null;
+}
+
+async function loadCampaigns() {
+  $("campaigns-error").textContent = "";
+  let body;
+  try {
+    body = await (await api("/campaigns", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+    })).json();
+  } catch (error) {
+    $("campaigns-error").textContent = error.message;
+    return;
+  }
+  $("campaign-value-header").textContent = summary.model.value_unit === "orders" ? "predicted orders" : "predicted value";
+  $("campaigns").querySelector("tbody").replaceChildren(...Object.entries(body.campaigns).map(([name, c]) => {
+    const tr = row([name, money.format(c.rows), money.format(c.predicted_clv), money.format(c.expected_value)],
+      [false, true, true, true]);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Download CSV";
+    button.dataset.campaign = name;
+    button.addEventListener("click", () => downloadCampaign(name, button));
+    const cell = document.createElement("td");
+    cell.append(button);
+    tr.append(cell);
+    return tr;
+  }));
+  $("campaigns-notes").textContent = body.notes.map((n) => `Not listed: ${n}.`).join(" ");
+}
+
+async function downloadCampaign(name, button) {
+  button.disabled = true;
+  $("campaigns-error").textContent = "";
+  try {
+    const response = await api("/campaigns", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ campaign: name }),
+    });
+    save(await response.text(), `clv-${name}.csv`);
+  } catch (error) {
+    $("campaigns-error").textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// GET /economics with the form's retention lift; the newest answer wins when several are in flight.
+async function loadEconomics() {
+  const request = ++economicsRequest;
+  const lift = Number($("retention-up").value || 0);
+  let body = null, problem = "";
+  try {
+    body = await (await api(`/economics?retention_lift=${encodeURIComponent(lift)}`)).json();
+  } catch (error) {
+    problem = error.message;
+  }
+  if (request !== economicsRequest) return;
+  economics = body;
+  economicsProblem = problem;
+  renderAcquisition();
+  renderWhatIf();
+}
+
+function renderAcquisition() {
+  const body = $("channels").querySelector("tbody");
+  if (!economics) {
+    $("acquisition-status").textContent = economicsProblem;
+    drawRatios([]);
+    drawCurves([]);
+    body.replaceChildren();
+    $("retention-what-if").textContent = "";
+    return;
+  }
+  const e = economics;
+  $("acquisition-status").textContent = `Customers by the channel that brought them, at ${e.as_of}; ` +
+    (e.margin === null ? "no margin is configured ([train] margin), so CLV:CAC and profit count revenue."
+      : `CLV:CAC and profit count a margin of ${pct(e.margin)}.`) +
+    " CLV per customer: revenue so far plus predicted value in the horizon.";
+  drawRatios(e.by_channel);
+  drawCurves(e.curves);
+  const number = (x, digits = 2) => (x === null ? "" : x.toFixed(digits));
+  body.replaceChildren(...e.by_channel.map((c) => row([
+    c.acquisition_channel, money.format(c.customers), money.format(c.spend), number(c.cac), money.format(c.clv),
+    c.clv_to_cac === null ? "no spend" : number(c.clv_to_cac), c.payback_months === null ? "not yet" : number(c.payback_months, 0),
+    money.format(c.profit_clv),
+  ], [false, true, true, true, true, true, true, true])));
+  $("economics-notes").textContent = e.notes.map((n) => `Note: ${n}`).join(" ");
+  const w = e.retention_what_if;
+  const share = w.value_change_share === null ? "" : ` (${w.value_change_share >= 0 ? "+" : ""}${(100 * w.value_change_share).toFixed(1)}%)`;
+  $("retention-what-if").textContent =
+    `Retention up ${w.lift_points} points (${money.format(w.contacted)} of ${money.format(w.customers)} customers ` +
+    `reached): predicted value ${money.format(w.value_before)} → ${money.format(w.value_after)}${share}; ` +
+    `${e.margin === null ? "profit (as revenue)" : "profit"} ${money.format(w.profit_before)} → ` +
+    `${money.format(w.profit_after)} (${w.profit_change >= 0 ? "+" : ""}${money.format(w.profit_change)}, after ` +
+    `${money.format(w.retention_spend)} retention spend: [economics] retention_cost per customer reached).`;
 }
 
 function filters() {
@@ -231,14 +421,17 @@ function parseCsv(text) {
   return rows;
 }
 
-function download() {
-  if (lastCsv === null) return;
+function save(text, filename) {
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([lastCsv], { type: "text/csv" }));
-  link.download = "clv-export.csv";
+  link.href = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+  link.download = filename;
   document.body.append(link);
   link.click();
   link.remove();
+}
+
+function download() {
+  if (lastCsv !== null) save(lastCsv, "clv-export.csv");
 }
 
 $("sign-in-form").addEventListener("submit", (event) => {
@@ -250,5 +443,10 @@ $("sign-in-form").addEventListener("submit", (event) => {
 $("sign-out").addEventListener("click", () => { sessionStorage.removeItem(KEY_STORE); showSignIn(); });
 $("filters").addEventListener("submit", (event) => { event.preventDefault(); loadList(); });
 $("download").addEventListener("click", download);
-$("what-if").addEventListener("input", renderWhatIf);
+$("what-if").addEventListener("input", () => {
+  renderWhatIf();
+  // One request once typing pauses, not one per keystroke.
+  clearTimeout(economicsTimer);
+  economicsTimer = setTimeout(loadEconomics, 300);
+});
 start();

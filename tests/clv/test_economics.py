@@ -9,6 +9,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from clv.cli import app
+from demo.shop import write_demo_shop
 from features.schema import SCORE_COLUMNS
 
 runner = CliRunner()
@@ -99,3 +100,48 @@ def test_a_spend_channel_no_customer_has_is_named_with_the_known_ones(tmp_path, 
     result = runner.invoke(app, ["economics", *inputs])
     assert result.exit_code == 0, result.output
     assert "channel 'Ads' has no customers (their channels: ads, seo)" in plain(result.output)
+
+
+def demo_with_scores(folder):
+    """The demo shop where `make train` puts it, and a score table where `clv score` does (values 0: the
+    economics read only ids and predicted_clv)."""
+    write_demo_shop(folder / "data/demo", n_customers=600, seed=2)
+    ids = pd.read_parquet(folder / "data/demo/customers.parquet")["customer_id"]
+    scores = pd.DataFrame({c: [0.0] * len(ids) for c in SCORE_COLUMNS})
+    scores["customer_id"], scores["p_alive"], scores["predicted_clv"] = ids, 0.5, 10.0
+    scores["as_of"], scores["model_version"] = "2025-12-31", "1"
+    (folder / "artifacts").mkdir()
+    scores.to_parquet(folder / "artifacts/scores.parquet")
+
+
+def test_the_demo_shop_needs_no_flags_and_the_what_if_prints_beside_it(tmp_path, monkeypatch):
+    demo_with_scores(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["economics", "--retention-lift", "10"])
+    assert result.exit_code == 0, result.output
+    text = plain(result.output)
+    for channel in ("organic", "paid_search", "paid_social", "email", "referral", "affiliate"):
+        assert f" {channel[:9]}" in text, channel
+    # Every customer p_alive 0.5 with 10 predicted: 20 if alive, x 0.6 = 12, so the total rises by 20%.
+    assert "Retention up 10 points" in text and "6,000 -> 7,200 (+20.0%)" in text, text
+
+
+def test_configured_data_does_not_borrow_the_demo_spend_file(tmp_path, monkeypatch):
+    demo_with_scores(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLV_DATA__TRANSACTIONS", "data/demo/transactions.parquet")
+    result = runner.invoke(app, ["economics"])
+    assert result.exit_code == 2 and "no spend file" in plain(result.output), result.output
+
+
+def test_a_bad_retention_lift_is_refused_with_its_range(tmp_path, monkeypatch):
+    demo_with_scores(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["economics", "--retention-lift", "150"])
+    text = plain(result.output)
+    assert result.exit_code == 2 and "'--retention-lift'" in text and "less than or equal to 100" in text, (
+        text
+    )
+    result = runner.invoke(app, ["economics", "--retention-lift", "nan"])
+    assert result.exit_code == 2 and "'--retention-lift'" in plain(result.output), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

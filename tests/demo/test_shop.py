@@ -10,9 +10,12 @@ import pandas as pd
 import pytest
 
 import demo.shop as demo_shop
+from config import load_settings
 from demo.shop import generate_demo_shop, write_demo_shop
+from features.acquisition import read_spend
 from features.contract import load_shop
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS
+from serving.economics import economics
 
 N = 3_000
 START = pd.Timestamp("2023-01-01")
@@ -59,13 +62,15 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path
     first = write_demo_shop(tmp_path / "a", n_customers=1_000, seed=3, fmt=fmt)
     again = write_demo_shop(tmp_path / "b", n_customers=1_000, seed=3, fmt=fmt)
     other = write_demo_shop(tmp_path / "c", n_customers=1_000, seed=4, fmt=fmt)
-    assert set(first) == set(TABLES)
-    for name in TABLES:
-        assert first[name] == tmp_path / "a" / f"{name}.{fmt}"
+    # The spend file is CSV whatever the tables' format: it is the format `clv economics --spend` documents.
+    files = {**{name: f"{name}.{fmt}" for name in TABLES}, "spend": "spend.csv"}
+    assert set(first) == set(files)
+    for name, file in files.items():
+        assert first[name] == tmp_path / "a" / file
         assert first[name].read_bytes() == again[name].read_bytes(), name
         assert first[name].read_bytes() != other[name].read_bytes(), name
-    # Only the four tables: no temporary files are left behind.
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(f"{n}.{fmt}" for n in TABLES)
+    # Only the four tables and the spend file: no temporary files are left behind.
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(files.values())
 
 
 def test_csv_has_fixed_formatting_and_no_index(tmp_path):
@@ -341,3 +346,36 @@ def test_recent_events_signal_who_is_alive(shop, purchases):
     active = alive.index.isin(recent)
     assert active.sum() > 50 and (~active).sum() > 50
     assert alive[active].mean() > alive[~active].mean() + 0.3
+
+
+# The acquisition spend file -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> dict:
+    return write_demo_shop(tmp_path_factory.mktemp("spend"), n_customers=1500, seed=5)
+
+
+def test_spend_file_is_what_clv_economics_reads_for_every_channel_and_month(written):
+    spend = read_spend(written["spend"])  # the reader of `clv economics --spend`: no error
+    channels = set(pd.read_parquet(written["customers"])["acquisition_channel"])
+    assert set(spend["channel"]) == channels
+    months = pd.period_range("2023-01", "2025-12", freq="M")
+    assert (spend.groupby("channel")["month"].apply(set) == set(months)).all()
+
+
+def test_paid_channels_cost_more_per_customer_and_pay_back_finitely(written):
+    scores = pd.read_parquet(written["customers"])[["customer_id"]].assign(
+        predicted_clv=0.0, as_of="2025-12-31"
+    )  # value so far only: the ratio must not need a trained model to be finite
+    tables = load_shop(written["transactions"], customers=written["customers"]).tables()
+    result = economics(scores, tables, written["spend"], load_settings())
+    by_channel = result.by_channel.set_index("acquisition_channel")
+    cac = by_channel["cac"]
+    assert cac["organic"] == 0 and np.isnan(by_channel.loc["organic", "clv_to_cac"])  # no spend, no ratio
+    for paid in ("paid_search", "paid_social", "affiliate"):
+        assert cac[paid] > max(cac["organic"], cac["referral"], cac["email"]), cac
+        assert np.isfinite(by_channel.loc[paid, "clv_to_cac"]) and by_channel.loc[paid, "clv_to_cac"] > 1
+    # Paid social brings the customers who leave soonest at the highest price: the weakest ratio.
+    assert by_channel["clv_to_cac"].idxmin() == "paid_social"
+    assert not result.notes  # every spend channel is a customers' channel

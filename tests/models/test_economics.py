@@ -5,20 +5,31 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.economics import ECONOMICS_COLUMNS, acquisition_economics
+from models.economics import ECONOMICS_COLUMNS, acquisition_economics, cohort_curves
 
 JAN, FEB = pd.Period("2025-01", "M"), pd.Period("2025-02", "M")
 
 
-def test_a_cohort_by_hand():
-    months = pd.DataFrame(
+def months_of(channels, cohorts, offsets, customers, revenue) -> pd.DataFrame:
+    """A cohort_months table (features.acquisition), one row per channel, cohort and month offset."""
+    return pd.DataFrame(
         {
-            "acquisition_channel": ["ads", "ads", "ads", "seo"],
-            "cohort": [JAN, JAN, JAN, FEB],
-            "month_offset": [0, 1, 3, 0],
-            "customers": [4, 4, 4, 2],
-            "revenue": [200.0, 100.0, 300.0, 50.0],
+            "acquisition_channel": channels,
+            "cohort": cohorts,
+            "month_offset": offsets,
+            "customers": customers,
+            "revenue": revenue,
         }
+    )
+
+
+def test_a_cohort_by_hand():
+    months = months_of(
+        ["ads", "ads", "ads", "seo"],
+        [JAN, JAN, JAN, FEB],
+        [0, 1, 3, 0],
+        [4, 4, 4, 2],
+        [200.0, 100.0, 300.0, 50.0],
     )
     predicted = pd.DataFrame(
         {"acquisition_channel": ["ads", "seo"], "cohort": [JAN, FEB], "predicted_clv": [400.0, 10.0]}
@@ -40,3 +51,15 @@ def test_a_cohort_by_hand():
     ads = by_channel.set_index("acquisition_channel").loc["ads"]
     assert ads["cac"] == 200.0 / 4 and ads["payback_months"] == 3.0
     assert list(by_channel.columns) == ["acquisition_channel", *ECONOMICS_COLUMNS]
+
+
+def test_cohort_curves_average_only_the_cohorts_that_had_the_month():
+    months = months_of(
+        ["ads"] * 4, [JAN, JAN, JAN, FEB], [0, 1, 2, 0], [2, 2, 2, 8], [100.0, 20.0, 10.0, 400.0]
+    )
+    curves = cohort_curves(months, pd.Period("2025-03", "M")).set_index("month_offset")
+    # Month 0: both cohorts, (100 + 400) / 10. Month 1: both reached it (Feb's second month is March):
+    # (120 + 400) / 10. Month 2: only January, 130 / 2; February's customers must not dilute it.
+    assert curves["revenue_per_customer"].tolist() == [50.0, 52.0, 65.0]
+    assert curves["customers"].tolist() == [10, 10, 2]
+    assert cohort_curves(months.iloc[:0], pd.Period("2025-03", "M")).empty

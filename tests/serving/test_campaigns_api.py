@@ -14,14 +14,17 @@ from serving.state import ServingState
 from .conftest import APP, KEYS, MARKETER, load
 
 
-def with_data(trained) -> TestClient:
+def with_data(trained, **economics) -> TestClient:
     shop = trained.shop
     data = DataSettings(
         transactions=str(shop / "transactions.parquet"),
         events=str(shop / "events.parquet"),
         customers=str(shop / "customers.parquet"),
     )
-    state = ServingState(trained.settings.model_copy(update={"data": data}))
+    settings = trained.settings.model_copy(
+        update={"data": data, "economics": trained.settings.economics.model_copy(update=economics)}
+    )
+    state = ServingState(settings)
     state.load()
     return TestClient(create_app(state, Keyring(KEYS)))
 
@@ -94,3 +97,28 @@ def test_economics_for_marketers_per_channel_once_a_spend_file_is_configured(cli
         assert row["customers"] > 0 and row["spend"] == 500 * len(months)
         assert abs(row["clv_to_cac"] - row["clv"] / row["cac"]) < 1e-9  # no margin: a revenue ratio
     assert {row["cohort"] for row in body["by_cohort"]} >= {"2024-01", "2025-12"}
+
+
+def test_the_demo_shops_economics_with_its_spend_file_and_the_retention_what_if(trained):
+    client = with_data(trained, spend=str(trained.shop / "spend.csv"), retention_cost=1.0)
+    plain = client.get("/economics", headers=MARKETER).json()
+    assert "retention_what_if" not in plain  # only when asked for
+    by_channel = {row["acquisition_channel"]: row for row in plain["by_channel"]}
+    for paid in ("paid_search", "paid_social", "affiliate"):
+        assert by_channel[paid]["clv_to_cac"] > 0 and by_channel[paid]["cac"] > by_channel["organic"]["cac"]
+    first_month = {
+        r["acquisition_channel"]: r["customers"] for r in plain["curves"] if r["month_offset"] == 0
+    }
+    assert first_month == {channel: row["customers"] for channel, row in by_channel.items()}
+
+    lifted = client.get("/economics?retention_lift=5", headers=MARKETER).json()["retention_what_if"]
+    assert lifted["lift_points"] == 5 and lifted["value_after"] > lifted["value_before"] > 0
+    assert lifted["retention_spend"] == lifted["contacted"] * 1.0 > 0
+    same = client.get("/economics", params={"retention_lift": "0"}, headers=MARKETER).json()[
+        "retention_what_if"
+    ]
+    assert same["value_after"] == same["value_before"] and same["profit_change"] == 0
+    for bad in ("abc", "150", "nan", "-inf"):
+        response = client.get("/economics", params={"retention_lift": bad}, headers=MARKETER)
+        assert response.status_code == 400, (bad, response.text)
+        assert "retention_lift" in response.json()["error"] and "from -100 to 100" in response.json()["error"]

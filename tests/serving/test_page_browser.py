@@ -2,7 +2,9 @@
 
 Loads the page from a real server, signs in, applies filters, downloads the CSV and checks that it
 equals the API's `/export` for the same filters; a key without the marketer role sees no customers.
-A screenshot is saved for a human to look at (tests/serving/artifacts or $CLV_SCREENSHOT_DIR).
+With the shop's data and the demo's spend file configured: a campaign list downloaded from the page
+equals `POST /campaigns`' list, and the Acquisition view charts CLV:CAC per channel as `/economics` has it.
+Screenshots are saved for a human to look at (tests/serving/artifacts or $CLV_SCREENSHOT_DIR).
 """
 
 from __future__ import annotations
@@ -47,6 +49,23 @@ def key_of(headers: dict) -> str:
     return headers["Authorization"].removeprefix("Bearer ")
 
 
+def screenshot_dir() -> Path:
+    folder = Path(os.environ.get("CLV_SCREENSHOT_DIR", Path(__file__).with_name("artifacts")))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def signed_in(browser, url: str, blocked: list):
+    """A page signed in with the marketer key; what the Content-Security-Policy blocks goes to `blocked`."""
+    page = browser.new_page(accept_downloads=True)
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{url}/ui")
+    page.fill("#key", key_of(MARKETER))
+    page.click("#sign-in-form button")
+    page.wait_for_selector("#segments tbody tr")
+    return page
+
+
 @pytest.mark.slow
 def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
     with running_server(trained) as url:
@@ -87,8 +106,7 @@ def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
         shown = page.locator("#top-list tbody tr").count()
         assert shown == min(len(rows) - 1, 200)
 
-        screenshots = Path(os.environ.get("CLV_SCREENSHOT_DIR", Path(__file__).with_name("artifacts")))
-        screenshots.mkdir(parents=True, exist_ok=True)
+        screenshots = screenshot_dir()
         page.screenshot(path=str(screenshots / "marketer_page.png"), full_page=True)
         assert (screenshots / "marketer_page.png").stat().st_size > 10_000
 
@@ -100,4 +118,66 @@ def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
         expect(other.locator("#sign-in-error")).not_to_be_empty()
         assert "marketer role" in other.text_content("#sign-in-error")
         assert other.locator("#content").is_hidden()
+        assert not blocked, blocked
+
+
+@pytest.mark.slow
+def test_campaign_downloads_equal_the_api_and_acquisition_charts_clv_to_cac(trained, browser):
+    shop = trained.shop
+    configured = {
+        "CLV_DATA__TRANSACTIONS": str(shop / "transactions.parquet"),
+        "CLV_DATA__EVENTS": str(shop / "events.parquet"),
+        "CLV_DATA__CUSTOMERS": str(shop / "customers.parquet"),
+        "CLV_ECONOMICS__SPEND": str(shop / "spend.csv"),  # the demo shop's own (demo/shop.py)
+    }
+    with running_server(trained, **configured) as url:
+        blocked: list[str] = []
+        page = signed_in(browser, url, blocked)
+
+        # Campaigns: one row per list the API makes, with its count; a download is the API's list.
+        summary = httpx.post(f"{url}/campaigns", json={}, headers=MARKETER).json()["campaigns"]
+        expect(page.locator("#campaigns tbody tr")).to_have_count(len(summary))
+        shown = {
+            cells[0]: cells[1]
+            for cells in (row.split("\t") for row in page.locator("#campaigns tbody tr").all_inner_texts())
+        }
+        assert shown == {name: f"{c['rows']:,}" for name, c in summary.items()}
+        for name in ("welcome", "win_back"):  # one from the log's dates, one from the scores alone
+            with page.expect_download() as download_info:
+                page.click(f"#campaigns button[data-campaign={name}]")
+            assert download_info.value.suggested_filename == f"clv-{name}.csv"
+            downloaded = Path(download_info.value.path()).read_text()
+            api = httpx.post(f"{url}/campaigns", json={"campaign": name}, headers=MARKETER)
+            assert api.status_code == 200 and downloaded == api.text
+            assert len(downloaded.splitlines()) == summary[name]["rows"] + 1
+
+        # Acquisition: CLV:CAC per channel from /economics with the demo's spend file.
+        economics = httpx.get(f"{url}/economics", headers=MARKETER).json()
+        channels = economics["by_channel"]
+        expect(page.locator("#channels tbody tr")).to_have_count(len(channels))
+        paid = [c for c in channels if c["clv_to_cac"] is not None]
+        assert {c["acquisition_channel"] for c in paid} >= {"paid_search", "paid_social", "affiliate"}
+        assert page.locator("#clv-cac rect.ratio").count() == len(paid)
+        chart = page.text_content("#clv-cac")
+        for channel in channels:
+            assert channel["acquisition_channel"] in chart
+        assert "no spend" in chart  # organic: nothing spent, no ratio
+        table = {
+            cells[0]: cells[5]
+            for cells in (row.split("\t") for row in page.locator("#channels tbody tr").all_inner_texts())
+        }
+        assert table == {c["acquisition_channel"]: f"{c['clv_to_cac']:.2f}" for c in paid} | {
+            c["acquisition_channel"]: "no spend" for c in channels if c["clv_to_cac"] is None
+        }
+        assert page.locator("#cohort-curves polyline.curve").count() == len(channels)
+
+        # The retention what-if, customer by customer, follows the form and agrees with the API.
+        page.fill("#retention-up", "10")
+        expect(page.locator("#retention-what-if")).to_contain_text("Retention up 10 points")
+        lifted = httpx.get(f"{url}/economics?retention_lift=10", headers=MARKETER).json()["retention_what_if"]
+        assert f"→ {lifted['value_after']:,.0f}" in page.text_content("#retention-what-if")
+        beside = page.locator("#what-if-table tbody tr").nth(0).locator("td").nth(3)
+        assert beside.inner_text() == f"{lifted['value_before']:,.0f}"  # beside the textbook's column
+
+        page.locator("#acquisition-view").screenshot(path=str(screenshot_dir() / "acquisition_view.png"))
         assert not blocked, blocked
