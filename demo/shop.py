@@ -808,7 +808,8 @@ def _spend_frame(rng: np.random.Generator, cust: _Customers, cal: _Calendar) -> 
     channel has a row for every month (0 when it cost nothing or bought no one)."""
     day = cal.start_s // SECONDS_PER_DAY + np.floor(cust.acquired).astype(np.int64)
     month = day.astype("datetime64[D]").astype("datetime64[M]")
-    months = np.arange(np.datetime64(cal.start, "M"), month.max() + 1)
+    last_day = np.datetime64(cal.start, "D") + cal.days - 1
+    months = np.arange(np.datetime64(cal.start, "M"), last_day.astype("datetime64[M]") + 1)
     counts = np.zeros((len(CHANNELS), months.size))
     np.add.at(counts, (cust.channel, (month - months[0]).astype(np.int64)), 1)
     cost = np.array([c.cac for c in CHANNELS])[:, None]

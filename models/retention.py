@@ -7,13 +7,14 @@ expected lifespan, churn / (churn - N points). This one uses each customer's own
     after the lift  predicted_clv'_i = v_i x min(p_alive_i + N / 100, 1)   (max(..., 0) for N < 0)
 
 Assumption: a customer's predicted value is her probability of being alive times what she is worth
-if alive. That is exact for the buy-till-you-die base, whose conditional expectation of purchases is
-P(alive) x the purchases of a live customer (Fader, Hardie and Lee 2005, "Counting your customers the
-easy way", the conditional expectation E[Y(t) | x, t_x, T]), and an approximation for the boosted model on top of it; the lift raises the probability
-of being alive and leaves the value if alive as it is (a retained customer buys as the live ones do).
-A customer already certainly alive (p_alive = 1) gains nothing. Below P_ALIVE_FLOOR the ratio is
-unstable (both numbers are near 0), so p_alive is taken as the floor there: such a customer is worth
-at most 1 / P_ALIVE_FLOOR times her prediction if alive, an underestimate, never a blow-up.
+if alive. That is exact for the buy-till-you-die base, whose conditional expectation of purchases
+E[Y(t) | x, t_x, T] is P(alive) x the purchases of a live customer (Fader, Hardie and Lee 2005,
+"Counting your customers the easy way"), and an approximation for the boosted model on top of it.
+The lift raises the probability of being alive and leaves the value if alive as it is (a retained
+customer buys as the live ones do). A customer already certainly alive (p_alive = 1) gains nothing.
+Below P_ALIVE_FLOOR the ratio is unstable (both numbers are near 0), so p_alive is taken as the
+floor there: her value if alive is at most 1 / P_ALIVE_FLOOR times her prediction, an underestimate,
+never a blow-up.
 
 Profit: extra value x margin (x 1 without a margin: a revenue figure) - retention_cost x customers
 contacted, where the customers contacted are those the lift reaches (p_alive < 1 for N > 0): the

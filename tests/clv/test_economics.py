@@ -145,3 +145,15 @@ def test_a_bad_retention_lift_is_refused_with_its_range(tmp_path, monkeypatch):
     result = runner.invoke(app, ["economics", "--retention-lift", "nan"])
     assert result.exit_code == 2 and "'--retention-lift'" in plain(result.output), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_clv_serve_gives_the_service_the_demo_shop_and_its_spend_file(tmp_path, monkeypatch):
+    demo_with_scores(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    served = []
+    monkeypatch.setattr("serving.run.run", lambda settings: served.append(settings) or 0)
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    (settings,) = served
+    assert settings.data.customers == "data/demo/customers.parquet"
+    assert settings.economics.spend == "data/demo/spend.csv"  # GET /economics answers for the demo
