@@ -704,7 +704,18 @@ def economics(
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
     spend = spend or (Path(settings.economics.spend) if settings.economics.spend else None)
     if spend is None:
-        raise fail("no spend file. Fix: pass --spend PATH or set [economics] spend in clv.toml.", 2)
+        from config import DEMO_DIR
+
+        # A demo shop made before demo shops had a spend file: remaking it is the one-step fix.
+        older_demo = (
+            " The demo shop in data/demo has no spend.csv (made by an older version): `make demo` remakes it "
+            "with one (the same tables for the same seed)."
+            if settings.data.transactions == str(DEMO_DIR / "transactions.parquet")
+            else ""
+        )
+        raise fail(
+            f"no spend file. Fix: pass --spend PATH or set [economics] spend in clv.toml.{older_demo}", 2
+        )
     if out_path is not None:
         _not_an_input(out_path, settings, spend=spend, **{"score table": scores or settings.serve.scores})
     table, tables = _scores_and_shop(scores, settings)

@@ -1,11 +1,12 @@
-"""The marketer page at /ui: segments, the CLV distribution, the textbook view with a what-if, and
-filtered top lists with a CSV download.
+"""The marketer page at /ui: segments, the CLV distribution, the textbook view with a what-if (and the
+model's, customer by customer), filtered top lists with a CSV download, the Campaigns view and the
+Acquisition view (CLV:CAC by channel, cohort curves).
 
 The HTML, script and stylesheet are files of this package (serving/static, served at /ui/static by
 `serving.api.create_app`), never a CDN, so the page works without internet. The page itself holds no
-customer data: it asks for a key and then calls `GET /ui/api/summary` and `POST /export` with it (both
-need the marketer role), so the list it shows and the file it downloads are exactly what the API
-exports for the same filters.
+customer data: it asks for a key and then calls `GET /ui/api/summary`, `POST /export`, `POST /campaigns`
+and `GET /economics` with it (all need the marketer role), so the lists it shows and the files it
+downloads are exactly what the API answers.
 """
 
 from __future__ import annotations

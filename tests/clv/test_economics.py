@@ -157,3 +157,11 @@ def test_clv_serve_gives_the_service_the_demo_shop_and_its_spend_file(tmp_path, 
     (settings,) = served
     assert settings.data.customers == "data/demo/customers.parquet"
     assert settings.economics.spend == "data/demo/spend.csv"  # GET /economics answers for the demo
+
+
+def test_a_demo_shop_without_its_spend_file_says_how_to_remake_it(tmp_path, monkeypatch):
+    demo_with_scores(tmp_path)
+    (tmp_path / "data/demo/spend.csv").unlink()  # as an older version left it
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["economics"])
+    assert result.exit_code == 2 and "`make demo` remakes it" in plain(result.output), result.output
