@@ -138,3 +138,53 @@ def test_campaigns_refuses_a_file_as_out_and_a_bad_setting_names_the_field(tmp_p
     bad = run(tmp_path, monkeypatch, "campaigns", "--out", "lists")
     assert bad.exit_code != 0 and "Traceback" not in bad.output
     assert "spend_share" in plain(bad.output)
+
+
+EMAILS = ["email_open", "email_click"]
+
+
+@pytest.mark.parametrize(
+    ("table", "dropped", "says"),
+    [
+        (
+            "transactions",
+            ["category", "product_id"],
+            "trained with the transactions columns product_id, category,",
+        ),
+        (
+            "transactions",
+            ["quantity"],
+            "trained with the transactions column quantity, which these transactions lack",
+        ),
+        ("customers", ["country"], "trained with the customers column country, which these customers lack"),
+        (
+            "events",
+            EMAILS,
+            "trained with events of the types email_open, email_click, and these events have none",
+        ),
+    ],
+)
+def test_score_refuses_the_log_without_an_optional_input_the_model_was_trained_with(
+    demo, tmp_path, monkeypatch, table, dropped, says
+):
+    """The same log without its categories (or quantities, countries, email events) would score other
+    numbers, silently: `clv score` refuses it, naming what is missing and the fix, and writes nothing."""
+    folder, trained, _, _ = demo
+    assert trained.exit_code == 0, trained.output
+    files = {t: folder / "shop" / f"{t}.parquet" for t in ("transactions", "events", "customers")}
+    frame = pd.read_parquet(files[table])
+    files[table] = tmp_path / f"{table}.parquet"
+    if table == "events":
+        frame[~frame["event_type"].isin(dropped)].to_parquet(files[table])
+    else:
+        frame.drop(columns=dropped).to_parquet(files[table])
+    options = ["-t", str(files["transactions"]), "--events", str(files["events"])]
+    out = tmp_path / "scores.parquet"
+    result = run(
+        folder, monkeypatch, "score", *options, "--customers", str(files["customers"]), "--out", str(out)
+    )
+    mlflow.set_tracking_uri(None)
+    text = plain(result.output)
+    assert result.exit_code == 1 and "Traceback" not in text, text
+    assert says in text and "Fix: give the" in text and "or score with a model trained on" in text, text
+    assert not out.exists()
