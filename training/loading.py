@@ -17,6 +17,7 @@ from features.request import compute_features_for_request
 from features.schema import SCORE_COLUMNS
 from models.next_order import next_order_date
 from models.predictor import CLVPredictor
+from models.targeting import settle_cross_sell
 from training.card import ModelCard
 
 
@@ -109,6 +110,8 @@ def score_features(
 
     `suggestions`: cross_sell and cross_sell_reason in the order of `features` (`training.cross_sell`);
     without them both say there is none (a request's history is too little to learn co-purchases from).
+    A `cross_sell` action without a suggestion becomes `nurture`, and its reason says why
+    (`models.targeting.settle_cross_sell`).
     """
     predictions = loaded.predictor.predict(features)
     predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
@@ -121,6 +124,7 @@ def score_features(
     else:
         predictions["cross_sell"] = suggestions["cross_sell"].to_numpy()
         predictions["cross_sell_reason"] = suggestions["cross_sell_reason"].to_numpy()
+    predictions = settle_cross_sell(predictions)
     for name, value in scorer_values(loaded).items():
         predictions[name] = value
     extra = [c for c in predictions.columns if c not in SCORE_COLUMNS]
