@@ -76,6 +76,12 @@ def check_inputs(
                 f"model {loaded.uri} was trained with the {table} table and none was given; its features would be "
                 f"missing and the scores wrong. Fix: {fix(table)}."
             )
+    _check_columns(loaded, columns)
+    if event_types is not None:
+        _check_event_types(loaded, event_types)
+
+
+def _check_columns(loaded: LoadedModel, columns: Mapping[str, Collection[str]]) -> None:
     for table, trained in (loaded.card.trained_columns or {}).items():
         lacking = [c for c in trained if table in columns and c not in columns[table]]
         if lacking:
@@ -87,16 +93,17 @@ def check_inputs(
                 "a row without a value may leave it empty), or score with a model trained on data like these "
                 "(`clv train` on them)."
             )
-    lacking = [
-        k for k in loaded.card.trained_event_types or [] if event_types is not None and k not in event_types
-    ]
+
+
+def _check_event_types(loaded: LoadedModel, event_types: Collection[str]) -> None:
+    trained = loaded.card.trained_event_types or []
+    lacking = [kind for kind in trained if kind not in event_types]
     if lacking:
         raise ValueError(
             f"model {loaded.uri} was trained with events of the type{'s' * (len(lacking) > 1)} "
             f"{', '.join(lacking)}, and these events have none: every customer would read as having none, and "
-            "the scores would be wrong. Fix: give the events with every type the model was trained with "
-            f"({', '.join(loaded.card.trained_event_types or [])}), or score with a model trained on events like "
-            "these (`clv train` on them)."
+            f"the scores would be wrong. Fix: give the events with every type the model was trained with "
+            f"({', '.join(trained)}), or score with a model trained on events like these (`clv train` on them)."
         )
 
 
