@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import warnings
 from contextlib import contextmanager
 from enum import StrEnum
@@ -836,6 +837,7 @@ def main() -> None:
     # installs its own handlers, which pass the signal on to the server.
     for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _interrupt)
+    signal.signal(signal.SIGALRM, _stop_when_written)
     sys.unraisablehook = _quiet_when_stopping
     try:
         app()
@@ -843,6 +845,8 @@ def main() -> None:
         # DuckDB turns the interrupt of a running query into its own RuntimeError, hence the record.
         if not (_STOPPED or isinstance(exc, KeyboardInterrupt)):
             raise
+        # A stop waiting for a database write may have been raised by `progress` instead: no check is due.
+        signal.setitimer(signal.ITIMER_REAL, 0)
         console.print("interrupted")
         sys.exit(128 + (_STOPPED[0] if _STOPPED else signal.SIGINT))
 
@@ -851,11 +855,42 @@ def main() -> None:
 _STOPPED: list[int] = []
 
 
-def _interrupt(signum: int, _frame) -> None:
+# Modules that write to MLflow's database. A stop raised inside them is logged by SQLAlchemy with a traceback
+# before it unwinds (the pool's "Exception during reset or similar" when it lands in the rollback of a
+# connection going back to the pool), so the stop waits until the write is over, checking every
+# `_RECHECK_SECONDS`; a write that hangs (a locked database) holds it for `_MAX_WAIT_SECONDS` at the most.
+_DATABASE_CODE = ("sqlalchemy", "alembic", "mlflow.store")
+_RECHECK_SECONDS = 0.05
+_MAX_WAIT_SECONDS = 10.0
+# When the first stop arrived (time.monotonic), for `_MAX_WAIT_SECONDS`.
+_STOPPED_AT: list[float] = []
+
+
+def _interrupt(signum: int, frame) -> None:
     _STOPPED.append(signum)
+    _STOPPED_AT.append(time.monotonic())
     if "features.spark" in sys.modules:
         sys.modules["features.spark"].abort()
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    _stop_when_written(signum, frame)
+
+
+def _stop_when_written(_signum: int, frame) -> None:
+    """Raise the stop (KeyboardInterrupt), or, while `frame` is inside a database write, check again soon
+    (SIGALRM, whose handler this is too)."""
+    if _in_database_code(frame) and time.monotonic() - _STOPPED_AT[0] < _MAX_WAIT_SECONDS:
+        signal.setitimer(signal.ITIMER_REAL, _RECHECK_SECONDS)
+        return
+    raise KeyboardInterrupt(signal.Signals(_STOPPED[0]).name)
+
+
+def _in_database_code(frame) -> bool:
+    """Whether the main thread, at `frame`, is running (or called from) one of `_DATABASE_CODE`."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if any(module == name or module.startswith(name + ".") for name in _DATABASE_CODE):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _quiet_when_stopping(unraisable, default=sys.unraisablehook) -> None:

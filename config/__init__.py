@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +29,13 @@ PROJECT_DIR = Path.cwd()
 DEMO_DIR = Path("data/demo")
 # The demo shop's acquisition spend (demo/shop.py writes it beside the tables).
 DEMO_SPEND = DEMO_DIR / "spend.csv"
+
+
+def invalid(message: str) -> PydanticCustomError:
+    """The error a settings check raises (a ValueError): pydantic shows its message as it is, like its own
+    ("Input should be greater than 0"), where a plain ValueError's gets the prefix "Value error, "."""
+    # The message goes in as context, not as the template, so braces in a value cannot break the formatting.
+    return PydanticCustomError("invalid_setting", "{message}", {"message": message})
 
 
 class DataSettings(BaseModel):
@@ -157,12 +165,10 @@ class CampaignSettings(BaseModel):
     def _known_campaigns(cls, value: dict[str, float]) -> dict[str, float]:
         unknown = [name for name in value if name not in CAMPAIGN_NAMES]
         if unknown:
-            raise ValueError(
-                f"unknown campaign {', '.join(unknown)}; campaigns are {', '.join(CAMPAIGN_NAMES)}"
-            )
+            raise invalid(f"unknown campaign {', '.join(unknown)}; campaigns are {', '.join(CAMPAIGN_NAMES)}")
         bad = [name for name, rate in value.items() if not 0 <= rate <= 1]
         if bad:
-            raise ValueError(f"response rates are shares from 0 to 1; fix {', '.join(bad)}")
+            raise invalid(f"response rates are shares from 0 to 1; fix {', '.join(bad)}")
         return {**DEFAULT_RESPONSE_RATES, **value}
 
 
@@ -215,19 +221,17 @@ class ServeSettings(BaseModel):
 
 
 def parse_api_keys(text: str) -> dict[str, str]:
-    """Parse `key1:app,key2:marketer` into {key: role}; a malformed entry raises ValueError."""
+    """Parse `key1:app,key2:marketer` into {key: role}; a malformed entry raises ValueError (`invalid`)."""
     keys: dict[str, str] = {}
     for entry in filter(None, (part.strip() for part in text.split(","))):
         key, sep, role = entry.rpartition(":")
         if not sep or not key:
-            raise ValueError(
-                f"CLV_API_KEYS entry {len(keys) + 1} is not of the form KEY:ROLE (roles: app, marketer, admin)"
+            raise invalid(
+                f"API key entry {len(keys) + 1} is not of the form KEY:ROLE (roles: app, marketer, admin)"
             )
         if role not in ROLES:
             # Name the entry by position, never by its key: keys are secrets.
-            raise ValueError(
-                f"CLV_API_KEYS entry {len(keys) + 1} has role {role!r}; roles are {', '.join(ROLES)}"
-            )
+            raise invalid(f"API key entry {len(keys) + 1} has role {role!r}; roles are {', '.join(ROLES)}")
         keys[key] = role
     return keys
 
@@ -302,7 +306,10 @@ def load_settings(**overrides: Any) -> Settings:
     if uri := os.environ.get("MLFLOW_TRACKING_URI"):
         conventional.setdefault("mlflow", {})["tracking_uri"] = uri
     if keys := os.environ.get("CLV_API_KEYS"):
-        conventional.setdefault("serve", {})["api_keys"] = parse_api_keys(keys)
+        try:
+            conventional.setdefault("serve", {})["api_keys"] = parse_api_keys(keys)
+        except ValueError as exc:
+            raise ValueError(f"CLV_API_KEYS: {exc}") from None
     settings = Settings()
     for section, values in [*conventional.items(), *overrides.items()]:
         current = getattr(settings, section)

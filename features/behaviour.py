@@ -39,6 +39,11 @@ EVENT_COUNTS = {
     "support_tickets": ("support_ticket", (90,)),
 }
 
+# Every event type a feature reads. Scored on an events table without one of them (a feed that stopped
+# sending emails, say), a model trained with it would read "none" for every customer
+# (`training.loading.check_inputs`).
+FEATURE_EVENT_TYPES = tuple(dict.fromkeys([*ON_SITE_EVENTS, *(kind for kind, _ in EVENT_COUNTS.values())]))
+
 BEHAVIOUR_COUNT_COLUMNS = (
     "sessions_30d",
     "sessions_90d",

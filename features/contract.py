@@ -81,6 +81,9 @@ class ValidationReport:
     refunds: float = 0.0
     # False when the transactions have no amount column: every order is then worth 1.
     has_amount: bool = True
+    # Table name -> the contract columns its file has (before order ids and amounts are filled in), so a
+    # model can record the optional columns it was trained with and refuse data without them.
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Issue]:
@@ -381,7 +384,10 @@ def resolve_columns(
                 + f"; the file has columns {', '.join(repr(c) for c in available)}. "
                 f"Fix: rename the column to {name!r} or {hint}.",
             )
-    return None if missing else resolved
+    if missing:
+        return None
+    report.columns[schema.name] = tuple(resolved)
+    return resolved
 
 
 def _only_in(name: str, schema: TableSchema) -> bool:

@@ -90,6 +90,16 @@ FEATURE_SCHEMA: dict[str, str] = {
 }
 # Counts that may be null (absent input) are float64, so a column's dtype never depends on the data.
 
+# Optional contract columns the feature definitions read, by table (`amount` aside: without it values are
+# counted in orders, the model's value unit). Without one, features are null or computed otherwise
+# (without order_id a customer-day is one order, without quantity a line is one item), so a model trained
+# with it scores wrong without it (`training.loading.check_inputs`). Columns no feature reads (channel,
+# birth_date, email) are not here: their absence changes no number.
+FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
+    "transactions": ("order_id", "quantity", "product_id", "category"),
+    "customers": ("signup_date", "acquisition_channel", "country"),
+}
+
 FEATURE_COLUMNS = tuple(FEATURE_SCHEMA)
 ID_COLUMNS = ("customer_id", "as_of")
 CATEGORICAL_COLUMNS = ("acquisition_channel", "country")
@@ -113,6 +123,7 @@ __all__ = [
     "CATEGORICAL_COLUMNS",
     "FEATURES_VERSION",
     "FEATURE_COLUMNS",
+    "FEATURE_INPUTS",
     "FEATURE_SCHEMA",
     "ID_COLUMNS",
     "LABEL_COLUMNS",

@@ -11,8 +11,11 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 | abandoned_cart | cart or checkout event, no order after it, `cart_days` before as_of at most (events) | its date |
 | win_back | next_best_action win_back (valuable, probably lapsed) | last order date |
 | upsell | next_best_action upsell | next order date (as_of + 1 when empty) |
-| cross_sell | next_best_action cross_sell, with a suggestion | next order date (as_of + 1 when empty) |
-| promo | the nurture group (the contract has no discount column to find discount responders) | as_of + 1 |
+| cross_sell | next_best_action cross_sell (it always has a suggestion) | next order date (as_of + 1 when empty) |
+| promo | next_best_action nurture (the contract has no discount column to find discount responders) | as_of + 1 |
+
+A `cross_sell` row without a suggestion, in a score table written before `models.targeting.settle_cross_sell`
+made it `nurture`, is settled here the same way, so every customer with one of these actions is in its list.
 
 Each row: customer_id, predicted_clv, churn_prob, trigger_date, suggestion (cross_sell only),
 max_spend, expected_value, reason. The value of a contact is the margin of the order it may bring:
@@ -30,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from config import CAMPAIGN_NAMES as CAMPAIGNS
+from models.targeting import settle_cross_sell
 
 CAMPAIGN_COLUMNS = (
     "customer_id",
@@ -83,6 +87,10 @@ def build_campaigns(
         raise ValueError(f"the score table lacks {', '.join(missing)}. Fix: write it with `clv score`.")
     frame = scores.copy()
     frame["customer_id"] = frame["customer_id"].astype(str)
+    for column, absent in (("cross_sell", ""), ("cross_sell_reason", "the score table has no suggestions")):
+        if column not in frame:
+            frame[column] = absent
+    frame = settle_cross_sell(frame)
     if moments is not None:
         dates = moments.assign(customer_id=moments["customer_id"].astype(str))
         frame = frame.merge(dates, on="customer_id", how="left")
@@ -100,13 +108,14 @@ def build_campaigns(
     last = frame["last_order_date"] if "last_order_date" in frame else pd.Series(None, index=frame.index)
     picks["win_back"] = (action == "win_back", _dates(last, as_of), "win-back: " + why)
     picks["upsell"] = (action == "upsell", due, "upsell: " + why)
-    suggestion = frame["cross_sell"].fillna("").astype(str) if "cross_sell" in frame else None
-    if suggestion is None or not (suggestion != "").any():
+    suggestion = frame["cross_sell"].fillna("").astype(str)
+    if not (suggestion != "").any():
         notes.append(
-            "cross_sell: left out, no customer has a suggestion (the log has no category or product column)"
+            "cross_sell: left out, no customer has a suggestion (the log has no category or product column); "
+            "the customers it would take are nurtured (promo)"
         )
     else:
-        picks["cross_sell"] = ((action == "cross_sell") & (suggestion != ""), due, "cross-sell: " + why)
+        picks["cross_sell"] = (action == "cross_sell", due, "cross-sell: " + why)
     picks["promo"] = (
         action == "nurture",
         pd.Series(tomorrow, index=frame.index),

@@ -83,7 +83,7 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
         "expected_aov": f"expected value of one of those orders, in {unit}",
         "segment": "the customer's group for marketing (models/targeting.py; lines in targeting_thresholds)",
         "next_best_action": "what to do with the segment: welcome_series, upsell, retention_offer, win_back, "
-        "cross_sell or nurture",
+        "cross_sell (only with a cross_sell suggestion; without one nurture, and the reason says why) or nurture",
         "value_decile": "1-10, the customer's tenth of the scored base by predicted_clv (10 = most valuable)",
         "reason": "one line quoting the numbers and the lines that put the customer in the segment",
         "next_order_date": "median date of the customer's next order if she is still a customer (so an order "

@@ -20,7 +20,7 @@ Segments, in order of precedence (the first that matches wins):
 | vip | high value, not at risk | upsell |
 | high_value_at_risk | valuable, at risk, P(alive) >= `lapsed_p_alive` | retention_offer |
 | lapsed_valuable | valuable, P(alive) below `lapsed_p_alive` | win_back |
-| active_low_value | not at risk (and not high value) | cross_sell |
+| active_low_value | not at risk (and not high value) | cross_sell (nurture without a suggestion) |
 | nurture | everyone else: not valuable and at risk (churn or overdue) | nurture |
 
 High value: predicted CLV in the top `1 - high_value_quantile` of the base. Valuable: high value, or
@@ -31,6 +31,12 @@ So every `vip` and `active_low_value` row has churn below the at-risk line and i
 churn at or above `overdue_churn`; every `high_value_at_risk` and `nurture` row has churn at or above
 the line, or is overdue with churn at or above `overdue_churn`; and the `reason` quotes the numbers
 that put the row where it is.
+
+A cross-sell needs something to sell: once the suggestions are made (by the scorer, from the shop's log,
+`models.cross_sell`), `settle_cross_sell` turns a `cross_sell` action without a suggestion into
+`nurture` (the segment's other action, "cross-sell / nurture" for low value and active), with the
+reason saying why. So every row's action, suggestion and reason agree, and every customer with an action
+has its campaign list (`models.campaigns`).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ SEGMENT_ACTIONS = {
     "nurture": "nurture",
 }
 SEGMENTS = tuple(SEGMENT_ACTIONS)
+# The action of a `cross_sell` customer with nothing to cross-sell (`settle_cross_sell`).
+CROSS_SELL_FALLBACK = "nurture"
 ACTIONS = tuple(dict.fromkeys(SEGMENT_ACTIONS.values()))
 REQUIRED = (
     "predicted_clv",
@@ -224,6 +232,36 @@ class TargetingRules(BaseEstimator):
     def _past(self, history: float) -> str:
         """What the customer brought so far: revenue, or orders placed for a log without amounts."""
         return f"placed {history:,.0f} orders" if self.value_unit == "orders" else f"spent {history:,.0f}"
+
+
+def settle_cross_sell(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` (next_best_action, cross_sell, cross_sell_reason, and reason if it has one; any other columns
+    kept) with every `cross_sell` action that has no suggestion (cross_sell empty or missing) turned into
+    `CROSS_SELL_FALLBACK`, and its reason extended with why there is nothing to cross-sell (from
+    cross_sell_reason). A new frame, or `rows` itself when no row changes (so a score table that needs
+    nothing costs no copy); settling settled rows changes nothing."""
+    empty = (rows["next_best_action"] == "cross_sell").to_numpy(bool, copy=True)
+    # Only the cross_sell rows' suggestions are read: a million-row score table is settled at every load.
+    empty[empty] = (
+        pd.Series(rows["cross_sell"].to_numpy(object)[empty]).fillna("").astype(str).eq("").to_numpy()
+    )
+    if not empty.any():
+        return rows
+    out = rows.copy()
+    why = rows.loc[empty, "cross_sell_reason"].fillna("").astype(str).str.removeprefix("no suggestion: ")
+    fallback = (
+        "nothing to cross-sell ("
+        + why.where(why != "", "no suggestion was made")
+        + f"): {CROSS_SELL_FALLBACK} instead"
+    )
+    before = (
+        rows.loc[empty, "reason"].fillna("").astype(str)
+        if "reason" in rows
+        else pd.Series("", index=why.index)
+    )
+    out.loc[empty, "next_best_action"] = CROSS_SELL_FALLBACK
+    out.loc[empty, "reason"] = (before + "; ").where(before != "", "") + fallback
+    return out
 
 
 def _check(predictions: pd.DataFrame) -> None:

@@ -161,22 +161,24 @@ async def predict_history(body: HistoryRequest, state: State, batcher: Batcher):
     rows = len(body.transactions) + len(body.events or []) + len(body.customers or [])
     check_size(rows, state.settings.serve.max_history_rows, "rows (transactions + events + customers)")
     serving = served(state)
+    tables = {
+        "transactions": to_columns(body.transactions, TRANSACTIONS),
+        "events": None if body.events is None else to_columns(body.events, EVENTS),
+        "customers": None if body.customers is None else to_columns(body.customers, CUSTOMERS),
+    }
     try:
         check_inputs(
             serving.model,
             {"events": body.events is not None, "customers": body.customers is not None},
             "orders" if all(row.amount is None for row in body.transactions) else "currency",
+            # A table sent empty ([]: the customers have none) lacks no column: there is no row to read.
+            {name: columns.keys() for name, columns in tables.items() if columns and columns["customer_id"]},
             fix=lambda table: f'send "{table}" with the customers\' rows ([] when they have none)',
         )
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     as_of = body.as_of or max(row.timestamp for row in body.transactions).date()
-    job = HistoryJob(
-        as_of,
-        to_columns(body.transactions, TRANSACTIONS),
-        None if body.events is None else to_columns(body.events, EVENTS),
-        None if body.customers is None else to_columns(body.customers, CUSTOMERS),
-    )
+    job = HistoryJob(as_of, tables["transactions"], tables["events"], tables["customers"])
     try:
         records = await batcher.predict(job)
     except ValueError as exc:

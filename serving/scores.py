@@ -20,6 +20,7 @@ import pandas as pd
 
 from features.files import read_frame
 from features.schema import LATER_SCORE_COLUMNS, SCORE_COLUMNS
+from models.targeting import settle_cross_sell
 
 # positions (an integer array) -> the column's values at those positions as JSON-ready Python values
 Gather = Callable[[np.ndarray], list]
@@ -69,6 +70,8 @@ class ScoreTable:
             raise ScoresUnavailable(
                 f"{path} is not a score table: it lacks {', '.join(missing)}. Fix: write it with `clv score`."
             )
+        # A table written before a cross-sell needed a suggestion is served as a new one would be written.
+        frame = settle_cross_sell(frame)
         frame["customer_id"] = frame["customer_id"].astype(str)
         ids = frame["customer_id"].to_numpy(dtype=object)
         rows = None if bool((ids[1:] >= ids[:-1]).all()) else np.argsort(ids, kind="stable")

@@ -49,6 +49,9 @@ class Serving:
                 "plan": card.plan,
                 "notes": card.notes,
                 "features_version": card.features_version,
+                # What a /predict_history request must send: these tables, with these optional columns.
+                "trained_with": card.trained_with,
+                "trained_columns": card.trained_columns,
                 "data_window": {"first": stored["data_first_date"], "last": stored["data_last_date"]},
                 "backtest": {
                     "cutoff": stored["backtest_cutoff"],

@@ -4,16 +4,21 @@
 values under the keys below), and whoever loads the model reads it back (`ModelCard.from_dict`):
 the scorer (horizon, value unit, the tables it was trained with), the service's `GET /model` and
 the marketer page (backtest, baselines, thresholds), the registry gate (the backtest window). The
-stored keys are the ones models have carried since model format 4, so every model this code can
-load (`training.registry.Registry.load`) has a complete card.
+keys without a default are the ones models have carried since model format 4, so every model this code
+can load (`training.registry.Registry.load`) has them; a key added later has a default that says it is
+unknown (`trained_columns`, `trained_event_types`: None).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from features.behaviour import FEATURE_EVENT_TYPES
+from features.pipeline import FEATURE_INPUTS
 
 _DATES = ("as_of", "data_first_date", "data_last_date", "backtest_cutoff")
 
@@ -52,6 +57,13 @@ class ModelCard:
     customer_sketch: list[str]
     # "scoring" for the registered model, "backtest" for the model fitted at the backtest cut-off.
     role: str
+    # Table -> the optional columns the features read (features.pipeline.FEATURE_INPUTS) that it was trained
+    # with, e.g. {"transactions": ["order_id", "category"], "customers": ["country"]}: scoring refuses data
+    # without them (training.loading.check_inputs). None on cards of models trained before it was recorded.
+    trained_columns: dict[str, list[str]] | None = None
+    # The event types the features read (features.behaviour.FEATURE_EVENT_TYPES) that its events table had;
+    # [] without events, None on cards of models trained before it was recorded.
+    trained_event_types: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The card as stored: JSON-ready values (dates and times as ISO text)."""
@@ -65,7 +77,8 @@ class ModelCard:
     def from_dict(cls, stored: dict[str, Any]) -> ModelCard:
         """The card of a stored dict (`to_dict`'s shape); raises ValueError naming what is missing."""
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - stored.keys())
+        needed = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        missing = sorted(needed - stored.keys())
         if missing:
             raise ValueError(f"its model card lacks {', '.join(missing)}")
         values = {k: v for k, v in stored.items() if k in names}
@@ -73,3 +86,18 @@ class ModelCard:
             values[name] = dt.date.fromisoformat(str(values[name]))
         values["trained_at"] = dt.datetime.fromisoformat(str(values["trained_at"]))
         return cls(**values)
+
+
+def feature_inputs_of(columns: Mapping[str, Collection[str]]) -> dict[str, list[str]]:
+    """Of each table's `columns` (table -> the contract columns it has), the optional ones the features
+    read (`features.pipeline.FEATURE_INPUTS`): what a card records as `trained_columns`."""
+    return {
+        table: [c for c in inputs if c in columns[table]]
+        for table, inputs in FEATURE_INPUTS.items()
+        if table in columns
+    }
+
+
+def feature_event_types_of(event_types: Collection[str]) -> list[str]:
+    """Of an events table's `event_types`, the ones the features read (`trained_event_types`)."""
+    return [kind for kind in FEATURE_EVENT_TYPES if kind in event_types]

@@ -67,15 +67,20 @@ def fit_cross_sell(
 
 def suggestions(fitted: FittedCrossSell | None, customer_ids: pd.Series) -> pd.DataFrame:
     """cross_sell and cross_sell_reason for each id of `customer_ids` (in that order): empty with the
-    reason when the log has no items or the customer bought none."""
+    reason when the log has no items, the customer bought none, or she buys every item regularly."""
     ids = pd.DataFrame({"customer_id": customer_ids.to_numpy()})
     if fitted is None:
         return ids.assign(cross_sell="", cross_sell_reason=NO_ITEMS)
     found = fitted.model.predict(fitted.bought)
     out = ids.merge(found, on="customer_id", how="left")
     missing = out["cross_sell"].isna()
+    bought = out["customer_id"].isin(fitted.bought["customer_id"])
     out["cross_sell"] = out["cross_sell"].fillna("")
-    out.loc[missing, "cross_sell_reason"] = f"no suggestion: no purchase with a {fitted.column} yet"
+    out.loc[missing & ~bought, "cross_sell_reason"] = f"no suggestion: no purchase with a {fitted.column} yet"
+    # Ranking leaves her nothing only when every item is one she buys regularly, which is never offered.
+    out.loc[missing & bought, "cross_sell_reason"] = (
+        f"no suggestion: she already buys every {fitted.column} there is regularly"
+    )
     return out
 
 

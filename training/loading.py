@@ -8,7 +8,7 @@ imports only what predicting needs: every module imported here is start-up time 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -17,6 +17,7 @@ from features.request import compute_features_for_request
 from features.schema import SCORE_COLUMNS
 from models.next_order import next_order_date
 from models.predictor import CLVPredictor
+from models.targeting import settle_cross_sell
 from training.card import ModelCard
 
 
@@ -46,12 +47,19 @@ def check_inputs(
     loaded: LoadedModel,
     given: Mapping[str, bool],
     value_unit: str,
+    columns: Mapping[str, Collection[str]],
+    event_types: Collection[str] | None = None,
     fix: Callable[[str], str] = lambda table: f"pass --{table} (or configure [data] {table})",
 ) -> None:
-    """Raise ValueError when the model cannot score this input: its values are in another unit than
-    the model's ("currency" with amounts, "orders" without), or a table the model was trained with
-    (events, customers) is not given, so its features would be missing and the scores wrong.
-    `fix(table)` says how to give a table (the command line's words by default; HTTP has its own).
+    """Raise ValueError when the model cannot score this input, so its features would be missing or
+    computed otherwise and the scores wrong: its values are in another unit than the model's
+    ("currency" with amounts, "orders" without), a table the model was trained with (events,
+    customers) is not given (`given`: table -> given), or a given table lacks an optional column the
+    model was trained with (`columns`: table -> the contract columns it has, for the tables with rows;
+    `ModelCard.trained_columns`), or the events table has none of an event type the model was trained
+    with (`event_types`: the table's event types; None when that says nothing, as for a request: one
+    customer without an email event has simply received none). `fix(table)` says how to give a table (the
+    command line's words by default; HTTP has its own).
     """
     unit = loaded.card.value_unit
     if unit != value_unit:
@@ -68,6 +76,35 @@ def check_inputs(
                 f"model {loaded.uri} was trained with the {table} table and none was given; its features would be "
                 f"missing and the scores wrong. Fix: {fix(table)}."
             )
+    _check_columns(loaded, columns)
+    if event_types is not None:
+        _check_event_types(loaded, event_types)
+
+
+def _check_columns(loaded: LoadedModel, columns: Mapping[str, Collection[str]]) -> None:
+    for table, trained in (loaded.card.trained_columns or {}).items():
+        lacking = [c for c in trained if table in columns and c not in columns[table]]
+        if lacking:
+            raise ValueError(
+                f"model {loaded.uri} was trained with the {table} column{'s' * (len(lacking) > 1)} "
+                f"{', '.join(lacking)}, which these {table} lack; the features read from "
+                f"{'them' if len(lacking) > 1 else 'it'} would be missing or computed otherwise and the scores "
+                f"wrong. Fix: give the {table} with the columns the model was trained with ({', '.join(trained)}; "
+                "a row without a value may leave it empty), or score with a model trained on data like these "
+                "(`clv train` on them)."
+            )
+
+
+def _check_event_types(loaded: LoadedModel, event_types: Collection[str]) -> None:
+    trained = loaded.card.trained_event_types or []
+    lacking = [kind for kind in trained if kind not in event_types]
+    if lacking:
+        raise ValueError(
+            f"model {loaded.uri} was trained with events of the type{'s' * (len(lacking) > 1)} "
+            f"{', '.join(lacking)}, and these events have none: every customer would read as having none, and "
+            f"the scores would be wrong. Fix: give the events with every type the model was trained with "
+            f"({', '.join(trained)}), or score with a model trained on events like these (`clv train` on them)."
+        )
 
 
 NO_SUGGESTIONS = "no suggestion: cross-sell suggestions are made by `clv score` from the shop's whole log"
@@ -80,6 +117,8 @@ def score_features(
 
     `suggestions`: cross_sell and cross_sell_reason in the order of `features` (`training.cross_sell`);
     without them both say there is none (a request's history is too little to learn co-purchases from).
+    A `cross_sell` action without a suggestion becomes `nurture`, and its reason says why
+    (`models.targeting.settle_cross_sell`).
     """
     predictions = loaded.predictor.predict(features)
     predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
@@ -92,6 +131,7 @@ def score_features(
     else:
         predictions["cross_sell"] = suggestions["cross_sell"].to_numpy()
         predictions["cross_sell_reason"] = suggestions["cross_sell_reason"].to_numpy()
+    predictions = settle_cross_sell(predictions)
     for name, value in scorer_values(loaded).items():
         predictions[name] = value
     extra = [c for c in predictions.columns if c not in SCORE_COLUMNS]

@@ -22,7 +22,7 @@ from models.btyd_features import NoRepeatPurchases
 from models.textbook import base_summary
 from training import gate, plots, tracking
 from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, backtest, fit_at
-from training.card import ModelCard
+from training.card import ModelCard, feature_event_types_of, feature_inputs_of
 from training.pyfunc import MODEL_FORMAT
 from training.registry import Decision, ModelNotFound, Registry
 from training.shop_data import ShopData
@@ -331,6 +331,8 @@ def _card(
         backtest_horizon_days=result.horizon_days,
         customer_sketch=sketch,
         role="scoring",
+        trained_columns=feature_inputs_of(data.columns),
+        trained_event_types=feature_event_types_of(data.event_types()),
     )
 
 

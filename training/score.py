@@ -93,6 +93,8 @@ def prepare(
         loaded,
         {"events": data.events is not None, "customers": data.customers is not None},
         data.value_unit,
+        data.columns,
+        data.event_types() if data.events is not None else None,
     )
     warn_if_other_customers(loaded, data, warn)
     return loaded, data

@@ -7,7 +7,7 @@ query it runs (features, labelled snapshots, the span of the log) executes where
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ibis
 import ibis.expr.types as ir
@@ -33,6 +33,8 @@ class ShopData:
     last_date: dt.date
     # "currency", or "orders" for a log without amounts (features.contract.ValidationReport.value_unit).
     value_unit: str = "currency"
+    # Table name -> the contract columns its file has (features.contract.ValidationReport.columns).
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_shop(cls, shop: Shop | SparkShop) -> ShopData:
@@ -40,7 +42,13 @@ class ShopData:
         tables = shop.tables()
         first, last = _date_range(tables["transactions"])
         return cls(
-            tables["transactions"], tables["events"], tables["customers"], first, last, shop.report.value_unit
+            tables["transactions"],
+            tables["events"],
+            tables["customers"],
+            first,
+            last,
+            shop.report.value_unit,
+            shop.report.columns,
         )
 
     def since(self, start: dt.date) -> ShopData:
@@ -54,6 +62,7 @@ class ShopData:
             start,
             self.last_date,
             self.value_unit,
+            self.columns,
         )
 
     def repeat_buyers(self, as_of: dt.date) -> tuple[int, int]:
@@ -64,6 +73,13 @@ class ShopData:
         days = bought.group_by("customer_id").aggregate(n_days=bought.timestamp.date().nunique())
         counts = days.aggregate(buyers=days.count(), repeaters=(days.n_days >= 2).sum()).to_pyarrow()
         return int(counts["buyers"][0].as_py() or 0), int(counts["repeaters"][0].as_py() or 0)
+
+    def event_types(self) -> list[str]:
+        """The distinct event types of the events table, sorted (empty without one): a small query."""
+        if self.events is None:
+            return []
+        kinds = self.events.select("event_type").distinct().to_pyarrow()["event_type"].to_pylist()
+        return sorted(k for k in kinds if k is not None)
 
     def features(self, as_of: dt.date) -> pd.DataFrame:
         return compute_features(self.transactions, as_of, self.events, self.customers)

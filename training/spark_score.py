@@ -21,6 +21,7 @@ from config import Settings
 from features import spark
 from features.pipeline import FEATURE_COLUMNS, FEATURE_SCHEMA, build_features
 from features.schema import SCORE_COLUMNS
+from models.targeting import settle_cross_sell
 from training.cross_sell import fit_cross_sell, suggestions
 from training.loading import LoadedModel, sample_features, scorer_values
 from training.score import Progress, ScoreSummary, prepare
@@ -72,6 +73,8 @@ def score_on_spark(
     horizon = loaded.card.horizon_days
     suggested = suggestions(fit_cross_sell(data, as_of, horizon, settings), ids)
     scored = scored.join(features.sparkSession.createDataFrame(suggested), "customer_id", "left")
+    # A cross_sell action without a suggestion becomes nurture, by the default engine's rule, batch by batch.
+    scored = scored.mapInPandas(lambda batches: map(settle_cross_sell, batches), schema=scored.schema)
     days = F.col("days_to_next_order")
     constants = {
         "as_of": F.col("scored_as_of"),

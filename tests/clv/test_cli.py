@@ -115,3 +115,27 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
     assert result.exit_code == 2
     assert "is the transactions input" in plain(result.output)
     assert len(pd.read_parquet(path)) == 1
+
+
+@pytest.mark.parametrize(
+    "toml, words",
+    [
+        (
+            "[campaigns.response_rates]\nwellcome = 0.1\n",
+            "campaigns.response_rates: unknown campaign wellcome",
+        ),
+        ("[campaigns.response_rates]\nwelcome = 2\n", "campaigns.response_rates: response rates are shares"),
+        ('[serve]\napi_keys = "secret:boss"\n', "serve.api_keys: API key entry 1 has role 'boss'"),
+        ("[train]\nhorizon_days = 0\n", "train.horizon_days: Input should be greater than 0"),
+    ],
+)
+def test_a_bad_setting_reads_like_every_other_configuration_error(tmp_path, monkeypatch, toml, words):
+    """Errors raised by the settings' own checks read as pydantic's do: the field, then the problem, without
+    pydantic's "Value error, " prefix in the middle of the sentence."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clv.toml").write_text(toml)
+    result = runner.invoke(app, ["rollback"])
+    text = plain(result.output)
+    assert result.exit_code == 1 and "Traceback" not in text, text
+    assert f"configuration (clv.toml, CLV_CONFIG or CLV_* variables): {words}" in text, text
+    assert "Value error" not in text

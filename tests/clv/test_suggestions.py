@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -29,6 +30,22 @@ def run(folder, monkeypatch, *args: str):
     monkeypatch.chdir(folder)
     monkeypatch.setenv("CLV_MLFLOW__TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
     return runner.invoke(app, list(args))
+
+
+# The campaign list of each next best action that has one (README, Campaign lists).
+ACTION_LISTS = {"win_back": "win_back", "upsell": "upsell", "cross_sell": "cross_sell", "nurture": "promo"}
+
+
+def assert_every_action_is_listed(scores: pd.DataFrame, lists: Path) -> None:
+    """Every row's action agrees with its suggestion, and every customer with an action is in its list."""
+    crossed = scores["next_best_action"] == "cross_sell"
+    assert (scores.loc[crossed, "cross_sell"].fillna("") != "").all(), "a cross-sell with nothing to offer"
+    for action, name in ACTION_LISTS.items():
+        path = lists / f"{name}.csv"
+        listed = set(pd.read_csv(path, dtype={"customer_id": str})["customer_id"]) if path.exists() else set()
+        assert listed == set(scores.loc[scores["next_best_action"] == action, "customer_id"].astype(str)), (
+            name
+        )
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +109,7 @@ def test_campaigns_writes_every_list_ranked_with_the_named_columns(demo):
         assert (frame["max_spend"] >= 0).all() and frame["reason"].notna().all()
     cross = pd.read_csv(folder / "lists" / "cross_sell.csv")
     assert cross["suggestion"].notna().all()
+    assert_every_action_is_listed(pd.read_parquet(folder / "scores.parquet"), folder / "lists")
     assert not list((folder / "lists").glob(".*")), "no temporary file is left behind"
 
 
@@ -127,6 +145,17 @@ def test_a_plain_log_gets_scores_and_lists_with_reasons_for_what_it_lacks(tmp_pa
     )
     written = {p.stem for p in (tmp_path / "lists").glob("*.csv")}
     assert written == {"welcome", "anniversary", "win_back", "upsell", "promo"}
+    # Nothing to cross-sell: the low-value active customers are nurtured, their rows say why, and promo takes them.
+    assert_every_action_is_listed(scores, tmp_path / "lists")
+    nurtured = scores[scores["segment"] == "active_low_value"]
+    assert len(nurtured) and (nurtured["next_best_action"] == "nurture").all()
+    assert (
+        nurtured["reason"]
+        .str.endswith(
+            "nothing to cross-sell (the transactions have no category or product column): nurture instead"
+        )
+        .all()
+    )
     mlflow.set_tracking_uri(None)
 
 
@@ -138,3 +167,53 @@ def test_campaigns_refuses_a_file_as_out_and_a_bad_setting_names_the_field(tmp_p
     bad = run(tmp_path, monkeypatch, "campaigns", "--out", "lists")
     assert bad.exit_code != 0 and "Traceback" not in bad.output
     assert "spend_share" in plain(bad.output)
+
+
+EMAILS = ["email_open", "email_click"]
+
+
+@pytest.mark.parametrize(
+    ("table", "dropped", "says"),
+    [
+        (
+            "transactions",
+            ["category", "product_id"],
+            "trained with the transactions columns product_id, category,",
+        ),
+        (
+            "transactions",
+            ["quantity"],
+            "trained with the transactions column quantity, which these transactions lack",
+        ),
+        ("customers", ["country"], "trained with the customers column country, which these customers lack"),
+        (
+            "events",
+            EMAILS,
+            "trained with events of the types email_open, email_click, and these events have none",
+        ),
+    ],
+)
+def test_score_refuses_the_log_without_an_optional_input_the_model_was_trained_with(
+    demo, tmp_path, monkeypatch, table, dropped, says
+):
+    """The same log without its categories (or quantities, countries, email events) would score other
+    numbers, silently: `clv score` refuses it, naming what is missing and the fix, and writes nothing."""
+    folder, trained, _, _ = demo
+    assert trained.exit_code == 0, trained.output
+    files = {t: folder / "shop" / f"{t}.parquet" for t in ("transactions", "events", "customers")}
+    frame = pd.read_parquet(files[table])
+    files[table] = tmp_path / f"{table}.parquet"
+    if table == "events":
+        frame[~frame["event_type"].isin(dropped)].to_parquet(files[table])
+    else:
+        frame.drop(columns=dropped).to_parquet(files[table])
+    options = ["-t", str(files["transactions"]), "--events", str(files["events"])]
+    out = tmp_path / "scores.parquet"
+    result = run(
+        folder, monkeypatch, "score", *options, "--customers", str(files["customers"]), "--out", str(out)
+    )
+    mlflow.set_tracking_uri(None)
+    text = plain(result.output)
+    assert result.exit_code == 1 and "Traceback" not in text, text
+    assert says in text and "Fix: give the" in text and "or score with a model trained on" in text, text
+    assert not out.exists()

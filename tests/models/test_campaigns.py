@@ -8,6 +8,7 @@ import pandas as pd
 
 from config import CampaignSettings
 from models.campaigns import CAMPAIGN_COLUMNS, build_campaigns, next_yearly
+from models.cross_sell import NO_ITEMS
 
 AS_OF = dt.date(2025, 6, 30)
 RULES = CampaignSettings().model_dump()
@@ -93,3 +94,14 @@ def test_without_transactions_or_inputs_the_lists_that_need_them_are_left_out_wi
 def test_a_29_february_birthday_falls_on_28_february_in_other_years():
     days = next_yearly(pd.Series([dt.date(1992, 2, 29), dt.date(1990, 7, 1)]), dt.date(2025, 1, 1))
     assert days.tolist() == [dt.date(2025, 2, 28), dt.date(2025, 7, 1)]
+
+
+def test_every_customer_with_an_action_lands_in_its_list_also_one_with_nothing_to_cross_sell():
+    """A cross_sell row without a suggestion (a score table written before the rule of
+    `models.targeting.settle_cross_sell`) fell in no list; it is nurtured, and its reason says why."""
+    table = scores().assign(cross_sell=["", "", "", ""], cross_sell_reason=["", NO_ITEMS, "", ""])
+    lists, _ = build_campaigns(table, moments(), AS_OF, RULES, margin=None)
+    listed = {name: set(lists[name]["customer_id"]) for name in ("win_back", "upsell", "promo")}
+    assert listed == {"win_back": {"C"}, "upsell": {"A"}, "promo": {"B", "D"}}
+    reason = lists["promo"].set_index("customer_id").loc["B", "reason"]
+    assert "nothing to cross-sell (the transactions have no category or product column): nurture" in reason

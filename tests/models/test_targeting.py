@@ -10,7 +10,16 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from config import TargetingSettings
-from models.targeting import ACTIONS, REQUIRED, SEGMENT_ACTIONS, SEGMENTS, TargetingRules, percents
+from models.targeting import (
+    ACTIONS,
+    CROSS_SELL_FALLBACK,
+    REQUIRED,
+    SEGMENT_ACTIONS,
+    SEGMENTS,
+    TargetingRules,
+    percents,
+    settle_cross_sell,
+)
 
 
 @pytest.fixture
@@ -192,3 +201,27 @@ def test_contracts(base):
         TargetingRules(high_value_quantile=0).fit(base)
     with pytest.raises(ValueError, match="at least one customer"):
         TargetingRules().fit(base.iloc[:0])
+
+
+def test_a_cross_sell_with_nothing_to_cross_sell_is_nurtured_and_its_reason_says_why():
+    rows = pd.DataFrame(
+        {
+            "next_best_action": ["cross_sell", "cross_sell", "upsell", "nurture"],
+            "reason": ["low value, active"] * 4,
+            "cross_sell": ["shoes; books", "", "", ""],
+            "cross_sell_reason": [
+                "shoes: popular; books: popular",
+                "no suggestion: no purchase with a category yet",
+                "no suggestion: no purchase with a category yet",
+                "",
+            ],
+        }
+    )
+    settled = settle_cross_sell(rows)
+    assert settled["next_best_action"].tolist() == ["cross_sell", "nurture", "upsell", "nurture"]
+    assert settled.loc[1, "reason"] == (
+        "low value, active; nothing to cross-sell (no purchase with a category yet): nurture instead"
+    )
+    assert settled.drop(index=1).equals(rows.drop(index=1)), "rows with a suggestion or another action stay"
+    assert settle_cross_sell(settled).equals(settled), "settling twice changes nothing"
+    assert CROSS_SELL_FALLBACK in ACTIONS

@@ -26,6 +26,9 @@ from training.score import score
 
 KEYS = {"app-key-123": "app", "marketer-key-456": "marketer", "admin-key-789": "admin"}
 APP, MARKETER, ADMIN = ({"Authorization": f"Bearer {k}"} for k in KEYS)
+# The model is trained on the demo shop, whose transactions have these optional columns, so a history the
+# tests send has them too (training.loading.check_inputs refuses one without them).
+ORDER_COLUMNS = {"order_id": "o-1", "quantity": 1, "product_id": "P001", "category": "shoes"}
 
 
 @dataclass

@@ -26,7 +26,7 @@ from training.loading import check_inputs, sample_features
 from training.pyfunc import CODE, MODEL_FORMAT, STATE_ARTIFACT, CLVPyfunc
 from training.registry import ModelNotFound, Registry
 
-from .conftest import ADMIN, APP, KEYS, MARKETER
+from .conftest import ADMIN, APP, KEYS, MARKETER, ORDER_COLUMNS
 
 
 @pytest.fixture
@@ -124,7 +124,9 @@ def test_predict_history_matches_batch_scores_for_the_same_history(client, train
         assert live[column] == batch[column], column
 
 
-NEW_CUSTOMER = [{"customer_id": "new-1", "timestamp": "2025-12-20T10:00:00+01:00", "amount": 42.5}]
+NEW_CUSTOMER = [
+    {"customer_id": "new-1", "timestamp": "2025-12-20T10:00:00+01:00", "amount": 42.5, **ORDER_COLUMNS}
+]
 
 
 def test_predict_history_for_a_new_one_order_customer(client):
@@ -317,9 +319,46 @@ def test_a_history_without_a_table_the_model_was_trained_with_is_refused_as_clv_
     # The same words as `clv score` (training.score), which refuses the same input.
     with pytest.raises(ValueError) as caught:
         check_inputs(
-            state.current.model, {"events": "events" in sent, "customers": "customers" in sent}, "currency"
+            state.current.model,
+            {"events": "events" in sent, "customers": "customers" in sent},
+            "currency",
+            {"transactions": [*NEW_CUSTOMER[0]]},
         )
     assert str(caught.value).split(" Fix:")[0] == message.split(" Fix:")[0]
+
+
+@pytest.mark.parametrize(
+    ("table", "dropped"),
+    [
+        ("transactions", ["category", "product_id"]),
+        ("transactions", ["order_id"]),
+        ("customers", ["country"]),
+    ],
+)
+def test_a_history_without_a_column_the_model_was_trained_with_is_refused_as_clv_score_does(
+    client, state, trained, table, dropped
+):
+    """The model was trained with the demo shop's optional columns; a history without one of them would be
+    featurised otherwise (no categories, a customer-day as one order, no country) and scored wrong."""
+    customers = pd.read_parquet(trained.shop / "customers.parquet").head(1)
+    body = {
+        "transactions": [{**NEW_CUSTOMER[0], "customer_id": customers["customer_id"].iloc[0]}],
+        "events": [],
+        "customers": _records(customers.drop(columns=["birth_date", "email"])),
+    }
+    assert client.post("/predict_history", json=body, headers=APP).status_code == 200
+    body[table] = [{k: v for k, v in row.items() if k not in dropped} for row in body[table]]
+    response = client.post("/predict_history", json=body, headers=APP)
+    assert response.status_code == 400
+    message = response.json()["error"]
+    lacking = ", ".join(c for c in state.current.model.card.trained_columns[table] if c in dropped)
+    assert f"was trained with the {table} column{'s' * (len(dropped) > 1)} {lacking}, which these" in message
+    assert "Fix: give the" in message and "or score with a model trained on data like these" in message
+    # The same words as `clv score` (training.score), which refuses the same input.
+    columns = {name: [*rows[0]] for name, rows in body.items() if rows}
+    with pytest.raises(ValueError) as caught:
+        check_inputs(state.current.model, {"events": True, "customers": True}, "currency", columns)
+    assert str(caught.value) == message
 
 
 def test_a_history_without_amounts_is_refused_by_a_model_of_revenue(client):

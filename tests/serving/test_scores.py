@@ -52,3 +52,13 @@ def test_empty_table_knows_nobody(tmp_path):
     path = tmp_path / "scores.parquet"
     table([]).to_parquet(path)
     assert ScoreTable.load(path).lookup(["a"]) == ([], ["a"])
+
+
+def test_an_older_table_with_a_cross_sell_and_nothing_to_offer_is_served_as_a_new_one_is_written(tmp_path):
+    path = tmp_path / "scores.csv"
+    older = table(["a", "b"]).drop(columns=["cross_sell", "cross_sell_reason"])
+    older["next_best_action"] = ["cross_sell", "upsell"]
+    older.to_csv(path, index=False)
+    rows, _ = ScoreTable.load(path).lookup(["a", "b"])
+    assert [r["next_best_action"] for r in rows] == ["nurture", "upsell"]
+    assert rows[0]["reason"] == "nothing to cross-sell (no suggestion was made): nurture instead"

@@ -23,7 +23,7 @@ from serving.export import ExportFilter, apply_filter
 from training import tracking
 from training.registry import Registry
 
-from .conftest import ADMIN, APP, MARKETER, free_port, running_server, wait_until_answering
+from .conftest import ADMIN, APP, MARKETER, ORDER_COLUMNS, free_port, running_server, wait_until_answering
 
 runner = CliRunner()
 
@@ -179,7 +179,8 @@ def test_real_server_errors_are_json_and_the_connection_stays_open(trained):
     good = request_bytes("POST", "/predict", json.dumps({"customer_ids": [customer]}))
     history = json.dumps(
         {
-            "transactions": [{"customer_id": "a", "timestamp": "2025-01-01", "amount": 10}],
+            # The optional columns the model was trained with (the demo shop's) come too.
+            "transactions": [{"customer_id": "a", "timestamp": "2025-01-01", **ORDER_COLUMNS, "amount": 10}],
             "events": [],
             "customers": [],
         }
