@@ -10,11 +10,16 @@ generated, trained and scored, exactly as `make train` does. Then, each in its o
   same score table (no auth, no metrics, no validation beyond FastAPI's), served by uvicorn.
 
 Load: `--clients` concurrent keep-alive HTTP/1.1 connections for `--seconds` each, from a separate
-process with a minimal asyncio client (an HTTP library would be slower than the servers). Reported:
-p50 and p99 latency, requests per second, and throughput relative to the floor; `/predict_history`
-also with a single client (latency without queueing); the peak RSS of the floor and of each server
-process after the load; finally the time from process start to `/readyz` answering 200 with a
-synthetic 1M-customer score table.
+process with a minimal asyncio client (an HTTP library would be slower than the servers) that
+reconnects when an answer says `Connection: close`. Both servers run side by side; the load starts
+once every worker of the service has loaded, and the floor and the service's `/predict` with one id
+take turns in ROUNDS rounds (`compare_with_floor`), so their ratio is measured under the same
+background load. Reported: p50 and p99 latency, requests per second, throughput and p99 relative to
+the floor; per service row the CPU seconds of each worker and the connections each held half-way
+through (how the clients were spread); `/predict_history` also with a single client (latency
+without queueing); the load average; the peak RSS of the floor and of each server process after the
+load; finally the time from process start to `/readyz` answering 200 with a synthetic 1M-customer
+score table.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -71,24 +77,40 @@ def serve_floor(port: int, scores: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------- load
+async def exchange(reader, writer, request: bytes) -> tuple[int, bool]:
+    """Send one request on an open connection and read its answer: (status, whether the connection stays
+    open; the service closes one now and then, serving.keepalive)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length, keep_alive = 0, True
+    for line in head.lower().split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and b"close" in value:
+            keep_alive = False
+    await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1]), keep_alive
+
+
 async def _client(port: int, request: bytes, deadline: float, latencies: list, errors: list) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer = None
     try:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            if writer is None:
+                # A request on a new connection pays for connecting, as it would in any HTTP client.
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            status, keep_alive = await exchange(reader, writer, request)
             latencies.append(time.perf_counter() - started)
             if status != 200:
                 errors.append(status)
+            if not keep_alive:
+                writer.close()
+                writer = None
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
 
 def _load(port: int, path: str, body: bytes, seconds: float, clients: int, out) -> None:
@@ -109,17 +131,23 @@ def _load(port: int, path: str, body: bytes, seconds: float, clients: int, out) 
 
 
 def run_load(port: int, path: str, body: dict, seconds: float, clients: int) -> dict:
+    """The raw outcome of `clients` keep-alive clients sending `body` for `seconds`: latencies (s),
+    non-200 statuses and elapsed seconds; `summary` of one or more of them gives the table's numbers."""
     queue = mp.Queue()
     process = mp.Process(target=_load, args=(port, path, json.dumps(body).encode(), seconds, clients, queue))
     process.start()
     latencies, errors, elapsed = queue.get()
     process.join()
-    ms = np.array(latencies) * 1000
+    return {"latencies": latencies, "errors": errors, "elapsed": elapsed}
+
+
+def summary(*runs: dict) -> dict:
+    ms = np.concatenate([np.asarray(run["latencies"]) * 1000 for run in runs])
     return {
         "p50": float(np.percentile(ms, 50)),
         "p99": float(np.percentile(ms, 99)),
-        "rps": len(ms) / elapsed,
-        "errors": len(errors),
+        "rps": len(ms) / sum(run["elapsed"] for run in runs),
+        "errors": sum(len(run["errors"]) for run in runs),
     }
 
 
@@ -158,6 +186,48 @@ def running_service(env: dict, cwd: Path):
     ) as process:
         wait_ready(f"http://127.0.0.1:{port}/readyz", process)
         yield port, time.perf_counter() - started, process
+
+
+def connections_by_worker(workers: list[psutil.Process], port: int) -> list[int]:
+    """How many open connections to `port` each worker process holds."""
+    return [
+        sum(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port for c in w.net_connections("tcp"))
+        for w in workers
+    ]
+
+
+def wait_every_worker(port: int, workers: list[psutil.Process], timeout: float = 120) -> None:
+    """Return once every worker has answered a connection.
+
+    Readiness means one worker has loaded; the others load after it (serving.service._loading_turn),
+    and meanwhile they accept no connection and take a core the load needs. Connections are opened
+    and kept until each worker holds one.
+    """
+    deadline = time.perf_counter() + timeout
+    with contextlib.ExitStack() as held:
+        while min(connections_by_worker(workers, port)) == 0:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"not every worker answers after {timeout} s")
+            sock = held.enter_context(socket.create_connection(("127.0.0.1", port)))
+            sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            sock.recv(65536)  # answered: a worker accepted it
+            time.sleep(0.1)
+
+
+def run_watched(port: int, workers: list[psutil.Process], *load) -> dict:
+    """`run_load(port, *load)`, plus the CPU seconds each worker used and the connections each held
+    half-way through: how the clients were spread over the workers."""
+    before = [sum(w.cpu_times()[:2]) for w in workers]
+    halfway = threading.Timer(load[2] / 2, lambda: spread.append(connections_by_worker(workers, port)))
+    spread: list[list[int]] = []
+    halfway.start()
+    run = run_load(port, *load)
+    halfway.join()
+    return {
+        **run,
+        "cpu": [sum(w.cpu_times()[:2]) - b for w, b in zip(workers, before, strict=True)],
+        "spread": spread,
+    }
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -235,6 +305,60 @@ def synthetic_scores(path: Path, n: int) -> None:
     frame.to_parquet(path, index=False)
 
 
+FLOOR, ONE_ID = "floor: /predict, 1 id", "service: /predict, 1 id"
+ROUNDS = 4
+
+
+def compare_with_floor(port: int, floor_port: int, workers, body: dict, args, console) -> dict[str, list]:
+    """The floor's and the service's `/predict` with one id, in ROUNDS alternating rounds of
+    `--seconds / ROUNDS` each: this machine is shared, and a job of someone else's that starts between
+    two long runs would change the ratio; alternating, both see the same background load."""
+    console.print(f"load: floor and service, /predict 1 id, {ROUNDS} alternating rounds")
+    run_load(floor_port, "/predict", body, WARM_UP_SECONDS, args.clients)
+    run_load(port, "/predict", body, WARM_UP_SECONDS, args.clients)
+    runs: dict[str, list] = {FLOOR: [], ONE_ID: []}
+    for _ in range(ROUNDS):
+        runs[FLOOR].append(run_load(floor_port, "/predict", body, args.seconds / ROUNDS, args.clients))
+        runs[ONE_ID].append(run_watched(port, workers, "/predict", body, args.seconds / ROUNDS, args.clients))
+    return runs
+
+
+def report(console: Console, runs: dict[str, list], args) -> None:
+    floor = summary(*runs[FLOOR])
+    table = Table(
+        title=f"{args.clients} concurrent clients (unless said), {args.seconds:g} s each, {os.cpu_count()} cores"
+    )
+    columns = (
+        "endpoint",
+        "p50 ms",
+        "p99 ms",
+        "req/s",
+        "req/s / floor",
+        "p99 / floor",
+        "non-200",
+        "worker CPU s",
+    )
+    for column in (*columns, "connections per worker, half-way"):
+        table.add_column(column, justify="left" if column == "endpoint" else "right")
+    for name, measured in runs.items():
+        r = summary(*measured)
+        cpu = [sum(c) for c in zip(*(run["cpu"] for run in measured), strict=True)] if name != FLOOR else []
+        table.add_row(
+            name,
+            f"{r['p50']:.1f}",
+            f"{r['p99']:.1f}",
+            f"{r['rps']:,.0f}",
+            f"{r['rps'] / floor['rps']:.2f}",
+            f"{r['p99'] / floor['p99']:.2f}",
+            str(r["errors"]),
+            " / ".join(f"{c:.1f}" for c in cpu),
+            " ".join("/".join(map(str, split)) for run in measured for split in run.get("spread", [])),
+        )
+    console.print(table)
+    rounds = [summary(s)["rps"] / summary(f)["rps"] for f, s in zip(runs[FLOOR], runs[ONE_ID], strict=True)]
+    console.print(f"/predict 1 id req/s / floor's, round by round: {', '.join(f'{r:.2f}' for r in rounds)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -258,7 +382,7 @@ def main() -> None:
 
     quiet_mlflow()  # the same quiet as `clv`
 
-    console = Console(width=120)
+    console = Console(width=160)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -273,38 +397,32 @@ def main() -> None:
         }
         if args.workers:
             env["CLV_SERVE__WORKERS"] = str(args.workers)
+        load_before = os.getloadavg()[0]
         ids = pd.read_parquet(scores)["customer_id"].astype(str).tolist()
         one, hundred = {"customer_ids": ids[:1]}, {"customer_ids": ids[:100]}
 
-        results = {}
         floor_port = free_port()
         floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(floor_port), str(scores)])
         try:
             wait_ready(f"http://127.0.0.1:{floor_port}/docs", floor)
-            console.print("load: FastAPI floor, 1 id")
-            run_load(floor_port, "/predict", one, WARM_UP_SECONDS, args.clients)
-            results["floor: /predict, 1 id"] = run_load(
-                floor_port, "/predict", one, args.seconds, args.clients
-            )
-            peaks = {"floor": peak_rss_mb(floor.pid)}
+            with running_service(env, workdir) as (port, _, server):
+                workers = psutil.Process(server.pid).children(recursive=True)
+                wait_every_worker(port, workers)
+                runs = compare_with_floor(port, floor_port, workers, one, args, console)
+                history = history_body(shop, scores)
+                for name, path, body, clients in (
+                    ("service: /predict, 100 ids", "/predict", hundred, args.clients),
+                    ("service: /predict_history, 20 transactions", "/predict_history", history, args.clients),
+                    ("service: /predict_history, 1 client", "/predict_history", history, 1),
+                ):
+                    console.print(f"load: {name}")
+                    run_load(port, path, body, WARM_UP_SECONDS, clients)
+                    runs[name] = [run_watched(port, workers, path, body, args.seconds, clients)]
+                peaks = {"floor": peak_rss_mb(floor.pid), "service supervisor": peak_rss_mb(server.pid)}
+                for i, worker in enumerate(workers, 1):
+                    peaks[f"service worker {i}"] = peak_rss_mb(worker.pid)
         finally:
             stop(floor)
-
-        with running_service(env, workdir) as (port, _, server):
-            history = history_body(shop, scores)
-            for name, path, body, clients in (
-                ("service: /predict, 1 id", "/predict", one, args.clients),
-                ("service: /predict, 100 ids", "/predict", hundred, args.clients),
-                ("service: /predict_history, 20 transactions", "/predict_history", history, args.clients),
-                ("service: /predict_history, 1 client", "/predict_history", history, 1),
-            ):
-                console.print(f"load: {name}")
-                # Readiness means one worker is up; the warm-up lets the others finish loading.
-                run_load(port, path, body, WARM_UP_SECONDS, clients)
-                results[name] = run_load(port, path, body, args.seconds, clients)
-            peaks["service supervisor"] = peak_rss_mb(server.pid)
-            for i, worker in enumerate(psutil.Process(server.pid).children(recursive=True), 1):
-                peaks[f"service worker {i}"] = peak_rss_mb(worker.pid)
 
         big = workdir / "scores_big.parquet"
         synthetic_scores(big, args.startup_customers)
@@ -314,22 +432,11 @@ def main() -> None:
                 startups.append(seconds)
         big.unlink()
 
-    floor_rps = results["floor: /predict, 1 id"]["rps"]
-    table = Table(
-        title=f"{args.clients} concurrent clients (unless said), {args.seconds:g} s each, {os.cpu_count()} cores"
+    report(console, runs, args)
+    console.print(
+        f"load average (1 min; other users' jobs included) before the load: {load_before:.1f}, "
+        f"after: {os.getloadavg()[0]:.1f}"
     )
-    for column in ("endpoint", "p50 ms", "p99 ms", "req/s", "floor rps / rps", "non-200"):
-        table.add_column(column, justify="left" if column == "endpoint" else "right")
-    for name, r in results.items():
-        table.add_row(
-            name,
-            f"{r['p50']:.1f}",
-            f"{r['p99']:.1f}",
-            f"{r['rps']:,.0f}",
-            f"{floor_rps / r['rps']:.2f}",
-            str(r["errors"]),
-        )
-    console.print(table)
     console.print(
         f"start-up to ready with {args.startup_customers:,} scored customers: median "
         f"{statistics.median(startups):.1f} s (runs: {', '.join(f'{s:.1f}' for s in startups)})"

@@ -74,23 +74,15 @@ async def _client(port, mix, offset, deadline, results) -> None:
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request)
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
-            status = int(head.split(b" ", 2)[1])
-            length = next(
-                (
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            await asyncio.wait_for(reader.readexactly(length), 60)
+            status, keep_alive = await asyncio.wait_for(bench.exchange(reader, writer, request), 60)
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             results.append((kind, time.perf_counter() - started, None, type(exc).__name__))
             writer = None  # a new connection for the next request
             continue
         results.append((kind, time.perf_counter() - started, status, None if status == expected else status))
+        if not keep_alive:
+            writer.close()
+            writer = None  # the server closed it after its answer (serving.keepalive)
     if writer is not None:
         writer.close()
 
@@ -144,8 +136,8 @@ def main() -> None:
         }
         ids = pd.read_parquet(scores)["customer_id"].astype(str).tolist()
         mix = request_mix(ids, bench.history_body(shop, scores))
-        with bench.running_service(env, workdir) as (port, _, _):
-            time.sleep(5)  # readiness means one worker is up; let the others finish loading
+        with bench.running_service(env, workdir) as (port, _, server):
+            bench.wait_every_worker(port, psutil.Process(server.pid).children(recursive=True))
             watched = {p.pid: p for p in server_processes(port)}
             for parent in [p.parent() for p in watched.values()]:
                 if parent is not None and "bentoml" in " ".join(parent.cmdline()):

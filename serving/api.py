@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serving import page, routes
 from serving.auth import AuthError, Keyring
 from serving.batching import HistoryBatcher
+from serving.keepalive import KeepAliveLimit
 from serving.messages import describe_validation, example
 from serving.routes import ApiError
 from serving.state import ServingState
@@ -59,6 +60,8 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
     app.mount("/ui/static", StaticFiles(directory=page.STATIC), name="ui-static")
     rights = route_rights(routes.router, page.router)
     app.add_middleware(Guard, keyring=keyring, rights=rights)
+    # Spreads keep-alive clients over the workers (serving.keepalive).
+    app.add_middleware(KeepAliveLimit)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http)
