@@ -14,7 +14,8 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 | cross_sell | next_best_action cross_sell, with a suggestion | next order date (as_of + 1 when empty) |
 | promo | the nurture group (the contract has no discount column to find discount responders) | as_of + 1 |
 
-Each row: customer_id, predicted_clv, churn_prob, trigger_date, suggestion (cross_sell only),
+Each row: customer_id, predicted_clv, churn_prob, trigger_date, suggestion (cross_sell: the
+suggestions; abandoned_cart: the carted item, `last_cart_item`, when events name it),
 max_spend, expected_value, reason. The value of a contact is the margin of the order it may bring:
 expected_value = response_rate[campaign] x p_alive x expected_aov x margin (margin 1 without one:
 then values are revenue); max_spend = spend_share x predicted_clv x margin, the most a contact may
@@ -101,12 +102,14 @@ def build_campaigns(
     picks["win_back"] = (action == "win_back", _dates(last, as_of), "win-back: " + why)
     picks["upsell"] = (action == "upsell", due, "upsell: " + why)
     suggestion = frame["cross_sell"].fillna("").astype(str) if "cross_sell" in frame else None
+    suggestions: dict[str, pd.Series] = {}  # campaign -> its suggestion column (empty for the others)
     if suggestion is None or not (suggestion != "").any():
         notes.append(
             "cross_sell: left out, no customer has a suggestion (the log has no category or product column)"
         )
     else:
         picks["cross_sell"] = ((action == "cross_sell") & (suggestion != ""), due, "cross-sell: " + why)
+        suggestions["cross_sell"] = suggestion
     picks["promo"] = (
         action == "nurture",
         pd.Series(tomorrow, index=frame.index),
@@ -148,10 +151,15 @@ def build_campaigns(
             recent = pd.Series(
                 [bool(c) and (as_of - c).days <= rules["cart_days"] for c in cart], index=frame.index
             )
+            item = frame.get("last_cart_item", pd.Series(None, index=frame.index)).fillna("").astype(str)
+            suggestions["abandoned_cart"] = item
             picks["abandoned_cart"] = (
                 recent,
                 cart,
-                "cart or checkout on " + cart.astype(str) + " with no order after it",
+                "cart or checkout on "
+                + cart.astype(str)
+                + np.where(item != "", " of " + item, "")
+                + " with no order after it",
             )
         else:
             notes.append(
@@ -174,7 +182,7 @@ def build_campaigns(
                 "predicted_clv": frame["predicted_clv"].to_numpy(float),
                 "churn_prob": frame["churn_prob"].to_numpy(float),
                 "trigger_date": pd.Series(trigger, index=frame.index).to_numpy(object),
-                "suggestion": suggestion.to_numpy(object) if name == "cross_sell" else "",
+                "suggestion": suggestions[name].to_numpy(object) if name in suggestions else "",
                 "max_spend": max_spend,
                 "expected_value": value,
                 "reason": pd.Series(reason, index=frame.index).to_numpy(object),

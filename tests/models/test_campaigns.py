@@ -93,3 +93,16 @@ def test_without_transactions_or_inputs_the_lists_that_need_them_are_left_out_wi
 def test_a_29_february_birthday_falls_on_28_february_in_other_years():
     days = next_yearly(pd.Series([dt.date(1992, 2, 29), dt.date(1990, 7, 1)]), dt.date(2025, 1, 1))
     assert days.tolist() == [dt.date(2025, 2, 28), dt.date(2025, 7, 1)]
+
+
+def test_the_abandoned_cart_list_suggests_the_carted_item_when_events_name_it():
+    lists, _ = build_campaigns(scores(), moments(), AS_OF, RULES, margin=None)
+    # Events without items (moments without last_cart_item, or with it empty): no suggestion, as before.
+    assert lists["abandoned_cart"].loc[0, "suggestion"] == ""
+    assert lists["abandoned_cart"].loc[0, "reason"] == "cart or checkout on 2025-06-28 with no order after it"
+    named = moments().assign(last_cart_item=[None, "P0162 (fashion)", None, "P0001 (toys)"])
+    lists, _ = build_campaigns(scores(), named, AS_OF, RULES, margin=None)
+    cart = lists["abandoned_cart"].iloc[0]
+    assert cart["suggestion"] == "P0162 (fashion)"
+    assert cart["reason"] == "cart or checkout on 2025-06-28 of P0162 (fashion) with no order after it"
+    assert (lists["cross_sell"]["suggestion"] == "shoes; books").all()  # the other lists keep theirs
