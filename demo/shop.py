@@ -187,7 +187,8 @@ def generate_demo_shop(
     say("acquisition spend")
     spend = _spend_frame(rng, cust, cal)
     say("what events were about")
-    # A separate generator, drawn last: the items do not move any draw above (README, Demo shop).
+    # A separate generator, drawn last: the items move no draw above, so every other column stays what
+    # it was for the seed (tests/demo/test_shop.py checks it against the shop before items).
     items = _event_items(np.random.default_rng([seed, 16]), cust, lines, events)
     say("tables")
     ids = _customer_ids(n_customers)

@@ -19,15 +19,16 @@ comes next, and a complement of what she buys rises above it. Each suggestion's 
 strongest rule (highest lift above 1), or the item's popularity when no rule speaks for it. The
 popularity baseline of the backtest ranks by the share of customers who bought each item by D.
 
+A log without items gets no suggestions (the reason says so); a log shorter than the window has no
+rules, and suggestions are then the popular items. Items are categories (or products when the log
+has no category); with products too, each suggested category names its best-selling product.
+
 Interest (`features.interest`, when events name their items): an item a customer viewed or carted
 in the last days and did not buy since is one more piece of evidence, log lift(carted) or
 log lift(viewed), added to its score. Each lift is learned before the cut-off, over the window
 (S, D]: over the pairs (customer, item) of interest at S, the number bought next over the number
 the prior alone expects, sum of P(item), smoothed as (bought + 1) / (expected + 1), so a few pairs
 say little and no pairs give lift 1. Such a suggestion's reason says when she carted (or viewed) it.
-A log without items gets no suggestions (the reason says so); a log shorter than the window has no
-rules, and suggestions are then the popular items. Items are categories (or products when the log
-has no category); with products too, each suggested category names its best-selling product.
 """
 
 from __future__ import annotations
