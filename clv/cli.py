@@ -485,6 +485,12 @@ def _print_suggestion_backtests(backtest) -> None:
         f"Over the customers who bought something they did not buy regularly before: hit rate = share with one "
         f"of it in their top {cross.k}, recall = mean share of it there."
     )
+    if "behaviour" in cross.metrics.index:
+        served = "with" if cross.behaviour else "without"
+        out.print(
+            f"Served {served} what customers viewed or carted and did not buy ([cross_sell] behaviour = "
+            f"{str(cross.behaviour).lower()})."
+        )
 
 
 @app.command()

@@ -119,6 +119,11 @@ class CrossSellSettings(BaseModel):
     regular_orders: int = Field(2, ge=1)
     # Customers who must have bought both items for a co-purchase rule to be used.
     min_pair_customers: int = Field(10, ge=1)
+    # Items a customer viewed or carted in this many days up to the cut-off, and did not buy since, are
+    # evidence for suggesting them (when events carry the item column; features/interest.py).
+    behaviour_days: int = Field(30, ge=1, le=3650)
+    # Use that evidence in the served suggestions; the backtest reports both either way.
+    behaviour: bool = True
 
 
 CAMPAIGN_NAMES = (

@@ -16,7 +16,10 @@ and customer features has something real to learn:
 - about 30% of customers have a spend trend (their order values grow or shrink over the years);
 - countries differ in spend level, and November/December baskets are about 10% bigger;
 - behavioural events follow the customer's latent propensity and fade over the 60 days before the
-  customer drops out (email opens, browsing sessions, support tickets), then nearly stop.
+  customer drops out (email opens, browsing sessions, support tickets), then nearly stop;
+- product views, carts and checkouts name a category and product, leaning towards what the customer
+  buys next (`NEXT_ORDER_SHARE` of them come from her next order's lines), so "viewed or carted, not
+  bought" is a real but noisy cross-sell signal.
 
 Orders have 1-5 lines over a catalogue of a few hundred products in ten categories; each customer
 mostly buys from 1-3 preferred, often complementary, categories. Line amounts split the order value
@@ -24,6 +27,8 @@ in proportion to list price x quantity, so a product's unit price varies from or
 
 Everything is drawn from one `numpy.random.default_rng(seed)` in a fixed order, so a seed gives the
 same tables and, through `write_demo_shop`, byte-identical files. Nothing depends on today's date.
+The events' items alone come from a second generator, `default_rng([seed, 16])`, drawn last: they
+were added later (issue 16), and every other column stays what it was for the same seed.
 """
 
 from __future__ import annotations
@@ -114,6 +119,11 @@ CATEGORY_RETURNS = np.array([0.8, 0.5, 0.6, 0.5, 2.0, 1.8, 0.4, 0.8, 0.3, 0.5]) 
 N_PRODUCTS = 320
 
 EMAIL_EVERY_DAYS = 7
+# Share of product views, carts and checkouts about a line of the customer's next order (when she has
+# one); the rest are about a preferred category (PREFERRED_SHARE of them) or any category.
+NEXT_ORDER_SHARE = 0.4
+PREFERRED_SHARE = 0.7
+ITEM_EVENTS = ("product_view", "add_to_cart", "checkout_start")
 MAX_CUSTOMERS = 100_000_000  # events pack (second, customer, type) into one int64
 
 
@@ -176,11 +186,15 @@ def generate_demo_shop(
     events = _events(rng, cust, orders, lines, cal)
     say("acquisition spend")
     spend = _spend_frame(rng, cust, cal)
+    say("what events were about")
+    # A separate generator, drawn last: the items move no draw above, so every other column stays what
+    # it was for the seed (tests/demo/test_shop.py checks it against the shop before items).
+    items = _event_items(np.random.default_rng([seed, 16]), cust, lines, events)
     say("tables")
     ids = _customer_ids(n_customers)
     return DemoShop(
         transactions=_transactions_frame(lines, ids, cal),
-        events=_events_frame(events, ids, cal),
+        events=_events_frame(events, items, ids, cal),
         customers=_customers_frame(cust, ids, cal),
         truth=_truth_frame(cust, ids, cal),
         spend=spend,
@@ -674,6 +688,46 @@ def _events(
     return _Events.pack(owner[inside], second[inside], code[inside], cust.n)
 
 
+def _event_items(
+    rng: np.random.Generator, cust: _Customers, lines: _Lines, events: _Events
+) -> tuple[np.ndarray, np.ndarray]:
+    """(category, product) index per event, -1 for events about no item (all but product views, carts
+    and checkouts). NEXT_ORDER_SHARE of the item events of a customer who orders again take a random
+    line of her next order (placed after the event); the rest a preferred category (PREFERRED_SHARE)
+    or one by popularity, with a product drawn as often as it sells."""
+    n = events.key.size
+    category, product = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    about = np.flatnonzero(np.isin(events.code, [_CODE[c] for c in ITEM_EVENTS]))
+    owner, second = events.owner[about], events.second[about]
+    m = about.size
+    sales = np.flatnonzero(lines.kind == 0)
+    # Sale lines by (customer, second): the first one after an event is a line of her next order.
+    span = np.int64(1) << 34  # > any second of a 50-year period
+    by_time = sales[np.argsort(lines.owner[sales] * span + lines.second[sales], kind="stable")]
+    keys = lines.owner[by_time] * span + lines.second[by_time]
+    first = np.searchsorted(keys, owner * span + second, side="right")
+    has_next = first < keys.size
+    has_next[has_next] = lines.owner[by_time[first[has_next]]] == owner[has_next]
+    last = np.searchsorted(keys, keys[np.minimum(first, keys.size - 1)], side="right")
+    pick_next = by_time[np.minimum(first + (rng.random(m) * (last - first)).astype(np.int64), keys.size - 1)]
+    use_next = has_next & (rng.random(m) < NEXT_ORDER_SHARE)
+    prefs = cust.categories[owner]
+    n_pref = (prefs >= 0).sum(axis=1)
+    preferred = prefs[np.arange(m), (rng.random(m) * n_pref).astype(np.int64)]
+    anywhere = rng.choice(len(CATEGORIES), size=m, p=CATEGORY_POPULARITY / CATEGORY_POPULARITY.sum())
+    other = np.where(rng.random(m) < PREFERRED_SHARE, preferred, anywhere)
+    # A product of the category as often as it sells: a random sale line of that category (none in a
+    # tiny shop where nobody bought the category). Every customer has a first order, so sales exist.
+    by_category = sales[np.argsort(lines.category[sales], kind="stable")]
+    lo = np.searchsorted(lines.category[by_category], other, side="left")
+    hi = np.searchsorted(lines.category[by_category], other, side="right")
+    line = by_category[np.minimum(lo + (rng.random(m) * (hi - lo)).astype(np.int64), sales.size - 1)]
+    other_product = np.where(hi > lo, lines.product[line], -1)
+    category[about] = np.where(use_next, lines.category[pick_next], other)
+    product[about] = np.where(use_next, lines.product[pick_next], other_product)
+    return category, product
+
+
 def _email_events(rng: np.random.Generator, cust: _Customers, cal: _Calendar) -> list:
     """Weekly campaigns to every customer since signup; opens and clicks follow engagement."""
     first_campaign = 1.0 + 9.0 / 24  # the second day at 09:00, then every week
@@ -724,7 +778,12 @@ def _strings(values: pa.Array | pa.ChunkedArray) -> pd.Series:
 
 
 def _labels(names: tuple[str, ...] | list[str], index: np.ndarray) -> pd.Series:
-    return _strings(pa.array(names).take(pa.array(index)))
+    """names[index], null where index is -1."""
+    return _strings(pa.array(names).take(pa.array(index, mask=index < 0)))
+
+
+def _products() -> pa.Array:
+    return pa.array([f"P{i:04d}" for i in range(N_PRODUCTS)])
 
 
 def _transactions_frame(lines: _Lines, ids: pa.Array, cal: _Calendar) -> pd.DataFrame:
@@ -740,7 +799,7 @@ def _transactions_frame(lines: _Lines, ids: pa.Array, cal: _Calendar) -> pd.Data
     numbers = pc.utf8_lpad(pc.cast(pa.array(rank[lines.order[order]]), pa.string()), width, "0")
     suffix = pa.array(np.where(lines.kind[order] == 1, "-R", ""))
     order_id = pc.binary_join_element_wise("O", numbers, suffix, "")
-    products = pa.array([f"P{i:04d}" for i in range(N_PRODUCTS)])
+    products = _products()
     frame = pd.DataFrame(
         {
             "customer_id": _strings(ids.take(pa.array(lines.owner[order]))),
@@ -756,12 +815,17 @@ def _transactions_frame(lines: _Lines, ids: pa.Array, cal: _Calendar) -> pd.Data
     return frame[list(TRANSACTIONS.columns)]
 
 
-def _events_frame(events: _Events, ids: pa.Array, cal: _Calendar) -> pd.DataFrame:
+def _events_frame(
+    events: _Events, items: tuple[np.ndarray, np.ndarray], ids: pa.Array, cal: _Calendar
+) -> pd.DataFrame:
+    category, product = items
     return pd.DataFrame(
         {
             "customer_id": _strings(ids.take(pa.array(events.owner))),
             "timestamp": _timestamps(cal, events.second),
             "event_type": _labels(EVENT_TYPES, events.code),
+            "product_id": _strings(_products().take(pa.array(product, mask=product < 0))),
+            "category": _labels(CATEGORIES, category),
         }
     )[list(EVENTS.columns)]
 

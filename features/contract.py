@@ -373,7 +373,7 @@ def resolve_columns(
             resolved[name] = source
         elif source.lower() in by_lower:
             resolved[name] = by_lower[source.lower()]
-        elif required or (name in mapping and _only_in(name, schema)):
+        elif required or (name in mapping and _owned_by(name, schema)):
             missing = True
             hint = f"--map {name}=YOUR_COLUMN" if name not in mapping else f"fix the mapping {name}={source}"
             report.error(
@@ -390,11 +390,11 @@ def resolve_columns(
     return resolved
 
 
-def _only_in(name: str, schema: TableSchema) -> bool:
-    """Whether the column belongs to this table alone (a mapping of it then points at this file)."""
-    return all(
-        name not in other.columns for other in (TRANSACTIONS, EVENTS, CUSTOMERS) if other is not schema
-    )
+def _owned_by(name: str, schema: TableSchema) -> bool:
+    """Whether a mapping of the column points at this file: the first table (transactions, events,
+    customers) that declares it. `category` and `product_id` of transactions and events: a mapping
+    must name a transactions column; events may lack it (they then carry no items)."""
+    return next(s for s in (TRANSACTIONS, EVENTS, CUSTOMERS) if name in s.columns) is schema
 
 
 def _present(schema: TableSchema, columns: Mapping[str, str]):

@@ -56,10 +56,11 @@ def item_counts(transactions: ir.Table, as_of: dt.date, column: str) -> ir.Table
     return bought.group_by("item").agg(n_customers=bought.customer_id.count())
 
 
-def _bought_next(
+def bought_next(
     transactions: ir.Table, start: dt.date, end: dt.date, column: str, regular_orders: int
 ) -> ir.Table:
-    """customer_id, other: items bought in (start, end] by customers who bought by start, not regular by then."""
+    """customer_id, other: items bought in (start, end] by customers who bought by start, not regular by then
+    (also what `features.interest.interest_outcomes` checks interest against)."""
     before = customer_items(transactions, start, column)
     rows = _bought(transactions, end, column)
     rows = rows.filter(rows.timestamp >= day_start(as_of_value(start), 1))
@@ -73,7 +74,7 @@ def next_items(
     transactions: ir.Table, start: dt.date, end: dt.date, column: str, regular_orders: int
 ) -> ir.Table:
     """item, n_customers: customers who bought by `start` and bought the item in (start, end], not regularly before."""
-    later = _bought_next(transactions, start, end, column, regular_orders)
+    later = bought_next(transactions, start, end, column, regular_orders)
     return later.group_by(item=later.other).agg(n_customers=later.customer_id.count())
 
 
@@ -88,7 +89,7 @@ def next_pairs(
     """item, other, n_customers: customers who had `item` by `start` and bought `other` in (start, end]."""
     top = item_counts(transactions, end, column).order_by([ibis.desc("n_customers"), "item"]).limit(max_items)
     before = customer_items(transactions, start, column).select("customer_id", "item").semi_join(top, "item")
-    later = _bought_next(transactions, start, end, column, regular_orders)
+    later = bought_next(transactions, start, end, column, regular_orders)
     later = later.semi_join(top.select(other=top.item), "other")
     pairs = before.join(later, "customer_id")
     return pairs.group_by("item", "other").agg(n_customers=pairs.customer_id.count())

@@ -5,7 +5,10 @@ Point in time like every feature: only transactions and events at or before D (t
 - first_order_date, last_order_date: dates of the customer's first and last purchase by D;
 - birth_date: from the customers table (null without the table or the column; the first row's value);
 - last_cart_date: date of the customer's last add_to_cart or checkout_start event by D that no
-  purchase followed (no order at or after it by D); null without events or without such an event.
+  purchase followed (no order at or after it by D); null without events or without such an event;
+- last_cart_item: what that cart or checkout was about, when events name it (optional event columns
+  `product_id`, `category`): "P0162 (fashion)" with both, else the one given; null otherwise. Of
+  several such events in its last second, the first item in text order (engines agree on it).
 """
 
 from __future__ import annotations
@@ -34,19 +37,32 @@ def lifecycle_table(
         seen = rows_until(events, as_of)
         carts = seen.filter(seen.event_type.isin(CART_EVENTS))
         last_cart = carts.group_by("customer_id").agg(last_cart_ts=carts.timestamp.max())
+        last_cart = last_cart.left_join(_cart_items(carts), "customer_id").select(last_cart, "last_cart_item")
         table = table.left_join(last_cart, "customer_id").drop("customer_id_right")
+        abandoned = table.last_cart_ts > table.last_order_ts
         table = table.mutate(
-            last_cart_date=ibis.ifelse(
-                table.last_cart_ts > table.last_order_ts, table.last_cart_ts.date(), ibis.null("date")
-            )
+            last_cart_date=ibis.ifelse(abandoned, table.last_cart_ts.date(), ibis.null("date")),
+            last_cart_item=ibis.ifelse(abandoned, table.last_cart_item, ibis.null("string")),
         ).drop("last_cart_ts")
     else:
-        table = table.mutate(last_cart_date=ibis.null("date"))
+        table = table.mutate(last_cart_date=ibis.null("date"), last_cart_item=ibis.null("string"))
     if customers is not None and "birth_date" in customers.columns:
         births = customers.group_by("customer_id").agg(birth_date=customers.birth_date.cast("date").min())
         table = table.left_join(births, "customer_id").drop("customer_id_right")
     else:
         table = table.mutate(birth_date=ibis.null("date"))
     return table.mutate(last_order_date=table.last_order_ts.date()).select(
-        "customer_id", "first_order_date", "last_order_date", "birth_date", "last_cart_date"
+        "customer_id", "first_order_date", "last_order_date", "birth_date", "last_cart_date", "last_cart_item"
     )
+
+
+def _cart_items(carts: ir.Table) -> ir.Table:
+    """customer_id, last_cart_item: the item of each customer's last cart or checkout (null without one)."""
+    product = carts.product_id.cast("string") if "product_id" in carts.columns else ibis.null("string")
+    category = carts.category.cast("string") if "category" in carts.columns else ibis.null("string")
+    label = ibis.coalesce(product + " (" + category + ")", product, category)
+    last = carts.mutate(
+        label=label, is_last=carts.timestamp == carts.timestamp.max().over(group_by="customer_id")
+    )
+    last = last.filter(last.is_last)
+    return last.group_by("customer_id").agg(last_cart_item=last.label.min())

@@ -40,6 +40,9 @@ TRANSACTIONS = TableSchema(
 EVENTS = TableSchema(
     name="events",
     required={"customer_id": "string", "timestamp": "timestamp", "event_type": "string"},
+    # What a product_view, add_to_cart or checkout_start was about: "viewed or carted, not bought"
+    # cross-sell evidence (features.interest) when the transactions name their items the same way.
+    optional={"product_id": "string", "category": "string"},
 )
 
 CUSTOMERS = TableSchema(

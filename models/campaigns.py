@@ -17,7 +17,8 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 A `cross_sell` row without a suggestion, in a score table written before `models.targeting.settle_cross_sell`
 made it `nurture`, is settled here the same way, so every customer with one of these actions is in its list.
 
-Each row: customer_id, predicted_clv, churn_prob, trigger_date, suggestion (cross_sell only),
+Each row: customer_id, predicted_clv, churn_prob, trigger_date, suggestion (cross_sell: the
+suggestions; abandoned_cart: the carted item, `last_cart_item`, when events name it),
 max_spend, expected_value, reason. The value of a contact is the margin of the order it may bring:
 expected_value = response_rate[campaign] x p_alive x expected_aov x margin (margin 1 without one:
 then values are revenue); max_spend = spend_share x predicted_clv x margin, the most a contact may
@@ -109,6 +110,7 @@ def build_campaigns(
     picks["win_back"] = (action == "win_back", _dates(last, as_of), "win-back: " + why)
     picks["upsell"] = (action == "upsell", due, "upsell: " + why)
     suggestion = frame["cross_sell"].fillna("").astype(str)
+    suggestions: dict[str, pd.Series] = {}  # campaign -> its suggestion column (empty for the others)
     if not (suggestion != "").any():
         notes.append(
             "cross_sell: left out, no customer has a suggestion (the log has no category or product column); "
@@ -116,6 +118,7 @@ def build_campaigns(
         )
     else:
         picks["cross_sell"] = (action == "cross_sell", due, "cross-sell: " + why)
+        suggestions["cross_sell"] = suggestion
     picks["promo"] = (
         action == "nurture",
         pd.Series(tomorrow, index=frame.index),
@@ -157,10 +160,15 @@ def build_campaigns(
             recent = pd.Series(
                 [bool(c) and (as_of - c).days <= rules["cart_days"] for c in cart], index=frame.index
             )
+            item = frame.get("last_cart_item", pd.Series(None, index=frame.index)).fillna("").astype(str)
+            suggestions["abandoned_cart"] = item
             picks["abandoned_cart"] = (
                 recent,
                 cart,
-                "cart or checkout on " + cart.astype(str) + " with no order after it",
+                "cart or checkout on "
+                + cart.astype(str)
+                + np.where(item != "", " of " + item, "")
+                + " with no order after it",
             )
         else:
             notes.append(
@@ -183,7 +191,7 @@ def build_campaigns(
                 "predicted_clv": frame["predicted_clv"].to_numpy(float),
                 "churn_prob": frame["churn_prob"].to_numpy(float),
                 "trigger_date": pd.Series(trigger, index=frame.index).to_numpy(object),
-                "suggestion": suggestion.to_numpy(object) if name == "cross_sell" else "",
+                "suggestion": suggestions[name].to_numpy(object) if name in suggestions else "",
                 "max_spend": max_spend,
                 "expected_value": value,
                 "reason": pd.Series(reason, index=frame.index).to_numpy(object),

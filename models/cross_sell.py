@@ -18,9 +18,17 @@ items of S are independent given j. So an item her purchases say nothing about r
 comes next, and a complement of what she buys rises above it. Each suggestion's reason quotes her
 strongest rule (highest lift above 1), or the item's popularity when no rule speaks for it. The
 popularity baseline of the backtest ranks by the share of customers who bought each item by D.
+
 A log without items gets no suggestions (the reason says so); a log shorter than the window has no
 rules, and suggestions are then the popular items. Items are categories (or products when the log
 has no category); with products too, each suggested category names its best-selling product.
+
+Interest (`features.interest`, when events name their items): an item a customer viewed or carted
+in the last days and did not buy since is one more piece of evidence, log lift(carted) or
+log lift(viewed), added to its score. Each lift is learned before the cut-off, over the window
+(S, D]: over the pairs (customer, item) of interest at S, the number bought next over the number
+the prior alone expects, sum of P(item), smoothed as (bought + 1) / (expected + 1), so a few pairs
+say little and no pairs give lift 1. Such a suggestion's reason says when she carted (or viewed) it.
 """
 
 from __future__ import annotations
@@ -33,7 +41,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 NO_ITEMS = "no suggestion: the transactions have no category or product column"
-RANKED_COLUMNS = ("customer_id", "rank", "item", "score", "source", "confidence", "lift")
+RANKED_COLUMNS = (
+    "customer_id", "rank", "item", "score", "source", "confidence", "lift", "seen", "seen_date", "seen_lift"
+)  # fmt: skip
+CARTED, VIEWED = "carted", "viewed"
 
 
 @dataclass
@@ -47,6 +58,8 @@ class CoPurchase:
     next_items: pd.DataFrame  # item, n_customers (m_j)
     next_pairs: pd.DataFrame  # item, other, n_customers (m_ij)
     products: pd.DataFrame | None = None  # category, product_id, n_customers
+    # customer_id, item, carted, bought_next (features.interest.interest_outcomes); None: events name no items
+    interest: pd.DataFrame | None = None
 
 
 class CrossSell(BaseEstimator):
@@ -61,8 +74,9 @@ class CrossSell(BaseEstimator):
 
     def fit(self, counts: CoPurchase) -> CrossSell:
         """Sets rules_ (item, other, confidence, lift), prior_ (P(j) per item, log-scored first),
-        popularity_ (share of customers who bought each item by D, most popular first) and products_
-        (category -> best-selling product)."""
+        popularity_ (share of customers who bought each item by D, most popular first), products_
+        (category -> best-selling product) and interest_lift_ ({"carted": lift, "viewed": lift}; empty
+        when the counts have no interest)."""
         bought = counts.items.set_index("item")["n_customers"].astype(float)
         share = (bought / max(counts.n_customers, 1)).rename("share").rename_axis("item").reset_index()
         share = share.sort_values(["share", "item"], ascending=[False, True], kind="stable")
@@ -86,12 +100,27 @@ class CrossSell(BaseEstimator):
                 ["n_customers", "product_id"], ascending=[False, True], kind="stable"
             )
             self.products_ = best.drop_duplicates("category").set_index("category")["product_id"].to_dict()
+        self.interest_lift_ = {} if counts.interest is None else self._interest_lift(counts.interest)
         return self
 
-    def rank(self, customer_items: pd.DataFrame, rules: bool = True) -> pd.DataFrame:
+    def _interest_lift(self, outcomes: pd.DataFrame) -> dict[str, float]:
+        """Bought next over expected by the prior, per kind of interest, smoothed towards 1."""
+        expected = outcomes["item"].map(self.prior_).fillna(self.prior_.min() if len(self.prior_) else 0.0)
+        frame = outcomes.assign(expected=expected.astype(float), bought=outcomes["bought_next"].astype(float))
+        lifts = {}
+        for kind, carted in ((CARTED, True), (VIEWED, False)):
+            rows = frame[frame["carted"].astype(bool) == carted]
+            lifts[kind] = float((rows["bought"].sum() + 1) / (rows["expected"].sum() + 1))
+        return lifts
+
+    def rank(
+        self, customer_items: pd.DataFrame, rules: bool = True, interest: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
         """RANKED_COLUMNS: up to `top_k` suggestions per customer of `customer_items` (customer_id, item,
         n_orders), best first. `score`: log P(j | S) up to a constant; `source`, `confidence`, `lift`: her
-        strongest rule for the item (None / NaN without one). `rules=False` gives the popularity baseline."""
+        strongest rule for the item (None / NaN without one). `rules=False` gives the popularity baseline.
+        `interest` (customer_id, item, carted, last_date: `features.interest.interest_items`) adds the
+        learned interest lifts; `seen` ("carted", "viewed" or None), `seen_date` and `seen_lift` say which."""
         check_is_fitted(self, "rules_")
         owned = customer_items[["customer_id", "item", "n_orders"]]
         regular = owned[owned["n_orders"] >= self.regular_orders][["customer_id", "item"]]
@@ -119,11 +148,20 @@ class CrossSell(BaseEstimator):
             best = best.drop_duplicates(key).set_index(key)[["source", "confidence", "lift"]]
             evidence = total.to_frame().join(best).reset_index()
             candidates = pd.concat([candidates, evidence[key]], ignore_index=True).drop_duplicates(key)
+        seen = self._seen(interest, customers) if rules else None
+        if seen is not None:
+            candidates = pd.concat([candidates, seen[key]], ignore_index=True).drop_duplicates(key)
         candidates = candidates.merge(regular.assign(_regular=True), on=key, how="left")
         candidates = candidates[candidates["_regular"].isna()].drop(columns="_regular")
         candidates = candidates.merge(evidence, on=key, how="left")
-        log_prior = np.log(candidates["item"].map(prior).to_numpy(float))
-        candidates["score"] = log_prior + candidates["evidence"].fillna(0.0).to_numpy(float)
+        if seen is None:
+            seen = pd.DataFrame(columns=[*key, "seen", "seen_date", "seen_lift"])
+        candidates = candidates.merge(seen, on=key, how="left")
+        # An item nobody bought by D (only viewed) has no prior; it ranks as the least likely item.
+        floor = float(prior.min()) if len(prior) else 1.0
+        log_prior = np.log(candidates["item"].map(prior).fillna(floor).to_numpy(float))
+        log_seen = np.log(candidates["seen_lift"].astype(float).fillna(1.0).to_numpy(float))
+        candidates["score"] = log_prior + candidates["evidence"].fillna(0.0).to_numpy(float) + log_seen
         candidates = candidates.sort_values(
             ["customer_id", "score", "item"], ascending=[True, False, True], kind="stable"
         )
@@ -131,10 +169,26 @@ class CrossSell(BaseEstimator):
         ranked = candidates[candidates["rank"] <= self.top_k]
         return ranked[list(RANKED_COLUMNS)].reset_index(drop=True)
 
-    def predict(self, customer_items: pd.DataFrame) -> pd.DataFrame:
+    def _seen(self, interest: pd.DataFrame | None, customers: pd.Series) -> pd.DataFrame | None:
+        """customer_id, item, seen, seen_date, seen_lift of the ranked customers; None without interest."""
+        if interest is None or not self.interest_lift_:
+            return None
+        seen = interest[interest["customer_id"].isin(customers)]
+        kind = np.where(seen["carted"].astype(bool), CARTED, VIEWED)
+        return pd.DataFrame(
+            {
+                "customer_id": seen["customer_id"].to_numpy(),
+                "item": seen["item"].to_numpy(),
+                "seen": kind,
+                "seen_date": pd.to_datetime(seen["last_date"]).dt.strftime("%Y-%m-%d").to_numpy(),
+                "seen_lift": pd.Series(kind).map(self.interest_lift_).to_numpy(float),
+            }
+        )
+
+    def predict(self, customer_items: pd.DataFrame, interest: pd.DataFrame | None = None) -> pd.DataFrame:
         """customer_id, cross_sell ("; "-separated suggestions, best first) and cross_sell_reason, one
-        row per customer of `customer_items`."""
-        ranked = self.rank(customer_items)
+        row per customer of `customer_items`; `interest` as in `rank`."""
+        ranked = self.rank(customer_items, interest=interest)
         label = ranked["item"].astype(str)
         product = ranked["item"].map(self.products_)
         label = label.where(product.isna(), label + " (e.g. " + product.astype(str) + ")")
@@ -156,6 +210,19 @@ class CrossSell(BaseEstimator):
                 + "x the average)",
             ),
         )
+        # Interest that raised the item is her own reason, and the most concrete one.
+        raised = ranked["seen_lift"].astype(float).fillna(1.0).to_numpy() > 1
+        seen = (
+            ranked["item"].astype(str)
+            + ": "
+            + ranked["seen"].astype(str)
+            + " on "
+            + ranked["seen_date"].astype(str)
+            + ", not bought ("
+            + ranked["seen_lift"].astype(float).map("{:.2f}".format)
+            + "x likelier next)"
+        )
+        why = np.where(raised, seen, why)
         grouped = pd.DataFrame({"customer_id": ranked["customer_id"], "label": label, "why": why})
         out = grouped.groupby("customer_id", sort=False).agg(
             cross_sell=("label", "; ".join), cross_sell_reason=("why", "; ".join)

@@ -3,12 +3,16 @@
 The co-purchase counts are features (`features.copurchase`, only purchases by the cut-off), so the
 suggestions are fitted wherever they are needed, at the cut-off of the scores or of the backtest,
 with rules read over the window of one horizon before it: counting is cheap and there is nothing
-to register.
+to register. When the events name their items in the transactions' item column, what customers
+viewed or carted and did not buy (`features.interest`, `[cross_sell] behaviour_days`) is evidence
+too, its weight learned over the same window before the cut-off; `[cross_sell] behaviour` decides
+whether the served suggestions use it.
 
 The backtest fits at the backtest cut-off t and compares, over the customers who bought in
 (t, t + H] an item they did not buy regularly by t, the top 3 suggestions with those items
-(`models.cross_sell.recall_at_k`): the suggestions (`model`) against the most popular items
-the customer does not buy regularly (`popularity`).
+(`models.cross_sell.recall_at_k`): the suggestions as served (`model`) against the most popular
+items the customer does not buy regularly (`popularity`); with event items, also co-purchase rules
+alone (`copurchase`) and rules with interest (`behaviour`), whichever is served.
 """
 
 from __future__ import annotations
@@ -19,31 +23,43 @@ from dataclasses import dataclass
 import pandas as pd
 
 from config import Settings
-from features import copurchase
+from features import copurchase, interest
 from features.engine import to_pandas
 from features.labels import item_label
 from models.cross_sell import NO_ITEMS, CoPurchase, CrossSell, recall_at_k
 from training.shop_data import ShopData
 
-MODEL, POPULARITY = "model", "popularity"
-CROSS_SELL_LABELS = {MODEL: "what buyers bought next (lift)", POPULARITY: "most popular"}
+MODEL, COPURCHASE, BEHAVIOUR, POPULARITY = "model", "copurchase", "behaviour", "popularity"
+CROSS_SELL_LABELS = {
+    MODEL: "the suggestions (as served)",
+    COPURCHASE: "what buyers bought next (lift) alone",
+    BEHAVIOUR: "lift + viewed or carted, not bought",
+    POPULARITY: "most popular",
+}
 CROSS_SELL_METRIC_LABELS = {"hit_rate": "hit rate@{k}", "recall": "recall@{k}", "n_customers": "customers"}
 
 
 @dataclass
 class FittedCrossSell:
-    """The suggestions fitted at a cut-off and what each customer bought by then (customer_id, item, n_orders)."""
+    """The suggestions fitted at a cut-off, what each customer bought by then (customer_id, item,
+    n_orders) and, when events name items, her interest then (`features.interest.interest_items`)."""
 
     model: CrossSell
     bought: pd.DataFrame
     column: str
+    interest: pd.DataFrame | None = None
+    use_interest: bool = False  # `[cross_sell] behaviour`: whether the served suggestions use it
+
+    @property
+    def served_interest(self) -> pd.DataFrame | None:
+        return self.interest if self.use_interest else None
 
 
 def fit_cross_sell(
     data: ShopData, as_of: dt.date, window_days: int, settings: Settings
 ) -> FittedCrossSell | None:
-    """The suggestions from purchases by `as_of`, their rules from the `window_days` before it; None when
-    the log has no category or product column."""
+    """The suggestions from purchases (and interest) by `as_of`, their rules and interest lifts from the
+    `window_days` before it; None when the log has no category or product column."""
     column = copurchase.item_column(data.transactions)
     if column is None:
         return None
@@ -52,6 +68,13 @@ def fit_cross_sell(
     bought = to_pandas(copurchase.customer_items(t, as_of, column))
     sources = to_pandas(copurchase.customer_items(t, start, column))
     products = copurchase.top_products(t, as_of)
+    seen = outcomes = None
+    if interest.has_items(data.events, column):
+        e = data.events
+        seen = to_pandas(interest.interest_items(t, e, as_of, column, c.behaviour_days))
+        outcomes = to_pandas(
+            interest.interest_outcomes(t, e, start, as_of, column, c.behaviour_days, c.regular_orders)
+        )
     counts = CoPurchase(
         items=to_pandas(copurchase.item_counts(t, as_of, column)),
         n_customers=bought["customer_id"].nunique(),
@@ -60,9 +83,10 @@ def fit_cross_sell(
         next_items=to_pandas(copurchase.next_items(t, start, as_of, column, c.regular_orders)),
         next_pairs=to_pandas(copurchase.next_pairs(t, start, as_of, column, c.regular_orders)),
         products=None if products is None else to_pandas(products),
+        interest=outcomes,
     )
     model = CrossSell(c.top_k, c.regular_orders, c.min_pair_customers).fit(counts)
-    return FittedCrossSell(model, bought, column)
+    return FittedCrossSell(model, bought, column, seen, c.behaviour)
 
 
 def suggestions(fitted: FittedCrossSell | None, customer_ids: pd.Series) -> pd.DataFrame:
@@ -71,7 +95,7 @@ def suggestions(fitted: FittedCrossSell | None, customer_ids: pd.Series) -> pd.D
     ids = pd.DataFrame({"customer_id": customer_ids.to_numpy()})
     if fitted is None:
         return ids.assign(cross_sell="", cross_sell_reason=NO_ITEMS)
-    found = fitted.model.predict(fitted.bought)
+    found = fitted.model.predict(fitted.bought, fitted.served_interest)
     out = ids.merge(found, on="customer_id", how="left")
     missing = out["cross_sell"].isna()
     bought = out["customer_id"].isin(fitted.bought["customer_id"])
@@ -88,7 +112,10 @@ def suggestions(fitted: FittedCrossSell | None, customer_ids: pd.Series) -> pd.D
 class CrossSellBacktest:
     k: int
     column: str
-    metrics: pd.DataFrame  # one row per CROSS_SELL_LABELS id: hit_rate, recall, n_customers
+    # one row per CROSS_SELL_LABELS id: hit_rate, recall, n_customers (copurchase and behaviour only
+    # when events name items)
+    metrics: pd.DataFrame
+    behaviour: bool = False  # whether the served suggestions (`model`) use viewed or carted items
 
 
 def backtest_cross_sell(
@@ -105,8 +132,9 @@ def backtest_cross_sell(
     eligible = bought_next.merge(regular.assign(_regular=True), on=["customer_id", "item"], how="left")
     eligible = eligible[eligible["_regular"].isna()].drop(columns="_regular")
     k = model.top_k
-    rows = {
-        MODEL: recall_at_k(model.rank(fitted.bought), eligible, k),
-        POPULARITY: recall_at_k(model.rank(fitted.bought, rules=False), eligible, k),
-    }
-    return CrossSellBacktest(k, fitted.column, pd.DataFrame(rows).T)
+    rows = {MODEL: recall_at_k(model.rank(fitted.bought, interest=fitted.served_interest), eligible, k)}
+    if fitted.interest is not None:
+        rows[COPURCHASE] = recall_at_k(model.rank(fitted.bought), eligible, k)
+        rows[BEHAVIOUR] = recall_at_k(model.rank(fitted.bought, interest=fitted.interest), eligible, k)
+    rows[POPULARITY] = recall_at_k(model.rank(fitted.bought, rules=False), eligible, k)
+    return CrossSellBacktest(k, fitted.column, pd.DataFrame(rows).T, fitted.served_interest is not None)

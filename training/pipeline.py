@@ -281,11 +281,18 @@ def _log_backtest(result: Backtest) -> None:
 
 
 def _log_suggestion_backtests(result: Backtest) -> None:
-    """next_order_<model|naive>_<metric> and cross_sell_<model|popularity>_<metric>, and their tables."""
+    """next_order_<model|naive>_<metric> and cross_sell_<model|copurchase|behaviour|popularity>_<metric>
+    (copurchase and behaviour when events name items), and their tables."""
     tables = {"next_order": result.next_order}
     if result.cross_sell is not None:
         tables["cross_sell"] = result.cross_sell.metrics
-        mlflow.log_params({"cross_sell_k": result.cross_sell.k, "cross_sell_item": result.cross_sell.column})
+        mlflow.log_params(
+            {
+                "cross_sell_k": result.cross_sell.k,
+                "cross_sell_item": result.cross_sell.column,
+                "cross_sell_behaviour": result.cross_sell.behaviour,
+            }
+        )
     for name, table in tables.items():
         if table is None:
             continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -16,8 +17,12 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from clv.cli import app
+from config import Settings
 from demo.shop import write_demo_shop
+from features.contract import load_shop
 from models.campaigns import CAMPAIGN_COLUMNS, CAMPAIGNS
+from training.cross_sell import backtest_cross_sell
+from training.shop_data import ShopData
 
 runner = CliRunner()
 
@@ -80,6 +85,32 @@ def test_train_prints_and_logs_both_backtests_beside_their_baselines(demo):
     assert metrics["next_order_model_calibration_error"] < metrics["next_order_naive_calibration_error"] / 2
     assert metrics["cross_sell_model_hit_rate"] > metrics["cross_sell_popularity_hit_rate"]
     assert metrics["cross_sell_model_recall"] > metrics["cross_sell_popularity_recall"]
+    # The demo's events name their items: what customers viewed or carted and did not buy beats co-purchase
+    # alone, so it is served (`[cross_sell] behaviour` on by default), and the run says so.
+    assert "lift + viewed or carted, not bought" in text and "Served with what customers viewed" in text
+    assert metrics["cross_sell_behaviour_hit_rate"] > metrics["cross_sell_copurchase_hit_rate"]
+    assert metrics["cross_sell_behaviour_recall"] > metrics["cross_sell_copurchase_recall"]
+    assert metrics["cross_sell_model_hit_rate"] == metrics["cross_sell_behaviour_hit_rate"]
+    assert client.get_run(run_id).data.params["cross_sell_behaviour"] == "True"
+
+
+def test_without_behaviour_the_served_suggestions_are_co_purchase_alone(demo):
+    folder = demo[0] / "shop"
+    shop = load_shop(*(folder / f"{t}.parquet" for t in ("transactions", "events")), threads=1)
+    data = ShopData.from_shop(shop)
+    cutoff = data.last_date - dt.timedelta(days=180)
+    settings = Settings(cross_sell={"behaviour": False})
+    result = backtest_cross_sell(data, cutoff, 180, settings)
+    assert not result.behaviour
+    pd.testing.assert_series_equal(
+        result.metrics.loc["model"], result.metrics.loc["copurchase"], check_names=False
+    )
+    # A log whose events name no items: the backtest is as before, suggestions beside popularity.
+    plain_data = replace(data, events=data.events.drop("category", "product_id"))
+    assert list(backtest_cross_sell(plain_data, cutoff, 180, Settings()).metrics.index) == [
+        "model",
+        "popularity",
+    ]
 
 
 def test_scores_carry_next_order_dates_and_suggestions(demo):
@@ -96,6 +127,7 @@ def test_scores_carry_next_order_dates_and_suggestions(demo):
     assert scores.loc[gone, "next_order_reason"].str.contains("probably no longer a customer").all()
     assert (scores["cross_sell"].str.count("; ") == 2).mean() > 0.9  # three suggestions for nearly everyone
     assert scores["cross_sell_reason"].str.contains("bought next by|bought again by").any()
+    assert scores["cross_sell_reason"].str.contains(r"carted on \d{4}-\d{2}-\d{2}, not bought").any()
 
 
 def test_campaigns_writes_every_list_ranked_with_the_named_columns(demo):
@@ -110,6 +142,9 @@ def test_campaigns_writes_every_list_ranked_with_the_named_columns(demo):
     cross = pd.read_csv(folder / "lists" / "cross_sell.csv")
     assert cross["suggestion"].notna().all()
     assert_every_action_is_listed(pd.read_parquet(folder / "scores.parquet"), folder / "lists")
+    # The demo's carts name their product and category: the abandoned cart's suggestion is the carted item.
+    carts = pd.read_csv(folder / "lists" / "abandoned_cart.csv")
+    assert carts["suggestion"].str.fullmatch(r"P\d{4} \([a-z]+\)").all()
     assert not list((folder / "lists").glob(".*")), "no temporary file is left behind"
 
 

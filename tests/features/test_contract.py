@@ -256,3 +256,50 @@ def test_errors_do_not_raise_when_asked_for_a_report(tmp_path):
     path = write_csv(tmp_path / "t.csv", "customer_id,amount\nA,3\n")
     shop = load(path, raise_on_error=False)
     assert not shop.report.ok and shop.report.errors[0].column == "timestamp"
+
+
+def test_events_may_name_their_items_under_the_shops_own_column_names(tmp_path):
+    """Optional event columns (category, product_id) are mapped, typed and blank-as-missing as the
+    transactions' are; one mapping serves both files."""
+    tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount,Cat,SKU\nA,2023-01-01,3,shoes,42\n")
+    ev = write_csv(
+        tmp_path / "e.csv",
+        "customer_id,timestamp,event_type,Cat,SKU\n"
+        "A,2023-01-02,add_to_cart,shoes,42\nA,2023-01-02,page_view, ,\nA,2023-01-03,product_view,books,\n",
+    )
+    shop = load(tx, events=ev, mapping={"category": "Cat", "product_id": "SKU"})
+    events = rows(shop, "events")
+    assert list(events.columns) == ["customer_id", "timestamp", "event_type", "product_id", "category"]
+    assert events["category"].fillna("-").tolist() == ["shoes", "-", "books"]  # blank is missing
+    assert events["product_id"].fillna("-").tolist() == ["42", "-", "-"]
+    assert rows(shop)["category"].tolist() == ["shoes"]
+
+
+def test_events_without_the_item_columns_load_as_before(tmp_path):
+    tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount,Cat\nA,2023-01-01,3,shoes\n")
+    ev = write_csv(tmp_path / "e.csv", "customer_id,timestamp,event_type\nA,2023-01-02,add_to_cart\n")
+    shop = load(tx, events=ev, mapping={"category": "Cat"})
+    assert list(rows(shop, "events").columns) == ["customer_id", "timestamp", "event_type"]
+
+
+def test_a_mapped_item_column_must_be_in_the_transactions(tmp_path):
+    """The mapping names a transactions column; events alone having it is a broken mapping, not a log
+    without categories."""
+    tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\n")
+    ev = write_csv(tmp_path / "e.csv", "customer_id,timestamp,event_type,Cat\nA,2023-01-02,add_to_cart,x\n")
+    message = error_text(tx, events=ev, mapping={"category": "Cat"})
+    assert "t.csv: column 'category' is missing (mapped to 'Cat')" in message and "Fix:" in message
+
+
+def test_parquet_events_with_numeric_product_ids_read_as_text(tmp_path):
+    tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount,product_id\nA,2023-01-01,3,7\n")
+    ev = tmp_path / "e.parquet"
+    pd.DataFrame(
+        {
+            "customer_id": ["A"],
+            "timestamp": pd.to_datetime(["2023-01-02"]),
+            "event_type": ["product_view"],
+            "product_id": [7],
+        }
+    ).to_parquet(ev)
+    assert rows(load(tx, events=ev), "events")["product_id"].tolist() == ["7"]

@@ -1,4 +1,5 @@
-"""Co-purchase counts and lifecycle moments are point in time: nothing after the cut-off changes them."""
+"""Co-purchase counts, interest (viewed or carted, not bought) and lifecycle moments are point in time:
+nothing after the cut-off changes them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 import ibis
 import pandas as pd
 
-from features import copurchase
+from features import copurchase, interest
 from features.engine import to_pandas
 from features.labels import item_label, next_order_label
 from features.lifecycle import lifecycle_table
@@ -112,3 +113,74 @@ def test_lifecycle_moments_are_point_in_time():
     )  # she ordered after her checkout; the later cart is after D
     assert before.loc["B", "birth_date"] == dt.date(1985, 2, 28)
     assert "C" not in before.index  # no purchase by D
+
+
+def events(rows) -> ibis.Table:
+    frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "event_type", "category"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    return ibis.memtable(frame)
+
+
+EVENTS_BEFORE = [
+    ("A", "2024-06-20 10:00", "add_to_cart", "toys"),
+    ("A", "2024-06-21 10:00", "product_view", "toys"),  # a later view: still carted, dated by the cart
+    ("A", "2024-05-01 10:00", "add_to_cart", "books"),  # before the 30 days
+    ("A", "2024-06-25 10:00", "checkout_start", "electronics"),  # after her last electronics order
+    ("B", "2024-06-29 10:00", "product_view", "accessories"),
+    ("B", "2024-06-30 10:00", "add_to_cart", "books"),  # bought at 23:59 the same day
+    ("C", "2024-06-29 10:00", "page_view", "kitchen"),  # a page view is about no item
+    ("C", "2024-06-29 10:00", "product_view", None),
+]
+EVENTS_AFTER = [
+    ("A", "2024-07-01 00:00", "add_to_cart", "kitchen"),
+    ("B", "2024-07-02 00:00", "add_to_cart", "shoes"),
+]
+
+
+def test_interest_is_what_was_viewed_or_carted_lately_and_not_bought_since():
+    def seen(transactions, log):
+        frame = to_pandas(interest.interest_items(transactions, events(log), D, "category", 30))
+        frame["last_date"] = pd.to_datetime(frame["last_date"]).dt.date
+        return frame.sort_values(["customer_id", "item"]).reset_index(drop=True)
+
+    before = seen(table(BEFORE), EVENTS_BEFORE)
+    # Events and purchases after the cut-off change nothing.
+    pd.testing.assert_frame_equal(before, seen(table(BEFORE + AFTER), EVENTS_BEFORE + EVENTS_AFTER))
+    assert before.to_dict("records") == [
+        {"customer_id": "A", "item": "electronics", "carted": True, "last_date": dt.date(2024, 6, 25)},
+        {"customer_id": "A", "item": "toys", "carted": True, "last_date": dt.date(2024, 6, 20)},
+        {"customer_id": "B", "item": "accessories", "carted": False, "last_date": dt.date(2024, 6, 29)},
+    ]
+
+
+def test_interest_outcomes_say_what_was_bought_next_but_skip_regular_items():
+    log = events(EVENTS_BEFORE)
+    out = to_pandas(
+        interest.interest_outcomes(
+            table(BEFORE + AFTER), log, D, D + dt.timedelta(days=60), "category", 30, 2
+        )
+    )
+    got = {(r.customer_id, r.item): (r.carted, r.bought_next) for r in out.itertuples()}
+    # A buys electronics regularly (2 orders by D): no outcome for it. Toys and accessories were bought next.
+    assert got == {("A", "toys"): (True, True), ("B", "accessories"): (False, True)}
+
+
+def test_events_without_the_item_column_have_no_items():
+    assert interest.has_items(events(EVENTS_BEFORE), "category")
+    assert not interest.has_items(events(EVENTS_BEFORE).drop("category"), "category")
+    assert not interest.has_items(None, "category") and not interest.has_items(events(EVENTS_BEFORE), None)
+
+
+def test_the_abandoned_cart_names_its_item_when_events_carry_one():
+    log = events(
+        [
+            ("A", "2024-06-20 10:00", "add_to_cart", "toys"),
+            ("A", "2024-06-20 10:00", "checkout_start", "books"),
+        ]
+    )
+    frame = to_pandas(lifecycle_table(table(BEFORE), D, log)).set_index("customer_id")
+    assert frame.loc["A", "last_cart_item"] == "books"  # two in her last second: the first in text order
+    assert pd.isna(frame.loc["B", "last_cart_item"])
+    plain = to_pandas(lifecycle_table(table(BEFORE), D, log.drop("category"))).set_index("customer_id")
+    assert plain["last_cart_item"].isna().all()
+    assert pd.Timestamp(plain.loc["A", "last_cart_date"]).date() == dt.date(2024, 6, 20)

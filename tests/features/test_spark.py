@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from demo.shop import write_demo_shop
-from features import spark
+from features import interest, spark
 from features.contract import ContractError, load_shop
 from features.engine import to_pandas
 from features.files import check_output
+from features.lifecycle import lifecycle_table
 from features.pipeline import FEATURE_COLUMNS, build_features, write_features
 from features.snapshots import make_snapshots
 
@@ -205,3 +206,31 @@ def test_parquet_with_nanosecond_timestamps_as_pandas_writes_them(tmp_path, spar
         build_features(spark.load_shop(spark_backend, str(path)).tables()["transactions"], cutoff)
     )
     assert_same_table(expected, got)
+
+
+def test_event_items_load_and_count_as_on_the_default_engine(demo, spark_backend):
+    """The events' optional category and product_id (issue 16) load on Spark, and what customers viewed or
+    carted and did not buy, and the item of an abandoned cart, are the default engine's."""
+    duck = load_shop(**paths(demo)).tables()
+    sp = spark.load_shop(spark_backend, **paths(demo)).tables()
+    assert {"category", "product_id"} <= set(sp["events"].columns)
+    keys = ("customer_id", "item")
+    for cutoff in CUTOFFS:
+        expected = to_pandas(
+            interest.interest_items(duck["transactions"], duck["events"], cutoff, "category", 30)
+        )
+        got = to_pandas(interest.interest_items(sp["transactions"], sp["events"], cutoff, "category", 30))
+        assert len(expected) > 0
+        assert_same_table(expected, got, keys)
+    start = CUTOFFS[1] - dt.timedelta(days=180)
+    expected = to_pandas(
+        interest.interest_outcomes(duck["transactions"], duck["events"], start, CUTOFFS[1], "category", 30, 2)
+    )
+    got = to_pandas(
+        interest.interest_outcomes(sp["transactions"], sp["events"], start, CUTOFFS[1], "category", 30, 2)
+    )
+    assert_same_table(expected, got, keys)
+    expected = to_pandas(lifecycle_table(duck["transactions"], CUTOFFS[1], duck["events"]))
+    got = to_pandas(lifecycle_table(sp["transactions"], CUTOFFS[1], sp["events"]))
+    assert expected["last_cart_item"].notna().any()
+    assert_same_table(expected, got, ("customer_id",))

@@ -105,3 +105,16 @@ def test_every_customer_with_an_action_lands_in_its_list_also_one_with_nothing_t
     assert listed == {"win_back": {"C"}, "upsell": {"A"}, "promo": {"B", "D"}}
     reason = lists["promo"].set_index("customer_id").loc["B", "reason"]
     assert "nothing to cross-sell (the transactions have no category or product column): nurture" in reason
+
+
+def test_the_abandoned_cart_list_suggests_the_carted_item_when_events_name_it():
+    lists, _ = build_campaigns(scores(), moments(), AS_OF, RULES, margin=None)
+    # Events without items (moments without last_cart_item, or with it empty): no suggestion, as before.
+    assert lists["abandoned_cart"].loc[0, "suggestion"] == ""
+    assert lists["abandoned_cart"].loc[0, "reason"] == "cart or checkout on 2025-06-28 with no order after it"
+    named = moments().assign(last_cart_item=[None, "P0162 (fashion)", None, "P0001 (toys)"])
+    lists, _ = build_campaigns(scores(), named, AS_OF, RULES, margin=None)
+    cart = lists["abandoned_cart"].iloc[0]
+    assert cart["suggestion"] == "P0162 (fashion)"
+    assert cart["reason"] == "cart or checkout on 2025-06-28 of P0162 (fashion) with no order after it"
+    assert (lists["cross_sell"]["suggestion"] == "shoes; books").all()  # the other lists keep theirs

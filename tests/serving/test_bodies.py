@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.request import compute_features_for_request
-from features.schema import EVENT_TYPES, TRANSACTIONS
+from features.request import compute_features_for_columns, compute_features_for_request
+from features.schema import EVENT_TYPES, EVENTS, TRANSACTIONS
 from serving.bodies import HistoryRequest, PredictRequest, to_columns
 from serving.messages import describe_validation
 
@@ -148,3 +148,29 @@ def test_a_row_without_its_amount_in_a_log_with_amounts_is_refused_by_the_featur
     frame = pd.DataFrame(to_columns(body.transactions, TRANSACTIONS))
     with pytest.raises(ValueError, match=r"transactions.amount, row 2: .* not a finite number"):
         compute_features_for_request(frame, dt.date(2025, 12, 31))
+
+
+def test_events_may_name_their_items_as_the_files_may():
+    """category and product_id of events: optional, typed and refused as the transactions' are (one row model
+    per contract table), and the features of a history do not depend on them."""
+    cart = {"customer_id": "a", "timestamp": "2025-01-02", "event_type": "add_to_cart"}
+    body = HistoryRequest.model_validate(
+        {"transactions": [GOOD], "events": [{**cart, "category": "shoes", "product_id": 42}, cart]}
+    )
+    columns = to_columns(body.events, EVENTS)
+    assert columns["category"] == ["shoes", None] and columns["product_id"] == ["42", None]
+    plain = to_columns(
+        HistoryRequest.model_validate({"transactions": [GOOD], "events": [cart, cart]}).events, EVENTS
+    )
+    transactions = to_columns(body.transactions, TRANSACTIONS)
+    as_of = dt.date(2025, 1, 31)
+    pd.testing.assert_frame_equal(
+        compute_features_for_columns(transactions, as_of, columns),
+        compute_features_for_columns(transactions, as_of, plain),
+    )
+    assert "events.category, row 1: an object ({'x': 1}) is not an id or text" in refusal(
+        {"transactions": [GOOD], "events": [{**cart, "category": {"x": 1}}]}
+    )
+    assert "events.product_id, row 1: a fraction (1.5) is not an id" in refusal(
+        {"transactions": [GOOD], "events": [{**cart, "product_id": 1.5}]}
+    )
