@@ -104,10 +104,24 @@ def progress(title: str):
     SIGHUP during an Ibis finalizer, and the training ran to the end).
     """
 
+    started = time.monotonic()
+    # A spinner draws nothing when the output is a file or a pipe (`make train > log`, CI, `| tee`):
+    # there each new message is a line of its own, with the minutes since the start.
+    lines = not console.is_terminal
+    last: list[str] = []
+
     def update(message: str) -> None:
         if _STOPPED:
             raise KeyboardInterrupt(signal.Signals(_STOPPED[0]).name)
         status.update(f"[bold]{title}[/]: {message}")
+        if lines and last != [message]:
+            last[:] = [message]
+            elapsed = int(time.monotonic() - started)
+            console.print(
+                f"[{elapsed // 60}:{elapsed % 60:02d}] {title}: {escape(message)}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     with console.status(f"[bold]{title}[/]") as status:
         yield update

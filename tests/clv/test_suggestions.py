@@ -78,6 +78,10 @@ def test_train_prints_and_logs_both_backtests_beside_their_baselines(demo):
     text = plain(trained.output)
     assert "Next order date (same window)" in text and "last order + average gap" in text
     assert "Cross-sell suggestions by category" in text and "most popular" in text
+    # Not a terminal (as in a log or CI): the progress comes as timed lines, not a spinner nobody sees.
+    assert re.search(r"^\[\d+:\d\d\] Training: final model: fitting", trained.output, re.M), trained.output[
+        :2000
+    ]
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     run_id = client.get_model_version_by_alias("clv", "champion").run_id
     metrics = client.get_run(run_id).data.metrics
