@@ -303,8 +303,12 @@ def _warn(message: str) -> None:
     console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
 
 
-def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), why: str = "") -> None:
-    """Refuse an --out that cannot be written, before any work (exit code 2, as for a bad option)."""
+def _check_out(
+    path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), why: str = "", given: Path | None = None
+) -> None:
+    """Refuse an --out that cannot be written, before any work (exit code 2, as for a bad option).
+
+    `given`: the --out as the user typed it, when `path` is a file inside it (`clv campaigns`' directory)."""
     from features.files import check_output
 
     try:
@@ -312,7 +316,11 @@ def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), why
     except ValueError as exc:
         raise fail(f"--out: {exc}{why}", code=2) from None
     if created:
-        console.print(f"created the directory {created} for --out {path}", highlight=False)
+        # check_output returns the top-most directory it made; name every level, a typo may have made several.
+        parents = "" if created == path.parent else f" and its parents from {created}"
+        console.print(
+            f"created the directory {path.parent}{parents} for --out {given or path}", highlight=False
+        )
 
 
 def _not_an_input(out_path: Path, settings: Settings, **others: Path | str | None) -> None:
@@ -563,6 +571,17 @@ def score(
     out.print("Segments: " + ", ".join(f"{name} {count:,}" for name, count in summary.segments.items()))
 
 
+# POST /export's body fields -> `clv export`'s options, so a filter error names what the user typed.
+EXPORT_OPTIONS = {
+    "segment": "--segment",
+    "action": "--action",
+    "top": "--top",
+    "min_clv": "--min-clv",
+    "churn_min": "--churn-min",
+    "churn_max": "--churn-max",
+}
+
+
 @app.command()
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="File to write the list to (.csv or .parquet).")],
@@ -607,7 +626,7 @@ def export(
         )
         table = ScoreTable.load(settings.serve.scores)
     except ValidationError as exc:
-        raise fail(describe_validation(exc.errors())) from None
+        raise fail(describe_validation(exc.errors(), "/export", EXPORT_OPTIONS)) from None
     except ScoresUnavailable as exc:
         raise fail(str(exc)) from None
     selected = apply_filter(table.frame, spec)
@@ -664,7 +683,7 @@ def campaigns(
         )
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
     # The lists are <campaign>.csv files in the directory: it must be creatable and writable first.
-    _check_out(out_dir / "campaign.csv", (".csv",))
+    _check_out(out_dir / "campaign.csv", (".csv",), given=out_dir)
     table, tables = _scores_and_shop(scores, settings)
     try:
         with progress("Campaign lists") as update:
@@ -749,19 +768,9 @@ def economics(
         lifted = None if retention_lift is None else what_if(table.frame, retention_lift, settings)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    view = Table(title=f"Acquisition economics at {result.as_of} (by channel)")
-    view.add_column("channel")
-    columns = [c for c in result.by_channel.columns if c != "acquisition_channel"]
-    for column in columns:
-        view.add_column(column, justify="right")
-    for row in result.by_channel.itertuples(index=False):
-        cells = [getattr(row, c) for c in columns]
-        shown = [
-            "" if v != v else f"{v:,.0f}" if c == "customers" else f"{v:,.2f}"
-            for c, v in zip(columns, cells, strict=True)
-        ]
-        view.add_row(escape(str(row.acquisition_channel)), *shown)
-    out.print(view)
+    out.print(_economics_view(result.by_channel, result.as_of))
+    for warning in result.warnings:
+        _warn(warning)
     for note in result.notes:
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if result.margin is None:
@@ -771,6 +780,35 @@ def economics(
     if out_path is not None:
         write_frame(result.by_cohort, out_path)
         out.print(f"Wrote {len(result.by_cohort):,} channel and cohort rows to {out_path}.")
+
+
+# The printed columns (all of them would not fit 100 columns): header -> column of the table by channel.
+# revenue_to_date and predicted_clv, the two parts of clv, are in --out's table per channel and cohort.
+ECONOMICS_VIEW = {
+    "customers": "customers",
+    "spend": "spend",
+    "cac": "cac",
+    "clv": "clv",
+    "clv:cac": "clv_to_cac",
+    "payback\nmonths": "payback_months",
+    "profit\nclv": "profit_clv",
+}
+
+
+def _economics_view(by_channel, as_of: dt.date) -> Table:
+    """The table by channel as printed: channel names and numbers in full (folded, never cut with …)."""
+    view = Table(
+        title=f"Acquisition economics at {as_of} (by channel)",
+        caption="clv = (revenue to date + predicted_clv) / customers; both, per cohort, with --out",
+    )
+    view.add_column("channel", no_wrap=True, overflow="fold")
+    for header in ECONOMICS_VIEW:
+        view.add_column(header, justify="right", no_wrap=True, overflow="fold")
+    for row in by_channel.itertuples(index=False):
+        cells = {c: getattr(row, c) for c in ECONOMICS_VIEW.values()}
+        shown = ["" if v != v else f"{v:,.0f}" if c == "customers" else f"{v:,.2f}" for c, v in cells.items()]
+        view.add_row(escape(str(row.acquisition_channel)), *shown)
+    return view
 
 
 def _print_what_if(w: dict, margin: float | None) -> None:
@@ -821,7 +859,7 @@ def promote(
     try:
         previous = registry.promote(version, check_loads=True)
     except (ModelNotFound, RegistryError) as exc:
-        raise fail(f"{exc} The champion was not moved.") from None
+        raise fail(f"{str(exc).rstrip('.')}. The champion was not moved.") from None
     # The version's gate tag said why the gate did not promote it; say what happened since.
     registry.tag(version, {"gate": f"promoted by hand with `clv promote {version}`"})
     out.print(f"{registry.name}@{registry.alias} -> v{version}" + (f" (was v{previous})" if previous else ""))

@@ -644,8 +644,8 @@ def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
         report.warn(
             "transactions",
             "customer_id",
-            f"{path}: only {report.customers:,} customers; predictions from so few are rough (the models need "
-            f"at least {FEW_CUSTOMERS} to learn more than the buy-till-you-die base).",
+            f"{path}: only {report.customers:,} customer{'' if report.customers == 1 else 's'}; predictions from so "
+            f"few are rough (the models need at least {FEW_CUSTOMERS} to learn more than the buy-till-you-die base).",
         )
 
 

@@ -14,6 +14,9 @@ spend in that month. Per cohort (and per channel, summing its cohorts):
 - profit_clv = clv x margin - cac - retention_cost: the seeds' profit CLV, revenue x margin minus
   acquisition cost minus retention cost, per customer.
 
+Only spend in months up to the as_of month counts (`spend_after`): spend of a later month bought
+customers the cohorts cannot contain yet, and would raise the CAC and make cohorts of no one.
+
 Cohort curves (`cohort_curves`): per channel, the cumulative net revenue per customer by months since
 each cohort's first month, over the cohorts old enough to have had that month.
 """
@@ -57,20 +60,29 @@ def _ratios(frame: pd.DataFrame, margin: float, retention_cost: float) -> pd.Dat
     )
 
 
+def spend_after(spend: pd.DataFrame, last_month: pd.Period) -> pd.Series:
+    """Boolean mask of the spend rows (`month`: Period[M]) in a month after `last_month`, the as_of month."""
+    return spend["month"] > last_month
+
+
 def acquisition_economics(
     cohort_months: pd.DataFrame,
     predicted: pd.DataFrame,
     spend: pd.DataFrame,
     margin: float | None,
     retention_cost: float = 0.0,
+    last_month: pd.Period | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(by cohort, by channel), each with KEYS (by channel: acquisition_channel) and ECONOMICS_COLUMNS.
 
     `cohort_months`: acquisition_channel, cohort (Period[M]), month_offset, customers, revenue;
     `predicted`: acquisition_channel, cohort, predicted_clv (summed per cohort); `spend`: channel,
     month (Period[M]), spend. Spend of a channel and month without customers is a cohort of 0 customers.
+    `last_month`: the as_of month; spend after it is left out (`spend_after`), None keeps all of it.
     """
     unit = 1.0 if margin is None else float(margin)
+    if last_month is not None:
+        spend = spend[~spend_after(spend, last_month)]
     sizes = cohort_months.groupby(list(KEYS), as_index=False).agg(
         customers=("customers", "first"), revenue_to_date=("revenue", "sum")
     )

@@ -14,7 +14,7 @@ import pandas as pd
 from config import Settings
 from features.acquisition import cohort_months, customer_cohorts, read_spend
 from features.engine import to_pandas
-from models.economics import acquisition_economics, cohort_curves
+from models.economics import acquisition_economics, cohort_curves, spend_after
 from models.retention import retention_what_if
 from serving.campaigns import scores_as_of
 
@@ -27,6 +27,7 @@ class Economics:
     curves: pd.DataFrame  # models.economics.cohort_curves
     margin: float | None
     notes: list[str]
+    warnings: list[str]  # results that may mislead, e.g. few customers scored
 
 
 def _as_period(index: pd.Series) -> pd.Series:
@@ -39,31 +40,74 @@ def _as_period(index: pd.Series) -> pd.Series:
     )
 
 
+# Below this share of the shop's customers with a score, the channels' predicted value is mostly missing.
+FEW_SCORED = 0.5
+
+
+def _scored_share(members: pd.DataFrame, scored: pd.DataFrame, as_of: dt.date) -> list[str]:
+    """Warnings when few of the shop's customers (`members`) have a score; ValueError when none has:
+    the score table is another shop's, and every channel's predicted value would silently be 0."""
+    if members.empty:
+        return []
+    share = members["customer_id"].isin(scored["customer_id"]).mean()
+    if share == 0:
+        raise ValueError(
+            f"the score table ({len(scored):,} customers, as_of {as_of}) and the customers table "
+            f"({len(members):,} customers who bought by then) share no customer: the scores are another "
+            "shop's. Fix: score this shop with `clv score` (the same --transactions and --customers), or pass "
+            "its score table (--scores; for the service, [serve] scores)."
+        )
+    if share < FEW_SCORED:
+        return [
+            f"only {share:.0%} of the customers table's {len(members):,} customers have a score in the score "
+            "table; the others count no predicted_clv. Fix: score this shop with `clv score`, or pass its "
+            "score table (--scores; for the service, [serve] scores)."
+        ]
+    return []
+
+
+def _late_spend_note(spend: pd.DataFrame, last_month: pd.Period, as_of: dt.date) -> list[str]:
+    late = spend[spend_after(spend, last_month)]
+    if late.empty:
+        return []
+    rows = "row" if len(late) == 1 else "rows"
+    return [
+        f"{len(late):,} spend {rows} after the scores' as_of {as_of} ({late['month'].min()} to "
+        f"{late['month'].max()}) were left out: that spend bought customers the scores do not know yet."
+    ]
+
+
 def economics(scores: pd.DataFrame, tables: dict, spend_path: Path, settings: Settings) -> Economics:
-    """CLV:CAC, payback and profit CLV per channel and cohort, and the cohort curves, at the scores' as_of."""
+    """CLV:CAC, payback and profit CLV per channel and cohort, and the cohort curves, at the scores' as_of.
+
+    Spend counts up to the as_of month. ValueError when the score table shares no customer with the shop."""
     spend = read_spend(spend_path)
     as_of = scores_as_of(scores)
+    last_month = pd.Period(as_of, "M")
     t, customers = tables["transactions"], tables["customers"]
     months = to_pandas(cohort_months(t, as_of, customers))
     months["cohort"] = _as_period(months["cohort_index"]).to_numpy()
     members = to_pandas(customer_cohorts(t, as_of, customers))
     members["cohort"] = _as_period(members["cohort_index"]).to_numpy()
+    members = members.assign(customer_id=members["customer_id"].astype(str))
     values = scores[["customer_id", "predicted_clv"]].assign(customer_id=scores["customer_id"].astype(str))
-    members = members.assign(customer_id=members["customer_id"].astype(str)).merge(values, on="customer_id")
-    predicted = members.groupby(["acquisition_channel", "cohort"], as_index=False)["predicted_clv"].sum()
+    warnings = _scored_share(members, values, as_of)
+    scored = members.merge(values, on="customer_id")
+    predicted = scored.groupby(["acquisition_channel", "cohort"], as_index=False)["predicted_clv"].sum()
     by_cohort, by_channel = acquisition_economics(
-        months, predicted, spend, settings.train.margin, settings.economics.retention_cost
+        months, predicted, spend, settings.train.margin, settings.economics.retention_cost, last_month
     )
-    curves = cohort_curves(months, pd.Period(as_of, "M"))
+    curves = cohort_curves(months, last_month)
     by_cohort["cohort"] = by_cohort["cohort"].astype(str)
+    # The shop's channels, scored or not: a channel is misspelt only if no customer of the shop has it.
     known = set(members["acquisition_channel"])
     # A misspelt channel in the spend file would silently become a cohort of no one.
-    notes = [
+    notes = _late_spend_note(spend, last_month, as_of) + [
         f"the spend file's channel {channel!r} has no customers (their channels: {', '.join(sorted(known))}); "
         "its spend counts for no one. Fix: spell it as the customers table does."
         for channel in sorted(set(spend["channel"]) - known)
     ]
-    return Economics(as_of, by_channel, by_cohort, curves, settings.train.margin, notes)
+    return Economics(as_of, by_channel, by_cohort, curves, settings.train.margin, notes, warnings)
 
 
 def what_if(scores: pd.DataFrame, lift_points: float, settings: Settings) -> dict:
@@ -98,6 +142,7 @@ def service_economics(scores: pd.DataFrame, settings: Settings) -> dict:
         "as_of": str(result.as_of),
         "margin": result.margin,
         "notes": result.notes,
+        "warnings": result.warnings,
         "by_channel": rows(result.by_channel),
         "by_cohort": rows(result.by_cohort),
         "curves": rows(result.curves),

@@ -5,6 +5,8 @@ Kept apart from serving.api so that the command line can use it without loading 
 
 from __future__ import annotations
 
+import re
+
 from features.schema import SCHEMAS
 
 # What a valid body looks like, by endpoint, for the messages about a missing or unreadable body.
@@ -31,9 +33,11 @@ def example(path: str = "/predict") -> str:
 SHOWN_PROBLEMS = 5
 
 
-def describe_validation(errors, path: str = "/predict") -> str:
+def describe_validation(errors, path: str = "/predict", names: dict[str, str] | None = None) -> str:
     """One readable sentence per problem, e.g. "transactions.amount, row 3: true is not a number; ...";
-    `path` is the endpoint, whose body example a missing or malformed body is answered with."""
+    `path` is the endpoint, whose body example a missing or malformed body is answered with.
+    `names`: field -> what the caller calls it (the command line's options, e.g. churn_min -> --churn-min),
+    for the field a problem is in, and in the message of a problem of the whole body (no "body: " then)."""
     parts = []
     for error in errors:
         if error.get("type") == "json_invalid":
@@ -50,7 +54,9 @@ def describe_validation(errors, path: str = "/predict") -> str:
             message = f"is not a column of {loc[0]}; its columns are {', '.join(SCHEMAS[loc[0]].columns)}"
         if len(loc) == 2 and loc[0] == "query" and loc[1] in QUERY_FIXES:
             message = f"{message}; {QUERY_FIXES[loc[1]]}"
-        parts.append(f"{_where(loc)}: {message}")
+        # "transactions is empty", not "transactions: is empty": a message that goes on from its field.
+        sep = " " if message.startswith("is ") else ": "
+        parts.append(_renamed(loc, message, names, sep) if names else f"{_where(loc)}{sep}{message}")
     shown = "; ".join(parts[:SHOWN_PROBLEMS])
     return shown + (
         f" (and {len(parts) - SHOWN_PROBLEMS} more problems)" if len(parts) > SHOWN_PROBLEMS else ""
@@ -62,3 +68,12 @@ def _where(loc: list) -> str:
     if len(loc) == 3 and loc[0] in SCHEMAS and isinstance(loc[1], int):
         return f"{loc[0]}.{loc[2]}, row {loc[1] + 1}"
     return ".".join(str(p) for p in loc) or "body"
+
+
+def _renamed(loc: list, message: str, names: dict[str, str], sep: str = ": ") -> str:
+    """A problem where the fields are named as in `names`: "--churn-min: ..." for a field, and the
+    fields in the message of the whole body's problem ("--churn-min (0.9) is above --churn-max (0.2)")."""
+    if loc:
+        where = _where(loc)
+        return f"{names.get(where, where)}{sep}{message}"
+    return re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: names[m.group(1)], message)

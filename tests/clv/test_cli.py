@@ -102,7 +102,9 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monk
         assert result.exit_code == 2 and problem in text and "Traceback" not in text, (out, text)
     assert list(tmp_path.iterdir()) == []
     result = runner.invoke(app, [command, "--out", str(tmp_path / "new" / "deeper" / f"out{suffix}")])
-    assert f"created the directory {tmp_path / 'new'}" in plain(result.output)
+    # Both levels are new: the message names the directory the file goes in and the top-most one made.
+    created = f"created the directory {tmp_path / 'new' / 'deeper'} and its parents from {tmp_path / 'new'}"
+    assert created in plain(result.output), plain(result.output)
     assert (tmp_path / "new" / "deeper").is_dir() and list((tmp_path / "new" / "deeper").iterdir()) == []
 
 
@@ -139,3 +141,44 @@ def test_a_bad_setting_reads_like_every_other_configuration_error(tmp_path, monk
     assert result.exit_code == 1 and "Traceback" not in text, text
     assert f"configuration (clv.toml, CLV_CONFIG or CLV_* variables): {words}" in text, text
     assert "Value error" not in text
+
+
+def test_campaigns_say_they_created_the_directory_given_as_out(tmp_path, monkeypatch):
+    """Seen: "created the directory ... for --out .../camp/campaign.csv", a file that never exists."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["campaigns", "--out", "camp", "--scores", "missing.parquet"])
+    text = plain(result.output)
+    assert "created the directory camp for --out camp " in text and "campaign.csv" not in text, text
+
+
+def test_promote_of_a_missing_version_ends_its_sentence(monkeypatch):
+    from training.registry import Registry, RegistryError
+
+    def missing(self, version, check_loads=False):
+        raise RegistryError(f"registered model 'clv' has no version {version}")
+
+    monkeypatch.setattr(Registry, "promote", missing)
+    result = runner.invoke(app, ["promote", "7"])
+    assert result.exit_code == 1
+    assert "has no version 7. The champion was not moved." in plain(result.output), result.output
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        (["--churn-min", "0.9", "--churn-max", "0.2"], "--churn-min (0.9) is above --churn-max (0.2)"),
+        (["--churn-min", "2"], "--churn-min: Input should be less than or equal to 1"),
+    ],
+)
+def test_export_filter_errors_name_the_options(tmp_path, options, words):
+    """Seen: the API's wording on the command line, "body: churn_min (0.9) is above churn_max (0.2)"."""
+    result = runner.invoke(app, ["export", "--out", str(tmp_path / "x.csv"), *options])
+    text = plain(result.output)
+    assert result.exit_code == 1 and words in text and "body" not in text and "churn_m" not in text, text
+
+
+def test_validate_counts_one_customer_in_the_singular(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,timestamp,amount\nA,2020-01-01,1\nA,2020-02-01,2\n")
+    result = runner.invoke(app, ["validate", "-t", str(path)])
+    assert "only 1 customer;" in plain(result.output), result.output

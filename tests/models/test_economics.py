@@ -63,3 +63,15 @@ def test_cohort_curves_average_only_the_cohorts_that_had_the_month():
     assert curves["revenue_per_customer"].tolist() == [50.0, 52.0, 65.0]
     assert curves["customers"].tolist() == [10, 10, 2]
     assert cohort_curves(months.iloc[:0], pd.Period("2025-03", "M")).empty
+
+
+def test_spend_after_the_as_of_month_counts_for_no_cohort():
+    """Seen: scores as of 2024-12-31 with a spend file to 2025-12 divided a year of later spend over the
+    2024 cohorts (paid_social CAC 120.81 instead of ~59) and made 2025 cohorts of no one."""
+    months = months_of(["ads"], [JAN], [0], [4], [200.0])
+    predicted = pd.DataFrame({"acquisition_channel": ["ads"], "cohort": [JAN], "predicted_clv": [40.0]})
+    spend = pd.DataFrame({"channel": ["ads", "ads"], "month": [JAN, FEB], "spend": [100.0, 900.0]})
+    by_cohort, by_channel = acquisition_economics(months, predicted, spend, margin=None, last_month=JAN)
+    assert by_cohort["cohort"].tolist() == [JAN]  # no cohort after the as_of month
+    ads = by_channel.set_index("acquisition_channel").loc["ads"]
+    assert ads["spend"] == 100.0 and ads["cac"] == 25.0 and ads["clv_to_cac"] == 60.0 / 25.0

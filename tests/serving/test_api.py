@@ -147,7 +147,7 @@ def test_predict_history_for_a_new_one_order_customer(client):
         ([{"customer_id": "a", "amount": 5}], "timestamp"),
         ([{"timestamp": "2025-01-01", "amount": 5}], "customer_id"),
         ([{"customer_id": "a", "timestamp": "2025-01-01"}], "amount"),
-        ([], "transactions: is empty"),
+        ([], "transactions is empty"),
     ],
 )
 def test_history_that_breaks_the_contract_is_400(client, transactions, says):

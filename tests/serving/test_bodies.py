@@ -69,9 +69,9 @@ def second_row(**change) -> dict:
         ({"customer_id": ["a"]}, "a list (['a']) is not an id"),
         ({"customer_id": 1.5}, "a fraction (1.5) is not an id"),
         ({"customer_id": False}, "a boolean (False) is not an id"),
-        ({"customer_id": " "}, "transactions.customer_id, row 2: is empty"),
+        ({"customer_id": " "}, "transactions.customer_id, row 2 is empty"),
         ({"order_id": {"x": 1}}, "transactions.order_id, row 2: an object"),
-        ({"ammount": 5}, "transactions.ammount, row 2: is not a column of transactions; its columns are"),
+        ({"ammount": 5}, "transactions.ammount, row 2 is not a column of transactions; its columns are"),
     ],
 )
 def test_bad_transaction_values_are_refused_with_column_row_and_fix(change, says):
@@ -99,7 +99,7 @@ def test_unknown_event_types_are_refused_with_the_known_ones():
     [
         ({"as_of": "9999-01-01", "transactions": [GOOD]}, "as_of: 9999-01-01 is in the future"),
         ({"as_of": 20250101, "transactions": [GOOD]}, "as_of: an epoch number"),
-        ({"transactions": []}, "transactions: is empty; send at least one row with customer_id, timestamp"),
+        ({"transactions": []}, "transactions is empty; send at least one row with customer_id, timestamp"),
         (
             {"transactions": [GOOD], "customers": [{"customer_id": "a", "birth_date": "1850-01-01"}]},
             "before 1900",

@@ -78,7 +78,9 @@ def test_economics_for_marketers_per_channel_once_a_spend_file_is_configured(cli
     spend = tmp_path / "spend.csv"
     months = [f"{y}-{m:02d}" for y in (2023, 2024, 2025) for m in range(1, 13)]
     channels = ["organic", "paid_search", "paid_social", "email", "affiliate", "referral"]
-    spend.write_text("channel,month,spend\n" + "".join(f"{c},{m},500\n" for c in channels for m in months))
+    # A month after the scores' as_of: its spend counts for no cohort (the same rule as `clv economics`).
+    later = [*months, "2031-01"]
+    spend.write_text("channel,month,spend\n" + "".join(f"{c},{m},500\n" for c in channels for m in later))
     shop = trained.shop
     settings = trained.settings.model_copy(
         update={
@@ -97,6 +99,9 @@ def test_economics_for_marketers_per_channel_once_a_spend_file_is_configured(cli
         assert row["customers"] > 0 and row["spend"] == 500 * len(months)
         assert abs(row["clv_to_cac"] - row["clv"] / row["cac"]) < 1e-9  # no margin: a revenue ratio
     assert {row["cohort"] for row in body["by_cohort"]} >= {"2024-01", "2025-12"}
+    assert "2031-01" not in {row["cohort"] for row in body["by_cohort"]}
+    assert any("6 spend rows after the scores' as_of" in note for note in body["notes"]), body["notes"]
+    assert body["warnings"] == []
 
 
 def test_the_demo_shops_economics_with_its_spend_file_and_the_retention_what_if(trained):
