@@ -17,11 +17,14 @@ customer, and q(d) = P(W > d | alive at the cut-off):
   own r and alpha (its lambda and mu are independent).
 The base's q is the mean of its models' q in log-odds (as the base averages its probabilities). The
 row's own numbers then fix the chance of an order within the horizon H = `max_days` while a customer:
-b = (1 - churn_prob) / p_alive (capped to [0, 1]; churn_prob and p_alive come from the served model,
-whose stacks correct the base). The base's q is shifted in log-odds, the scale on which the boosted
-churn model corrects the base, so that q(H) = 1 - b; the shape of her waiting time stays the base's,
-its level is the row's. Then
-- `days_to_next_order` = the median of W: the smallest d with q(d) <= 1/2, on a log-spaced grid of
+b = (1 - churn_prob) / p_alive (capped to [0, 1]; with the full model served churn_prob comes from
+the stacks, which correct the base, so the base's own 1 - q(H) would contradict the row). Whether she
+orders within H is the row's, when within H is the base's: P(W <= d | alive) = b (1 - q(d)) /
+(1 - q(H)) for d <= H. A row that agrees with the base keeps the base's median; a customer the
+stacks find likelier to buy gets an earlier date, never day 1 for b = 1 (which a shift of q in
+log-odds or a proportional hazard gave: on the seed 7 demo shop their median absolute error was 104
+and 45 days against 29 for this rule, the base alone 30). Then
+- `days_to_next_order` = the median of W: the smallest d with P(W <= d | alive) >= 1/2, on a log-spaced grid of
   `GRID_POINTS` days from 1 to H, interpolated linearly in log d; so P(an order by then) is
   p_alive / 2 (as p_alive x 1/2), which the backtest checks ("ordered by then" calibration). There is
   a date exactly when b >= 1/2, so the date, its reason, p_alive and churn_prob never disagree;
@@ -80,11 +83,13 @@ def days_to_next_order(
 
 
 def pinned(quiet: np.ndarray, quiet_at_end: np.ndarray) -> np.ndarray:
-    """`quiet` (customers x grid days, falling along a row) shifted per row in log-odds so that its last
-    column is `quiet_at_end`: a shift keeps each row falling, so its median is within the grid exactly
-    when `quiet_at_end` <= DUE."""
-    end = np.clip(quiet_at_end, _EPS, 1 - _EPS)
-    shifted = expit(logit(quiet) + (logit(end) - logit(quiet[:, -1]))[:, None])
+    """`quiet` (customers x grid days, falling along a row, last column at the horizon H) with the
+    chance of an order by each day scaled per row so that the last column is `quiet_at_end`:
+    whether she orders within H is the row's, when within H is the base's (module docstring). Each
+    row keeps falling, so its median is within the grid exactly when `quiet_at_end` <= DUE."""
+    end = np.clip(quiet_at_end, 0, 1)
+    ordered = 1 - quiet
+    shifted = 1 - ordered * ((1 - end) / ordered[:, -1])[:, None]
     # Exactly the row's number at the horizon, so rounding cannot put a date on a row with b < 1/2.
     shifted[:, -1] = end
     return shifted

@@ -53,11 +53,14 @@ def test_the_date_agrees_with_the_rows_churn_and_p_alive(fitted):
     assert (sooner <= later).all() and (sooner < later).mean() > 0.9
 
 
-def test_pinning_sets_the_chance_at_the_horizon_and_keeps_the_shape():
-    quiet = np.array([[0.9, 0.7, 0.4], [0.99, 0.98, 0.97]])
-    shifted = pinned(quiet, np.array([0.2, 0.5]))
-    assert shifted[:, -1].tolist() == [0.2, 0.5]
+def test_pinning_takes_whether_from_the_row_and_when_from_the_base():
+    quiet = np.array([[0.9, 0.7, 0.4], [0.99, 0.98, 0.97], [0.9, 0.7, 0.4]])
+    shifted = pinned(quiet, np.array([0.2, 0.5, 0.0]))
+    assert shifted[:, -1].tolist() == [0.2, 0.5, 0.0]
     assert (np.diff(shifted, axis=1) <= 0).all()
+    # The chance of an order by each day, scaled: the base's timing given an order within the horizon.
+    assert (1 - shifted[0]) == pytest.approx((1 - quiet[0]) * 0.8 / 0.6)
+    assert (1 - shifted[2]) == pytest.approx((1 - quiet[2]) / 0.6), "b = 1 keeps the base's timing, not day 1"
 
 
 def test_the_date_is_the_median_while_a_customer(fitted):
