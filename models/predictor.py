@@ -22,10 +22,13 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
    windows shorter than H are stretched per customer with the base's time profile.
 5. Every row is made consistent (`coherent`): P(no purchase) >= 1 - E[orders] (each buyer places at
    least one order), 1 - churn <= P(alive) <= (1 - churn) / (1 - q) with q the base's probability
-   that an alive customer places no order in H, low <= value <= high.
+   that an alive customer places no order in H, low <= value <= high, and low = 0 when
+   churn >= (1 - coverage) / 2 (the value is 0 with probability churn, so the interval's lower
+   quantile is 0).
 6. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
-7. The next order's date given alive (`models.next_order`), left empty below the targeting's
-   `lapsed_p_alive` or when the median time to it is beyond the horizon.
+7. The next order's date given alive (`models.next_order`): the median of the base's waiting time,
+   shifted so that P(an order in H | alive) is the row's (1 - churn) / p_alive; left empty below the
+   targeting's `lapsed_p_alive` or when that chance is below 1/2 (the median is beyond the horizon).
 
 Where the boosted models cannot be learned or validated (a shop younger than two label windows,
 nobody came back or nobody lapsed in the windows) the predictor serves the base for that output
@@ -73,7 +76,8 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
         "predicted_clv": f"expected value of the customer's orders in {h}, in {unit}, discounted to the "
         "middle of the horizon when a discount rate is set; = expected_orders x expected_aov x discount",
         "predicted_clv_low": "lower end of an interval that holds the real value for about the configured "
-        "share of customers (80% by default); predicted_clv_low <= predicted_clv <= predicted_clv_high",
+        "share of customers (80% by default); predicted_clv_low <= predicted_clv <= predicted_clv_high; 0 when "
+        "churn_prob >= (1 - coverage) / 2 (10% by default): the value is 0 with probability churn_prob",
         "predicted_clv_high": "upper end of that interval",
         "churn_prob": f"probability that the customer places no order in {h}; at least 1 - p_alive (a "
         "customer who has left cannot order) and at least 1 - expected_orders",
@@ -87,8 +91,9 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
         "value_decile": "1-10, the customer's tenth of the scored base by predicted_clv (10 = most valuable)",
         "reason": "one line quoting the numbers and the lines that put the customer in the segment",
         "next_order_date": "median date of the customer's next order if she is still a customer (so an order "
-        "by then has probability p_alive / 2); empty when p_alive is below the lapsed line or the date would "
-        "be beyond the horizon (models/next_order.py)",
+        "by then has probability p_alive / 2), with the chance of an order in the horizon given alive set to "
+        "the row's (1 - churn_prob) / p_alive; empty when p_alive is below the lapsed line or that chance is "
+        "below 1/2 (the date would be beyond the horizon) (models/next_order.py)",
         "days_to_next_order": "the same in days after as_of, not rounded",
         "avg_days_between_orders": "her own mean gap between purchase days so far; empty with one purchase day",
         "next_order_reason": "why next_order_date is what it is, or why it is empty",
@@ -446,7 +451,7 @@ class CLVPredictor(BaseEstimator):
             },
             index=features.index,
         )
-        return coherent(out)
+        return coherent(out, self.coverage)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """One row per customer with OUTPUT_COLUMNS (plus `predicted_profit` when a margin is set)."""
@@ -455,7 +460,12 @@ class CLVPredictor(BaseEstimator):
             raise ValueError("no customers to score")
         values = self._predict_values(features)
         timing = next_order(
-            self.btyd_, features, values["p_alive"], self.targeting_.lapsed_p_alive, self.horizon_days
+            self.btyd_,
+            features,
+            values["p_alive"],
+            values["churn_prob"],
+            self.targeting_.lapsed_p_alive,
+            self.horizon_days,
         )
         out = pd.concat([values, self.targeting_.apply(values), timing], axis=1)[list(OUTPUT_COLUMNS)]
         if self.margin is not None:
@@ -470,11 +480,11 @@ class CLVPredictor(BaseEstimator):
         return self.count_model_.feature_importance()
 
 
-def coherent(out: pd.DataFrame) -> pd.DataFrame:
+def coherent(out: pd.DataFrame, coverage: float) -> pd.DataFrame:
     """Make each row's numbers agree with each other (module docstring, step 5); returns `out`.
 
     Needs predicted_clv(_low, _high), churn_prob, p_alive, expected_orders, expected_aov and
-    quiet_if_alive.
+    quiet_if_alive; `coverage` is the value interval's (e.g. 0.8).
     """
     for column in (
         "predicted_clv",
@@ -494,6 +504,11 @@ def coherent(out: pd.DataFrame) -> pd.DataFrame:
     p_alive = np.clip(np.nan_to_num(out["p_alive"].to_numpy(float), nan=0.5), 0, 1)
     out["p_alive"] = np.clip(p_alive, buys, np.minimum(buys / (1 - quiet), 1.0))
     out["churn_prob"] = churn
+    # The value is 0 with probability churn_prob, and the low end of a central interval is its
+    # (1 - coverage) / 2 quantile: 0 once churn_prob reaches that share.
+    out["predicted_clv_low"] = np.where(
+        churn >= (1 - coverage) / 2, 0.0, out["predicted_clv_low"].to_numpy(float)
+    )
     return out
 
 

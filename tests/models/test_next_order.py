@@ -13,7 +13,14 @@ from features.contract import load_shop
 from features.pipeline import compute_features
 from models.btyd_features import BTYDFeatures
 from models.btyd_fit import Summary
-from models.next_order import days_to_next_order, next_order, next_order_date, quiet_while_customer
+from models.next_order import (
+    DUE,
+    days_to_next_order,
+    next_order,
+    next_order_date,
+    pinned,
+    quiet_while_customer,
+)
 
 AS_OF = dt.date(2025, 6, 30)
 
@@ -25,6 +32,35 @@ def fitted(tmp_path_factory):
     transactions = load_shop(folder / "transactions.parquet").tables()["transactions"]
     features = compute_features(transactions, AS_OF)
     return BTYDFeatures(features), features
+
+
+def test_the_date_agrees_with_the_rows_churn_and_p_alive(fitted):
+    """A date exactly when (1 - churn_prob) / p_alive, her chance of an order within the horizon if still
+    a customer, is at least 1/2; the reason quotes those numbers; the likelier that order, the sooner."""
+    btyd, features = fitted
+    n = len(features)
+    alive = np.full(n, 0.8)
+    chance = np.random.default_rng(0).uniform(0, 1, n)
+    out = next_order(btyd, features, alive, 1 - alive * chance, min_p_alive=0.3, max_days=365)
+    shown = out["days_to_next_order"].notna()
+    assert (shown == (chance >= DUE)).all()
+    assert (out.loc[shown, "days_to_next_order"] <= 365).all()
+    assert out["next_order_reason"].str.contains("p_alive 80%").all()
+    quoted = out["next_order_reason"].str.extract(r"= ([\d.]+)%")[0].astype(float) / 100
+    assert np.abs(quoted.to_numpy() - chance).max() <= 0.005
+    sooner = days_to_next_order(btyd, features, 365, np.full(n, 0.95))
+    later = days_to_next_order(btyd, features, 365, np.full(n, 0.6))
+    assert (sooner <= later).all() and (sooner < later).mean() > 0.9
+
+
+def test_pinning_takes_whether_from_the_row_and_when_from_the_base():
+    quiet = np.array([[0.9, 0.7, 0.4], [0.99, 0.98, 0.97], [0.9, 0.7, 0.4]])
+    shifted = pinned(quiet, np.array([0.2, 0.5, 0.0]))
+    assert shifted[:, -1].tolist() == [0.2, 0.5, 0.0]
+    assert (np.diff(shifted, axis=1) <= 0).all()
+    # The chance of an order by each day, scaled: the base's timing given an order within the horizon.
+    assert (1 - shifted[0]) == pytest.approx((1 - quiet[0]) * 0.8 / 0.6)
+    assert (1 - shifted[2]) == pytest.approx((1 - quiet[2]) / 0.6), "b = 1 keeps the base's timing, not day 1"
 
 
 def test_the_date_is_the_median_while_a_customer(fitted):
@@ -41,7 +77,8 @@ def test_the_date_is_the_median_while_a_customer(fitted):
 def test_gone_or_slow_customers_get_no_date_and_say_why(fitted):
     btyd, features = fitted
     alive = np.linspace(0.01, 0.99, len(features))
-    out = next_order(btyd, features, alive, min_p_alive=0.3, max_days=365)
+    churn = 1 - alive * np.linspace(0.99, 0.01, len(features))
+    out = next_order(btyd, features, alive, churn, min_p_alive=0.3, max_days=365)
     gone = alive < 0.3
     assert out.loc[gone, "days_to_next_order"].isna().all()
     assert out.loc[gone, "next_order_reason"].str.contains("probably no longer a customer").all()

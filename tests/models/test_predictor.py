@@ -19,7 +19,7 @@ from features.pipeline import compute_features
 from features.request import compute_features_for_request
 from features.snapshots import make_snapshots
 from models.persistence import StateError, load_predictor, save_predictor
-from models.predictor import OUTPUT_COLUMNS, CLVPredictor
+from models.predictor import OUTPUT_COLUMNS, CLVPredictor, coherent
 
 CUTOFF = dt.date(2025, 6, 30)
 VALIDATION = dt.date(2024, 12, 31)  # validation window (V, V + 180 days], ends at the cut-off
@@ -71,6 +71,46 @@ def test_output_columns_and_invariants(fitted, data, assert_coherent_rows):
         (out["expected_orders"] * out["expected_aov"]).to_numpy(), rel=1e-6, abs=1e-9
     )
     assert fitted.kind_ in {"hybrid", "base"} and isinstance(fitted.notes_, list)
+
+
+def test_a_rows_date_agrees_with_its_churn_and_p_alive(fitted, data):
+    """With the full model served, a row above the lapsed line has a date exactly when her chance of an
+    order in the horizon if still a customer, (1 - churn_prob) / p_alive, is at least 1/2; the reason
+    quotes it. (Dates from the base's waiting time alone contradicted the stacks' churn_prob.)"""
+    out = fitted.predict(data[2])
+    assert fitted.kind_ == "hybrid" and fitted.churn_stack_ is not None
+    alive = out["p_alive"] >= fitted.targeting_.lapsed_p_alive
+    chance = ((1 - out["churn_prob"]) / out["p_alive"]).clip(0, 1)
+    dated = out["days_to_next_order"].notna()
+    assert (dated == (alive & (chance >= 0.5))).all()
+    quoted = out.loc[alive, "next_order_reason"].str.extract(r"= ([\d.]+)%")[0].astype(float) / 100
+    assert np.abs(quoted - chance[alive]).max() <= 0.005
+
+
+def test_the_value_interval_holds_zero_when_buying_nothing_is_likely(fitted, data):
+    """The value is 0 with probability churn_prob, so the interval's (1 - coverage) / 2 quantile is 0."""
+    out = fitted.predict(data[2])
+    likely_none = out["churn_prob"] >= (1 - fitted.coverage) / 2
+    assert likely_none.sum() > 100
+    assert (out.loc[likely_none, "predicted_clv_low"] == 0).all()
+
+
+def test_coherent_puts_the_low_end_at_zero_from_the_lower_tail_on():
+    rows = pd.DataFrame(
+        {
+            "predicted_clv": [100.0, 100.0, 100.0],
+            "predicted_clv_low": [20.0, 20.0, 20.0],
+            "predicted_clv_high": [300.0, 300.0, 300.0],
+            "churn_prob": [0.05, 0.1, 0.97],
+            "p_alive": [1.0, 1.0, 1.0],
+            "expected_orders": [2.0, 2.0, 2.0],
+            "expected_aov": [50.0, 50.0, 50.0],
+            "quiet_if_alive": [0.0, 0.0, 0.0],
+        }
+    )
+    out = coherent(rows, coverage=0.8)
+    assert out["predicted_clv_low"].tolist() == [20.0, 0.0, 0.0]
+    assert out["predicted_clv"].tolist() == [100.0] * 3 and out["churn_prob"].tolist() == [0.05, 0.1, 0.97]
 
 
 def test_one_order_customers_get_real_distinct_predictions(fitted, data):
