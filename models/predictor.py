@@ -75,7 +75,7 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
     return {
         "predicted_clv": f"expected value of the customer's orders in {h}, in {unit}, discounted to the "
         "middle of the horizon when a discount rate is set; = expected_orders x expected_aov x discount",
-        "predicted_clv_low": "lower end of an interval that holds the real value for about the configured "
+        "predicted_clv_low": "lower end of an interval that holds the real value for at least the configured "
         "share of customers (80% by default); predicted_clv_low <= predicted_clv <= predicted_clv_high; 0 when "
         "churn_prob >= (1 - coverage) / 2 (10% by default): the value is 0 with probability churn_prob",
         "predicted_clv_high": "upper end of that interval",

@@ -131,7 +131,7 @@ def test_clv_export_with_an_absurd_top_prints_one_line_and_exits_1(trained, tmp_
         and result.exception is None
         or isinstance(result.exception, SystemExit)
     )
-    assert result.output.strip().startswith("error: top: top must be a whole number of customers")
+    assert result.output.strip().startswith("error: --top: top must be a whole number of customers")
     assert not (tmp_path / "x.csv").exists()
 
 
