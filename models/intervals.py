@@ -5,6 +5,11 @@ Residuals of a value model fitted on earlier windows are measured on a later cal
 Errors of CLV models grow with the predicted value and are skewed, so residual quantiles are taken
 separately within bands of predicted value (Mondrian conformal), and the lower and upper tails are
 taken separately. The interval always contains the point prediction and never goes below zero.
+
+A customer's value is 0 with the probability that she buys nothing; once that probability reaches the
+lower tail's share, (1 - coverage) / 2, the central interval's lower end is 0 and [0, high] would hold
+the lower tail as well (90% at 80%). Such a row gets the one-sided interval [0, q] with q the
+`coverage` quantile instead (`high_from_zero`), so every row's interval holds the coverage, not more.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class ConformalInterval(BaseEstimator):
         tail = (1 - self.coverage) / 2
         self.lower_ = np.zeros(len(self.band_edges_) + 1)
         self.upper_ = np.zeros(len(self.band_edges_) + 1)
+        self.upper_from_zero_ = np.zeros(len(self.band_edges_) + 1)
         for band in range(len(self.band_edges_) + 1):
             r = residual[bands == band]
             if not len(r):
@@ -45,30 +51,36 @@ class ConformalInterval(BaseEstimator):
             # Finite-sample conformal levels: ceil((n + 1) q) / n, clipped to [0, 1].
             lo_level = max(0.0, np.floor((n + 1) * tail) / n)
             hi_level = min(1.0, np.ceil((n + 1) * (1 - tail)) / n)
+            one_sided_level = min(1.0, np.ceil((n + 1) * self.coverage) / n)
             self.lower_[band] = min(0.0, np.quantile(r, lo_level))
             self.upper_[band] = max(0.0, np.quantile(r, hi_level))
+            self.upper_from_zero_[band] = max(0.0, np.quantile(r, one_sided_level))
         return self
 
-    def predict(self, y_pred) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) around the point predictions `y_pred`."""
-        check_is_fitted(self, "upper_")
+    def predict(self, y_pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(low, high, high_from_zero) for the point predictions `y_pred` (arrays of its shape): the
+        central interval [low, high], and the upper end of the one-sided interval [0, high_from_zero]
+        for a row whose lower end is 0 (module docstring). Each contains the point prediction."""
+        check_is_fitted(self, "upper_from_zero_")
         y_pred = np.asarray(y_pred, dtype=float)
         bands = np.searchsorted(self.band_edges_, y_pred, side="right")
         low = np.clip(y_pred + self.lower_[bands], 0, None)
         high = y_pred + self.upper_[bands]
-        return np.minimum(low, y_pred), np.maximum(high, y_pred)
+        high_from_zero = y_pred + self.upper_from_zero_[bands]
+        return np.minimum(low, y_pred), np.maximum(high, y_pred), np.maximum(high_from_zero, y_pred)
 
 
 def posterior_count_interval(
     p_alive: np.ndarray, expected_orders: np.ndarray, shape: np.ndarray, coverage: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) quantiles of a customer's number of future orders under a buy-till-you-die posterior,
-    when there is no later window to conformalise on (a young shop).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(low, high, high_from_zero) quantiles of a customer's number of future orders under a
+    buy-till-you-die posterior, when there is no later window to conformalise on (a young shop).
 
     N is 0 with probability 1 - p_alive and otherwise negative binomial with the alive customer's
     posterior shape r + x and mean E[N] / p_alive (her purchase rate is Gamma-distributed, so her
     count is a Poisson-gamma mixture: Fader, Hardie and Lee 2005). Deaths within the horizon only
-    lower the mean, which is the model's own. Quantiles at (1 - coverage) / 2 and (1 + coverage) / 2.
+    lower the mean, which is the model's own. Quantiles at (1 - coverage) / 2, (1 + coverage) / 2 and, for
+    the one-sided interval from 0 (module docstring), at `coverage`. Arrays of the inputs' shape.
     """
     p_alive = np.clip(np.asarray(p_alive, float), 1e-9, 1)
     mean = np.asarray(expected_orders, float) / p_alive
@@ -80,4 +92,4 @@ def posterior_count_interval(
         return np.where(inner <= 0, 0.0, nbinom.ppf(np.clip(inner, 0, 1 - 1e-12), shape, success))
 
     tail = (1 - coverage) / 2
-    return quantile(tail), quantile(1 - tail)
+    return quantile(tail), quantile(1 - tail), quantile(coverage)

@@ -24,7 +24,7 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
    least one order), 1 - churn <= P(alive) <= (1 - churn) / (1 - q) with q the base's probability
    that an alive customer places no order in H, low <= value <= high, and low = 0 when
    churn >= (1 - coverage) / 2 (the value is 0 with probability churn, so the interval's lower
-   quantile is 0).
+   quantile is 0), with high then the coverage quantile (`models.intervals`).
 6. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
 7. The next order's date given alive (`models.next_order`): the median of the base's waiting time,
    shifted so that P(an order in H | alive) is the row's (1 - churn) / p_alive; left empty below the
@@ -75,10 +75,10 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
     return {
         "predicted_clv": f"expected value of the customer's orders in {h}, in {unit}, discounted to the "
         "middle of the horizon when a discount rate is set; = expected_orders x expected_aov x discount",
-        "predicted_clv_low": "lower end of an interval that holds the real value for at least the configured "
-        "share of customers (80% by default); predicted_clv_low <= predicted_clv <= predicted_clv_high; 0 when "
+        "predicted_clv_low": "lower end of an interval that holds the real value for the configured share of "
+        "customers (80% by default); predicted_clv_low <= predicted_clv <= predicted_clv_high; 0 when "
         "churn_prob >= (1 - coverage) / 2 (10% by default): the value is 0 with probability churn_prob",
-        "predicted_clv_high": "upper end of that interval",
+        "predicted_clv_high": "upper end of that interval (where the lower end is 0, the value's coverage quantile)",
         "churn_prob": f"probability that the customer places no order in {h}; at least 1 - p_alive (a "
         "customer who has left cannot order) and at least 1 - expected_orders",
         "p_alive": "probability that the customer is still active at as_of (has not left for good); for a "
@@ -426,12 +426,11 @@ class CLVPredictor(BaseEstimator):
         orders = orders_l * stretch
         p_alive = enriched["base_p_alive"].to_numpy(float)
         if self.interval_ is None:
-            low, high = posterior_count_interval(
-                p_alive, orders, self.btyd_.alive_shape(features), self.coverage
-            )
-            low, high = low * order_value, high * order_value
+            counts = posterior_count_interval(p_alive, orders, self.btyd_.alive_shape(features), self.coverage)
+            low, high, high_from_zero = (bound * order_value for bound in counts)
         else:
-            low, high = (bound * stretch for bound in self.interval_.predict(orders_l * order_value))
+            values = self.interval_.predict(orders_l * order_value)
+            low, high, high_from_zero = (bound * stretch for bound in values)
         discount = mid_horizon_factor(self.discount_rate, self.horizon_days)
         out = pd.DataFrame(
             {
@@ -439,6 +438,7 @@ class CLVPredictor(BaseEstimator):
                 "predicted_clv": orders * order_value * discount,
                 "predicted_clv_low": low * discount,
                 "predicted_clv_high": high * discount,
+                "high_from_zero": high_from_zero * discount,
                 "churn_prob": np.clip(churn_l, 0, 1) * stretch_churn,
                 "p_alive": p_alive,
                 "expected_orders": orders,
@@ -483,19 +483,19 @@ class CLVPredictor(BaseEstimator):
 def coherent(out: pd.DataFrame, coverage: float) -> pd.DataFrame:
     """Make each row's numbers agree with each other (module docstring, step 5); returns `out`.
 
-    Needs predicted_clv(_low, _high), churn_prob, p_alive, expected_orders, expected_aov and
-    quiet_if_alive; `coverage` is the value interval's (e.g. 0.8).
+    Needs predicted_clv(_low, _high), high_from_zero (the upper end of the one-sided interval from 0,
+    `models.intervals`), churn_prob, p_alive, expected_orders, expected_aov and quiet_if_alive;
+    `coverage` is the value interval's (e.g. 0.8).
     """
     for column in (
         "predicted_clv",
         "predicted_clv_low",
         "predicted_clv_high",
+        "high_from_zero",
         "expected_orders",
         "expected_aov",
     ):
         out[column] = np.clip(np.nan_to_num(out[column].to_numpy(float)), 0, None)
-    out["predicted_clv_low"] = np.minimum(out["predicted_clv_low"], out["predicted_clv"])
-    out["predicted_clv_high"] = np.maximum(out["predicted_clv_high"], out["predicted_clv"])
     churn = np.clip(np.nan_to_num(out["churn_prob"].to_numpy(float), nan=0.5), 0, 1)
     # P(at least one order) <= E[orders].
     churn = np.maximum(churn, 1 - out["expected_orders"].to_numpy(float))
@@ -505,10 +505,14 @@ def coherent(out: pd.DataFrame, coverage: float) -> pd.DataFrame:
     out["p_alive"] = np.clip(p_alive, buys, np.minimum(buys / (1 - quiet), 1.0))
     out["churn_prob"] = churn
     # The value is 0 with probability churn_prob, and the low end of a central interval is its
-    # (1 - coverage) / 2 quantile: 0 once churn_prob reaches that share.
-    out["predicted_clv_low"] = np.where(
-        churn >= (1 - coverage) / 2, 0.0, out["predicted_clv_low"].to_numpy(float)
-    )
+    # (1 - coverage) / 2 quantile: 0 once churn_prob reaches that share. From there the interval is
+    # [0, the coverage quantile], which holds the coverage; [0, the central high] would hold more.
+    from_zero = churn >= (1 - coverage) / 2
+    low = np.where(from_zero, 0.0, out["predicted_clv_low"].to_numpy(float))
+    high = np.where(from_zero, out["high_from_zero"], out["predicted_clv_high"])
+    value = out["predicted_clv"].to_numpy(float)
+    out["predicted_clv_low"] = np.minimum(low, value)
+    out["predicted_clv_high"] = np.maximum(high, value)
     return out
 
 

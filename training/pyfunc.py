@@ -29,7 +29,8 @@ from models.predictor import CLVPredictor
 # 3: CLVPredictor holds `regularity_k` and `base_models`, BTYDFeatures `base` (models.base_choice).
 # 4: the predictor is saved as data (models.persistence) and the model logged from code.
 # 5: CLVPredictor holds `spend`, BTYDFeatures an `OrderValue` (models.order_value).
-MODEL_FORMAT = 5
+# 6: ConformalInterval holds `upper_from_zero_` (models.intervals).
+MODEL_FORMAT = 6
 CODE = Path(__file__).with_name("clv_model.py")
 STATE_ARTIFACT = "predictor"
 

@@ -40,10 +40,10 @@ def assert_hybrid_wins(result):
             assert table.loc[MODEL, metric] > table.loc[baseline, metric], (metric, baseline)
     for baseline in (BGNBD, PARETO):
         assert table.loc[MODEL, "churn_auc"] > table.loc[baseline, "churn_auc"], baseline
-    # At least the 80% asked for, and not so wide that it says nothing. Above 0.8 by construction: the
-    # value is 0 with probability churn_prob, and a row whose low end is 0 for that reason
-    # (models.predictor.coherent) holds every zero, more than its lower tail's share (0.935 on this shop).
-    assert 0.75 <= table.loc[MODEL, "interval_coverage"] <= 0.95
+    # About the 80% asked for, and not so wide that it says nothing: a row whose low end is 0 (buying
+    # nothing is likelier than the lower tail) gets the one-sided [0, 80% quantile] (models.intervals);
+    # with the central interval's upper end it held every zero and the upper tail besides (0.935 here).
+    assert 0.75 <= table.loc[MODEL, "interval_coverage"] <= 0.9
     assert abs(table.loc[MODEL, "aggregate_error"]) < 0.15
 
 
