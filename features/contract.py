@@ -198,7 +198,7 @@ def load_shop(
             continue
         loaded[schema.name] = _load_table(con, schema, Path(path), mapping, timestamp_format, now, report)
     if loaded.get("transactions"):
-        _summarise_transactions(con, report)
+        _summarise_transactions(con, Path(transactions), report)
         _warn_on_shape(con, Path(transactions), report)
     shop = Shop(
         con,
@@ -343,12 +343,33 @@ def _read_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path, report: Va
         return con.read_parquet(str(path))
     except duckdb.Error as exc:
         first_line = str(exc).strip().splitlines()[0]
+        cause = _line_endings(path) if kind == "csv" else None
         report.error(
             table,
             None,
-            f"{path}: cannot be read as {kind.upper()} ({first_line}). Fix: check the file format.",
+            f"{path}: cannot be read as {kind.upper()} ({cause or first_line}). Fix: "
+            + (
+                "save it with one kind of line ending (e.g. `dos2unix`), or export it again."
+                if cause
+                else "check the file format."
+            ),
         )
         return None
+
+
+def _line_endings(path: Path, sample_bytes: int = 1 << 20) -> str | None:
+    """How the lines of a CSV end, when they end in more than one way (CSV readers, DuckDB's included,
+    take one kind per file); None when they all end alike."""
+    with path.open("rb") as file:
+        head = file.read(sample_bytes)
+    windows = head.count(b"\r\n")
+    kinds = {
+        "\\r\\n (Windows)": windows,
+        "\\n (Unix)": head.count(b"\n") - windows,
+        "a lone \\r (old Mac)": head.count(b"\r") - windows,
+    }
+    found = [f"{n:,} end in {name}" for name, n in kinds.items() if n]
+    return f"its lines end in more than one way: {', '.join(found)}" if len(found) > 1 else None
 
 
 def resolve_columns(
@@ -649,18 +670,37 @@ def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
         )
 
 
-def _summarise_transactions(con: duckdb.DuckDBPyConnection, report: ValidationReport) -> None:
+def _summarise_transactions(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:
     row = con.execute(
-        "SELECT count(DISTINCT customer_id), count(DISTINCT order_id), min(timestamp), max(timestamp), "
-        "coalesce(sum(amount), 0), coalesce(sum(amount) FILTER (WHERE amount > 0), 0), "
+        "SELECT count(DISTINCT customer_id), min(timestamp), max(timestamp), coalesce(sum(amount), 0), "
+        "coalesce(sum(amount) FILTER (WHERE amount > 0), 0), "
         "coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) FROM transactions"
     ).fetchall()[0]
     (
         report.customers,
-        report.orders,
         report.first_timestamp,
         report.last_timestamp,
         report.revenue,
         report.gross_revenue,
         report.refunds,
     ) = row
+    # An order is a customer's order id, as the features count it (`features.orders`). Order ids are
+    # rarely shared between customers; only then is the slower exact count needed.
+    ids, shared, example = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE first <> last), min(order_id) FILTER (WHERE first <> last) "
+        "FROM (SELECT order_id, min(customer_id) AS first, max(customer_id) AS last FROM transactions "
+        "GROUP BY order_id)"
+    ).fetchall()[0]
+    report.orders = ids
+    if shared:
+        report.orders = con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT customer_id, order_id FROM transactions)"
+        ).fetchall()[0][0]
+        report.warn(
+            "transactions",
+            "order_id",
+            f"{path}: {shared:,} order id{' is' if shared == 1 else 's are'} used by more than one customer "
+            f"(e.g. {example!r}); each customer's rows count as an order of her own. If ids restart per "
+            "store or channel, map a unique one (--map order_id=YOUR_COLUMN).",
+            shared,
+        )

@@ -164,6 +164,32 @@ def test_empty_file_and_header_only_file(tmp_path):
     assert "no rows" in error_text(header_only)
 
 
+def test_mixed_line_endings_are_named_with_the_fix(tmp_path):
+    # Windows and Unix line ends in one file (a log appended to on two systems): the reader refuses it.
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"customer_id,timestamp,amount\r\nA,2025-01-01,10\nA,2025-02-01,12\r\nB,2025-01-05,5\n")
+    message = error_text(path)
+    assert "lines end in more than one way: 2 end in \\r\\n (Windows), 2 end in \\n (Unix)" in message
+    assert "one kind of line ending" in message
+    # One kind throughout, even the old Mac's lone \r, reads.
+    path.write_bytes(b"customer_id,timestamp,amount\rA,2025-01-01,10\rB,2025-01-05,5\r")
+    assert len(rows(load(path))) == 2
+
+
+def test_an_order_id_two_customers_use_counts_as_two_orders_and_is_warned_about(tmp_path):
+    path = write_csv(
+        tmp_path / "t.csv",
+        "customer_id,timestamp,amount,order_id\nA,2025-01-01,10,O1\nB,2025-01-01,12,O1\nB,2025-02-01,5,O2\n",
+    )
+    report = load(path).report
+    # As the features count them: A's O1, B's O1 and B's O2.
+    assert report.ok and report.orders == 3
+    warning = " ".join(w.message for w in report.warnings)
+    assert (
+        "1 order id is used by more than one customer (e.g. 'O1')" in warning and "--map order_id=" in warning
+    )
+
+
 def test_no_customer_ids_at_all(tmp_path):
     path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\n,2020-01-01,1\n,2020-01-02,2\n")
     assert "customer_id" in error_text(path) and "every row" in error_text(path)
