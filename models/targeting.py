@@ -27,6 +27,14 @@ High value: predicted CLV in the top `1 - high_value_quantile` of the base. Valu
 past revenue in the top `1 - valuable_history_quantile`. At risk: churn probability at or above
 `at_risk_churn`, or overdue with churn probability at or above `overdue_churn`.
 
+"In the top 20%" is true of every row said to be there, ties included: values are compared at
+`SIGNIFICANT_DIGITS` significant digits (69.031 and 69.033 are one value to a marketer, and to the
+model's precision), and a group of equal values is above a line only if all of them fit in the
+share (`top_line`). Two orders of a log where 39% of the customers placed two or more are not "the
+top 20%"; the line is then three orders. Value deciles follow the same rule: decile 10 is the top
+10% at most, so equal values share the lowest tenth they span, and `vip` rows are exactly the rows
+of the deciles above the high-value line.
+
 So every `vip` and `active_low_value` row has churn below the at-risk line and is not overdue with
 churn at or above `overdue_churn`; every `high_value_at_risk` and `nurture` row has churn at or above
 the line, or is overdue with churn at or above `overdue_churn`; and the `reason` quotes the numbers
@@ -55,6 +63,8 @@ SEGMENT_ACTIONS = {
     "nurture": "nurture",
 }
 SEGMENTS = tuple(SEGMENT_ACTIONS)
+# Values equal to this many significant digits are equal for the value lines and deciles.
+SIGNIFICANT_DIGITS = 3
 # The action of a `cross_sell` customer with nothing to cross-sell (`settle_cross_sell`).
 CROSS_SELL_FALLBACK = "nurture"
 ACTIONS = tuple(dict.fromkeys(SEGMENT_ACTIONS.values()))
@@ -113,10 +123,10 @@ class TargetingRules(BaseEstimator):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         clv = predictions["predicted_clv"].to_numpy(float)
-        self.value_edges_ = np.quantile(clv, np.linspace(0.1, 0.9, 9))
-        self.high_value_ = float(np.quantile(clv, self.high_value_quantile))
-        self.valuable_history_ = float(
-            np.quantile(predictions["monetary_total"].to_numpy(float), self.valuable_history_quantile)
+        self.value_edges_ = np.array([top_line(clv, share) for share in np.linspace(0.9, 0.1, 9)])
+        self.high_value_ = top_line(clv, 1 - self.high_value_quantile)
+        self.valuable_history_ = top_line(
+            predictions["monetary_total"].to_numpy(float), 1 - self.valuable_history_quantile
         )
         return self
 
@@ -146,10 +156,11 @@ class TargetingRules(BaseEstimator):
         recency = predictions["recency_days"].to_numpy(float)
         gap = predictions["gap_mean_days"].to_numpy(float)
         history = predictions["monetary_total"].to_numpy(float)
+        value = significant(clv)
 
         is_new = tenure <= self.new_customer_days
-        high = clv >= self.high_value_
-        rich_history = history >= self.valuable_history_
+        high = value >= self.high_value_
+        rich_history = significant(history) >= self.valuable_history_
         valuable = high | rich_history
         risky = churn >= self.at_risk_churn
         with np.errstate(invalid="ignore"):
@@ -169,7 +180,7 @@ class TargetingRules(BaseEstimator):
             {
                 "segment": segment,
                 "next_best_action": pd.Series(segment).map(SEGMENT_ACTIONS).to_numpy(),
-                "value_decile": (np.searchsorted(self.value_edges_, clv, side="right") + 1).astype("int64"),
+                "value_decile": (np.searchsorted(self.value_edges_, value, side="right") + 1).astype("int64"),
                 "reason": reason,
             },
             index=predictions.index,
@@ -232,6 +243,32 @@ class TargetingRules(BaseEstimator):
     def _past(self, history: float) -> str:
         """What the customer brought so far: revenue, or orders placed for a log without amounts."""
         return f"placed {history:,.0f} orders" if self.value_unit == "orders" else f"spent {history:,.0f}"
+
+
+def significant(values: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """`values` rounded to `digits` significant digits (0 stays 0; NaN stays NaN)."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        magnitude = np.floor(np.log10(np.abs(values)))
+    scale = 10.0 ** np.where(np.isfinite(magnitude), digits - 1 - magnitude, 0)
+    return np.round(values * scale) / scale
+
+
+def top_line(values: np.ndarray, share: float) -> float:
+    """The lowest value (at `SIGNIFICANT_DIGITS` digits) whose row is in the top `share` of `values`:
+    at most `share` of the rows have a value at or above it. A row is in the top `share` exactly when
+    its rounded value is at or above the line, so a group of equal values straddling the share stays
+    below it whole. When even the highest value is shared by more than `share` of the rows, nobody
+    is: the line is then just above it (a later row above every one of the base's is in the top).
+    Shape: `values` (n,) in any unit, `share` in (0, 1]; a base without finite values gives 0."""
+    rounded = np.sort(significant(values[np.isfinite(values)]))
+    if not len(rounded):
+        return 0.0
+    # Rows at or above each distinct value, as a share of all rows.
+    distinct = np.unique(rounded)
+    at_or_above = (len(rounded) - np.searchsorted(rounded, distinct, side="left")) / len(rounded)
+    inside = distinct[at_or_above <= share + 1e-12]
+    return float(inside[0]) if len(inside) else float(np.nextafter(distinct[-1], np.inf))
 
 
 def settle_cross_sell(rows: pd.DataFrame) -> pd.DataFrame:
