@@ -33,6 +33,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Docstrings are wrapped in the source; markdown joins their lines into the terminal's width.
+    rich_markup_mode="markdown",
 )
 console = Console(stderr=True)
 # Wide enough for the backtest table when output goes to a file or CI log (no terminal to measure).
@@ -661,7 +663,8 @@ def _scores_and_shop(scores: Path | None, settings: Settings):
 @app.command()
 def campaigns(
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Directory for the lists (one <campaign>.csv each).")
+        Path,
+        typer.Option("--out", help="Directory for the lists (one CAMPAIGN.csv each, e.g. win_back.csv)."),
     ],
     scores: ScoresOpt = None,
     transactions: TransactionsOpt = None,

@@ -743,8 +743,7 @@ def _email_events(rng: np.random.Generator, cust: _Customers, cal: _Calendar) ->
     t = first_campaign + campaign * EMAIL_EVERY_DAYS
     q = cust.open_rate[owner] * _engagement(t, cust.dropout[owner])
     keep = rng.random(owner.size) * mu_max[owner] < -np.log1p(-q)
-    unique_key = np.sort(owner[keep] * np.int64(n_campaigns + 1) + campaign[keep])
-    unique_key = unique_key[np.r_[True, unique_key[1:] != unique_key[:-1]]]
+    unique_key = np.unique(owner[keep] * np.int64(n_campaigns + 1) + campaign[keep])
     owner, campaign = unique_key // (n_campaigns + 1), unique_key % (n_campaigns + 1)
     t = first_campaign + campaign * EMAIL_EVERY_DAYS
     delay = np.minimum(rng.lognormal(np.log(3 * 3600), 1.2, owner.size), 4 * SECONDS_PER_DAY)

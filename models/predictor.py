@@ -173,7 +173,8 @@ class CLVPredictor(BaseEstimator):
             why = (
                 "the history is too short for a validation window"
                 if validation is None
-                else f"{len(validation)} customers are too few to validate anything beyond the base"
+                else f"only {len(validation)} customers had bought by the validation window's cut-off "
+                f"{_day(validation)}, too few (under {MIN_VALIDATION_CUSTOMERS}) to validate anything beyond the base"
             )
             return self._fit_base(latest, why)
         require(validation, _LABELS, "the validation window", "features.labels")
@@ -426,7 +427,9 @@ class CLVPredictor(BaseEstimator):
         orders = orders_l * stretch
         p_alive = enriched["base_p_alive"].to_numpy(float)
         if self.interval_ is None:
-            counts = posterior_count_interval(p_alive, orders, self.btyd_.alive_shape(features), self.coverage)
+            counts = posterior_count_interval(
+                p_alive, orders, self.btyd_.alive_shape(features), self.coverage
+            )
             low, high, high_from_zero = (bound * order_value for bound in counts)
         else:
             values = self.interval_.predict(orders_l * order_value)
@@ -522,6 +525,11 @@ def _best_stack(kind: str, inputs: pd.DataFrame, y: np.ndarray, base: np.ndarray
     stacks = [StackedModel(kind, seed=seed).fit(c, y, base, score) for c in candidates]
     best = max(stacks, key=lambda stack: stack.oof_score_)
     return best if best.use_ else None
+
+
+def _day(window: pd.DataFrame) -> str:
+    """A window's cut-off as YYYY-MM-DD (its `as_of` column), or "?" without one."""
+    return str(pd.Timestamp(window["as_of"].iloc[0]).date()) if "as_of" in window and len(window) else "?"
 
 
 def _orders_margin(enriched: pd.DataFrame) -> np.ndarray:

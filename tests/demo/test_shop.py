@@ -128,6 +128,13 @@ def test_rejects_bad_arguments(tmp_path):
         write_demo_shop(tmp_path, n_customers=10, fmt="xlsx")
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_smallest_shop_is_generated(seed):
+    # One customer who opens no email at all (seeds 2, 4, 5) once broke the events' de-duplication.
+    shop = generate_demo_shop(1, seed=seed)
+    assert shop.customers["customer_id"].tolist() == shop.transactions["customer_id"].unique().tolist()
+
+
 def test_reports_progress():
     messages: list[str] = []
     generate_demo_shop(200, seed=0, progress=messages.append)
