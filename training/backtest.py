@@ -180,6 +180,21 @@ class Backtest:
             "is served"
         )
 
+    def chance_note(self) -> str | None:
+        """A warning when the served row ranked the backtest's customers no better than chance could:
+        its Spearman below 1.645 / sqrt(n - 1), the one-sided 95% line of Spearman's correlation between
+        unrelated rankings of n customers (its normal approximation). None otherwise."""
+        n = len(self.frame)
+        spearman = self.metrics.loc[self.served, "spearman"]
+        line = 1.645 / np.sqrt(max(n - 1, 1))
+        if pd.isna(spearman) or spearman >= line:
+            return None
+        return (
+            f"on the backtest the served model ranked {n:,} customers no better than chance could (Spearman "
+            f"{spearman:.4f}, below {line:.4f}): its values, deciles and segments are rough; retrain when the "
+            "shop has more history"
+        )
+
     def unchecked_note(self) -> str:
         """What to tell when the full model is served without a backtest of it."""
         return (

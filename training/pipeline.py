@@ -23,6 +23,7 @@ from models.textbook import base_summary
 from training import gate, plots, tracking
 from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, backtest, fit_at
 from training.card import ModelCard, feature_event_types_of, feature_inputs_of
+from training.loading import check_inputs
 from training.pyfunc import MODEL_FORMAT
 from training.registry import Decision, ModelNotFound, Registry
 from training.shop_data import ShopData
@@ -126,6 +127,8 @@ def train(
             notes.append(result.base_wins_reason())
         elif final.predictor.kind_ == "hybrid" and not result.checked():
             notes.append(result.unchecked_note())
+        if chance := result.chance_note():
+            notes.append(chance)
         notes = list(dict.fromkeys(notes))
         mlflow.set_tags({"served_model": final.predictor.kind_, "notes": " | ".join(notes) or "none"})
         scores = final.predictor.predict(final.reference)
@@ -159,7 +162,7 @@ def train(
         candidate = result.model_metrics()[metric]
         champion = registry.champion()
         decision, champion_metrics, champion_label, compared = _gate(
-            registry, settings, champion, sketch, version, result, candidate
+            registry, settings, champion, sketch, version, result, candidate, card
         )
         registry.tag(version, compared)
         mlflow.set_tags(compared)
@@ -351,21 +354,29 @@ def _gate(
     version: str,
     result: Backtest,
     candidate: float,
+    card: ModelCard,
 ) -> tuple[Decision, dict[str, float] | None, str, dict[str, str]]:
     """The promotion decision, the champion's metrics and label for the table, and the tags recording the
     comparison. The champion is re-scored on this backtest's window where that is fair (`training.gate`);
-    otherwise its logged backtest is compared, and the reason says why."""
+    otherwise its logged backtest is compared, and the reason says why. A champion that cannot score the
+    data the candidate (`card`) was trained on is replaced: `clv score` would refuse it that data."""
     alias, metric = registry.alias, settings.train.promotion_metric
     other = _other_customers(registry.client, champion, sketch, alias, version, candidate)
     if other is not None or champion is None:
         # No champion, or one of another customer base whose backtest says nothing about this one.
         return other or registry.decide(metric, candidate), None, "", {}
     try:
-        registry.load_version(champion.version)
-    except ModelNotFound as exc:
-        # A champion this code cannot run serves nothing and scores nothing: any candidate is better.
+        loaded = registry.load_version(champion.version)
+        # Re-scored on features it was not trained with, its numbers would be wrong, not worse.
+        check_inputs(
+            loaded, card.trained_with, card.value_unit, card.trained_columns or {}, card.trained_event_types
+        )
+    except (ModelNotFound, ValueError) as exc:
+        # A champion this code cannot run, or that cannot score the shop's data as it now is, serves
+        # nothing and scores nothing: any candidate is better.
         why = str(exc).split(" Fix:")[0].rstrip(". ")  # its fix ("retrain") is what is happening
-        reason = f"{alias} v{champion.version} cannot be run by this code, so it is replaced ({why})"
+        what = "be run by this code" if isinstance(exc, ModelNotFound) else "score data like this run's"
+        reason = f"{alias} v{champion.version} cannot {what}, so it is replaced ({why})"
         return Decision(True, reason, champion.version, None, candidate), None, "", {}
     same = gate.rescore_champion(registry, settings, champion.run_id, result)
     if isinstance(same, str):

@@ -514,7 +514,7 @@ def test_a_model_saved_by_incompatible_code_is_refused_with_what_to_do(
     models.promote(version)
     try:
         # The next `clv train` replaces such a champion whatever its logged backtest says.
-        decision = pipeline._gate(models, settings, models.champion(), [], "candidate", None, 0.0)[0]
+        decision = pipeline._gate(models, settings, models.champion(), [], "candidate", None, 0.0, None)[0]
         assert decision.promote and "cannot be run by this code, so it is replaced" in decision.reason
         reload = client.post("/admin/reload", headers=ADMIN)
         assert reload.status_code == 503

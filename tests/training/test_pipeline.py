@@ -163,6 +163,18 @@ def test_a_champion_that_has_seen_the_window_is_not_rescored_on_it(trained, shop
     assert tags["gate_window"] == "each model's own backtest window"
 
 
+def test_a_champion_that_cannot_score_the_new_data_is_replaced(trained, shop_dir):
+    """The champion was trained with events and customers; a shop that now sends transactions only
+    cannot be scored by it (`clv score` refuses), so re-scoring it without them would compare wrong
+    numbers: the candidate replaces it, and the reason says why."""
+    settings, _ = trained
+    result = train(load_shop(shop_dir / "transactions.parquet"), settings)
+    assert result.promoted, result.reason
+    assert "champion v1 cannot score data like this run's, so it is replaced" in result.reason
+    assert "trained with the events table and none was given" in result.reason
+    assert champion_version(settings) == result.version
+
+
 def test_failure_half_way_leaves_champion_and_marks_run_failed(trained, shop_dir, monkeypatch):
     settings, _ = trained
     import training.tracking as tracking
