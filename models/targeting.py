@@ -32,8 +32,8 @@ past revenue in the top `1 - valuable_history_quantile`. At risk: churn probabil
 model's precision), and a group of equal values is above a line only if all of them fit in the
 share (`top_line`). Two orders of a log where 39% of the customers placed two or more are not "the
 top 20%"; the line is then three orders. Value deciles follow the same rule: decile 10 is the top
-10% at most, so equal values share the lowest tenth they span, and `vip` rows are exactly the rows
-of the deciles above the high-value line.
+10% at most, so equal values share the lowest tenth they span, and a row is high value exactly when
+its decile is above the high-value line's (9 and 10 with the default 0.8).
 
 So every `vip` and `active_low_value` row has churn below the at-risk line and is not overdue with
 churn at or above `overdue_churn`; every `high_value_at_risk` and `nurture` row has churn at or above
