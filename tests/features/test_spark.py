@@ -139,6 +139,14 @@ def test_bad_input_is_refused_naming_the_column_and_fix(tmp_path, spark_backend,
     assert "Fix:" in message
 
 
+def test_an_order_id_two_customers_use_is_two_orders_on_both_engines(tmp_path, spark_backend):
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "customer_id,timestamp,amount,order_id\nA,2025-01-01,10,O1\nB,2025-01-01,12,O1\nB,2025-02-01,5,O2\n"
+    )
+    assert spark.load_shop(spark_backend, str(path)).report.orders == load_shop(path).report.orders == 3
+
+
 def test_missing_file_and_repeated_customer_ids(tmp_path, spark_backend):
     with pytest.raises(ContractError, match="Spark cannot read it"):
         spark.load_shop(spark_backend, str(tmp_path / "nowhere.parquet"))
