@@ -250,7 +250,8 @@ def significant(values: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndar
     values = np.asarray(values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         magnitude = np.floor(np.log10(np.abs(values)))
-    scale = 10.0 ** np.where(np.isfinite(magnitude), digits - 1 - magnitude, 0)
+    # Clipped so that subnormal values round to 0 instead of overflowing the scale.
+    scale = 10.0 ** np.where(np.isfinite(magnitude), digits - 1 - np.clip(magnitude, -300, 300), 0)
     return np.round(values * scale) / scale
 
 

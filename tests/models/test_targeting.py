@@ -19,6 +19,7 @@ from models.targeting import (
     TargetingRules,
     percents,
     settle_cross_sell,
+    significant,
 )
 
 
@@ -120,6 +121,12 @@ def test_a_row_said_to_be_in_the_top_20_percent_is_there_when_values_tie(base):
     assert (out.value_decile == 10).mean() <= 0.1 and (out.value_decile >= 9).mean() <= 0.2
     assert set(out.value_decile[out.segment == "vip"]) <= {9, 10}
     assert (out.value_decile[value >= rules.high_value_] >= 9).all()
+
+
+def test_values_are_compared_at_three_significant_digits():
+    values = np.array([69.031364, 69.0329, 1234.5, -0.0456789, 0.0, 1e-320, np.nan])
+    expected = np.array([69.0, 69.0, 1230.0, -0.0457, 0.0, 0.0, np.nan])
+    np.testing.assert_allclose(significant(values), expected, rtol=1e-12)
 
 
 def test_a_base_of_equal_values_has_nobody_in_the_top(base):
