@@ -955,8 +955,11 @@ def _in_database_code(frame) -> bool:
 
 
 def _quiet_when_stopping(unraisable, default=sys.unraisablehook) -> None:
-    """No traceback for a stop that landed in a finalizer: `progress` raises it again at the next step."""
-    if not (_STOPPED and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+    """No traceback from a finalizer once the command is stopping: a stop that landed in one is raised
+    again by `progress` at the next step, and a finalizer that fails after a stop tore through a
+    library's bookkeeping fails because of it (seen in CI: SIGTERM inside Ibis's equality cache, then
+    `KeyError` in `Comparable.__del__` at exit, printed after "interrupted")."""
+    if not _STOPPED:
         default(unraisable)
 
 

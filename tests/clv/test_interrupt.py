@@ -211,3 +211,20 @@ def test_a_run_whose_clv_train_was_killed_is_marked_at_the_next_train(tmp_path):
     assert len(killed) == 1 and "had stopped without ending the run" in killed[0].data.tags["clv.ended"]
     assert runs[live.info.run_id].info.status == "RUNNING"
     assert sorted(run.info.status for run in runs.values()) == ["FINISHED", "KILLED", "RUNNING"]
+
+
+def test_a_finalizer_failing_after_a_stop_prints_no_traceback(monkeypatch):
+    """CI saw SIGTERM land inside Ibis's equality cache and `KeyError` in `Comparable.__del__` at exit,
+    printed as "Exception ignored in ... Traceback" after "interrupted"."""
+    from types import SimpleNamespace
+
+    from clv import cli
+
+    shown = []
+    failed_finalizer = SimpleNamespace(exc_value=KeyError(1), exc_type=KeyError)
+    monkeypatch.setattr(cli, "_STOPPED", [])
+    cli._quiet_when_stopping(failed_finalizer, default=shown.append)
+    assert shown == [failed_finalizer]  # not stopping: shown as Python shows it
+    monkeypatch.setattr(cli, "_STOPPED", [signal.SIGTERM])
+    cli._quiet_when_stopping(failed_finalizer, default=shown.append)
+    assert shown == [failed_finalizer]
