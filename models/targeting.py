@@ -262,12 +262,14 @@ def top_line(values: np.ndarray, share: float) -> float:
     below it whole. When even the highest value is shared by more than `share` of the rows, nobody
     is: the line is then just above it (a later row above every one of the base's is in the top).
     Shape: `values` (n,) in any unit, `share` in (0, 1]; a base without finite values gives 0."""
-    rounded = np.sort(significant(values[np.isfinite(values)]))
+    rounded = significant(values[np.isfinite(values)])
     if not len(rounded):
         return 0.0
-    # Rows at or above each distinct value, as a share of all rows.
-    distinct = np.unique(rounded)
-    at_or_above = (len(rounded) - np.searchsorted(rounded, distinct, side="left")) / len(rounded)
+    # Rows at or above each distinct value, as a share of all rows: np.unique sorts, and the first
+    # position of a value in the sorted rows is how many rows lie below it.
+    distinct, below = np.unique(rounded, return_counts=True)
+    below = np.cumsum(below) - below
+    at_or_above = (len(rounded) - below) / len(rounded)
     inside = distinct[at_or_above <= share + 1e-12]
     return float(inside[0]) if len(inside) else float(np.nextafter(distinct[-1], np.inf))
 
