@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serving import page, routes
 from serving.auth import AuthError, Keyring
 from serving.batching import HistoryBatcher
-from serving.keepalive import KeepAliveLimit
+from serving.keepalive import ConnectionShare, KeepAliveLimit
 from serving.messages import describe_validation, example
 from serving.routes import ApiError
 from serving.state import ServingState
@@ -47,8 +47,9 @@ SECURITY_HEADERS = [
 ]
 
 
-def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
-    """The app serving `state` to the holders of `keyring`'s keys."""
+def create_app(state: ServingState, keyring: Keyring, share: ConnectionShare | None = None) -> FastAPI:
+    """The app serving `state` to the holders of `keyring`'s keys; `share`: this worker's part in
+    spreading connections over the server's workers (serving.keepalive), None for a lone app."""
     app = FastAPI(
         title="CLV service",
         description="Predicted customer lifetime value, churn risk and next best action.",
@@ -61,7 +62,7 @@ def create_app(state: ServingState, keyring: Keyring) -> FastAPI:
     rights = route_rights(routes.router, page.router)
     app.add_middleware(Guard, keyring=keyring, rights=rights)
     # Spreads keep-alive clients over the workers (serving.keepalive).
-    app.add_middleware(KeepAliveLimit)
+    app.add_middleware(KeepAliveLimit, share=share)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http)

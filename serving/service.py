@@ -85,10 +85,15 @@ class CLVService:
         try:
             with _loading_turn(self.settings.serve.scores):
                 from serving.api import create_app
+                from serving.keepalive import ConnectionShare
                 from serving.state import ServingState
 
                 self.state = ServingState(self.settings)
-                self.app = create_app(self.state, Keyring(self.settings.serve.api_keys))
+                self.app = create_app(
+                    self.state,
+                    Keyring(self.settings.serve.api_keys),
+                    ConnectionShare.of_this_worker(self.settings.serve.workers),
+                )
                 self.state.check()
         finally:
             # Loading leaves about 10,000 unreachable objects (a megabyte or two with a 1M-customer
