@@ -12,7 +12,14 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from serving.keepalive import REQUESTS_PER_CONNECTION, STALE_SECONDS, ConnectionShare, KeepAliveLimit
+from serving import keepalive
+from serving.keepalive import (
+    REBALANCE_SECONDS,
+    REQUESTS_PER_CONNECTION,
+    STALE_SECONDS,
+    ConnectionShare,
+    KeepAliveLimit,
+)
 
 from .conftest import APP, running_server
 from .test_hostile_requests import raw_exchange, request_bytes, serving_process
@@ -30,12 +37,13 @@ def test_every_hundredth_answer_on_a_connection_tells_the_client_to_reconnect(cl
     assert closing == [REQUESTS_PER_CONNECTION, 2 * REQUESTS_PER_CONNECTION]
 
 
-def test_connections_are_counted_apart():
-    async def ok(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+async def _ok(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
 
-    limit = KeepAliveLimit(ok, requests_per_connection=3)
+
+def _closing(limit: KeepAliveLimit, ports: list[int]) -> list[bool]:
+    """Whether each answer, one per request from the client port of each of `ports`, says close."""
 
     async def closes(port: int) -> bool:
         sent = []
@@ -46,11 +54,16 @@ def test_connections_are_counted_apart():
         await limit({"type": "http", "client": ("127.0.0.1", port)}, None, send)
         return (b"connection", b"close") in sent[0]["headers"]
 
-    async def answers(ports):
+    async def answers():
         return [await closes(port) for port in ports]
 
+    return asyncio.run(answers())
+
+
+def test_connections_are_counted_apart():
+    limit = KeepAliveLimit(_ok, requests_per_connection=3)
     # The third answer on each connection says close; a connection that comes back counts anew.
-    assert asyncio.run(answers([1, 1, 2, 2, 1, 2, 1])) == [False, False, False, False, True, True, False]
+    assert _closing(limit, [1, 1, 2, 2, 1, 2, 1]) == [False, False, False, False, True, True, False]
 
 
 def test_a_worker_above_an_even_split_of_the_servers_connections_is_told_its_surplus(tmp_path):
@@ -83,29 +96,18 @@ class _Share:
         return surplus
 
 
-def test_a_worker_over_its_share_closes_that_many_busy_connections_then_keeps_the_rest():
-    async def ok(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
+def test_a_worker_over_its_share_closes_that_many_busy_connections_then_keeps_the_rest(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(keepalive.time, "monotonic", lambda: clock[0])
     share = _Share(surplus=2)
-    limit = KeepAliveLimit(ok, share=share)
-
-    async def closes(port: int) -> bool:
-        sent = []
-
-        async def send(message):
-            sent.append(message)
-
-        await limit({"type": "http", "client": ("127.0.0.1", port)}, None, send)
-        return (b"connection", b"close") in sent[0]["headers"]
-
-    async def answers(ports):
-        return [await closes(port) for port in ports]
-
+    limit = KeepAliveLimit(_ok, share=share)
     # The first answer publishes the count and learns the surplus: it and the next close.
-    assert asyncio.run(answers([1, 2, 3, 4, 5])) == [True, True, False, False, False]
+    assert _closing(limit, [1, 2, 3, 4, 5, 3, 4, 5]) == [True, True, False, False, False, False, False, False]
     assert share.seen == [0]  # nobody had sent two requests yet
+    # At the next balance, the connections that carried two requests or more count.
+    clock[0] += REBALANCE_SECONDS
+    assert _closing(limit, [3]) == [False]
+    assert share.seen == [0, 3]
 
 
 @pytest.mark.slow
