@@ -104,7 +104,7 @@ class BTYDFeatures:
         )
         columns["base_p_no_purchase"] = _logit_mean([columns[f"{m}_p_no_purchase"] for m in self.base])
         columns["base_p_alive"] = _logit_mean([columns[f"{m}_p_alive"] for m in self.base])
-        if features.columns.intersection(list(columns)).empty:
+        if not any(name in features.columns for name in columns):
             # One concatenation instead of assign's column-by-column inserts (a third of a request's scoring).
             return pd.concat([features, pd.DataFrame(columns, index=features.index)], axis=1)
         return features.assign(**columns)

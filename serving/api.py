@@ -209,6 +209,9 @@ def _openapi(app: FastAPI, rights: dict[tuple[str, str], str]) -> dict:
                 if (method.upper(), path) in rights:
                     operation["security"] = [{"bearer": []}, {"apiKey": []}]
         components = schema.setdefault("components", {})
+        for model in routes.SELF_READ_BODIES:
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.setdefault("schemas", {}).update({**body.pop("$defs", {}), model.__name__: body})
         for unused in ("HTTPValidationError", "ValidationError"):
             components.get("schemas", {}).pop(unused, None)
         components["securitySchemes"] = {

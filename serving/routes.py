@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
+from pydantic import BaseModel, ValidationError
 
 from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS
 from serving import campaigns, economics, export
@@ -76,6 +78,30 @@ ERROR_MEANINGS = {
 def errors(*codes: int) -> dict:
     """The documented error answers of a route (OpenAPI `responses`)."""
     return {code: {"model": ErrorBody, "description": ERROR_MEANINGS[code]} for code in codes}
+
+
+Body = TypeVar("Body", bound=BaseModel)
+# Bodies a route reads itself (`read_body`); serving.api documents their schemas as FastAPI would.
+SELF_READ_BODIES: tuple[type[BaseModel], ...] = (HistoryRequest,)
+
+
+def json_body(model: type[BaseModel]) -> dict:
+    """The OpenAPI request body of a route that reads a `model` with `read_body`."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def read_body(request: Request, model: type[Body]) -> Body:
+    """The request's JSON body as a `model`, parsed and validated by pydantic in one pass. FastAPI would
+    parse it with the json module first and validate the Python objects after: 0.3 of the 1.0 ms a
+    history of 185 rows took. Raises RequestValidationError, as FastAPI does (serving.api words it)."""
+    raw = await request.body()
+    if not raw.strip():
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
 def needs(right: str) -> Callable[[Request], Awaitable[str]]:
@@ -156,8 +182,10 @@ async def predict(body: PredictRequest, state: State):
     response_model=HistoryResponse,
     responses=errors(400, 401, 403, 413, 503),
     dependencies=[Depends(needs(PREDICT))],
+    openapi_extra=json_body(HistoryRequest),
 )
-async def predict_history(body: HistoryRequest, state: State, batcher: Batcher):
+async def predict_history(request: Request, state: State, batcher: Batcher):
+    body = await read_body(request, HistoryRequest)
     rows = len(body.transactions) + len(body.events or []) + len(body.customers or [])
     check_size(rows, state.settings.serve.max_history_rows, "rows (transactions + events + customers)")
     serving = served(state)

@@ -121,19 +121,21 @@ def score_features(
     (`models.targeting.settle_cross_sell`).
     """
     predictions = loaded.predictor.predict(features)
-    predictions["as_of"] = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
-    predictions["next_order_date"] = next_order_date(
-        pd.Series(predictions["as_of"].to_numpy()), predictions["days_to_next_order"]
-    ).to_numpy()
-    if suggestions is None:
-        predictions["cross_sell"] = ""
-        predictions["cross_sell_reason"] = NO_SUGGESTIONS
-    else:
-        predictions["cross_sell"] = suggestions["cross_sell"].to_numpy()
-        predictions["cross_sell_reason"] = suggestions["cross_sell_reason"].to_numpy()
-    predictions = settle_cross_sell(predictions)
-    for name, value in scorer_values(loaded).items():
-        predictions[name] = value
+    as_of = pd.to_datetime(features["as_of"]).dt.date.to_numpy()
+    added = {
+        "as_of": as_of,
+        "next_order_date": next_order_date(pd.Series(as_of), predictions["days_to_next_order"]).to_numpy(),
+        "cross_sell": "" if suggestions is None else suggestions["cross_sell"].to_numpy(),
+        "cross_sell_reason": NO_SUGGESTIONS
+        if suggestions is None
+        else suggestions["cross_sell_reason"].to_numpy(),
+        **scorer_values(loaded),
+    }
+    # One concatenation, not a column at a time: each insert into a frame costs as much as scoring a
+    # request's customers does.
+    predictions = settle_cross_sell(
+        pd.concat([predictions, pd.DataFrame(added, index=predictions.index)], axis=1)
+    )
     extra = [c for c in predictions.columns if c not in SCORE_COLUMNS]
     return predictions[[*SCORE_COLUMNS, *extra]]
 

@@ -568,6 +568,13 @@ def test_openapi_documents_the_real_status_codes_errors_and_security(client):
     assert "HTTPValidationError" not in schema["components"]["schemas"]
     row = schema["components"]["schemas"]["TransactionsRow"]
     assert row["required"] == list(TRANSACTIONS.required) and row["additionalProperties"] is False
+    # /predict_history reads its body itself (serving.routes.read_body); it is documented all the same.
+    history = operations[("POST", "/predict_history")]["requestBody"]
+    assert history["required"] is True
+    assert history["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/HistoryRequest"}
+    request = schema["components"]["schemas"]["HistoryRequest"]
+    assert request["required"] == ["transactions"]
+    assert request["properties"]["transactions"]["items"] == {"$ref": "#/components/schemas/TransactionsRow"}
 
 
 def test_exported_cells_that_a_spreadsheet_would_run_are_neutralised(client, state, trained, scores):
