@@ -47,9 +47,9 @@ class ConnectionShare:
     def of_this_worker(cls, workers: int) -> ConnectionShare | None:
         """The share of the BentoML worker this runs in; None outside one, alone, or without a private
         home (a server not started by serving.run), where there is nothing to balance against."""
-        from bentoml._internal.context import server_context
+        import bentoml
 
-        home, worker = os.environ.get("BENTOML_HOME"), server_context.worker_index
+        home, worker = os.environ.get("BENTOML_HOME"), bentoml.server_context.worker_index
         if workers < 2 or not home or worker is None or not 1 <= worker <= workers:
             return None
         return cls(Path(home) / "clv-connections", worker, workers)
