@@ -33,15 +33,16 @@ _SLOT = struct.Struct("<dq")  # time.time() of the count, the count
 
 
 class ConnectionShare:
-    """Every worker's number of open connections, one slot per worker in a file all of them read.
+    """Every worker's number of busy connections, one slot per worker in a file all of them read.
 
     `path`: a file private to the server (serving.run gives each server its own BentoML home);
     `worker`: this worker's index, 1 to `workers` (BentoML's worker id).
     """
 
     def __init__(self, path: Path, worker: int, workers: int):
-        self.path, self.worker, self.workers = Path(path), worker, workers
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.worker, self.workers = worker, workers
+        # Open for the worker's life: it publishes every REBALANCE_SECONDS.
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @classmethod
     def of_this_worker(cls, workers: int) -> ConnectionShare | None:
