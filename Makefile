@@ -64,8 +64,15 @@ lint: install
 	cd $(ROOT) && $(BIN)/ruff format --check .
 
 ## mlflow-ui: browse runs, metrics, plots and the registry on http://127.0.0.1:5000
+# Ctrl-C stops it without tracebacks: one worker and no background job runner (MLflow's GenAI scoring
+# jobs; a single reader needs neither, and their processes printed KeyboardInterrupt tracebacks), and
+# the interrupt reaches only the mlflow launcher (its own session; this shell forwards it), which passes it
+# on to its server: a second copy sent by the terminal to the server made uvicorn abandon its shutdown
+# with a traceback.
 mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid $(BIN)/mlflow ui --workers 1 \
+	  --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} --host 127.0.0.1 --port 5000 & \
+	ui=$$!; trap 'kill -INT $$ui' INT TERM HUP; wait $$ui || wait $$ui
 
 ## bench: speed and accuracy benchmarks, then a 3-minute load and soak test of the service (not part of `make test`)
 bench: install spark
