@@ -50,6 +50,8 @@ def describe_validation(errors, path: str = "/predict", names: dict[str, str] | 
             if not loc:
                 return f"the request has no body; {example(path)}"
             message = "this field is required"
+        if not loc and error.get("type") in _NOT_AN_OBJECT:
+            return f"the body is {_json_kind(error.get('input'))}, not a JSON object; {example(path)}"
         if error.get("type") == "extra_forbidden" and len(loc) == 3 and loc[0] in SCHEMAS:
             message = f"is not a column of {loc[0]}; its columns are {', '.join(SCHEMAS[loc[0]].columns)}"
         if len(loc) == 2 and loc[0] == "query" and loc[1] in QUERY_FIXES:
@@ -61,6 +63,24 @@ def describe_validation(errors, path: str = "/predict", names: dict[str, str] | 
     return shown + (
         f" (and {len(parts) - SHOWN_PROBLEMS} more problems)" if len(parts) > SHOWN_PROBLEMS else ""
     )
+
+
+# Pydantic's error types for a body that is valid JSON but not an object (null, a list, a number...).
+_NOT_AN_OBJECT = {"model_type", "model_attributes_type", "dict_type"}
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "not an object"
 
 
 def _where(loc: list) -> str:

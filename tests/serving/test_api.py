@@ -83,6 +83,13 @@ def test_bad_predict_requests_get_a_clear_4xx(client, body, status, says):
         ("/predict_history", "", '{"transactions": [{"customer_id": "c1"'),
         ("/predict_history", "{not json", '{"transactions": [{"customer_id": "c1"'),
         ("/export", "{not json", '{"segment": ["vip"]'),
+        ("/predict", "[1, 2]", 'body is an array, not a JSON object; send a JSON object, e.g. {"customer_'),
+        (
+            "/predict_history",
+            "null",
+            'body is null, not a JSON object; send a JSON object, e.g. {"transactions',
+        ),
+        ("/predict_history", '"c1"', 'is a string, not a JSON object; send a JSON object, e.g. {"trans'),
     ],
 )
 def test_a_missing_or_malformed_body_is_answered_with_an_example_for_that_endpoint(client, path, body, says):
