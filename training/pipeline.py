@@ -378,6 +378,15 @@ def _gate(
         what = "be run by this code" if isinstance(exc, ModelNotFound) else "score data like this run's"
         reason = f"{alias} v{champion.version} cannot {what}, so it is replaced ({why})"
         return Decision(True, reason, champion.version, None, candidate), None, "", {}
+    if loaded.card.horizon_days != card.horizon_days:
+        # Apps and exports read the champion's values as its horizon's: swapping it would change their
+        # meaning, not only their quality.
+        reason = (
+            f"not compared: {alias} v{champion.version} predicts {loaded.card.horizon_days} days and this model "
+            f"{card.horizon_days}; promoting it would change the horizon of every value `clv score` and the API "
+            f"return. To serve the new model: clv promote {version}"
+        )
+        return Decision(False, reason, str(champion.version), None, candidate), None, "", {}
     same = gate.rescore_champion(registry, settings, champion.run_id, result)
     if isinstance(same, str):
         logged = registry.decide(metric, candidate)

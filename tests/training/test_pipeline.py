@@ -175,6 +175,20 @@ def test_a_champion_that_cannot_score_the_new_data_is_replaced(trained, shop_dir
     assert champion_version(settings) == result.version
 
 
+def test_a_model_of_another_horizon_does_not_replace_the_champion_silently(trained, shop_dir):
+    """Apps read the champion's values as 180-day values: a 90-day model is registered, not promoted, and
+    the reason says how to serve it anyway."""
+    settings, first = trained
+    shorter = load_settings(
+        mlflow={"tracking_uri": settings.mlflow.tracking_uri}, train={"n_snapshots": 2, "horizon_days": 90}
+    )
+    result = train(load(shop_dir), shorter)
+    assert not result.promoted
+    assert "champion v1 predicts 180 days and this model 90" in result.reason
+    assert f"To serve the new model: clv promote {result.version}" in result.reason
+    assert champion_version(settings) == first.version
+
+
 def test_failure_half_way_leaves_champion_and_marks_run_failed(trained, shop_dir, monkeypatch):
     settings, _ = trained
     import training.tracking as tracking
