@@ -641,13 +641,17 @@ def export(
         write_frame(selected, out_path)
     out.print(
         f"Wrote {len(selected):,} of {len(table):,} customers to {out_path} ({spec.describe()}); "
-        f"predicted value {selected['predicted_clv'].sum():,.0f}"
-        + (" orders." if "value_unit" in selected and (selected["value_unit"] == "orders").any() else ".")
+        f"predicted value {selected['predicted_clv'].sum():,.0f}{_unit(selected)}."
     )
 
 
+def _unit(frame) -> str:
+    """The unit after a list's total: " orders" when its value_unit says so, else "" (currency)."""
+    return " orders" if "value_unit" in frame and (frame["value_unit"] == "orders").any() else ""
+
+
 def _scores_and_shop(scores: Path | None, settings: Settings):
-    """The score table (`--scores` or `[serve] scores`) and the shop's tables on DuckDB (None when no
+    """The score table (`--scores` or `[serve] scores`) and the shop on DuckDB (None when no
     transactions are given or configured), or exit 1 saying why."""
     from serving.scores import ScoresUnavailable, ScoreTable
 
@@ -657,7 +661,7 @@ def _scores_and_shop(scores: Path | None, settings: Settings):
         raise fail(str(exc)) from None
     # The lists and tables read a few columns once: the default engine, whatever [engine] says.
     duckdb = settings.model_copy(update={"engine": settings.engine.model_copy(update={"backend": "duckdb"})})
-    return table, (_load(duckdb).tables() if settings.data.configured else None)
+    return table, (_load(duckdb) if settings.data.configured else None)
 
 
 @app.command()
@@ -687,18 +691,19 @@ def campaigns(
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
     # The lists are <campaign>.csv files in the directory: it must be creatable and writable first.
     _check_out(out_dir / "campaign.csv", (".csv",), given=out_dir)
-    table, tables = _scores_and_shop(scores, settings)
+    table, shop = _scores_and_shop(scores, settings)
     try:
         with progress("Campaign lists") as update:
             update("lifecycle dates")
-            result = campaign_lists(table.frame, tables, settings)
+            result = campaign_lists(table.frame, shop, settings)
             written = write_campaigns(result, out_dir)
     except ValueError as exc:
         raise fail(str(exc)) from None
     for name, path in written.items():
         frame = result.lists[name]
         out.print(
-            f"{name}: {len(frame):,} customers, expected value {frame['expected_value'].sum():,.0f} -> {path}",
+            f"{name}: {len(frame):,} customers, expected value {frame['expected_value'].sum():,.0f}"
+            f"{_unit(frame)} -> {path}",
             highlight=False,
         )
     for note in result.notes:
@@ -761,13 +766,13 @@ def economics(
         )
     if out_path is not None:
         _not_an_input(out_path, settings, spend=spend, **{"score table": scores or settings.serve.scores})
-    table, tables = _scores_and_shop(scores, settings)
-    if tables is None:
+    table, shop = _scores_and_shop(scores, settings)
+    if shop is None:
         raise fail(
             "no transactions given. Fix: pass --transactions PATH (and --customers PATH for channels)."
         )
     try:
-        result = run_economics(table.frame, tables, spend, settings)
+        result = run_economics(table.frame, shop, spend, settings)
         lifted = None if retention_lift is None else what_if(table.frame, retention_lift, settings)
     except ValueError as exc:
         raise fail(str(exc)) from None

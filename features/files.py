@@ -113,7 +113,7 @@ def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -
 
 
 def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
-    """Write a table as Parquet or CSV (by the file's suffix), atomically."""
+    """Write a table as Parquet or CSV (by the file's suffix; CSV as `spreadsheet_csv`), atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
@@ -122,15 +122,47 @@ def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
         if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False)
+            tmp.write_text(spreadsheet_csv(frame))
     return path
 
 
 def read_frame(path: Path | str) -> pd.DataFrame:
-    """Read a table written by `write_frame`."""
+    """Read a table written by `write_frame`: CSV text cells as they were before `spreadsheet_csv`, and
+    customer ids as text even when they look like numbers ("00123" stays "00123")."""
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
     if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={"customer_id": str})
+        text = frame.select_dtypes(include="object").columns
+        return frame.assign(**{c: frame[c].map(_unquoted, na_action="ignore") for c in text})
     raise ValueError(f"{path}: unsupported table type {path.suffix!r}; use .parquet or .csv")
+
+
+# What a spreadsheet takes for the start of a formula in a cell (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
+
+
+def spreadsheet_csv(frame: pd.DataFrame, float_format: str | None = None) -> str:
+    """CSV text of a table, safe to open in a spreadsheet: the one rule for every CSV the project writes
+    (score tables, exports, campaign lists, the economics table).
+
+    A text cell that begins with =, +, -, @, a tab or a carriage return would run as a formula when the
+    file is opened (an id such as `=HYPERLINK(...)`), so it gets a leading single quote, which
+    spreadsheets show as text (OWASP's advice). A cell that already begins with a quote gets one too,
+    so the rule can be undone exactly: remove one leading quote from every text cell that begins with
+    one (`read_frame` does; Parquet files and the service's JSON keep values as they are). That is how
+    a customer_id from a CSV joins back to the log.
+    """
+    text = frame.select_dtypes(exclude="number").columns
+    safe = frame.assign(**{c: frame[c].map(_quoted, na_action="ignore") for c in text})
+    return safe.to_csv(index=False, float_format=float_format)
+
+
+def _quoted(value):
+    return QUOTE + value if isinstance(value, str) and value.startswith((*FORMULA_STARTS, QUOTE)) else value
+
+
+def _unquoted(value):
+    return value[1:] if isinstance(value, str) and value.startswith(QUOTE) else value

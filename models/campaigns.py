@@ -19,11 +19,12 @@ made it `nurture`, is settled here the same way, so every customer with one of t
 
 Each row: customer_id, predicted_clv, churn_prob, trigger_date, suggestion (cross_sell: the
 suggestions; abandoned_cart: the carted item, `last_cart_item`, when events name it),
-max_spend, expected_value, reason. The value of a contact is the margin of the order it may bring:
-expected_value = response_rate[campaign] x p_alive x expected_aov x margin (margin 1 without one:
-then values are revenue); max_spend = spend_share x predicted_clv x margin, the most a contact may
-cost (a share of the customer's predicted margin). Lists are ranked by expected_value (then
-customer_id). A campaign whose input is missing (no events, no birth dates) is absent, with a note.
+max_spend, expected_value, reason, value_unit (the score table's, as in every export: "orders" when
+the log has no amounts; empty for a table that does not state it). The value of a contact is the
+margin of the order it may bring: expected_value = response_rate[campaign] x p_alive x expected_aov x
+margin (margin 1 without one: then values are revenue); max_spend = spend_share x predicted_clv x
+margin, the most a contact may cost (a share of the customer's predicted margin). Lists are ranked by
+expected_value (then customer_id). A campaign whose input is missing (no events, no birth dates) is absent, with a note.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ CAMPAIGN_COLUMNS = (
     "max_spend",
     "expected_value",
     "reason",
+    "value_unit",
 )
 SCORE_INPUTS = ("customer_id", "predicted_clv", "churn_prob", "p_alive", "expected_aov", "next_best_action")
 
@@ -195,6 +197,7 @@ def build_campaigns(
                 "max_spend": max_spend,
                 "expected_value": value,
                 "reason": pd.Series(reason, index=frame.index).to_numpy(object),
+                "value_unit": frame["value_unit"].to_numpy(object) if "value_unit" in frame else None,
             }
         )[keep]
         lists[name] = chosen.sort_values(

@@ -71,6 +71,17 @@ class OrderValue:
             return float(mean)
         return self.mean_value_
 
+    def describe(self) -> str:
+        """What orders are valued with, in words (e.g. "Gamma-Gamma"), as fitted: a log without amounts
+        gives every order the same value, and too few repeat buyers leave each buyer her own mean."""
+        if self.rule == SHOP_SPEND:
+            return SPEND_RULES[SHOP_SPEND]
+        if self.constant_value_ is not None:
+            return f"a value of {self.constant_value_:g} per order"
+        if self.gamma_gamma_ is not None:
+            return SPEND_RULES[OWN_SPEND]
+        return "each buyer's own mean order value"
+
     def own_values(self, features: pd.DataFrame) -> np.ndarray:
         """`OWN_SPEND`'s value per row of `features`: Gamma-Gamma's conditional mean, each buyer's own
         capped mean without Gamma-Gamma (the shop's mean for rows without a purchase)."""

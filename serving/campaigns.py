@@ -15,18 +15,21 @@ from pathlib import Path
 import pandas as pd
 
 from config import Settings
+from features.contract import Shop
 from features.engine import to_pandas
 from features.files import atomic_path
 from features.lifecycle import lifecycle_table
 from models.campaigns import CAMPAIGN_COLUMNS, build_campaigns
 from serving.export import to_csv
+from serving.shop_match import check_same_shop
 
 
 @dataclass
 class CampaignLists:
     as_of: dt.date
     lists: dict[str, pd.DataFrame]  # campaign -> ranked rows with CAMPAIGN_COLUMNS
-    notes: list[str]  # campaigns left out, and why
+    # A score table that differs from the log (`serving.shop_match`); campaigns left out, and why.
+    notes: list[str]
 
 
 def scores_as_of(scores: pd.DataFrame) -> dt.date:
@@ -34,28 +37,32 @@ def scores_as_of(scores: pd.DataFrame) -> dt.date:
     return max(pd.Timestamp(v).date() for v in scores["as_of"].unique())
 
 
-def campaign_lists(scores: pd.DataFrame, tables: dict | None, settings: Settings) -> CampaignLists:
-    """The lists for a score table; `tables`: the shop's Ibis tables (transactions, events, customers),
-    None when no transactions are available (the campaigns that need dates are then left out)."""
+def campaign_lists(scores: pd.DataFrame, shop: Shop | None, settings: Settings) -> CampaignLists:
+    """The lists for a score table; `shop`: the shop's log (None when no transactions are available: the
+    campaigns that need dates are then left out). ValueError when the scores are not the shop's
+    (`serving.shop_match`)."""
     as_of = scores_as_of(scores)
-    moments = None
-    if tables is not None:
+    moments, warnings = None, []
+    if shop is not None:
+        warnings = check_same_shop(scores, as_of, shop)
+        tables = shop.tables()
         moments = to_pandas(
             lifecycle_table(tables["transactions"], as_of, tables["events"], tables["customers"])
         )
     lists, notes = build_campaigns(
         scores, moments, as_of, settings.campaigns.model_dump(), settings.train.margin
     )
-    return CampaignLists(as_of, lists, notes)
+    return CampaignLists(as_of, lists, warnings + notes)
 
 
 def service_lists(scores: pd.DataFrame, settings: Settings) -> CampaignLists:
     """The lists for the service: the shop's data from `[data]` when it is configured, else the score
-    table alone (`POST /campaigns`). Raises ValueError when the configured data breaks the contract."""
+    table alone (`POST /campaigns`). Raises ValueError when the configured data breaks the contract or
+    is not the scores' shop."""
     from features.contract import ContractError, load_shop
 
     data = settings.data
-    tables = None
+    shop = None
     if data.configured:
         try:
             shop = load_shop(
@@ -63,9 +70,8 @@ def service_lists(scores: pd.DataFrame, settings: Settings) -> CampaignLists:
             )
         except ContractError as exc:
             raise ValueError(f"the configured data ([data] in clv.toml) cannot be read: {exc}") from None
-        tables = shop.tables()
-    result = campaign_lists(scores, tables, settings)
-    if tables is None:
+    result = campaign_lists(scores, shop, settings)
+    if shop is None:
         result.notes.append(
             "no [data] transactions are configured for the service, so lists from dates are left out"
         )
@@ -73,9 +79,12 @@ def service_lists(scores: pd.DataFrame, settings: Settings) -> CampaignLists:
 
 
 def summary(result: CampaignLists) -> dict:
-    """Per list: rows, total expected value and predicted CLV; the notes; as_of (JSON-ready)."""
+    """Per list: rows, total expected value and predicted CLV; the notes; as_of; the values' unit
+    (`value_unit` of the lists, None when the score table states none) (JSON-ready)."""
+    units = {u for frame in result.lists.values() for u in frame["value_unit"].dropna()}
     return {
         "as_of": str(result.as_of),
+        "value_unit": units.pop() if len(units) == 1 else None,
         "campaigns": {
             name: {
                 "rows": len(frame),

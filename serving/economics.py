@@ -13,10 +13,12 @@ import pandas as pd
 
 from config import Settings
 from features.acquisition import cohort_months, customer_cohorts, read_spend
+from features.contract import Shop
 from features.engine import to_pandas
 from models.economics import acquisition_economics, cohort_curves, spend_after
 from models.retention import retention_what_if
 from serving.campaigns import scores_as_of
+from serving.shop_match import check_same_shop
 
 
 @dataclass
@@ -40,32 +42,6 @@ def _as_period(index: pd.Series) -> pd.Series:
     )
 
 
-# Below this share of the shop's customers with a score, the channels' predicted value is mostly missing.
-FEW_SCORED = 0.5
-
-
-def _scored_share(members: pd.DataFrame, scored: pd.DataFrame, as_of: dt.date) -> list[str]:
-    """Warnings when few of the shop's customers (`members`) have a score; ValueError when none has:
-    the score table is another shop's, and every channel's predicted value would silently be 0."""
-    if members.empty:
-        return []
-    share = members["customer_id"].isin(scored["customer_id"]).mean()
-    if share == 0:
-        raise ValueError(
-            f"the score table ({len(scored):,} customers, as_of {as_of}) and the customers table "
-            f"({len(members):,} customers who bought by then) share no customer: the scores are another "
-            "shop's. Fix: score this shop with `clv score` (the same --transactions and --customers), or pass "
-            "its score table (--scores; for the service, [serve] scores)."
-        )
-    if share < FEW_SCORED:
-        return [
-            f"only {share:.0%} of the customers table's {len(members):,} customers have a score in the score "
-            "table; the others count no predicted_clv. Fix: score this shop with `clv score`, or pass its "
-            "score table (--scores; for the service, [serve] scores)."
-        ]
-    return []
-
-
 def _late_spend_note(spend: pd.DataFrame, last_month: pd.Period, as_of: dt.date) -> list[str]:
     late = spend[spend_after(spend, last_month)]
     if late.empty:
@@ -77,13 +53,16 @@ def _late_spend_note(spend: pd.DataFrame, last_month: pd.Period, as_of: dt.date)
     ]
 
 
-def economics(scores: pd.DataFrame, tables: dict, spend_path: Path, settings: Settings) -> Economics:
+def economics(scores: pd.DataFrame, shop: Shop, spend_path: Path, settings: Settings) -> Economics:
     """CLV:CAC, payback and profit CLV per channel and cohort, and the cohort curves, at the scores' as_of.
 
-    Spend counts up to the as_of month. ValueError when the score table shares no customer with the shop."""
+    Spend counts up to the as_of month. ValueError when the score table is not the shop's
+    (`serving.shop_match`)."""
     spend = read_spend(spend_path)
     as_of = scores_as_of(scores)
+    warnings = check_same_shop(scores, as_of, shop)
     last_month = pd.Period(as_of, "M")
+    tables = shop.tables()
     t, customers = tables["transactions"], tables["customers"]
     months = to_pandas(cohort_months(t, as_of, customers))
     months["cohort"] = _as_period(months["cohort_index"]).to_numpy()
@@ -91,7 +70,6 @@ def economics(scores: pd.DataFrame, tables: dict, spend_path: Path, settings: Se
     members["cohort"] = _as_period(members["cohort_index"]).to_numpy()
     members = members.assign(customer_id=members["customer_id"].astype(str))
     values = scores[["customer_id", "predicted_clv"]].assign(customer_id=scores["customer_id"].astype(str))
-    warnings = _scored_share(members, values, as_of)
     scored = members.merge(values, on="customer_id")
     predicted = scored.groupby(["acquisition_channel", "cohort"], as_index=False)["predicted_clv"].sum()
     by_cohort, by_channel = acquisition_economics(
@@ -133,7 +111,7 @@ def service_economics(scores: pd.DataFrame, settings: Settings) -> dict:
         shop = load_shop(data.transactions, data.events, data.customers, data.mapping, data.timestamp_format)
     except ContractError as exc:
         raise ValueError(f"the configured data ([data] in clv.toml) cannot be read: {exc}") from None
-    result = economics(scores, shop.tables(), Path(settings.economics.spend), settings)
+    result = economics(scores, shop, Path(settings.economics.spend), settings)
 
     def rows(frame: pd.DataFrame) -> list[dict]:
         return json.loads(frame.to_json(orient="records"))

@@ -15,10 +15,10 @@ from decimal import Decimal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from features.files import spreadsheet_csv
 from models.targeting import ACTIONS, SEGMENTS
 
 _TOP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # More customers than any score table holds; larger is a typo, and pandas cannot take it as a count.
 MAX_TOP = 10**12
 
@@ -131,16 +131,6 @@ def apply_filter(scores: pd.DataFrame, spec: ExportFilter) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame) -> str:
-    """CSV text of an export (the same bytes from the CLI, the API and the page).
-
-    A text cell that begins with =, +, -, @ (or a tab or carriage return) is a formula to a
-    spreadsheet, so an id such as `=HYPERLINK(...)` would run when the list is opened; such cells
-    get a leading single quote, which spreadsheets show as text (OWASP's advice on CSV injection).
-    """
-    text = frame.select_dtypes(exclude="number").columns
-    safe = frame.assign(**{c: frame[c].map(_neutralised, na_action="ignore") for c in text})
-    return safe.to_csv(index=False, float_format="%.6g")
-
-
-def _neutralised(value):
-    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+    """CSV text of an export (the same bytes from the CLI, the API and the page): values to 6 significant
+    digits, cells a spreadsheet would run as formulas quoted as in every CSV (`features.files.spreadsheet_csv`)."""
+    return spreadsheet_csv(frame, float_format="%.6g")

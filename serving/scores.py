@@ -54,12 +54,8 @@ class ScoreTable:
             )
         mtime = path.stat().st_mtime
         try:
-            # Ids are text even when they look like numbers: "00123" must stay "00123".
-            frame = (
-                pd.read_csv(path, dtype={"customer_id": str})
-                if path.suffix.lower() == ".csv"
-                else read_frame(path)
-            )
+            # Ids are text even when they look like numbers, and exactly as scored (a CSV's quoted cells undone).
+            frame = read_frame(path)
         except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the operator
             raise ScoresUnavailable(f"cannot read the score table {path}: {exc}") from None
         for column in LATER_SCORE_COLUMNS:  # a table written before these columns existed

@@ -3,7 +3,7 @@
 The backtest trains with data up to a cut-off t and compares predictions with what customers
 actually did in (t, t + H]. Value metrics use net revenue in the window clipped at zero (a customer
 cannot be worth less than nothing to a campaign); churn metrics use "no purchase in the window".
-Rows (model ids, with display names in `MODEL_LABELS`), all fitted on the same data at the cut-off:
+Rows (model ids, with display names in `Backtest.labels`), all fitted on the same data at the cut-off:
 - `model`: the predictor as `clv train` fits it (`models.predictor`);
 - `base`: its buy-till-you-die base alone (MBG/NBD and Pareto/NBD with Gamma-Gamma), which it serves
   when the boosted and stacked parts do not earn their place;
@@ -40,7 +40,7 @@ Progress = Callable[[str], None]
 MODEL, BASE, BGNBD, PARETO, TEXTBOOK = "model", "base", "bgnbd_gg", "pareto_gg", "textbook"
 MODEL_LABELS = {
     MODEL: "model (as served)",
-    BASE: "BTYD base + Gamma-Gamma",
+    BASE: "BTYD base",  # Backtest.labels adds what it values orders with
     BGNBD: "BG/NBD + Gamma-Gamma",
     PARETO: "Pareto/NBD + Gamma-Gamma",
     TEXTBOOK: "textbook formula",
@@ -139,6 +139,11 @@ class Backtest:
     base: CLVPredictor  # the fitted predictor's base alone (the same object when it is one)
     next_order: pd.DataFrame | None = None  # training.next_order_backtest: model and naive rows
     cross_sell: CrossSellBacktest | None = None  # None when the log has no category or product column
+
+    def labels(self) -> dict[str, str]:
+        """Display names of the rows by id: `MODEL_LABELS`, the base's with what it values orders with
+        (Gamma-Gamma, or the shop's mean when `models.base_choice` chose it)."""
+        return {**MODEL_LABELS, BASE: f"{MODEL_LABELS[BASE]} + {self.base.btyd_.spend.describe()}"}
 
     @property
     def served_predictor(self) -> CLVPredictor:

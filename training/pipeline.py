@@ -54,11 +54,11 @@ class TrainResult:
     def comparison(self) -> pd.DataFrame:
         """Model vs baselines (and the current champion, re-scored on this window or as logged), rows by
         display name."""
-        labels, table = dict(MODEL_LABELS), self.backtest.metrics
+        labels, table = self.backtest.labels(), self.backtest.metrics
         if not self.backtest.checked():  # the model row is the base: show it once
             table = table.drop(index=MODEL)
         if self.backtest.served == BASE:
-            labels[MODEL], labels[BASE] = "full model (not served)", f"{MODEL_LABELS[BASE]}, served"
+            labels[MODEL], labels[BASE] = "full model (not served)", f"{labels[BASE]}, served"
         table = table.rename(index=labels)
         if self.champion_metrics:
             table.loc[self.champion_label] = pd.Series(self.champion_metrics)
@@ -268,8 +268,9 @@ def _log_backtest(result: Backtest) -> None:
             {prefix + k: float(v) for k, v in result.metrics.loc[model].items() if pd.notna(v)}
         )
     frame = result.frame
-    labelled = {MODEL_LABELS[m]: frame[m] for m in MODEL_LABELS}
-    with_churn = {MODEL_LABELS[m]: frame["churn_" + m] for m in MODEL_LABELS if "churn_" + m in frame}
+    labels = result.labels()
+    labelled = {labels[m]: frame[m] for m in MODEL_LABELS}
+    with_churn = {labels[m]: frame["churn_" + m] for m in MODEL_LABELS if "churn_" + m in frame}
     figures = {
         "cumulative_gain": plots.gain_curve(frame["actual_revenue"], labelled),
         "deciles": plots.deciles(frame["actual_revenue"], frame[result.served]),

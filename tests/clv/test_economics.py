@@ -35,6 +35,7 @@ def shop(folder):
     scores["predicted_clv"] = [60.0, 0.0, 10.0]
     scores["as_of"] = "2025-02-28"
     scores["model_version"] = "1"
+    scores["value_unit"] = "currency"
     scores.to_csv(folder / "scores.csv", index=False)
     (folder / "spend.csv").write_text("channel,month,spend\nads,2025-01,50\nseo,2025-02,20\n")
 
@@ -111,7 +112,7 @@ def demo_with_scores(folder):
     ids = pd.read_parquet(folder / "data/demo/customers.parquet")["customer_id"]
     scores = pd.DataFrame({c: [0.0] * len(ids) for c in SCORE_COLUMNS})
     scores["customer_id"], scores["p_alive"], scores["predicted_clv"] = ids, 0.5, 10.0
-    scores["as_of"], scores["model_version"] = "2025-12-31", "1"
+    scores["as_of"], scores["model_version"], scores["value_unit"] = "2025-12-31", "1", "currency"
     (folder / "artifacts").mkdir()
     scores.to_parquet(folder / "artifacts/scores.parquet")
 
@@ -202,15 +203,16 @@ def test_another_shops_score_table_is_refused_and_a_partial_one_warned(tmp_path,
     result = runner.invoke(app, ARGS)
     text = plain(result.output)
     assert result.exit_code == 1, text
-    assert "the score table (3 customers, as_of 2025-02-28) and the customers table" in text, text
-    assert "share no customer" in text and "score this shop with `clv score`" in text and "--scores" in text
+    assert "the score table (as_of 2025-02-28) is not this log's: 0% of its 3 customers" in text, text
+    assert "score this shop with `clv score`" in text and "--scores" in text
     assert "has no customers" not in text
-    scores.assign(customer_id=["A", "Y", "Z"]).to_csv(tmp_path / "scores.csv", index=False)
+    extra = pd.concat([scores, scores.iloc[[0]].assign(customer_id="Z")])  # A, B, C and one not in the log
+    extra.to_csv(tmp_path / "scores.csv", index=False)
     result = runner.invoke(app, ARGS)
     text = plain(result.output)
     assert (
         result.exit_code == 0
-        and "warning: only 33% of the customers table's 3 customers have a score" in text
+        and "warning: the score table (as_of 2025-02-28) differs from this log: 75%" in text
     )
 
 

@@ -436,10 +436,10 @@ def test_spend_file_is_what_clv_economics_reads_for_every_channel_and_month(writ
 
 def test_paid_channels_cost_more_per_customer_and_pay_back_finitely(written):
     scores = pd.read_parquet(written["customers"])[["customer_id"]].assign(
-        predicted_clv=0.0, as_of="2025-12-31"
+        predicted_clv=0.0, as_of="2025-12-31", value_unit="currency"
     )  # value so far only: the ratio must not need a trained model to be finite
-    tables = load_shop(written["transactions"], customers=written["customers"]).tables()
-    result = economics(scores, tables, written["spend"], load_settings())
+    shop = load_shop(written["transactions"], customers=written["customers"])
+    result = economics(scores, shop, written["spend"], load_settings())
     by_channel = result.by_channel.set_index("acquisition_channel")
     cac = by_channel["cac"]
     assert cac["organic"] == 0 and np.isnan(by_channel.loc["organic", "clv_to_cac"])  # no spend, no ratio

@@ -3,6 +3,8 @@ and only when it forecasts a window inside the history better beyond noise."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,3 +117,20 @@ def test_a_shop_whose_customers_spend_alike_values_every_order_at_the_shop_mean(
 
 def test_without_a_window_to_check_it_gamma_gamma_stays():
     assert choose_base(spending_shop(own_level=False, n=1_500, seed=12), None).spend == OWN_SPEND
+
+
+def test_the_backtest_row_of_the_base_names_what_it_values_orders_with():
+    """Seen: on the apparel shop the backtest row read "BTYD base + Gamma-Gamma" while the run's note said
+    every order was valued at the shop's mean."""
+    from training.backtest import BASE, Backtest
+
+    def label(reference: pd.DataFrame, holdin: pd.DataFrame) -> str:
+        base = BTYDFeatures(reference, spend=choose_base(reference, lambda: holdin, 45).spend)
+        return Backtest.labels(SimpleNamespace(base=SimpleNamespace(btyd_=base)))[BASE]
+
+    alike = label(spending_shop(own_level=False, n=1_500, seed=12), spending_shop(False, 1_500, 13))
+    assert alike == "BTYD base + the shop's mean order value"
+    own = label(spending_shop(own_level=True, n=1_500, seed=10), spending_shop(True, 1_500, 11))
+    assert own == "BTYD base + Gamma-Gamma"
+    orders = young_shop(k=1, history_days=YEAR, horizon_days=45, n=500, seed=3)  # no amounts: 1 each
+    assert label(orders, orders) == "BTYD base + a value of 1 per order"

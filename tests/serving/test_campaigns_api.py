@@ -53,7 +53,7 @@ def test_a_downloaded_list_equals_the_file_clv_campaigns_writes(trained, tmp_pat
     state = ServingState(trained.settings)
     state.load()
     written = write_campaigns(
-        campaign_lists(state.current.scores.frame, load(trained.shop).tables(), trained.settings), tmp_path
+        campaign_lists(state.current.scores.frame, load(trained.shop), trained.settings), tmp_path
     )
     assert response.text == written["abandoned_cart"].read_text()
     assert response.headers["x-rows"] == str(summary["campaigns"]["abandoned_cart"]["rows"])

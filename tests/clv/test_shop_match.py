@@ -1,0 +1,110 @@
+"""A score table combined with a shop's log (`clv campaigns`, `clv economics`, `POST /campaigns`,
+`GET /economics`) must be that shop's: the same value unit and mostly the same customers
+(serving.shop_match). Campaign lists say their unit as exports do."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from clv.cli import app
+from config import load_settings
+from features.schema import SCORE_COLUMNS
+from serving.campaigns import service_lists
+from serving.economics import service_economics
+
+runner = CliRunner()
+
+
+def plain(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def write_shop(folder, ids: list[str], amounts: bool) -> None:
+    """A log where each customer ordered twice in 2025 (with amounts or without), customers and spend."""
+    rows = pd.DataFrame(
+        {"customer_id": ids * 2, "timestamp": ["2025-01-10"] * len(ids) + ["2025-03-10"] * len(ids)}
+    )
+    if amounts:
+        rows["amount"] = 40.0
+    rows.to_csv(folder / "t.csv", index=False)
+    pd.DataFrame({"customer_id": ids, "acquisition_channel": "ads"}).to_csv(folder / "c.csv", index=False)
+    (folder / "spend.csv").write_text("channel,month,spend\nads,2025-01,100\n")
+
+
+def write_scores(folder, ids: list[str], unit: str) -> None:
+    """A score table as `clv score` writes it (values are placeholders: the checks read ids and unit)."""
+    scores = pd.DataFrame({c: [0.0] * len(ids) for c in SCORE_COLUMNS})
+    scores["customer_id"], scores["predicted_clv"], scores["p_alive"] = ids, 3.5, 0.9
+    scores["segment"], scores["next_best_action"] = "vip", "upsell"
+    scores["as_of"], scores["model_version"], scores["value_unit"] = "2025-06-30", "1", unit
+    scores.to_csv(folder / "scores.csv", index=False)
+
+
+SHOP = [str(i) for i in range(1, 41)]
+OTHER = [str(i) for i in range(1, 11)]  # another shop's customers: ids 1, 2, 3... too
+
+
+def test_another_shops_table_in_another_unit_is_refused_by_economics_and_campaigns(tmp_path, monkeypatch):
+    """Seen: a table in orders was added to the apparel shop's revenue (339.6 "orders" plus 33,773)."""
+    write_shop(tmp_path, SHOP, amounts=True)
+    write_scores(tmp_path, SHOP, "orders")
+    monkeypatch.chdir(tmp_path)
+    data = ["--scores", "scores.csv", "-t", "t.csv", "--customers", "c.csv"]
+    for args in (["economics", "--spend", "spend.csv", *data], ["campaigns", "--out", "lists", *data]):
+        result = runner.invoke(app, args)
+        text = plain(result.output)
+        assert result.exit_code == 1, text
+        assert "the score table has values in orders, but the transactions' values are in currency" in text
+        assert "Fix: score this shop with `clv score`" in text and "Traceback" not in text
+    assert not list((tmp_path / "lists").glob("*.csv"))
+
+
+def test_a_table_whose_ids_all_occur_in_a_larger_log_is_refused(tmp_path, monkeypatch):
+    """Seen: `clv campaigns --scores apparel_scores.csv -t grocery/transactions.csv` took the win-back
+    dates from the grocery shop: every apparel id (1 to 600) is also a grocery id (1 to 1525)."""
+    write_shop(tmp_path, SHOP, amounts=True)
+    write_scores(tmp_path, OTHER, "currency")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["campaigns", "--scores", "scores.csv", "-t", "t.csv", "--out", "lists"])
+    text = plain(result.output)
+    assert result.exit_code == 1, text
+    assert (
+        "is not this log's: 100% of its 10 customers have an order in the transactions by then, and 25% of "
+        "the log's 40 customers by then have a score (at least 50% each way are needed)"
+    ) in text
+
+
+def test_the_service_refuses_with_the_same_check(tmp_path):
+    """`POST /campaigns` and `GET /economics` answer from the same check as the command line."""
+    write_shop(tmp_path, SHOP, amounts=True)
+    write_scores(tmp_path, OTHER, "currency")
+    settings = load_settings(
+        data={"transactions": str(tmp_path / "t.csv"), "customers": str(tmp_path / "c.csv")},
+        economics={"spend": str(tmp_path / "spend.csv")},
+    )
+    scores = pd.read_csv(tmp_path / "scores.csv", dtype={"customer_id": str})
+    messages = []
+    for compute in (service_lists, service_economics):
+        with pytest.raises(ValueError, match="is not this log's") as refused:
+            compute(scores, settings)
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+
+
+def test_campaign_lists_state_their_unit_as_exports_do(tmp_path, monkeypatch):
+    """Seen: the grocery shop's upsell.csv read max_spend 3.77699 with nothing saying it counts orders."""
+    write_shop(tmp_path, SHOP, amounts=False)
+    write_scores(tmp_path, SHOP, "orders")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["campaigns", "--scores", "scores.csv", "-t", "t.csv", "--out", "lists"])
+    assert result.exit_code == 0, result.output
+    upsell = pd.read_csv(tmp_path / "lists/upsell.csv")
+    assert len(upsell) == 40 and set(upsell["value_unit"]) == {"orders"}
+    assert re.search(r"upsell: 40 customers, expected value [\d,.]+ orders ->", plain(result.output))
+    exported = runner.invoke(app, ["export", "--scores", "scores.csv", "--out", "all.csv"])
+    assert set(pd.read_csv(tmp_path / "all.csv")["value_unit"]) == {"orders"}
+    assert "orders." in plain(exported.output)
