@@ -605,37 +605,45 @@ def _check_amounts(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
 
 
 def _warn_on_extreme_orders(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:
-    """Warn about orders worth more than `EXTREME_ORDER_FACTOR` times the shop's median order."""
-    rows = con.execute(
-        f"""
-        WITH orders AS (
-            SELECT customer_id, order_id, sum(amount) AS value, min({_ROW}) AS first_row
-            FROM transactions GROUP BY customer_id, order_id
-        ), typical AS (SELECT median(value) AS median FROM orders WHERE value > 0)
-        SELECT customer_id, order_id, value, first_row, median, count(*) OVER () AS n
-        FROM orders, typical
-        WHERE value > ? * median
-        ORDER BY value DESC LIMIT 3
-        """,
-        [EXTREME_ORDER_FACTOR],
-    ).fetchall()
-    if not rows:
-        return
-    where, median, count = _where(path), rows[0][4], rows[0][5]
-    examples = "; ".join(
-        f"customer {customer}, order {order}: {value:,.2f} ({value / median:,.0f} times the median), "
-        f"{where(row)}"
-        for customer, order, value, row, _, _ in rows
-    )
-    report.warn(
-        "transactions",
-        "amount",
-        f"{path}: {count:,} {'order is' if count == 1 else 'orders are'} worth more than "
-        f"{EXTREME_ORDER_FACTOR:,} times the median order "
-        f"({median:,.2f}): {examples}. They are kept, but models cap them (one order cannot set other "
-        "customers' values); if they are data errors, fix or remove them.",
-        count,
-    )
+    """Warn about orders, and refunds, worth more than `EXTREME_ORDER_FACTOR` times the shop's median
+    order in size (a refund of -2.5e9 in a shop of 60s is as broken as an order of 2.5e9, and would
+    otherwise show only as a refund share of millions of percent)."""
+    for sign in (1, -1):
+        rows = con.execute(
+            f"""
+            WITH orders AS (
+                SELECT customer_id, order_id, sum(amount) AS value, min({_ROW}) AS first_row
+                FROM transactions GROUP BY customer_id, order_id
+            ), typical AS (SELECT median(value) AS median FROM orders WHERE value > 0)
+            SELECT customer_id, order_id, value, first_row, median, count(*) OVER () AS n
+            FROM orders, typical
+            WHERE ? * value > ? * median
+            ORDER BY abs(value) DESC LIMIT 3
+            """,
+            [sign, EXTREME_ORDER_FACTOR],
+        ).fetchall()
+        if not rows:
+            continue
+        where, median, count = _where(path), rows[0][4], rows[0][5]
+        examples = "; ".join(
+            f"customer {customer}, order {order}: {value:,.2f} ({abs(value) / median:,.0f} times the median), "
+            f"{where(row)}"
+            for customer, order, value, row, _, _ in rows
+        )
+        what = ("order is", "orders are") if sign > 0 else ("refund is", "refunds are")
+        kept = (
+            "models cap them (one order cannot set other customers' values)"
+            if sign > 0
+            else "they net against revenue and dominate the refund share above"
+        )
+        report.warn(
+            "transactions",
+            "amount",
+            f"{path}: {count:,} {what[count != 1]} worth more than {EXTREME_ORDER_FACTOR:,} times the median "
+            f"order in size ({median:,.2f}): {examples}. They are kept, but {kept}; if they are data errors "
+            "(a price in cents, an id in the amount column), fix or remove them.",
+            count,
+        )
 
 
 def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:

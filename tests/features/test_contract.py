@@ -130,6 +130,20 @@ def test_extreme_orders_are_named_relative_to_the_shop(tmp_path):
     assert "customer BIG" in warning.message and "row 41" in warning.message and warning.count == 1
 
 
+def test_extreme_refunds_are_named_like_extreme_orders(tmp_path):
+    """A refund of -2.5e9 in a shop of 60s was only "1 row is a refund", with a refund share of 8,360,001.7%."""
+    body = "".join(f"C{i},2023-01-{i % 28 + 1:02d},{50 + i}\n" for i in range(40))
+    path = write_csv(
+        tmp_path / "t.csv",
+        "customer_id,timestamp,amount\n" + body + "C3,2023-02-01,-40\nNEG,2023-02-01,-2500000000\n",
+    )
+    shop = load(path)
+    [warning] = [w for w in shop.report.warnings if "median order" in w.message]
+    assert "1 refund is worth more than 1,000 times the median order in size" in warning.message
+    assert "customer NEG" in warning.message and "-2,500,000,000.00" in warning.message
+    assert "row 42" in warning.message and "C3" not in warning.message and warning.count == 1
+
+
 def test_ordinary_spread_of_order_values_is_not_extreme(tmp_path):
     body = "".join(f"C{i},2023-01-{i % 28 + 1:02d},{10 * 1.2**i:.2f}\n" for i in range(30))
     shop = load(write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\n" + body))
