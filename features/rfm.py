@@ -3,8 +3,10 @@
 All day counts are whole days between dates; D is the cut-off date.
 
 Every customer with at least one order by D has a row, also one whose orders are all refunds or
-free (no sale line): such a customer has no purchase, and her first order date stands in for the
-first and last purchase dates (the day the shop first saw her).
+free (no sale line): such a customer has no purchase (n_orders 0), and her first order date stands
+in for the first and last purchase dates (the day the shop first saw her). That date is a fact of
+the log, not a purchase: the models read such a customer as a one-time buyer from the start of the
+log and targeting calls her `no_purchase` (`models.predictor`, `models.targeting`).
 
 Order-based (purchases = orders placed, with a sale line, refunded or cancelled or not; see
 `features.orders`):

@@ -10,8 +10,8 @@ purchased: BG/NBD (`models.bgnbd`), MBG/NBD (`models.mbgnbd`) and Pareto/NBD (`m
 plus MBG/CNBD-k (`models.mbgcnbd`) with a given k > 1 on shops whose buyers are regular
 (`models.base_choice`); and the order value (`models.order_value`: Gamma-Gamma on the repeat buyers'
 capped spend, or the shop's mean order value where a customer's own spend does not predict her
-next). Customers without a purchase (only refunds or free orders so far)
-are scored as one-time buyers of that age.
+next). Customers without a purchase (only refunds or free orders so far) are not fitted on; they
+are scored as the one-time buyers of the age `models.predictor` reads them at (from the log's start).
 
 Columns added for a window of w days (per customer):
 - `{bgnbd,mbgnbd,pareto}_expected_orders`: E[purchases in (t, t + w]] (and `mbgcnbd_...` with k > 1);

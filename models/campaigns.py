@@ -14,6 +14,8 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 | cross_sell | next_best_action cross_sell (it always has a suggestion) | next order date (as_of + 1 when empty) |
 | promo | next_best_action nurture (the contract has no discount column to find discount responders) | as_of + 1 |
 
+The action `review` (segment `no_purchase`: no purchase in the log) enters no list, nor does such a
+customer enter a list by dates (`features.lifecycle` dates purchases only), so no list treats her as a buyer.
 A `cross_sell` row without a suggestion, in a score table written before `models.targeting.settle_cross_sell`
 made it `nurture`, is settled here the same way, so every customer with one of these actions is in its list.
 

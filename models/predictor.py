@@ -30,6 +30,15 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
    shifted so that P(an order in H | alive) is the row's (1 - churn) / p_alive; left empty below the
    targeting's `lapsed_p_alive` or when that chance is below 1/2 (the median is beyond the horizon).
 
+A customer without a purchase (`n_orders` 0: only refunds or free orders, so `features.rfm` dates
+her by her first order) is read conservatively when predicting: any purchase of hers happened off
+the log, before it began (a refund proves one), so she is predicted as a one-time buyer whose
+purchase was on the first day of the log the model was trained on (`log_start_`), or on her first
+order if that is earlier. Her silence is at least that long. Read at her first order, a refund
+yesterday made her a buyer of yesterday: predicted CLV 141 and value decile 10. Targeting gives her
+the segment `no_purchase` (`models.targeting`) and she gets no next order date: nothing on her row
+claims a purchase. Batch scores and `/predict_history` share this code, so they agree.
+
 Where the boosted models cannot be learned or validated (a shop younger than two label windows,
 nobody came back or nobody lapsed in the windows) the predictor serves the base for that output
 (`kind_` is "base" when it serves the base alone) and `notes_` says why.
@@ -87,7 +96,8 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
         "expected_aov": f"expected value of one of those orders, in {unit}",
         "segment": "the customer's group for marketing (models/targeting.py; lines in targeting_thresholds)",
         "next_best_action": "what to do with the segment: welcome_series, upsell, retention_offer, win_back, "
-        "cross_sell (only with a cross_sell suggestion; without one nurture, and the reason says why) or nurture",
+        "cross_sell (only with a cross_sell suggestion; without one nurture, and the reason says why), nurture, "
+        "or review for a customer without a purchase in the log (segment no_purchase; in no campaign list)",
         "value_decile": "1-10, the customer's tenth of the scored base by predicted_clv (10 = most valuable)",
         "reason": "one line quoting the numbers and the lines that put the customer in the segment",
         "next_order_date": "median date of the customer's next order if she is still a customer (so an order "
@@ -103,6 +113,7 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
     }
 
 
+NO_PURCHASE_TIMING = "left empty: no purchase in the log (only refunds or free orders)"
 # Fewer customers than this in the validation window cannot validate the boosted models.
 MIN_VALIDATION_CUSTOMERS = 50
 _EPS = 1e-6
@@ -245,10 +256,30 @@ class CLVPredictor(BaseEstimator):
         """Fit the base at the scoring cut-off, refit the boosted models on every window (hybrid only),
         and learn the targeting lines on the scored base."""
         self.btyd_ = self._btyd(reference)
+        # The first day the reference log saw any customer: each customer's first order or purchase
+        # is btyd_age days before as_of.
+        first_seen = pd.to_datetime(reference["as_of"]) - pd.to_timedelta(reference["btyd_age"], unit="D")
+        self.log_start_ = str(first_seen.min().date())
         if enriched is not None:
             self._refit(enriched, trees, reference)
-        self.targeting_ = TargetingRules(**(self.targeting or {})).fit(self._predict_values(reference))
+        self.targeting_ = TargetingRules(**(self.targeting or {})).fit(
+            self._predict_values(self._read_no_purchase(reference)), spend_fence=self.btyd_.spend.fence_
+        )
         return self
+
+    def _read_no_purchase(self, features: pd.DataFrame) -> pd.DataFrame:
+        """`features` with every customer without a purchase read as a one-time buyer whose purchase was
+        on `log_start_` or her first order, whichever is earlier (module docstring): her tenure_days,
+        recency_days and btyd_age become the days since then. `features` itself when all have bought."""
+        none = features["n_orders"].to_numpy() == 0
+        if not none.any():
+            return features
+        since_start = (pd.to_datetime(features["as_of"]) - pd.Timestamp(self.log_start_)).dt.days.to_numpy()
+        out = features.copy()
+        for column in ("tenure_days", "recency_days", "btyd_age"):
+            own = out[column].to_numpy()
+            out[column] = np.where(none, np.maximum(own, since_start), own).astype(own.dtype)
+        return out
 
     def _refit(self, enriched: pd.DataFrame, trees: dict[str, int], reference: pd.DataFrame) -> None:
         """Refit the boosted models on every window (the latest ones are the most like the base being
@@ -450,6 +481,8 @@ class CLVPredictor(BaseEstimator):
                 "tenure_days": features["tenure_days"].to_numpy(float),
                 "recency_days": features["recency_days"].to_numpy(float),
                 "gap_mean_days": features["gap_mean_days"].to_numpy(float),
+                "n_orders": features["n_orders"].to_numpy(),
+                "monetary_mean": features["monetary_mean"].to_numpy(float),
                 "monetary_total": features["monetary_total"].to_numpy(float),
             },
             index=features.index,
@@ -461,6 +494,7 @@ class CLVPredictor(BaseEstimator):
         check_is_fitted(self, "targeting_")
         if features.empty:
             raise ValueError("no customers to score")
+        features = self._read_no_purchase(features)
         values = self._predict_values(features)
         timing = next_order(
             self.btyd_,
@@ -470,6 +504,10 @@ class CLVPredictor(BaseEstimator):
             self.targeting_.lapsed_p_alive,
             self.horizon_days,
         )
+        # A date would be "her next order" of someone who has not placed a first one.
+        none = features["n_orders"].to_numpy() == 0
+        timing.loc[none, "days_to_next_order"] = np.nan
+        timing.loc[none, "next_order_reason"] = NO_PURCHASE_TIMING
         out = pd.concat([values, self.targeting_.apply(values), timing], axis=1)[list(OUTPUT_COLUMNS)]
         if self.margin is not None:
             out["predicted_profit"] = out["predicted_clv"] * self.margin

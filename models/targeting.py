@@ -16,6 +16,7 @@ Segments, in order of precedence (the first that matches wins):
 
 | segment | when | action |
 |---|---|---|
+| no_purchase | no purchase in the log (only refunds or free orders) | review |
 | new | first order within `new_customer_days` | welcome_series |
 | vip | high value, not at risk | upsell |
 | high_value_at_risk | valuable, at risk, P(alive) >= `lapsed_p_alive` | retention_offer |
@@ -24,8 +25,17 @@ Segments, in order of precedence (the first that matches wins):
 | nurture | everyone else: not valuable and at risk (churn or overdue) | nurture |
 
 High value: predicted CLV in the top `1 - high_value_quantile` of the base. Valuable: high value, or
-past revenue in the top `1 - valuable_history_quantile`. At risk: churn probability at or above
+past revenue in the top `1 - valuable_history_quantile`, counted as the model counts it: her net
+revenue with her mean purchase capped at the spend model's fence (`spend_fence`, `models.outliers`),
+so one order of 2.5e9 in a shop of 60s is not "top 20% by past spend" while the model values her at
+23; the reason says "capped" when the cap applied. At risk: churn probability at or above
 `at_risk_churn`, or overdue with churn probability at or above `overdue_churn`.
+
+A customer without a purchase (`n_orders` 0: her orders are all refunds or free) is `no_purchase`,
+before any other rule: she is never welcomed or targeted as a buyer, and her action `review` (look
+at what she returned or got for free) enters no campaign list. Her numbers, and so her value decile,
+are the model's for the conservative reading of her history (`models.predictor`): a one-time buyer
+from the log's start. Her reason says she bought nothing.
 
 "In the top 20%" is true of every row said to be there, ties included: values are compared at
 `SIGNIFICANT_DIGITS` significant digits (69.031 and 69.033 are one value to a marketer, and to the
@@ -55,6 +65,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 SEGMENT_ACTIONS = {
+    "no_purchase": "review",
     "new": "welcome_series",
     "vip": "upsell",
     "high_value_at_risk": "retention_offer",
@@ -75,6 +86,8 @@ REQUIRED = (
     "tenure_days",
     "recency_days",
     "gap_mean_days",
+    "n_orders",
+    "monetary_mean",
     "monetary_total",
 )
 
@@ -88,6 +101,9 @@ class TargetingRules(BaseEstimator):
     never overdue by this rule); `overdue_churn` (the churn probability from which an overdue
     customer counts as at risk); `new_customer_days` (days since the first order); `value_unit`
     ("currency" or "orders", for the reason text).
+    Rows need `REQUIRED`: predictions, and the features tenure_days, recency_days, gap_mean_days
+    (days), n_orders (purchases), monetary_mean (net value per purchase) and monetary_total (net
+    revenue, refunds included), as `features.rfm` defines them.
     """
 
     def __init__(
@@ -110,8 +126,11 @@ class TargetingRules(BaseEstimator):
         self.new_customer_days = new_customer_days
         self.value_unit = value_unit
 
-    def fit(self, predictions: pd.DataFrame, y=None) -> TargetingRules:
-        """Learn the value lines (quantiles) and the value deciles from the scored base."""
+    def fit(self, predictions: pd.DataFrame, y=None, spend_fence: float = np.inf) -> TargetingRules:
+        """Learn the value lines (quantiles) and the value deciles from the scored base.
+
+        `spend_fence`: the most a mean purchase counts for in past revenue (currency per order; the
+        spend model's `models.outliers` fence, inf for none), kept as `spend_fence_`."""
         _check(predictions)
         for name in (
             "high_value_quantile",
@@ -122,13 +141,22 @@ class TargetingRules(BaseEstimator):
         ):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        self.spend_fence_ = float(spend_fence)
         clv = predictions["predicted_clv"].to_numpy(float)
         self.value_edges_ = np.array([top_line(clv, share) for share in np.linspace(0.9, 0.1, 9)])
         self.high_value_ = top_line(clv, 1 - self.high_value_quantile)
-        self.valuable_history_ = top_line(
-            predictions["monetary_total"].to_numpy(float), 1 - self.valuable_history_quantile
-        )
+        self.valuable_history_ = top_line(self.past_spend(predictions)[0], 1 - self.valuable_history_quantile)
         return self
+
+    def past_spend(self, predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(net revenue so far with the mean purchase capped at `spend_fence_`, whether the cap applied),
+        per row, shape (n,) each: monetary_total - n_orders x max(monetary_mean - fence, 0). The spend
+        model reads a customer's mean order through the same fence (`models.order_value`), so the
+        rule that calls her valuable by past spend sees the amounts the value was made from."""
+        total = predictions["monetary_total"].to_numpy(float)
+        excess = np.clip(predictions["monetary_mean"].to_numpy(float) - self.spend_fence_, 0, None)
+        excess = predictions["n_orders"].to_numpy(float) * excess
+        return total - excess, excess > 0
 
     def thresholds(self) -> dict[str, float]:
         """Every line the rules use, in plain numbers, for reports, the page and the model card."""
@@ -155,7 +183,8 @@ class TargetingRules(BaseEstimator):
         tenure = predictions["tenure_days"].to_numpy(float)
         recency = predictions["recency_days"].to_numpy(float)
         gap = predictions["gap_mean_days"].to_numpy(float)
-        history = predictions["monetary_total"].to_numpy(float)
+        history, was_capped = self.past_spend(predictions)
+        bought = predictions["n_orders"].to_numpy(float) > 0
         value = significant(clv)
 
         is_new = tenure <= self.new_customer_days
@@ -168,14 +197,17 @@ class TargetingRules(BaseEstimator):
         overdue = late & (churn >= self.overdue_churn)
         lapsed = p_alive < self.lapsed_p_alive
         conditions = [
+            ~bought,
             is_new,
             high & ~risky & ~overdue,
             valuable & (risky | overdue) & ~lapsed,
             valuable & lapsed,
             ~risky & ~overdue,
         ]
-        segment = np.select(conditions, list(SEGMENTS[:5]), default="nurture")
-        reason = self._reasons(segment, clv, churn, p_alive, tenure, recency, gap, history, high, risky)
+        segment = np.select(conditions, list(SEGMENTS[:6]), default="nurture")
+        reason = self._reasons(
+            segment, clv, churn, p_alive, tenure, recency, gap, history, was_capped, high, risky
+        )
         return pd.DataFrame(
             {
                 "segment": segment,
@@ -187,7 +219,7 @@ class TargetingRules(BaseEstimator):
         )
 
     def _reasons(
-        self, segment, clv, churn, p_alive, tenure, recency, gap, history, high, risky
+        self, segment, clv, churn, p_alive, tenure, recency, gap, history, was_capped, high, risky
     ) -> np.ndarray:
         """One line per row quoting the numbers and lines that decided its segment."""
         top_value = f"top {1 - self.high_value_quantile:.0%}"
@@ -207,10 +239,21 @@ class TargetingRules(BaseEstimator):
                 f"of {gap[i]:.0f} days, and churn risk {risk} (at least {line})"
             )
 
+        def past(i: int) -> str:
+            if not was_capped[i]:
+                return f"{self._past(history[i])} so far"
+            cap = self._money(self.spend_fence_)
+            return f"{self._past(history[i])} so far, capped (her mean order counted at {cap})"
+
         out = []
         for i, name in enumerate(segment):
             value = self._money(clv[i])
-            if name == "new":
+            if name == "no_purchase":
+                text = (
+                    "no purchase in the log (only refunds or free orders): not targeted as a buyer; valued as "
+                    f"a one-time buyer whose purchase, if any, was before the log began, {tenure[i]:.0f} days ago"
+                )
+            elif name == "new":
                 text = f"first order {tenure[i]:.0f} days ago"
             elif name == "vip":
                 risk, line = churn_vs(i, self.at_risk_churn)
@@ -220,15 +263,12 @@ class TargetingRules(BaseEstimator):
                 worth = (
                     f"predicted value {value} is in the {top_value}"
                     if high[i]
-                    else f"{self._past(history[i])} so far ({top_history})"
+                    else f"{past(i)} ({top_history})"
                 )
                 text = f"{worth}; {why}"
             elif name == "lapsed_valuable":
                 alive, line = percents(p_alive[i], self.lapsed_p_alive)
-                text = (
-                    f"{self._past(history[i])} so far, but probability still active is only "
-                    f"{alive} (below {line})"
-                )
+                text = f"{past(i)}, but probability still active is only {alive} (below {line})"
             elif name == "active_low_value":
                 risk, line = churn_vs(i, self.at_risk_churn)
                 text = f"churn risk {risk} is below {line}; predicted value {value} is below the {top_value}"

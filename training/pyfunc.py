@@ -30,7 +30,8 @@ from models.predictor import CLVPredictor
 # 4: the predictor is saved as data (models.persistence) and the model logged from code.
 # 5: CLVPredictor holds `spend`, BTYDFeatures an `OrderValue` (models.order_value).
 # 6: ConformalInterval holds `upper_from_zero_` (models.intervals).
-MODEL_FORMAT = 6
+# 7: CLVPredictor holds `log_start_`, TargetingRules `spend_fence_` (customers without a purchase; capped spend).
+MODEL_FORMAT = 7
 CODE = Path(__file__).with_name("clv_model.py")
 STATE_ARTIFACT = "predictor"
 

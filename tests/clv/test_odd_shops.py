@@ -139,12 +139,14 @@ def test_every_customer_in_the_log_gets_a_row(tmp_path, monkeypatch, train_and_s
             ("ZERO1", dt.date(2024, 4, 1), 25.0),
             ("ZERO1", dt.date(2024, 4, 20), -25.0),  # nets to zero
             ("REF1", dt.date(2024, 6, 1), -40.0),  # only a refund
+            ("REF2", AS_OF - dt.timedelta(days=1), -15.0),  # only a refund, yesterday
         ]
     else:
         rows += [
             ("FREE1", dt.date(2024, 5, 1), 0.0),
             ("FREE2", dt.date(2023, 9, 1), 0.0),
             ("FREE2", dt.date(2024, 9, 1), 0.0),
+            ("FREE3", AS_OF - dt.timedelta(days=1), 0.0),
         ]
     log = write(tmp_path, rows)
     checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(log))
@@ -152,8 +154,35 @@ def test_every_customer_in_the_log_gets_a_row(tmp_path, monkeypatch, train_and_s
     scores = train_and_score(tmp_path, log)[0]
     assert len(scores) == counted == len({r[0] for r in rows})
     odd = scores[scores["customer_id"].str.match(r"(OVER|ZERO|REF|FREE)\d")]
-    assert len(odd) == (3 if variant == "refunds" else 2)
+    assert len(odd) == (4 if variant == "refunds" else 3)
     assert (odd["predicted_clv"] >= 0).all()
+    # Without a purchase (only refunds or free orders), never ranked or targeted as a buyer: a refund of
+    # yesterday made her a buyer of yesterday, worth 141 in decile 10, sent a welcome series.
+    none = scores[scores["customer_id"].str.match(r"(REF|FREE)\d")]
+    buyers = scores[~scores["customer_id"].isin(none["customer_id"])]
+    assert (none["segment"] == "no_purchase").all() and (none["next_best_action"] == "review").all()
+    assert none["reason"].str.startswith("no purchase in the log (only refunds or free orders)").all()
+    assert none["next_order_date"].isna().all() and none["avg_days_between_orders"].isna().all()
+    # Valued as one-time buyers from the log's start: below most customers who did buy, however recent.
+    assert (none["predicted_clv"] < buyers["predicted_clv"].median()).all(), none
+    assert (none["value_decile"] <= buyers["value_decile"].median()).all(), none
+    assert (scores.loc[scores["segment"] == "no_purchase", "customer_id"].isin(none["customer_id"])).all()
+    # No campaign list takes them: their action is in none, and the lists by date count purchases only.
+    listed = run(
+        tmp_path,
+        monkeypatch,
+        "campaigns",
+        "--scores",
+        "scores.csv",
+        "--transactions",
+        str(log),
+        "--out",
+        "lists",
+    )
+    assert listed.exit_code == 0, listed.output
+    for path in (tmp_path / "lists").glob("*.csv"):
+        ids = pd.read_csv(path, dtype={"customer_id": str})["customer_id"]
+        assert not ids.isin(none["customer_id"]).any(), path.name
 
 
 def test_a_cancellation_or_refund_never_raises_a_customers_scores(tmp_path, monkeypatch, train_and_score):

@@ -28,17 +28,23 @@ def base() -> pd.DataFrame:
     rng = np.random.default_rng(3)
     n = 1000
     gap = rng.gamma(2.0, 40, n)
-    return pd.DataFrame(
-        {
-            "predicted_clv": rng.gamma(0.8, 200, n),
-            "churn_prob": rng.uniform(0, 1, n),
-            "p_alive": rng.uniform(0, 1, n),
-            "tenure_days": rng.integers(0, 1000, n),
-            "recency_days": rng.integers(0, 400, n),
-            # One-order customers have no gap between orders.
-            "gap_mean_days": np.where(rng.uniform(size=n) < 0.3, np.nan, gap),
-            "monetary_total": rng.gamma(1.0, 300, n),
-        }
+    return (
+        pd.DataFrame(
+            {
+                "predicted_clv": rng.gamma(0.8, 200, n),
+                "churn_prob": rng.uniform(0, 1, n),
+                "p_alive": rng.uniform(0, 1, n),
+                "tenure_days": rng.integers(0, 1000, n),
+                "recency_days": rng.integers(0, 400, n),
+                # One-order customers have no gap between orders.
+                "gap_mean_days": np.where(rng.uniform(size=n) < 0.3, np.nan, gap),
+                # 2% bought nothing (only refunds or free orders): no purchase, net revenue 0 or less.
+                "n_orders": np.where(rng.uniform(size=n) < 0.02, 0, rng.integers(1, 6, n)),
+                "monetary_total": rng.gamma(1.0, 300, n),
+            }
+        )
+        .eval("monetary_total = monetary_total * (n_orders > 0) - 20 * (n_orders == 0)")
+        .eval("monetary_mean = monetary_total / n_orders.clip(1) * (n_orders > 0)")
     )
 
 
@@ -50,6 +56,8 @@ def customer(**values) -> pd.DataFrame:
         "tenure_days": 400,
         "recency_days": 20,
         "gap_mean_days": 30.0,
+        "n_orders": 1,
+        "monetary_mean": 100.0,
         "monetary_total": 100.0,
     }
     return pd.DataFrame([{**row, **values}])
@@ -102,7 +110,13 @@ def test_a_row_said_to_be_in_the_top_20_percent_is_there_when_values_tie(base):
     orders = np.r_[np.ones(610), np.full(250, 2.0), np.full(100, 3.0), np.arange(4.0, 4.0 + n - 960)]
     tied = np.where(np.arange(n) % 4 == 0, 69.031 + np.arange(n) % 7 * 3e-4, base.predicted_clv)
     ties = base.assign(
-        monetary_total=orders, predicted_clv=tied, churn_prob=0.2, p_alive=0.9, tenure_days=500
+        monetary_total=orders,
+        n_orders=orders,
+        monetary_mean=1.0,
+        predicted_clv=tied,
+        churn_prob=0.2,
+        p_alive=0.9,
+        tenure_days=500,
     )
     rules = TargetingRules(value_unit="orders").fit(ties)
     out = rules.apply(ties)
@@ -143,6 +157,9 @@ def test_each_segment_by_hand(base):
     top = rules.high_value_ * 2
     rich = rules.valuable_history_ * 2
     cases = {
+        "no_purchase": customer(
+            n_orders=0, monetary_mean=0.0, monetary_total=-40.0, tenure_days=1, predicted_clv=top
+        ),
         "new": customer(tenure_days=10, predicted_clv=top, churn_prob=0.9),
         "vip": customer(predicted_clv=top, churn_prob=0.1),
         "high_value_at_risk": customer(predicted_clv=top, churn_prob=0.7, p_alive=0.6),
@@ -192,6 +209,13 @@ def test_segments_agree_with_the_numbers_on_their_rows(base):
     by = {name: out[(out.segment == name)] for name in SEGMENTS}
     assert all(len(rows) for rows in by.values()), out.segment.value_counts()
     assert (by["new"].tenure_days <= rules.new_customer_days).all()
+    # A customer without a purchase is never a buyer's segment, and her reason says she bought nothing.
+    assert (out.segment[base.n_orders == 0] == "no_purchase").all() and (
+        by["no_purchase"].n_orders == 0
+    ).all()
+    assert (
+        by["no_purchase"].reason.str.startswith("no purchase in the log (only refunds or free orders)").all()
+    )
     # Named active (vip, active_low_value): churn below the at-risk line, not overdue.
     for name in ("vip", "active_low_value"):
         assert (by[name].churn_prob < line).all() and not overdue[by[name].index].any(), name
@@ -204,7 +228,8 @@ def test_segments_agree_with_the_numbers_on_their_rows(base):
     assert (by["nurture"].predicted_clv < rules.high_value_).all()
     # Every non-new valuable customer with a low P(alive) is a win-back, not a cross-sell.
     valuable = (base.predicted_clv >= rules.high_value_) | (base.monetary_total >= rules.valuable_history_)
-    gone = valuable & old & (base.p_alive < lapsed) & ((base.churn_prob >= line) | overdue)
+    bought = base.n_orders > 0
+    gone = valuable & old & bought & (base.p_alive < lapsed) & ((base.churn_prob >= line) | overdue)
     assert (out.loc[gone, "segment"] == "lapsed_valuable").all()
     # The reason quotes the row's own churn risk where it decided the segment.
     for _, row in out[out.segment.isin(["vip", "active_low_value"])].iterrows():
@@ -276,3 +301,38 @@ def test_a_cross_sell_with_nothing_to_cross_sell_is_nurtured_and_its_reason_says
     assert settled.drop(index=1).equals(rows.drop(index=1)), "rows with a suggestion or another action stay"
     assert settle_cross_sell(settled).equals(settled), "settling twice changes nothing"
     assert CROSS_SELL_FALLBACK in ACTIONS
+
+
+def test_past_spend_is_the_capped_spend_the_model_values():
+    """One order of 2.5e9 in a shop of 60s: the spend model caps her mean order at its fence, so the
+    past-spend rule and its reason do too (it read "spent 2,500,000,030 so far (top 20%)" beside a value of 23)."""
+    rng = np.random.default_rng(5)
+    n = 100
+    shop = pd.DataFrame(
+        {
+            "predicted_clv": rng.gamma(2.0, 10, n),
+            "churn_prob": 0.7,
+            "p_alive": 0.6,
+            "tenure_days": 400,
+            "recency_days": 200,
+            "gap_mean_days": np.nan,
+            "n_orders": rng.integers(1, 11, n),
+            "monetary_mean": rng.lognormal(4.1, 0.3, n),
+        }
+    ).eval("monetary_total = n_orders * monetary_mean")
+    shop.loc[0, ["predicted_clv", "n_orders", "monetary_mean", "monetary_total"]] = [5.0, 1, 2.5e9, 2.5e9]
+    shop.loc[1, ["predicted_clv", "n_orders", "monetary_mean", "monetary_total"]] = [5.0, 3, 250.0, 750.0]
+    rules = TargetingRules().fit(shop, spend_fence=300.0)
+    out = rules.apply(shop)
+    assert rules.valuable_history_ < 1000
+    big, rich = out.iloc[0], out.iloc[1]
+    assert big.segment == "nurture" and "2,500,000,000" not in big.reason, big.reason
+    # Capped to 300, her past spend is not in the top 20%; an uncapped 750 over three orders is.
+    spent, was_capped = rules.past_spend(shop)
+    assert spent[0] == 300.0 and was_capped[0] and not was_capped[1]
+    assert rich.segment == "high_value_at_risk" and rich.reason.startswith("spent 750 so far (top 20%)")
+    shop.loc[1, ["n_orders", "monetary_mean", "monetary_total"]] = [2, 1e6, 2e6]
+    capped = rules.apply(shop).iloc[1]
+    assert capped.reason.startswith("spent 600 so far, capped (her mean order counted at 300) (top 20%)"), (
+        capped.reason
+    )

@@ -136,6 +136,22 @@ NEW_CUSTOMER = [
 ]
 
 
+def test_predict_history_of_a_customer_without_a_purchase_is_not_a_buyer(client, scores):
+    """Only a refund, yesterday: the same reading as the batch scores (`models.predictor`), not a buyer of
+    yesterday (predicted CLV 141, decile 10, "first order 1 days ago", a welcome series)."""
+    as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
+    refund = {**NEW_CUSTOMER[0], "customer_id": "refund-1", "timestamp": f"{as_of}T09:00:00", "amount": -15.0}
+    body = {"as_of": str(as_of), "transactions": [refund], "events": [], "customers": []}
+    response = client.post("/predict_history", json=body, headers=APP)
+    assert response.status_code == 200, response.text
+    row = response.json()["predictions"][0]
+    assert (row["segment"], row["next_best_action"]) == ("no_purchase", "review")
+    assert row["reason"].startswith("no purchase in the log (only refunds or free orders)")
+    assert row["next_order_date"] is None and "first order" not in row["reason"]
+    assert row["predicted_clv"] < scores["predicted_clv"].median()
+    assert row["value_decile"] <= scores["value_decile"].median()
+
+
 def test_predict_history_for_a_new_one_order_customer(client):
     # The model was trained with events and attributes: [] says this customer has none.
     body = {"transactions": NEW_CUSTOMER, "events": [], "customers": []}
