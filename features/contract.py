@@ -28,6 +28,9 @@ _ROW = "__clv_row"
 MAX_ABS_AMOUNT = 1e12
 # Fewer customers than this give rough estimates; the boosted models are then rarely used.
 FEW_CUSTOMERS = 50
+# Fewer customers who bought on two different days than this cannot fit Gamma-Gamma's spend model
+# (models.order_value falls back to each buyer's own mean order value); `validate` warns about it.
+FEW_REPEAT_BUYERS = 20
 # An order worth more than this many times the shop's median order is reported (often a data error:
 # a price in cents, an order id in the amount column); models cap their own view of it (see models).
 EXTREME_ORDER_FACTOR = 1000
@@ -648,7 +651,7 @@ def _warn_on_extreme_orders(con: duckdb.DuckDBPyConnection, path: Path, report: 
 
 def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:
     """Warn about logs from which repeat buying cannot be learned (they validate, but train refuses
-    or falls back): a single day, nobody with a second purchase day, very few customers."""
+    or falls back): a single day, nobody (or few) with a second purchase day, very few customers."""
     days, repeaters = con.execute(
         "SELECT date_diff('day', min(timestamp)::DATE, max(timestamp)::DATE), "
         "(SELECT count(*) FROM (SELECT customer_id FROM transactions WHERE amount > 0 "
@@ -668,6 +671,17 @@ def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
             f"{path}: no customer bought on two different days ({report.customers:,} customers, one purchase "
             "day each), so how often customers come back cannot be estimated and `clv train` will refuse. "
             "Fix: use a longer history in which some customers have come back.",
+        )
+    elif repeaters < FEW_REPEAT_BUYERS:
+        report.warn(
+            "transactions",
+            "customer_id",
+            f"{path}: only {repeaters:,} of {report.customers:,} customers bought on two different days, so how "
+            f"often customers come back is estimated roughly, and with fewer than {FEW_REPEAT_BUYERS} `clv train` "
+            "fits no Gamma-Gamma spend model (the order value is each customer's own mean, or the shop's) and "
+            "the backtest's Gamma-Gamma baselines may be left out. Fix: use a longer history in which more "
+            "customers have come back.",
+            repeaters,
         )
     if report.customers < FEW_CUSTOMERS:
         report.warn(

@@ -21,6 +21,8 @@ class BTYDCLV(Fitted):
         self.purchase_model = purchase_model
 
     def fit(self, X: pd.DataFrame, y=None) -> BTYDCLV:
+        """Fit the purchase model and Gamma-Gamma on `X`; returns self. Raises
+        models.gamma_gamma.TooFewRepeatBuyers when too few customers came back for Gamma-Gamma."""
         models = {"bgnbd": BetaGeoModel, "pareto_nbd": ParetoNBDModel}
         if self.purchase_model not in models:
             raise ValueError(

@@ -18,6 +18,18 @@ from scipy.special import gammaln
 from models.btyd_fit import Fitted, collapse, fit_log_params, require
 
 PARAMS = ("p", "q", "gamma")
+MIN_REPEAT_BUYERS = 10
+
+
+class TooFewRepeatBuyers(ValueError):
+    """Fewer than `MIN_REPEAT_BUYERS` customers with a repeat purchase of positive value: Gamma-Gamma
+    cannot be fitted on these data. `repeaters` is how many there were."""
+
+    def __init__(self, repeaters: int):
+        super().__init__(
+            f"Gamma-Gamma needs at least {MIN_REPEAT_BUYERS} customers with a repeat purchase, got {repeaters}"
+        )
+        self.repeaters = repeaters
 
 
 class GammaGammaModel(Fitted):
@@ -27,14 +39,14 @@ class GammaGammaModel(Fitted):
         self.penalizer = penalizer
 
     def fit(self, X: pd.DataFrame, y=None) -> GammaGammaModel:
+        """Maximum likelihood on the customers with a repeat purchase of positive value; returns self.
+        Raises TooFewRepeatBuyers when there are fewer than `MIN_REPEAT_BUYERS` of them."""
         require(X, ("btyd_frequency", "btyd_monetary"))
         x = X["btyd_frequency"].to_numpy(float)
         m = X["btyd_monetary"].to_numpy(float)
         keep = (x > 0) & (m > 0)
-        if keep.sum() < 10:
-            raise ValueError(
-                f"Gamma-Gamma needs at least 10 customers with repeat purchases, got {int(keep.sum())}"
-            )
+        if keep.sum() < MIN_REPEAT_BUYERS:
+            raise TooFewRepeatBuyers(int(keep.sum()))
         (x, m), weights = collapse(x[keep], m[keep])
         # Scale money so the optimiser works on O(1) numbers; gamma is scaled back afterwards.
         scale = float(np.average(m, weights=weights))

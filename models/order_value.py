@@ -21,14 +21,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.contract import FEW_REPEAT_BUYERS
 from models.gamma_gamma import GammaGammaModel
 from models.outliers import capped, upper_fence
 
 OWN_SPEND = "gamma_gamma"
 SHOP_SPEND = "shop_mean"
 SPEND_RULES = {OWN_SPEND: "Gamma-Gamma", SHOP_SPEND: "the shop's mean order value"}
-# Fewer repeat buyers than this cannot fit Gamma-Gamma; each buyer's own mean is used instead.
-MIN_REPEATERS = 20
 
 
 class OrderValue:
@@ -36,7 +35,7 @@ class OrderValue:
     `n_orders` > 0 and the columns `btyd_frequency`, `btyd_monetary`, `monetary_mean`).
 
     `rule`: `OWN_SPEND` (Gamma-Gamma's conditional mean; each buyer's own capped mean when fewer than
-    `MIN_REPEATERS` buyers came back) or `SHOP_SPEND` (one value for everyone: Gamma-Gamma's
+    `FEW_REPEAT_BUYERS` buyers came back) or `SHOP_SPEND` (one value for everyone: Gamma-Gamma's
     population mean p gamma / (q - 1), or the buyers' capped mean when that is not finite or not
     fitted). A log whose repeat orders are all worth the same gets that value for everyone.
     Raises ValueError for an unknown rule.
@@ -53,7 +52,7 @@ class OrderValue:
         self.constant_value_ = None
         if repeat_values.size and np.ptp(repeat_values) <= 1e-9 * max(abs(repeat_values.max()), 1.0):
             self.constant_value_ = float(repeat_values.max())
-        elif (repeat_values > 0).sum() >= MIN_REPEATERS:
+        elif (repeat_values > 0).sum() >= FEW_REPEAT_BUYERS:
             self.gamma_gamma_ = GammaGammaModel().fit(self._capped(buyers[buyers["btyd_frequency"] > 0]))
         self.mean_value_ = float(np.mean(capped(buyers["monetary_mean"].to_numpy(float), self.fence_)))
 

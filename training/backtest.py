@@ -9,7 +9,9 @@ Rows (model ids, with display names in `Backtest.labels`), all fitted on the sam
   when the boosted and stacked parts do not earn their place;
 - `bgnbd_gg`, `pareto_gg`: BG/NBD and Pareto/NBD with Gamma-Gamma fitted on the customers who
   purchased, as the standard libraries fit them (models.btyd_clv.BTYDCLV), each purchase model's
-  P(no purchase in the window) for churn;
+  P(no purchase in the window) for churn. With too few repeat buyers for Gamma-Gamma they are not
+  fitted: their rows stay empty and `Backtest.not_fitted` says why (the model's own order value
+  falls back, `models.order_value`, so it still trains);
 - `textbook`: average order value x purchase rate x expected lifespan (models.textbook.BasicCLV).
 On the same window: the served model's next order dates against "last order + average gap"
 (`training.next_order_backtest`) and the cross-sell suggestions against the most popular items
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,7 @@ from config import Settings
 from models import metrics
 from models.base_choice import choose_base
 from models.btyd_clv import BTYDCLV
+from models.gamma_gamma import TooFewRepeatBuyers
 from models.predictor import CLVPredictor
 from models.textbook import BasicCLV
 from training.cross_sell import CrossSellBacktest, backtest_cross_sell
@@ -139,11 +142,16 @@ class Backtest:
     base: CLVPredictor  # the fitted predictor's base alone (the same object when it is one)
     next_order: pd.DataFrame | None = None  # training.next_order_backtest: model and naive rows
     cross_sell: CrossSellBacktest | None = None  # None when the log has no category or product column
+    not_fitted: dict[str, str] = field(default_factory=dict)  # model id -> why it has no predictions
 
     def labels(self) -> dict[str, str]:
         """Display names of the rows by id: `MODEL_LABELS`, the base's with what it values orders with
-        (Gamma-Gamma, or the shop's mean when `models.base_choice` chose it)."""
-        return {**MODEL_LABELS, BASE: f"{MODEL_LABELS[BASE]} + {self.base.btyd_.spend.describe()}"}
+        (Gamma-Gamma, or the shop's mean when `models.base_choice` chose it), and a baseline that could
+        not be fitted marked so (`not_fitted` says why)."""
+        labels = {**MODEL_LABELS, BASE: f"{MODEL_LABELS[BASE]} + {self.base.btyd_.spend.describe()}"}
+        for model in self.not_fitted:
+            labels[model] = f"{MODEL_LABELS[model]}: not fitted (see notes)"
+        return labels
 
     @property
     def served_predictor(self) -> CLVPredictor:
@@ -184,6 +192,30 @@ class Backtest:
             f"Gini and top-decile capture {self.ranking(BASE):.3f} vs {self.ranking(MODEL):.3f}), so the base "
             "is served"
         )
+
+    def not_fitted_notes(self) -> list[str]:
+        """One note per reason that left baselines without predictions (their rows are empty)."""
+        by_reason: dict[str, list[str]] = {}
+        for model, reason in self.not_fitted.items():
+            by_reason.setdefault(reason, []).append(MODEL_LABELS[model])
+        return [
+            f"{' and '.join(labels)}: not fitted at the backtest cut-off {self.cutoff} ({reason}); the "
+            "backtest compares the other rows without " + ("them" if len(labels) > 1 else "it")
+            for reason, labels in by_reason.items()
+        ]
+
+    def unranked_note(self, metric: str) -> str | None:
+        """Why the served row has no `metric` (a ranking metric), None when it has one."""
+        if pd.notna(self.metrics.loc[self.served, metric]):
+            return None
+        if not self.frame["actual_revenue"].any():
+            why = (
+                f"none of its {len(self.frame):,} customers bought in the {self.horizon_days} days after "
+                f"{self.cutoff}"
+            )
+        else:
+            why = "the served model predicted the same value for every customer"
+        return f"the backtest could not measure {metric} ({why}), so how well the model ranks is unchecked"
 
     def chance_note(self) -> str | None:
         """A warning when the served row ranked the backtest's customers no better than chance could:
@@ -253,14 +285,22 @@ def backtest(
             TEXTBOOK: np.asarray(BasicCLV().fit(buyers).predict_clv(reference, horizon_days), dtype=float),
         }
     )
+    not_fitted = {}
     for name, purchase_model in ((BGNBD, "bgnbd"), (PARETO, "pareto_nbd")):
-        baseline = BTYDCLV(purchase_model=purchase_model).fit(buyers)
+        try:
+            baseline = BTYDCLV(purchase_model=purchase_model).fit(buyers)
+        except TooFewRepeatBuyers as exc:
+            not_fitted[name] = str(exc)
+            continue
         frame[name] = np.asarray(baseline.predict_clv(reference, horizon_days), dtype=float)
         frame["churn_" + name] = np.asarray(
             baseline.purchases_.p_no_purchase(reference, horizon_days), dtype=float
         )
     rows = {}
     for name in MODEL_LABELS:
+        if name in not_fitted:
+            rows[name] = {}
+            continue
         row = metrics.value_metrics(revenue, frame[name].to_numpy())
         if "churn_" + name in frame:
             row.update(metrics.churn_metrics(churned, frame["churn_" + name].to_numpy()))
@@ -269,7 +309,16 @@ def backtest(
     rows[BASE]["interval_coverage"] = metrics.interval_coverage(
         revenue, base["predicted_clv_low"].to_numpy(), base["predicted_clv_high"].to_numpy()
     )
-    result = Backtest(cutoff, horizon_days, fit.plan, pd.DataFrame(rows).T, frame, fit, base_predictor)
+    result = Backtest(
+        cutoff,
+        horizon_days,
+        fit.plan,
+        pd.DataFrame(rows).T,
+        frame,
+        fit,
+        base_predictor,
+        not_fitted=not_fitted,
+    )
     progress("backtesting next order dates and cross-sell suggestions")
     served = base if result.base_wins() else predicted
     result.next_order = backtest_next_order(data, cutoff, horizon_days, reference, served)

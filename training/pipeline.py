@@ -122,6 +122,7 @@ def train(
         notes = [
             *(f"backtest: {n}" for n in result.fit.predictor.notes_ if n not in final_notes),
             *final_notes,
+            *(f"backtest: {n}" for n in result.not_fitted_notes()),
         ]
         if result.base_wins():
             notes.append(result.base_wins_reason())
@@ -129,6 +130,8 @@ def train(
             notes.append(result.unchecked_note())
         if chance := result.chance_note():
             notes.append(chance)
+        if unranked := result.unranked_note(metric):
+            notes.append(unranked)
         notes = list(dict.fromkeys(notes))
         mlflow.set_tags({"served_model": final.predictor.kind_, "notes": " | ".join(notes) or "none"})
         scores = final.predictor.predict(final.reference)
@@ -159,11 +162,15 @@ def train(
         )
         version = str(info.registered_model_version)
 
-        candidate = result.model_metrics()[metric]
         champion = registry.champion()
-        decision, champion_metrics, champion_label, compared = _gate(
-            registry, settings, champion, sketch, version, result, candidate, card
-        )
+        champion_metrics, champion_label, compared = None, "", {}
+        if unranked:
+            decision = _unranked(registry, champion, version)
+        else:
+            candidate = result.model_metrics()[metric]
+            decision, champion_metrics, champion_label, compared = _gate(
+                registry, settings, champion, sketch, version, result, candidate, card
+            )
         registry.tag(version, compared)
         mlflow.set_tags(compared)
         registry.tag(version, {"gate": decision.reason, "run_id": run.info.run_id})
@@ -269,13 +276,14 @@ def _log_backtest(result: Backtest) -> None:
         )
     frame = result.frame
     labels = result.labels()
-    labelled = {labels[m]: frame[m] for m in MODEL_LABELS}
+    labelled = {labels[m]: frame[m] for m in MODEL_LABELS if m in frame}
     with_churn = {labels[m]: frame["churn_" + m] for m in MODEL_LABELS if "churn_" + m in frame}
     figures = {
-        "cumulative_gain": plots.gain_curve(frame["actual_revenue"], labelled),
         "deciles": plots.deciles(frame["actual_revenue"], frame[result.served]),
         "churn_calibration": plots.calibration(frame["actual_churned"], with_churn),
     }
+    if frame["actual_revenue"].any():  # with no revenue in the window there is no share to capture
+        figures["cumulative_gain"] = plots.gain_curve(frame["actual_revenue"], labelled)
     importance = result.fit.predictor.feature_importance()
     if not importance.empty:
         figures["feature_importance"] = plots.importance(importance)
@@ -336,7 +344,7 @@ def _card(
         textbook_base=base_summary(final.reference, horizon_days),
         baselines={
             name: {k: round(float(v), 6) for k, v in row.items() if pd.notna(v)}
-            for name, row in result.metrics.drop(index=MODEL).iterrows()
+            for name, row in result.metrics.drop(index=[MODEL, *result.not_fitted]).iterrows()
         },
         backtest_cutoff=result.cutoff,
         backtest_horizon_days=result.horizon_days,
@@ -419,6 +427,19 @@ def _gate(
         f"champion v{champion.version} (re-scored on this window)",
         same.tags(),
     )
+
+
+def _unranked(registry: Registry, champion, version: str) -> Decision:
+    """The decision for a candidate whose backtest could not rank customers (`Backtest.unranked_note`):
+    it serves when there is nothing else, and never replaces a champion on no evidence."""
+    if champion is None:
+        reason = f"no {registry.alias} yet; the backtest could not rank customers (see the notes)"
+        return Decision(True, reason, None, None, float("nan"))
+    reason = (
+        f"not compared with {registry.alias} v{champion.version}: the backtest could not rank customers (see "
+        f"the notes). To serve the new model anyway: clv promote {version}"
+    )
+    return Decision(False, reason, str(champion.version), None, float("nan"))
 
 
 def _other_customers(

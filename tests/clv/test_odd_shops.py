@@ -229,6 +229,38 @@ def test_all_one_time_buyers_name_the_cause_and_what_can_be_done(tmp_path, monke
     assert "churn labels" not in text
 
 
+@pytest.mark.parametrize("second_orders", [(150, 400), (150, 650)], ids=["window_empty", "one_in_window"])
+def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
+    tmp_path, monkeypatch, second_orders
+):
+    """Audit: with only 2 repeat buyers the backtest's BG/NBD and Pareto/NBD + Gamma-Gamma baselines stopped
+    `clv train` with Gamma-Gamma's internal "needs at least 10" message, although the served model falls back to
+    each customer's own order value. Their repeat orders fall before the backtest's window (610 days after
+    START), so nobody buys in it, or one falls in it."""
+    rows = [(f"C{i:03d}", START + dt.timedelta(days=int(i * 700 / 79)), 20.0 + i) for i in range(80)]
+    rows += [(f"C{i:03d}", START + dt.timedelta(days=day), 35.0) for i, day in enumerate(second_orders)]
+    log = write(tmp_path, rows)
+    checked = run(tmp_path, monkeypatch, "validate", "--transactions", str(log))
+    assert checked.exit_code == 0
+    assert "only 2 of 80 customers bought on two different days" in plain(checked.output)
+    trained = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
+    text = plain(trained.output)
+    assert trained.exit_code == 0 and "Traceback" not in trained.output, trained.output
+    assert "BG/NBD + Gamma-Gamma: not fitted" in text and "Pareto/NBD + Gamma-Gamma: not fitted" in text
+    assert re.search(
+        r"not fitted at the backtest cut-off [\d-]+ \(Gamma-Gamma needs at least 10 .*got [12]\)", text
+    )
+    assert "promoted to champion" in text
+    scored = run(tmp_path, monkeypatch, "score", "--transactions", str(log), "--out", "scores.csv")
+    assert scored.exit_code == 0, scored.output
+    assert len(pd.read_csv(tmp_path / "scores.csv")) == 80
+    if second_orders[1] < 610:  # nobody bought in the window: nothing measured, the champion stays
+        assert "could not measure spearman (none of its" in text
+        again = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
+        assert again.exit_code == 0 and "not promoted" in plain(again.output)
+        assert "To serve the new model anyway: clv promote 2" in plain(again.output)
+
+
 def test_a_one_day_log_is_refused_without_negative_days_or_internal_dates(tmp_path, monkeypatch):
     day = dt.date(2024, 3, 5)
     log = write(tmp_path, [(f"C{i:03d}", day, 10.0 + i) for i in range(60)])
