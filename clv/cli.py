@@ -115,7 +115,7 @@ def progress(title: str):
     def update(message: str) -> None:
         if _STOPPED:
             raise KeyboardInterrupt(signal.Signals(_STOPPED[0]).name)
-        status.update(f"[bold]{title}[/]: {message}")
+        status.update(f"[bold]{title}[/]: {escape(message)}")
         if lines and last != [message]:
             last[:] = [message]
             elapsed = int(time.monotonic() - started)
@@ -249,7 +249,7 @@ def demo_data(
     with progress(f"Generating {customers:,} customers") as update:
         paths = write_demo_shop(out_dir, n_customers=customers, seed=seed, fmt=fmt, progress=update)
     for name, path in paths.items():
-        out.print(f"{name:>13}: {path}")
+        out.print(f"{name:>13}: {path}", markup=False)
 
 
 @app.command()
@@ -281,7 +281,7 @@ def validate(
     table = Table(title="Data report", show_header=False)
     for name, summary in report.tables.items():
         dropped = f" ({summary.dropped_rows:,} dropped)" if summary.dropped_rows else ""
-        table.add_row(f"{name} rows", f"{summary.rows:,}{dropped}  [dim]{summary.path}[/]")
+        table.add_row(f"{name} rows", f"{summary.rows:,}{dropped}  [dim]{escape(str(summary.path))}[/]")
     if "transactions" in report.tables and report.ok:
         table.add_row("customers", f"{report.customers:,}")
         table.add_row("orders", f"{report.orders:,}")
@@ -293,9 +293,9 @@ def validate(
             table.add_row("values", "in orders (no amount column: every order is worth 1)")
     out.print(table)
     for issue in report.warnings:
-        out.print(f"[yellow]warning:[/] {issue.message}", highlight=False)
+        out.print(f"[yellow]warning:[/] {escape(issue.message)}", highlight=False)
     for issue in report.errors:
-        console.print(f"[bold red]error:[/] {issue.message}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(issue.message)}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
     out.print("[green]OK[/]: the data follows the contract.")
@@ -321,7 +321,9 @@ def _check_out(
         # check_output returns the top-most directory it made; name every level, a typo may have made several.
         parents = "" if created == path.parent else f" and its parents from {created}"
         console.print(
-            f"created the directory {path.parent}{parents} for --out {given or path}", highlight=False
+            f"created the directory {path.parent}{parents} for --out {given or path}",
+            highlight=False,
+            markup=False,
         )
 
 
@@ -373,7 +375,8 @@ def features(
     out.print(
         f"Wrote {summary['rows']:,} customers x {summary['columns']} columns at as_of {summary['as_of']} "
         f"to {summary['path']} in {summary['seconds']:.1f} s (feature definitions v{summary['features_version']}"
-        f", engine {settings.engine.backend})."
+        f", engine {settings.engine.backend}).",
+        markup=False,
     )
     if not shop.has_events:
         out.print("[dim]No events given: behavioural columns are empty (has_events = false).[/]")
@@ -460,7 +463,8 @@ def _print_training(result, settings: Settings) -> None:
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"
     out.print(
-        f"Registered {settings.mlflow.registered_model} v{result.version}: {verdict} ({result.reason})."
+        f"Registered {escape(settings.mlflow.registered_model)} v{result.version}: {verdict} "
+        f"({escape(result.reason)})."
     )
     uri = settings.mlflow.tracking_uri
     browse = (
@@ -568,7 +572,8 @@ def score(
         f"Wrote {summary.rows:,} customers to {out_path} (model v{summary.model_version}, "
         f"as_of {summary.as_of}, horizon {summary.horizon_days} days). "
         f"Total predicted value {summary.total_value:,.0f}"
-        + (" orders." if summary.value_unit == "orders" else ".")
+        + (" orders." if summary.value_unit == "orders" else "."),
+        markup=False,
     )
     out.print("Segments: " + ", ".join(f"{name} {count:,}" for name, count in summary.segments.items()))
 
@@ -641,7 +646,8 @@ def export(
         write_frame(selected, out_path)
     out.print(
         f"Wrote {len(selected):,} of {len(table):,} customers to {out_path} ({spec.describe()}); "
-        f"predicted value {selected['predicted_clv'].sum():,.0f}{_unit(selected)}."
+        f"predicted value {selected['predicted_clv'].sum():,.0f}{_unit(selected)}.",
+        markup=False,
     )
 
 
@@ -705,6 +711,7 @@ def campaigns(
             f"{name}: {len(frame):,} customers, expected value {frame['expected_value'].sum():,.0f}"
             f"{_unit(frame)} -> {path}",
             highlight=False,
+            markup=False,
         )
     for note in result.notes:
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
@@ -787,7 +794,7 @@ def economics(
         _print_what_if(lifted, result.margin)
     if out_path is not None:
         write_frame(result.by_cohort, out_path)
-        out.print(f"Wrote {len(result.by_cohort):,} channel and cohort rows to {out_path}.")
+        out.print(f"Wrote {len(result.by_cohort):,} channel and cohort rows to {out_path}.", markup=False)
 
 
 # The printed columns (all of them would not fit 100 columns): header -> column of the table by channel.
@@ -870,7 +877,10 @@ def promote(
         raise fail(f"{str(exc).rstrip('.')}. The champion was not moved.") from None
     # The version's gate tag said why the gate did not promote it; say what happened since.
     registry.tag(version, {"gate": f"promoted by hand with `clv promote {version}`"})
-    out.print(f"{registry.name}@{registry.alias} -> v{version}" + (f" (was v{previous})" if previous else ""))
+    out.print(
+        f"{registry.name}@{registry.alias} -> v{version}" + (f" (was v{previous})" if previous else ""),
+        markup=False,
+    )
 
 
 @app.command()
@@ -883,7 +893,7 @@ def rollback() -> None:
         was, now = registry.rollback()
     except RegistryError as exc:
         raise fail(str(exc)) from None
-    out.print(f"{registry.name}@{registry.alias} -> v{now} (was v{was})")
+    out.print(f"{registry.name}@{registry.alias} -> v{now} (was v{was})", markup=False)
 
 
 def quiet_mlflow() -> None:

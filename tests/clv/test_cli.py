@@ -52,6 +52,32 @@ def test_validate_names_bad_timestamp_row_and_value(tmp_path):
     assert "'timestamp'" in text and "row 2" in text and "'31/31/2020'" in text
 
 
+@pytest.mark.parametrize(
+    ("row", "literal"),
+    [
+        ("A,[/red],1", "row 1 (line 2) has '[/red]'"),
+        ("A,2020-01-01,[bold]x", "row 1 (line 2) has '[bold]x'"),
+    ],
+)
+def test_validate_prints_cells_and_paths_with_brackets_as_they_are(tmp_path, row, literal):
+    """Audit: Rich read brackets in messages as markup: '[/red]' raised MarkupError, '[bold]x' lost its tag."""
+    folder = tmp_path / "[dim]shop"
+    folder.mkdir()
+    path = folder / "t.csv"
+    path.write_text(f"customer_id,timestamp,amount\n{row}\n")
+    result = runner.invoke(app, ["validate", "--transactions", str(path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    text = plain(result.output)
+    assert literal in text and "[dim]shop" in text
+
+
+def test_validate_of_a_missing_file_names_the_config_section(tmp_path):
+    result = runner.invoke(app, ["validate", "--transactions", str(tmp_path / "[b]none.csv")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    text = plain(result.output)
+    assert "[b]none.csv: no such file" in text and "or the [data] section of clv.toml" in text
+
+
 def test_validate_report_on_good_data(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("cid,ts,amt\nA,2020-01-01,10\nA,2020-02-01,-2\nB,2020-01-05,5\n")
