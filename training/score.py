@@ -63,8 +63,7 @@ def score(
     `warn(message)` hears about what the user should know but does not stop scoring: a model trained on
     other customers than these (another shop, or another part of one).
     """
-    loaded, data = prepare(shop, settings, model_uri, progress, warn)
-    as_of = as_of or data.last_date
+    loaded, data, as_of = prepare(shop, settings, model_uri, as_of, progress, warn)
     progress(f"features at {as_of}")
     features = data.features(as_of)
     if features.empty:
@@ -82,13 +81,20 @@ def score(
 
 
 def prepare(
-    shop: Shop | SparkShop, settings: Settings, model_uri: str | None, progress: Progress, warn: Progress
-) -> tuple[LoadedModel, ShopData]:
-    """The model and the shop's tables, once the model is known to fit the input (`check_inputs`);
-    warns when the model was trained on other customers (`warn_if_other_customers`)."""
+    shop: Shop | SparkShop,
+    settings: Settings,
+    model_uri: str | None,
+    as_of: dt.date | None,
+    progress: Progress,
+    warn: Progress,
+) -> tuple[LoadedModel, ShopData, dt.date]:
+    """The model, the shop's tables and the cut-off (`as_of`, default the last transaction date), once the
+    model is known to fit the input (`check_inputs`); warns when the model was trained on other customers
+    (`warn_if_other_customers`)."""
     progress("loading model")
     loaded = Registry(settings.mlflow).load(model_uri)
     data = ShopData.from_shop(shop)
+    as_of = as_of or data.last_date
     check_inputs(
         loaded,
         {"events": data.events is not None, "customers": data.customers is not None},
@@ -96,19 +102,32 @@ def prepare(
         data.columns,
         data.event_types() if data.events is not None else None,
     )
-    warn_if_other_customers(loaded, data, warn)
-    return loaded, data
+    warn_if_other_customers(loaded, data, as_of, warn)
+    return loaded, data, as_of
 
 
-def warn_if_other_customers(loaded: LoadedModel, data: ShopData, warn: Progress) -> None:
-    """Warn when the model's customer sketch shares few customers with these transactions'."""
+def warn_if_other_customers(loaded: LoadedModel, data: ShopData, as_of: dt.date, warn: Progress) -> None:
+    """Warn when the model's customer sketch shares few customers with these transactions'. The fix it
+    gives is `clv train` on them, unless that would refuse them (`ShopData.untrainable`)."""
     trained_on = loaded.card.customer_sketch
     if not trained_on:
         return
     shared = tracking.shared_customers(tracking.customer_sketch(data.transactions), trained_on)
-    if shared < tracking.SAME_CUSTOMERS:
+    if shared >= tracking.SAME_CUSTOMERS:
+        return
+    model = f"model {loaded.uri} (v{loaded.version})"
+    mismatch = (
+        f"{model} was trained on other customers than these (about {shared:.0%} in common): its numbers may "
+        "not fit this shop."
+    )
+    if why := data.untrainable(as_of):
         warn(
-            f"model {loaded.uri} (v{loaded.version}) was trained on other customers than these (about "
-            f"{shared:.0%} in common): its numbers may not fit this shop. Fix: `clv train` on these "
-            "transactions (and `clv promote` the new version if the gate does not)."
+            f"{mismatch} These transactions cannot be trained on yet ({why}), so a model of a similar shop "
+            "is the one to use: check that the shop it was trained on sells like this one, and `clv train` on "
+            "these transactions once customers have come back."
+        )
+    else:
+        warn(
+            f"{mismatch} Fix: `clv train` on these transactions (and `clv promote` the new version if the gate "
+            "does not)."
         )

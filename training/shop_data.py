@@ -74,6 +74,18 @@ class ShopData:
         counts = days.aggregate(buyers=days.count(), repeaters=(days.n_days >= 2).sum()).to_pyarrow()
         return int(counts["buyers"][0].as_py() or 0), int(counts["repeaters"][0].as_py() or 0)
 
+    def untrainable(self, as_of: dt.date) -> str | None:
+        """Why `clv train` cannot learn repeat buying from this log at `as_of` (a phrase), None when it can
+        as far as these two checks tell: every transaction on one day, nobody who bought on two days."""
+        if self.first_date == self.last_date:
+            return f"every transaction is on one day ({self.first_date})"
+        buyers, repeaters = self.repeat_buyers(as_of)
+        if repeaters == 0:
+            return (
+                f"none of the {buyers:,} customers who bought up to {as_of} has bought on two different days"
+            )
+        return None
+
     def event_types(self) -> list[str]:
         """The distinct event types of the events table, sorted (empty without one): a small query."""
         if self.events is None:

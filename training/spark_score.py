@@ -43,8 +43,7 @@ def score_on_spark(
 
     Raises ModelNotFound and ValueError as `training.score.score` does.
     """
-    loaded, data = prepare(shop, settings, model_uri, progress, warn)
-    as_of = as_of or data.last_date
+    loaded, data, as_of = prepare(shop, settings, model_uri, as_of, progress, warn)
     progress(f"features at {as_of}")
     features = spark.to_frame(build_features(data.transactions, as_of, data.events, data.customers))
     if features.isEmpty():

@@ -261,6 +261,21 @@ def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
         assert "To serve the new model anyway: clv promote 2" in plain(again.output)
 
 
+def test_scoring_a_log_that_cannot_be_trained_on_does_not_advise_training_on_it(tmp_path, monkeypatch):
+    """Audit: `clv score --model` of another shop on an all-one-time log said "Fix: `clv train` on these
+    transactions", which `clv train` refuses, itself advising to score with another shop's model."""
+    other = write(tmp_path, ordinary_shop(seed=22, prefix="B"), "other.csv")
+    trained = run(tmp_path, monkeypatch, "train", "--transactions", str(other), "--horizon-days", "90")
+    assert trained.exit_code == 0, trained.output
+    rng = np.random.default_rng(5)
+    rows = [(f"C{i:03d}", START + dt.timedelta(days=int(rng.integers(0, 700))), 20.0 + i) for i in range(80)]
+    one_time = write(tmp_path, rows, "one_time.csv")
+    scored = run(tmp_path, monkeypatch, "score", "--transactions", str(one_time), "--out", "scores.csv")
+    text = plain(scored.output)
+    assert scored.exit_code == 0 and "trained on other customers" in text
+    assert "cannot be trained on yet (none of the 80 customers" in text and "Fix: `clv train`" not in text
+
+
 def test_a_one_day_log_is_refused_without_negative_days_or_internal_dates(tmp_path, monkeypatch):
     day = dt.date(2024, 3, 5)
     log = write(tmp_path, [(f"C{i:03d}", day, 10.0 + i) for i in range(60)])
