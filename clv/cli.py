@@ -414,7 +414,7 @@ def train(
     shop = _load(settings)
     try:
         with progress("Training") as update:
-            result = run_training(shop, settings, _as_date(as_of), update)
+            result = run_training(shop, settings, _as_date(as_of), update, _warn)
     except (NotEnoughHistory, ValueError) as exc:
         raise fail(str(exc)) from None
     _print_training(result, settings)

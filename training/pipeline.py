@@ -70,16 +70,20 @@ def train(
     settings: Settings,
     as_of: dt.date | None = None,
     progress: Progress = lambda _: None,
+    warn: Progress = lambda _: None,
 ) -> TrainResult:
     """Train to predict `settings.train.horizon_days` days from `as_of` (default: the last transaction date).
 
-    Raises ValueError (the message says why and what to do) when the log cannot be trained on.
+    Raises ValueError (the message says why and what to do) when the log cannot be trained on. `warn(message)`
+    hears what the user should know but does not stop training: an `as_of` long after the log ends.
     """
     started = time.perf_counter()
     data = ShopData.from_shop(shop)
     as_of = as_of or data.last_date
     horizon_days = settings.train.horizon_days
     check_trainable(data, as_of)
+    if late := data.late_cutoff_warning(as_of, horizon_days):
+        warn(late)
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
     registry = Registry(settings.mlflow)

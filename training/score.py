@@ -61,7 +61,7 @@ def score(
     """Score every customer with an order by `as_of` and write the table to `out_path`.
 
     `warn(message)` hears about what the user should know but does not stop scoring: a model trained on
-    other customers than these (another shop, or another part of one).
+    other customers than these (another shop, or another part of one), an `as_of` long after the log ends.
     """
     loaded, data, as_of = prepare(shop, settings, model_uri, as_of, progress, warn)
     progress(f"features at {as_of}")
@@ -90,7 +90,7 @@ def prepare(
 ) -> tuple[LoadedModel, ShopData, dt.date]:
     """The model, the shop's tables and the cut-off (`as_of`, default the last transaction date), once the
     model is known to fit the input (`check_inputs`); warns when the model was trained on other customers
-    (`warn_if_other_customers`)."""
+    (`warn_if_other_customers`) and when the cut-off lies more than the model's horizon after the log."""
     progress("loading model")
     loaded = Registry(settings.mlflow).load(model_uri)
     data = ShopData.from_shop(shop)
@@ -103,6 +103,8 @@ def prepare(
         data.event_types() if data.events is not None else None,
     )
     warn_if_other_customers(loaded, data, as_of, warn)
+    if late := data.late_cutoff_warning(as_of, loaded.card.horizon_days):
+        warn(late)
     return loaded, data, as_of
 
 

@@ -86,6 +86,21 @@ class ShopData:
             )
         return None
 
+    def late_cutoff_warning(self, as_of: dt.date, horizon_days: int) -> str | None:
+        """A warning when `as_of` lies more than `horizon_days` after the last transaction, None otherwise.
+        The horizon is the line because past it even the latest buyer has been silent for longer than the
+        window the model predicts, so every customer reads as lapsed; that is more often a log that stops
+        early (an incomplete export) than a shop where nobody has bought since."""
+        gap = (as_of - self.last_date).days
+        if gap <= horizon_days:
+            return None
+        return (
+            f"--as-of {as_of} is {gap:,} days after the last transaction ({self.last_date}), more than the "
+            f"{horizon_days}-day horizon: every customer has bought nothing for longer than the model predicts "
+            "ahead, so all of them look lapsed. Fix: check that the log reaches up to the cut-off, or use an "
+            f"--as-of closer to {self.last_date}."
+        )
+
     def event_types(self) -> list[str]:
         """The distinct event types of the events table, sorted (empty without one): a small query."""
         if self.events is None:

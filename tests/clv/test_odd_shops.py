@@ -276,6 +276,39 @@ def test_scoring_a_log_that_cannot_be_trained_on_does_not_advise_training_on_it(
     assert "cannot be trained on yet (none of the 80 customers" in text and "Fix: `clv train`" not in text
 
 
+def test_a_cut_off_long_after_the_log_is_warned_about(tmp_path, monkeypatch):
+    """Audit: `--as-of 2030-01-01` on a log ending in 2024 was accepted silently, every customer then lapsed."""
+    log = write(tmp_path, ordinary_shop(seed=9))
+    last = max(r[1] for r in ordinary_shop(seed=9))
+    late = dt.date(2030, 1, 1)
+    warning = f"--as-of {late} is {(late - last).days:,} days after the last transaction ({last}), more than the 90-day"
+    trained = run(
+        tmp_path,
+        monkeypatch,
+        "train",
+        "--transactions",
+        str(log),
+        "--horizon-days",
+        "90",
+        "--as-of",
+        str(late),
+    )
+    assert trained.exit_code == 0 and warning in plain(trained.output), trained.output
+    for as_of, warned in ((late, True), (last + dt.timedelta(days=90), False)):
+        scored = run(
+            tmp_path,
+            monkeypatch,
+            "score",
+            "--transactions",
+            str(log),
+            "--as-of",
+            str(as_of),
+            "--out",
+            "s.csv",
+        )
+        assert scored.exit_code == 0 and ("after the last transaction" in plain(scored.output)) == warned
+
+
 def test_a_one_day_log_is_refused_without_negative_days_or_internal_dates(tmp_path, monkeypatch):
     day = dt.date(2024, 3, 5)
     log = write(tmp_path, [(f"C{i:03d}", day, 10.0 + i) for i in range(60)])
