@@ -281,7 +281,8 @@ def validate(
     table = Table(title="Data report", show_header=False)
     for name, summary in report.tables.items():
         dropped = f" ({summary.dropped_rows:,} dropped)" if summary.dropped_rows else ""
-        table.add_row(f"{name} rows", f"{summary.rows:,}{dropped}  [dim]{escape(str(summary.path))}[/]")
+        rows = "not read" if summary.rows is None else f"{summary.rows:,}{dropped}"
+        table.add_row(f"{name} rows", f"{rows}  [dim]{escape(str(summary.path))}[/]")
     if "transactions" in report.tables and report.ok:
         table.add_row("customers", f"{report.customers:,}")
         table.add_row("orders", f"{report.orders:,}")

@@ -65,7 +65,7 @@ class Issue:
 class TableSummary:
     name: str
     path: Path
-    rows: int = 0
+    rows: int | None = None  # None: the file could not be read (a missing file or column; the errors say why)
     dropped_rows: int = 0
 
 

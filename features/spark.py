@@ -221,6 +221,7 @@ def _load_table(
     if schema is CUSTOMERS:
         checks["repeated_ids"] = typed["customer_id"].count() - typed["customer_id"].nunique()
     counts = {k: int(v or 0) for k, v in raw.aggregate(**checks).to_pyarrow().to_pylist()[0].items()}
+    summary.rows = counts["rows"]
     if counts["rows"] == 0:
         report.error(schema.name, None, f"{path}: no rows. Fix: export the data again.")
         return None
@@ -289,7 +290,6 @@ def _load_table(
             f"{path}: {counts['no_id']:,} rows without a customer id were dropped",
             counts["no_id"],
         )
-    summary.rows = counts["rows"]
     table = raw.select(**typed).filter(lambda t: t.customer_id.notnull())
     if schema is TRANSACTIONS:
         table = _complete_transactions(table, report, path)

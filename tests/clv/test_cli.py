@@ -78,6 +78,17 @@ def test_validate_of_a_missing_file_names_the_config_section(tmp_path):
     assert "[b]none.csv: no such file" in text and "or the [data] section of clv.toml" in text
 
 
+@pytest.mark.parametrize("problem", ["missing file", "missing mapped column"])
+def test_validate_does_not_report_zero_rows_for_a_file_it_could_not_read(tmp_path, problem):
+    path = tmp_path / "t.csv"
+    if problem == "missing mapped column":
+        path.write_text("customer_id,timestamp,amount\nA,2020-01-01,1\n")
+    result = runner.invoke(app, ["validate", "--transactions", str(path), "--map", "amount=Revenue"])
+    text = plain(result.output)
+    assert result.exit_code == 1 and "error:" in text
+    assert "transactions rows not read" in text and "rows 0" not in text
+
+
 def test_validate_report_on_good_data(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("cid,ts,amt\nA,2020-01-01,10\nA,2020-02-01,-2\nB,2020-01-05,5\n")
