@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -105,6 +105,7 @@ class TargetingSettings(BaseModel):
     # An overdue customer is at risk only with at least this churn probability (the model's word counts).
     overdue_churn: float = Field(0.25, gt=0, lt=1)
     lapsed_p_alive: float = Field(0.3, gt=0, lt=1)
+    # New = first purchase at most this many days ago: the segment new and the welcome campaign list.
     new_customer_days: int = Field(60, gt=0)
 
 
@@ -150,12 +151,11 @@ DEFAULT_RESPONSE_RATES = {
 
 
 class CampaignSettings(BaseModel):
-    """Lifecycle campaign lists (models/campaigns.py): windows, spend cap and response rates."""
+    """Lifecycle campaign lists (models/campaigns.py): windows, spend cap and response rates. The welcome
+    list has no window of its own: it takes the segment new ([targeting] new_customer_days)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # Welcome: first purchase at most this many days before as_of.
-    welcome_days: int = Field(30, ge=1, le=3650)
     # Birthday and anniversary: in the next this many days after as_of.
     upcoming_days: int = Field(30, ge=1, le=366)
     # Abandoned cart: a cart or checkout at most this many days before as_of with no order after it.
@@ -164,6 +164,19 @@ class CampaignSettings(BaseModel):
     spend_share: float = Field(0.1, gt=0, le=1)
     # Per campaign: the share of contacted customers assumed to place the order (ranks the lists).
     response_rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RESPONSE_RATES))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _welcome_days_removed(cls, value: Any) -> Any:
+        # Named with its replacement rather than as "not a setting": an old clv.toml had it, and the fix is
+        # a move to [targeting], not just a deletion.
+        if isinstance(value, dict) and "welcome_days" in value:
+            raise invalid(
+                "welcome_days no longer exists: the welcome list takes the segment new (action "
+                "welcome_series), whose line is [targeting] new_customer_days (default 60). Fix: remove "
+                "welcome_days, and set new_customer_days in [targeting] to the window you want for both"
+            )
+        return value
 
     @field_validator("response_rates")
     @classmethod

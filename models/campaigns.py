@@ -5,7 +5,7 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 
 | campaign | who | trigger_date |
 |---|---|---|
-| welcome | first purchase at most `welcome_days` before as_of | first order date |
+| welcome | next_best_action welcome_series (segment new, `[targeting] new_customer_days`) | first order date |
 | birthday | birthday in the `upcoming_days` after as_of (customers table) | the birthday |
 | anniversary | anniversary of the first purchase in the `upcoming_days` after as_of | the anniversary |
 | abandoned_cart | cart or checkout event, no order after it, `cart_days` before as_of at most (events) | its date |
@@ -14,6 +14,10 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 | cross_sell | next_best_action cross_sell (it always has a suggestion) | next order date (as_of + 1 when empty) |
 | promo | next_best_action nurture (the contract has no discount column to find discount responders) | as_of + 1 |
 
+The welcome list takes the segment `new` itself rather than a window of its own: with two windows (60
+days for the segment, 30 for the list) a customer 45 days in was told `welcome_series` on her score row and
+was missing from the welcome list. The segment's line is the model's (`models.targeting`, fixed at training),
+so the list follows whatever line scored the table.
 The action `review` (segment `no_purchase`: no purchase in the log) enters no list, nor does such a
 customer enter a list by dates (`features.lifecycle` dates purchases only), so no list treats her as a buyer.
 A `cross_sell` row without a suggestion, in a score table written before `models.targeting.settle_cross_sell`
@@ -132,14 +136,7 @@ def build_campaigns(
         notes.append("welcome, birthday, anniversary, abandoned_cart: left out, no transactions were given")
     else:
         first = _dates(frame["first_order_date"], None)
-        since = pd.Series([(as_of - d).days if d else np.nan for d in first], index=frame.index)
-        picks["welcome"] = (
-            since <= rules["welcome_days"],
-            first,
-            "welcome: first order on "
-            + first.astype(str)
-            + f" (within {rules['welcome_days']} days of {as_of})",
-        )
+        picks["welcome"] = (action == "welcome_series", first, "welcome: " + why)
         horizon = as_of + dt.timedelta(days=rules["upcoming_days"])
         yearly = next_yearly(first, as_of)
         years = pd.Series(

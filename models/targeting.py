@@ -17,7 +17,7 @@ Segments, in order of precedence (the first that matches wins):
 | segment | when | action |
 |---|---|---|
 | no_purchase | no purchase in the log (only refunds or free orders) | review |
-| new | first order within `new_customer_days` | welcome_series |
+| new | first order within `new_customer_days` | welcome_series (the welcome list, `models.campaigns`) |
 | vip | high value, not at risk | upsell |
 | high_value_at_risk | valuable, at risk, P(alive) >= `lapsed_p_alive` | retention_offer |
 | lapsed_valuable | valuable, P(alive) below `lapsed_p_alive` | win_back |

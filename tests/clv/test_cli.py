@@ -166,6 +166,12 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
         ("[campaigns.response_rates]\nwelcome = 2\n", "campaigns.response_rates: response rates are shares"),
         ('[serve]\napi_keys = "secret:boss"\n', "serve.api_keys: API key entry 1 has role 'boss'"),
         ("[train]\nhorizon_days = 0\n", "train.horizon_days: Input should be greater than 0"),
+        # A clv.toml of a version with a welcome window of its own: the message names what replaced it.
+        (
+            "[campaigns]\nwelcome_days = 30\n",
+            "campaigns: welcome_days no longer exists: the welcome list takes the segment new (action "
+            "welcome_series), whose line is [targeting] new_customer_days (default 60)",
+        ),
     ],
 )
 def test_a_bad_setting_reads_like_every_other_configuration_error(tmp_path, monkeypatch, toml, words):

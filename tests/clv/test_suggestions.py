@@ -38,7 +38,13 @@ def run(folder, monkeypatch, *args: str):
 
 
 # The campaign list of each next best action that has one (README, Campaign lists).
-ACTION_LISTS = {"win_back": "win_back", "upsell": "upsell", "cross_sell": "cross_sell", "nurture": "promo"}
+ACTION_LISTS = {
+    "welcome_series": "welcome",
+    "win_back": "win_back",
+    "upsell": "upsell",
+    "cross_sell": "cross_sell",
+    "nurture": "promo",
+}
 
 
 def assert_every_action_is_listed(scores: pd.DataFrame, lists: Path) -> None:

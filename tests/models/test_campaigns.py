@@ -35,7 +35,7 @@ def moments() -> pd.DataFrame:
         {
             "customer_id": ["A", "B", "C", "D"],
             "first_order_date": [
-                dt.date(2025, 6, 20),
+                dt.date(2024, 8, 1),
                 dt.date(2024, 7, 10),
                 dt.date(2023, 1, 1),
                 dt.date(2024, 2, 1),
@@ -56,7 +56,7 @@ def test_each_list_takes_its_customers_with_their_trigger_dates():
     lists, notes = build_campaigns(scores(), moments(), AS_OF, RULES, margin=0.4)
     assert notes == []
     who = {name: frame["customer_id"].tolist() for name, frame in lists.items()}
-    assert who["welcome"] == ["A"] and who["upsell"] == ["A"] and who["cross_sell"] == ["B"]
+    assert who["welcome"] == [] and who["upsell"] == ["A"] and who["cross_sell"] == ["B"]
     assert who["win_back"] == ["C"] and who["promo"] == ["D"]
     assert who["birthday"] == ["A"] and who["anniversary"] == ["B"] and who["abandoned_cart"] == ["B"]
     assert lists["birthday"].loc[0, "trigger_date"] == dt.date(2025, 7, 4)
@@ -69,6 +69,37 @@ def test_each_list_takes_its_customers_with_their_trigger_dates():
     upsell = lists["upsell"].iloc[0]
     assert upsell["max_spend"] == RULES["spend_share"] * 500.0 * 0.4
     assert abs(upsell["expected_value"] - RULES["response_rates"]["upsell"] * 0.95 * 100.0 * 0.4) < 1e-9
+
+
+def test_the_welcome_list_is_the_customers_told_welcome_series_on_their_score_row():
+    """One rule for who is new: the segment's ([targeting] new_customer_days, 60 by default). With a welcome
+    window of its own (30 days) a customer 45 days in read "welcome_series" on her score row and was missing
+    from the welcome list."""
+    table = pd.DataFrame(
+        {
+            "customer_id": ["N45", "N10", "OLD"],
+            "predicted_clv": [60.0, 40.0, 90.0],
+            "churn_prob": [0.5, 0.6, 0.2],
+            "p_alive": [0.9, 0.95, 0.9],
+            "expected_aov": [30.0, 20.0, 45.0],
+            "next_best_action": ["welcome_series", "welcome_series", "upsell"],
+            "reason": ["first order 45 days ago", "first order 10 days ago", "r"],
+        }
+    )
+    firsts = [AS_OF - dt.timedelta(days=45), AS_OF - dt.timedelta(days=10), dt.date(2024, 1, 5)]
+    dates = pd.DataFrame(
+        {
+            "customer_id": table["customer_id"],
+            "first_order_date": firsts,
+            "last_order_date": firsts,
+            "birth_date": None,
+            "last_cart_date": None,
+        }
+    )
+    welcome = build_campaigns(table, dates, AS_OF, RULES, margin=None)[0]["welcome"].set_index("customer_id")
+    assert sorted(welcome.index) == ["N10", "N45"]
+    assert welcome.loc["N45", "trigger_date"] == AS_OF - dt.timedelta(days=45)
+    assert welcome.loc["N45", "reason"] == "welcome: first order 45 days ago"
 
 
 def test_lists_are_ranked_by_expected_value_not_by_clv():
