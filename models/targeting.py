@@ -28,7 +28,9 @@ High value: predicted CLV in the top `1 - high_value_quantile` of the base. Valu
 past revenue in the top `1 - valuable_history_quantile`, counted as the model counts it: her net
 revenue with her mean purchase capped at the spend model's fence (`spend_fence`, `models.outliers`),
 so one order of 2.5e9 in a shop of 60s is not "top 20% by past spend" while the model values her at
-23; the reason says "capped" when the cap applied. At risk: churn probability at or above
+23; the reason says "capped" when the cap applied. Past revenue is at least 0 (refunds beyond her
+purchases bring nothing), and a valuable row's reason quotes what made it valuable: the predicted value
+when high, the past revenue otherwise. At risk: churn probability at or above
 `at_risk_churn`, or overdue with churn probability at or above `overdue_churn`.
 
 A customer without a purchase (`n_orders` 0: her orders are all refunds or free) is `no_purchase`,
@@ -149,14 +151,17 @@ class TargetingRules(BaseEstimator):
         return self
 
     def past_spend(self, predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(net revenue so far with the mean purchase capped at `spend_fence_`, whether the cap applied),
-        per row, shape (n,) each: monetary_total - n_orders x max(monetary_mean - fence, 0). The spend
-        model reads a customer's mean order through the same fence (`models.order_value`), so the
-        rule that calls her valuable by past spend sees the amounts the value was made from."""
+        """(net revenue so far with the mean purchase capped at `spend_fence_`, and at least 0; whether the
+        cap applied), per row, shape (n,) each: max(monetary_total - n_orders x max(monetary_mean - fence,
+        0), 0). The spend model reads a customer's mean order through the same fence
+        (`models.order_value`), so the rule that calls her valuable by past spend sees the amounts the
+        value was made from. Refunds beyond her purchases count as bringing nothing, as in the backtest's
+        actuals and the textbook run rate: a refund is not capped by the fence, so a capped order refunded
+        in full left "spent -2,499,999,700"."""
         total = predictions["monetary_total"].to_numpy(float)
         excess = np.clip(predictions["monetary_mean"].to_numpy(float) - self.spend_fence_, 0, None)
         excess = predictions["n_orders"].to_numpy(float) * excess
-        return total - excess, excess > 0
+        return np.clip(total - excess, 0, None), excess > 0
 
     def thresholds(self) -> dict[str, float]:
         """Every line the rules use, in plain numbers, for reports, the page and the model card."""
@@ -245,6 +250,14 @@ class TargetingRules(BaseEstimator):
             cap = self._money(self.spend_fence_)
             return f"{self._past(history[i])} so far, capped (her mean order counted at {cap})"
 
+        def worth(i: int) -> str:
+            """What made row i valuable: its predicted value, or else its past spend. The past spend of one
+            valued by her prediction is no reason: a lapsed one whose refunds exceeded her purchases read
+            "spent -130 so far" under lapsed_valuable."""
+            if high[i]:
+                return f"predicted value {self._money(clv[i])} is in the {top_value}"
+            return f"{past(i)} ({top_history})"
+
         out = []
         for i, name in enumerate(segment):
             value = self._money(clv[i])
@@ -259,16 +272,10 @@ class TargetingRules(BaseEstimator):
                 risk, line = churn_vs(i, self.at_risk_churn)
                 text = f"predicted value {value} is in the {top_value}, churn risk {risk} is below {line}"
             elif name == "high_value_at_risk":
-                why = risk_why(i)
-                worth = (
-                    f"predicted value {value} is in the {top_value}"
-                    if high[i]
-                    else f"{past(i)} ({top_history})"
-                )
-                text = f"{worth}; {why}"
+                text = f"{worth(i)}; {risk_why(i)}"
             elif name == "lapsed_valuable":
                 alive, line = percents(p_alive[i], self.lapsed_p_alive)
-                text = f"{past(i)}, but probability still active is only {alive} (below {line})"
+                text = f"{worth(i)}, but probability still active is only {alive} (below {line})"
             elif name == "active_low_value":
                 risk, line = churn_vs(i, self.at_risk_churn)
                 text = f"churn risk {risk} is below {line}; predicted value {value} is below the {top_value}"

@@ -336,3 +336,34 @@ def test_past_spend_is_the_capped_spend_the_model_values():
     assert capped.reason.startswith("spent 600 so far, capped (her mean order counted at 300) (top 20%)"), (
         capped.reason
     )
+
+
+def test_a_row_never_quotes_a_negative_past_spend(base):
+    """Refunds beyond her purchases (case 04's NEG1: orders of 40 and 30, then a refund of 200): the
+    rules count her past spend as 0, never below, and a lapsed customer valued by her prediction is told
+    so. Her row read "spent -130 so far, but probability still active is only 5%" as the reason for
+    lapsed_valuable (a win-back of someone valued for what she spent)."""
+    rules = TargetingRules().fit(base, spend_fence=300.0)
+    top = rules.high_value_ * 2
+    neg = customer(
+        n_orders=2,
+        monetary_mean=35.0,
+        monetary_total=-130.0,
+        predicted_clv=top,
+        p_alive=0.05,
+        churn_prob=0.99,
+    )
+    row = rules.apply(neg).iloc[0]
+    assert row.segment == "lapsed_valuable", row.reason
+    assert "-" not in row.reason and "spent" not in row.reason, row.reason
+    assert row.reason.startswith(
+        f"predicted value {top:,.0f} is in the top 20%, but probability still active"
+    )
+    assert rules.past_spend(neg)[0].tolist() == [0.0]
+    # A capped order refunded in full (2.5e9 and a refund of the same): uncapped refund, capped order.
+    refunded = customer(n_orders=1, monetary_mean=2.5e9, monetary_total=0.0)
+    spent, was_capped = rules.past_spend(refunded)
+    assert spent.tolist() == [0.0] and was_capped.tolist() == [True]
+    # One valuable by what she spent is still told so.
+    rich = customer(monetary_total=rules.valuable_history_ * 2, p_alive=0.05, churn_prob=0.99)
+    assert rules.apply(rich).iloc[0].reason.startswith("spent ")
