@@ -43,7 +43,14 @@ import numpy as np
 import pandas as pd
 
 from models import metrics
-from models.btyd_features import BASE_MODELS, REGULAR, BTYDFeatures, NoRepeatPurchases, describe_base
+from models.btyd_features import (
+    BASE_MODELS,
+    REGULAR,
+    BTYDFeatures,
+    NoRepeatPurchases,
+    describe_base,
+    read_no_purchase,
+)
 from models.mbgcnbd import fit_regularity
 from models.order_value import OWN_SPEND, SHOP_SPEND, OrderValue
 from models.stacking import BOOTSTRAP
@@ -78,7 +85,13 @@ def choose_base(
     buyers = reference[reference["n_orders"] > 0]
     if not (buyers["btyd_frequency"] > 0).any():
         return BaseChoice()
-    window = functools.cache(holdin) if holdin is not None else lambda: None
+    # The hold-in table is read as the predictor reads every table, customers without a purchase from the
+    # log's start, so the two bases are compared on the histories they will score.
+    window = (
+        functools.cache(lambda: None if (table := holdin()) is None else read_no_purchase(table))
+        if holdin is not None
+        else lambda: None
+    )
     k, models, purchases = _choose_purchases(buyers, window, holdin_days, seed)
     spend, spend_note = _choose_spend(buyers, window, seed)
     return BaseChoice(k, models, spend, "; ".join(note for note in (purchases, spend_note) if note))

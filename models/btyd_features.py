@@ -11,7 +11,8 @@ plus MBG/CNBD-k (`models.mbgcnbd`) with a given k > 1 on shops whose buyers are 
 (`models.base_choice`); and the order value (`models.order_value`: Gamma-Gamma on the repeat buyers'
 capped spend, or the shop's mean order value where a customer's own spend does not predict her
 next). Customers without a purchase (only refunds or free orders so far) are not fitted on; they
-are scored as the one-time buyers of the age `models.predictor` reads them at (from the log's start).
+are scored as one-time buyers from the log's start (`read_no_purchase`), at every cut-off a model is
+chosen, fitted, validated or scored at, so that training sees them as scoring does.
 
 Columns added for a window of w days (per customer):
 - `{bgnbd,mbgnbd,pareto}_expected_orders`: E[purchases in (t, t + w]] (and `mbgcnbd_...` with k > 1);
@@ -148,6 +149,40 @@ class BTYDFeatures:
         """P(no purchase in the next `days` | alive) implied by the base: 1 - (1 - P(none)) / P(alive)."""
         none = self.base_no_purchase(features, days)
         return np.clip(1 - (1 - none) / np.maximum(p_alive, _EPS), 0, 1)
+
+
+def first_day(features: pd.DataFrame) -> pd.Series:
+    """Per row of a feature table (`features.pipeline`: as_of, btyd_age in days), the first day its cut-off's
+    log saw any customer: the earliest first order of the rows with the same as_of (as_of - btyd_age; a
+    customer without a purchase is dated by her first order). Only rows at or before each cut-off enter its
+    table, so this is the log's start as known at that cut-off."""
+    seen = pd.to_datetime(features["as_of"]) - pd.to_timedelta(features["btyd_age"], unit="D")
+    return seen.groupby(features["as_of"].to_numpy()).transform("min")
+
+
+def read_no_purchase(features: pd.DataFrame, log_start: str | None = None) -> pd.DataFrame:
+    """`features` with every customer without a purchase (`n_orders` 0: only refunds or free orders) read
+    as a one-time buyer whose purchase was on the log's first day, or on her first order if that is
+    earlier: her tenure_days, recency_days and btyd_age (days) become the days since then, never fewer.
+
+    Any purchase of hers happened off the log, before it began (a refund proves one); read at her first
+    order, a refund yesterday made her a buyer of yesterday (predicted CLV 141, value decile 10).
+    `log_start` (YYYY-MM-DD): the first day of the log a model was fitted on, for scoring (a
+    `/predict_history` request holds one customer's rows, not the log); None: each cut-off's own
+    (`first_day`), for the tables a model is fitted on. `features` itself when everyone has bought.
+    Training and scoring both read through here, so a model learns from such customers as it scores them:
+    read at their first order in the training windows alone, they were fresh one-time buyers there and
+    buyers of the log's start when scored."""
+    none = features["n_orders"].to_numpy() == 0
+    if not none.any():
+        return features
+    start = first_day(features) if log_start is None else pd.Timestamp(log_start)
+    since_start = (pd.to_datetime(features["as_of"]) - start).dt.days.to_numpy()
+    out = features.copy()
+    for column in ("tenure_days", "recency_days", "btyd_age"):
+        own = out[column].to_numpy()
+        out[column] = np.where(none, np.maximum(own, since_start), own).astype(own.dtype)
+    return out
 
 
 def describe_base(models: tuple[str, ...]) -> str:

@@ -31,13 +31,16 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
    targeting's `lapsed_p_alive` or when that chance is below 1/2 (the median is beyond the horizon).
 
 A customer without a purchase (`n_orders` 0: only refunds or free orders, so `features.rfm` dates
-her by her first order) is read conservatively when predicting: any purchase of hers happened off
-the log, before it began (a refund proves one), so she is predicted as a one-time buyer whose
-purchase was on the first day of the log the model was trained on (`log_start_`), or on her first
-order if that is earlier. Her silence is at least that long. Read at her first order, a refund
-yesterday made her a buyer of yesterday: predicted CLV 141 and value decile 10. Targeting gives her
-the segment `no_purchase` (`models.targeting`) and she gets no next order date: nothing on her row
-claims a purchase. Batch scores and `/predict_history` share this code, so they agree.
+her by her first order) is read conservatively (`models.btyd_features.read_no_purchase`): any
+purchase of hers happened off the log, before it began (a refund proves one), so she is a one-time
+buyer whose purchase was on the log's first day, or on her first order if that is earlier. Her
+silence is at least that long. Read at her first order, a refund yesterday made her a buyer of
+yesterday: predicted CLV 141 and value decile 10. `fit` reads every table so (training windows,
+validation window and scoring cut-off, each with the log's start as known at its cut-off), and
+`predict` with the start of the log the model was fitted on (`log_start_`), so the boosted models and
+stacks learn from such customers as they are scored. Targeting gives her the segment `no_purchase`
+(`models.targeting`) and she gets no next order date: nothing on her row claims a purchase. Batch
+scores and `/predict_history` share this code, so they agree.
 
 Where the boosted models cannot be learned or validated (a shop younger than two label windows,
 nobody came back or nobody lapsed in the windows) the predictor serves the base for that output
@@ -56,7 +59,14 @@ from sklearn.utils.validation import check_is_fitted
 from features.pipeline import MONEY_COLUMNS
 from features.schema import DERIVED_COLUMNS, SCORE_COLUMNS, SCORER_COLUMNS
 from models import metrics
-from models.btyd_features import BASE_MODELS, BTYDFeatures, NoRepeatPurchases, describe_base
+from models.btyd_features import (
+    BASE_MODELS,
+    BTYDFeatures,
+    NoRepeatPurchases,
+    describe_base,
+    first_day,
+    read_no_purchase,
+)
 from models.btyd_fit import require
 from models.calibration import fit_level_calibration
 from models.discounting import mid_horizon_factor
@@ -177,6 +187,9 @@ class CLVPredictor(BaseEstimator):
         """
         self.notes_: list[str] = []
         self.orders_scale_, self.churn_shift_ = 1.0, 0.0
+        snapshots, validation, reference = (
+            None if table is None else read_no_purchase(table) for table in (snapshots, validation, reference)
+        )
         latest = validation if reference is None else reference
         if latest is None:
             raise ValueError("fit needs a validation window or, for the base alone, a reference table")
@@ -256,30 +269,13 @@ class CLVPredictor(BaseEstimator):
         """Fit the base at the scoring cut-off, refit the boosted models on every window (hybrid only),
         and learn the targeting lines on the scored base."""
         self.btyd_ = self._btyd(reference)
-        # The first day the reference log saw any customer: each customer's first order or purchase
-        # is btyd_age days before as_of.
-        first_seen = pd.to_datetime(reference["as_of"]) - pd.to_timedelta(reference["btyd_age"], unit="D")
-        self.log_start_ = str(first_seen.min().date())
+        self.log_start_ = str(first_day(reference).min().date())
         if enriched is not None:
             self._refit(enriched, trees, reference)
         self.targeting_ = TargetingRules(**(self.targeting or {})).fit(
-            self._predict_values(self._read_no_purchase(reference)), spend_fence=self.btyd_.spend.fence_
+            self._predict_values(reference), spend_fence=self.btyd_.spend.fence_
         )
         return self
-
-    def _read_no_purchase(self, features: pd.DataFrame) -> pd.DataFrame:
-        """`features` with every customer without a purchase read as a one-time buyer whose purchase was
-        on `log_start_` or her first order, whichever is earlier (module docstring): her tenure_days,
-        recency_days and btyd_age become the days since then. `features` itself when all have bought."""
-        none = features["n_orders"].to_numpy() == 0
-        if not none.any():
-            return features
-        since_start = (pd.to_datetime(features["as_of"]) - pd.Timestamp(self.log_start_)).dt.days.to_numpy()
-        out = features.copy()
-        for column in ("tenure_days", "recency_days", "btyd_age"):
-            own = out[column].to_numpy()
-            out[column] = np.where(none, np.maximum(own, since_start), own).astype(own.dtype)
-        return out
 
     def _refit(self, enriched: pd.DataFrame, trees: dict[str, int], reference: pd.DataFrame) -> None:
         """Refit the boosted models on every window (the latest ones are the most like the base being
@@ -494,7 +490,7 @@ class CLVPredictor(BaseEstimator):
         check_is_fitted(self, "targeting_")
         if features.empty:
             raise ValueError("no customers to score")
-        features = self._read_no_purchase(features)
+        features = read_no_purchase(features, self.log_start_)
         values = self._predict_values(features)
         timing = next_order(
             self.btyd_,

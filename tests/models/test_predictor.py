@@ -269,3 +269,45 @@ def test_a_saved_predictor_refers_only_to_this_projects_models(fitted, tmp_path)
     (folder / "predictor.json").write_text(state.replace('"models.predictor.CLVPredictor"', '"os.system"', 1))
     with pytest.raises(StateError, match="not a class of the models package"):
         load_predictor(folder)
+
+
+def _refund_only(table: pd.DataFrame, n: int = 40) -> pd.DataFrame:
+    """`table` plus, at each cut-off, `n` customers whose only order is a refund of the day before it, as
+    `features.rfm` dates them: by that first order (tenure 1 day). Labels (if any): no order after it."""
+    added = []
+    for cutoff, rows in table.groupby("as_of"):
+        fake = rows[rows["n_orders"] == 1].head(n).copy()
+        fake["customer_id"] = [f"REF-{pd.Timestamp(cutoff).date()}-{i}" for i in range(len(fake))]
+        fake[["n_orders", "frequency", "btyd_frequency", "btyd_recency"]] = 0
+        fake[["monetary_mean", "first_order_value", "btyd_monetary"]] = 0.0
+        fake["monetary_total"] = -25.0
+        fake[["tenure_days", "recency_days", "btyd_age"]] = 1
+        if "label_orders" in fake:
+            fake[["label_orders", "label_revenue", "label_churned"]] = [0, 0.0, True]
+        added.append(fake)
+    return pd.concat([table, *added], ignore_index=True)
+
+
+def _from_log_start(table: pd.DataFrame) -> pd.DataFrame:
+    """The same table with the refund-only customers dated from the log's start by hand (as scoring reads them)."""
+    first = pd.to_datetime(table["as_of"]) - pd.to_timedelta(table["btyd_age"], unit="D")
+    since = (pd.to_datetime(table["as_of"]) - first.groupby(table["as_of"]).transform("min")).dt.days
+    none = table["n_orders"] == 0
+    out = table.copy()
+    for column in ("tenure_days", "recency_days", "btyd_age"):
+        out.loc[none, column] = since[none].astype(out[column].dtype)
+    return out
+
+
+def test_training_reads_a_customer_without_a_purchase_as_scoring_does(data):
+    """Scoring reads a customer whose only order is a refund as a one-time buyer from the log's start
+    (`read_no_purchase`). The training windows dated her by her first row instead, so the boosted models and
+    stacks learned from refund-only customers as fresh one-time buyers of the day before each cut-off,
+    and then scored them as buyers of two years ago. Fitted on the windows as the log dates them, the model
+    is now the one fitted on the windows dated as scoring reads them: same predictions for every customer."""
+    snapshots, validation, reference = (_refund_only(t) for t in data)
+    as_logged = predictor().fit(snapshots, validation, reference)
+    as_scored = predictor().fit(*(_from_log_start(t) for t in (snapshots, validation, reference)))
+    assert as_logged.kind_ == as_scored.kind_ == "hybrid"
+    assert as_logged.log_start_ == as_scored.log_start_
+    pd.testing.assert_frame_equal(as_logged.predict(reference), as_scored.predict(reference))
