@@ -30,6 +30,20 @@ SHOP_SPEND = "shop_mean"
 SPEND_RULES = {OWN_SPEND: "Gamma-Gamma", SHOP_SPEND: "the shop's mean order value"}
 
 
+def constant_value(repeat_values: np.ndarray) -> float | None:
+    """The one value of `repeat_values` (repeat purchase days' values, shape (n,)) when they are all the same,
+    as on a log without amounts (1 per order); None when they differ or there are none. Gamma-Gamma cannot be
+    fitted on one value (its likelihood grows without bound), so such a log is valued at it instead."""
+    if repeat_values.size and np.ptp(repeat_values) <= 1e-9 * max(abs(repeat_values.max()), 1.0):
+        return float(repeat_values.max())
+    return None
+
+
+def per_order(value: float) -> str:
+    """How orders worth one `value` each are named in labels and notes."""
+    return f"a value of {value:g} per order"
+
+
 class OrderValue:
     """The spend model of one cut-off, fitted on its buyers (`features.pipeline` rows with
     `n_orders` > 0 and the columns `btyd_frequency`, `btyd_monetary`, `monetary_mean`).
@@ -49,10 +63,8 @@ class OrderValue:
         self.fence_ = upper_fence(np.r_[repeat_values, buyers["monetary_mean"].to_numpy(float)])
         repeat_values = capped(repeat_values, self.fence_)
         self.gamma_gamma_ = None
-        self.constant_value_ = None
-        if repeat_values.size and np.ptp(repeat_values) <= 1e-9 * max(abs(repeat_values.max()), 1.0):
-            self.constant_value_ = float(repeat_values.max())
-        elif (repeat_values > 0).sum() >= FEW_REPEAT_BUYERS:
+        self.constant_value_ = constant_value(repeat_values)
+        if self.constant_value_ is None and (repeat_values > 0).sum() >= FEW_REPEAT_BUYERS:
             self.gamma_gamma_ = GammaGammaModel().fit(self._capped(buyers[buyers["btyd_frequency"] > 0]))
         self.mean_value_ = float(np.mean(capped(buyers["monetary_mean"].to_numpy(float), self.fence_)))
 
@@ -72,11 +84,13 @@ class OrderValue:
 
     def describe(self) -> str:
         """What orders are valued with, in words (e.g. "Gamma-Gamma"), as fitted: a log without amounts
-        gives every order the same value, and too few repeat buyers leave each buyer her own mean."""
+        gives every order the same value (under either rule), and too few repeat buyers leave each buyer
+        her own mean. The backtest's label of the base and the predictor's note on the base it serves both
+        say this, so `clv train`, the MLflow run and `GET /model` name the same thing."""
+        if self.constant_value_ is not None:
+            return per_order(self.constant_value_)
         if self.rule == SHOP_SPEND:
             return SPEND_RULES[SHOP_SPEND]
-        if self.constant_value_ is not None:
-            return f"a value of {self.constant_value_:g} per order"
         if self.gamma_gamma_ is not None:
             return SPEND_RULES[OWN_SPEND]
         return "each buyer's own mean order value"

@@ -73,7 +73,7 @@ from models.discounting import mid_horizon_factor
 from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, select_features
 from models.intervals import ConformalInterval, posterior_count_interval
 from models.next_order import next_order
-from models.order_value import OWN_SPEND, SPEND_RULES
+from models.order_value import OWN_SPEND
 from models.outliers import capped, upper_fence
 from models.stacking import StackedModel, ranking_score, stack_inputs
 from models.targeting import TargetingRules
@@ -249,16 +249,19 @@ class CLVPredictor(BaseEstimator):
 
     def _fit_base(self, reference: pd.DataFrame, why: str | None) -> CLVPredictor:
         """The buy-till-you-die base alone, over H directly, with a posterior interval."""
-        if why:
-            self.notes_.append(
-                f"{why}: serving the buy-till-you-die base ({describe_base(self.base_models)}, "
-                f"{SPEND_RULES[self.spend]})"
-            )
         self.kind_ = "base"
         self.window_days_ = self.boost_days_ = int(self.horizon_days)
         self.count_model_ = self.churn_model_ = None
         self.orders_stack_ = self.churn_stack_ = self.interval_ = self.calibration_ = None
-        return self._finish(reference)
+        self._finish(reference)
+        if why:
+            # What the fitted spend model values orders with, as the backtest's label says it
+            # (`OrderValue.describe`): the rule's name said "Gamma-Gamma" where none was fitted.
+            self.notes_.append(
+                f"{why}: serving the buy-till-you-die base ({describe_base(self.base_models)}, "
+                f"{self.btyd_.spend.describe()})"
+            )
+        return self
 
     def _finish(
         self,

@@ -41,11 +41,12 @@ from training.windows import WindowPlan, backtest_horizon, holdin_window, plan_w
 
 Progress = Callable[[str], None]
 MODEL, BASE, BGNBD, PARETO, TEXTBOOK = "model", "base", "bgnbd_gg", "pareto_gg", "textbook"
+# The standard baselines' purchase models; Backtest.labels adds what each fitted one valued orders with.
+BASELINE_PURCHASES = {BGNBD: "BG/NBD", PARETO: "Pareto/NBD"}
 MODEL_LABELS = {
     MODEL: "model (as served)",
     BASE: "BTYD base",  # Backtest.labels adds what it values orders with
-    BGNBD: "BG/NBD + Gamma-Gamma",
-    PARETO: "Pareto/NBD + Gamma-Gamma",
+    **{model: f"{name} + Gamma-Gamma" for model, name in BASELINE_PURCHASES.items()},
     TEXTBOOK: "textbook formula",
 }
 RANKING = ("spearman", "normalized_gini", "top_decile_capture")
@@ -143,12 +144,18 @@ class Backtest:
     next_order: pd.DataFrame | None = None  # training.next_order_backtest: model and naive rows
     cross_sell: CrossSellBacktest | None = None  # None when the log has no category or product column
     not_fitted: dict[str, str] = field(default_factory=dict)  # model id -> why it has no predictions
+    # Fitted baseline id -> what it valued orders with (models.btyd_clv.BTYDCLV.describe_spend).
+    baseline_spend: dict[str, str] = field(default_factory=dict)
 
     def labels(self) -> dict[str, str]:
-        """Display names of the rows by id: `MODEL_LABELS`, the base's with what it values orders with
-        (Gamma-Gamma, or the shop's mean when `models.base_choice` chose it), and a baseline that could
-        not be fitted marked so (`not_fitted` says why)."""
+        """Display names of the rows by id: `MODEL_LABELS`, the base's and the fitted baselines' with what
+        they valued orders with as fitted (`models.order_value.OrderValue.describe`: Gamma-Gamma, the
+        shop's mean when `models.base_choice` chose it, each buyer's own mean with too few repeat buyers,
+        a value of 1 per order without amounts; the same words as the predictor's note on the base it
+        serves), and a baseline that could not be fitted marked so (`not_fitted` says why)."""
         labels = {**MODEL_LABELS, BASE: f"{MODEL_LABELS[BASE]} + {self.base.btyd_.spend.describe()}"}
+        for model, spend in self.baseline_spend.items():
+            labels[model] = f"{BASELINE_PURCHASES[model]} + {spend}"
         for model in self.not_fitted:
             labels[model] = f"{MODEL_LABELS[model]}: not fitted (see notes)"
         return labels
@@ -285,13 +292,14 @@ def backtest(
             TEXTBOOK: np.asarray(BasicCLV().fit(buyers).predict_clv(reference, horizon_days), dtype=float),
         }
     )
-    not_fitted = {}
+    not_fitted, baseline_spend = {}, {}
     for name, purchase_model in ((BGNBD, "bgnbd"), (PARETO, "pareto_nbd")):
         try:
             baseline = BTYDCLV(purchase_model=purchase_model).fit(buyers)
         except TooFewRepeatBuyers as exc:
             not_fitted[name] = str(exc)
             continue
+        baseline_spend[name] = baseline.describe_spend()
         frame[name] = np.asarray(baseline.predict_clv(reference, horizon_days), dtype=float)
         frame["churn_" + name] = np.asarray(
             baseline.purchases_.p_no_purchase(reference, horizon_days), dtype=float
@@ -318,6 +326,7 @@ def backtest(
         fit,
         base_predictor,
         not_fitted=not_fitted,
+        baseline_spend=baseline_spend,
     )
     progress("backtesting next order dates and cross-sell suggestions")
     served = base if result.base_wins() else predicted

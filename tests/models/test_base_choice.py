@@ -134,3 +134,51 @@ def test_the_backtest_row_of_the_base_names_what_it_values_orders_with():
     assert own == "BTYD base + Gamma-Gamma"
     orders = young_shop(k=1, history_days=YEAR, horizon_days=45, n=500, seed=3)  # no amounts: 1 each
     assert label(orders, orders) == "BTYD base + a value of 1 per order"
+
+
+def scorable(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with the remaining columns the predictor reads at a cut-off (`features.pipeline` names)."""
+    return table.assign(
+        customer_id=[f"c{i}" for i in range(len(table))],
+        as_of=pd.Timestamp("2025-06-30"),
+        tenure_days=table["btyd_age"],
+        recency_days=table["btyd_age"] - table["btyd_recency"],
+        gap_mean_days=table["btyd_recency"] / table["btyd_frequency"].where(table["btyd_frequency"] > 0),
+        monetary_total=table["n_orders"] * table["monetary_mean"],
+    )
+
+
+def test_the_baselines_and_the_served_base_name_what_was_really_used_on_a_log_without_amounts():
+    """Seen on the grocery log (no amounts, values in orders): the backtest rows read "BG/NBD + Gamma-Gamma"
+    and "Pareto/NBD + Gamma-Gamma" (a Gamma-Gamma run to its bound, p = q = 8,103, for 1.00004 per order),
+    and the note on the served base, on `GET /model` and in the MLflow run, said "(MBG/NBD and Pareto/NBD,
+    Gamma-Gamma)" where no Gamma-Gamma was fitted. Both now say what valued the orders, in the same words."""
+    from models.btyd_clv import BTYDCLV
+    from models.predictor import CLVPredictor
+    from training.backtest import BASE, BGNBD, PARETO, Backtest
+
+    orders = young_shop(k=1, history_days=YEAR, horizon_days=45, n=500, seed=3)  # no amounts: 1 each
+    buyers = orders[orders["n_orders"] > 0]
+    baselines = {BGNBD: BTYDCLV(purchase_model="bgnbd"), PARETO: BTYDCLV(purchase_model="pareto_nbd")}
+    spend = {name: model.fit(buyers).describe_spend() for name, model in baselines.items()}
+    assert spend == {BGNBD: "a value of 1 per order", PARETO: "a value of 1 per order"}
+    assert (
+        baselines[BGNBD].predict_clv(orders, 45) == baselines[BGNBD].purchases_.expected_purchases(orders, 45)
+    ).all()
+    served = CLVPredictor(horizon_days=45).fit(None, None, scorable(orders))
+    labels = Backtest.labels(SimpleNamespace(base=served, not_fitted={}, baseline_spend=spend))
+    assert labels[BASE] == "BTYD base + a value of 1 per order"
+    assert (
+        labels[BGNBD] == "BG/NBD + a value of 1 per order"
+        and labels[PARETO] == "Pareto/NBD + a value of 1 per order"
+    )
+    assert served.notes_ == [
+        "the history is too short for a validation window: serving the buy-till-you-die base "
+        "(MBG/NBD and Pareto/NBD, a value of 1 per order)"
+    ]
+    # Too few repeat buyers for Gamma-Gamma (under 20): each buyer's own mean, in the note as in the label.
+    few = spending_shop(own_level=True, n=1_500, seed=10)
+    few = few[(few["btyd_frequency"] == 0) | (few.index.isin(few.index[few["btyd_frequency"] > 0][:15]))]
+    served = CLVPredictor(horizon_days=45).fit(None, None, scorable(few))
+    assert served.btyd_.spend.describe() == "each buyer's own mean order value"
+    assert served.notes_[0].endswith("(MBG/NBD and Pareto/NBD, each buyer's own mean order value)")
