@@ -13,7 +13,7 @@ import pandas as pd
 from models.bgnbd import BetaGeoModel
 from models.btyd_fit import Fitted
 from models.discounting import mid_horizon_factor
-from models.gamma_gamma import GammaGammaModel
+from models.gamma_gamma import MIN_REPEAT_BUYERS, GammaGammaModel
 from models.order_value import constant_value, per_order
 from models.pareto_nbd import ParetoNBDModel
 
@@ -35,8 +35,10 @@ class BTYDCLV(Fitted):
                 f"purchase_model must be one of {', '.join(models)}, not {self.purchase_model!r}"
             )
         self.purchases_ = models[self.purchase_model](self.time_scale, self.penalizer).fit(X)
-        repeat = X["btyd_frequency"].to_numpy(float) > 0
-        self.constant_value_ = constant_value(X["btyd_monetary"].to_numpy(float)[repeat])
+        repeat = X["btyd_monetary"].to_numpy(float)[X["btyd_frequency"].to_numpy(float) > 0]
+        # With fewer repeat buyers than Gamma-Gamma needs, a shared value is chance (two buyers of 35),
+        # not a log without amounts: Gamma-Gamma then refuses as before and the baseline is left out.
+        self.constant_value_ = constant_value(repeat) if (repeat > 0).sum() >= MIN_REPEAT_BUYERS else None
         self.spend_ = None if self.constant_value_ is not None else GammaGammaModel(self.penalizer).fit(X)
         spend_params = {"order_value": self.constant_value_} if self.spend_ is None else self.spend_.params_
         self.params_ = {**self.purchases_.params_, **spend_params}

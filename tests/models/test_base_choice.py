@@ -126,7 +126,9 @@ def test_the_backtest_row_of_the_base_names_what_it_values_orders_with():
 
     def label(reference: pd.DataFrame, holdin: pd.DataFrame) -> str:
         base = BTYDFeatures(reference, spend=choose_base(reference, lambda: holdin, 45).spend)
-        return Backtest.labels(SimpleNamespace(base=SimpleNamespace(btyd_=base), not_fitted={}))[BASE]
+        return Backtest.labels(
+            SimpleNamespace(base=SimpleNamespace(btyd_=base), not_fitted={}, baseline_spend={})
+        )[BASE]
 
     alike = label(spending_shop(own_level=False, n=1_500, seed=12), spending_shop(False, 1_500, 13))
     assert alike == "BTYD base + the shop's mean order value"
