@@ -752,8 +752,8 @@ def economics(
     Channels come from the customers table's acquisition_channel; margin from \\[train] margin. With no
     data configured, the demo shop and its spend file."""
     from features.files import write_frame
+    from serving.economics import ValuesInOrders, what_if
     from serving.economics import economics as run_economics
-    from serving.economics import what_if
 
     if out_path is not None:
         _check_out(out_path)
@@ -782,7 +782,7 @@ def economics(
     try:
         result = run_economics(table.frame, shop, spend, settings)
         lifted = None if retention_lift is None else what_if(table.frame, retention_lift, settings)
-    except ValueError as exc:
+    except (ValuesInOrders, ValueError) as exc:
         raise fail(str(exc)) from None
     out.print(_economics_view(result.by_channel, result.as_of))
     for warning in result.warnings:

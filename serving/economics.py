@@ -18,7 +18,13 @@ from features.engine import to_pandas
 from models.economics import acquisition_economics, cohort_curves, spend_after
 from models.retention import retention_what_if
 from serving.campaigns import scores_as_of
+from serving.messages import ECONOMICS_NEEDS_AMOUNTS
 from serving.shop_match import check_same_shop
+
+
+class ValuesInOrders(LookupError):
+    """The shop's log has no amounts, so there are no economics to compute (`ECONOMICS_NEEDS_AMOUNTS`); a
+    LookupError, as a missing input is to `GET /economics` (404)."""
 
 
 @dataclass
@@ -56,8 +62,11 @@ def _late_spend_note(spend: pd.DataFrame, last_month: pd.Period, as_of: dt.date)
 def economics(scores: pd.DataFrame, shop: Shop, spend_path: Path, settings: Settings) -> Economics:
     """CLV:CAC, payback and profit CLV per channel and cohort, and the cohort curves, at the scores' as_of.
 
-    Spend counts up to the as_of month. ValueError when the score table is not the shop's
-    (`serving.shop_match`)."""
+    Spend counts up to the as_of month. ValuesInOrders (`ECONOMICS_NEEDS_AMOUNTS`) when the shop's log has no
+    amounts: its values are in orders, which cannot be set against money spent. ValueError when the score
+    table is not the shop's (`serving.shop_match`)."""
+    if shop.report.value_unit == "orders":
+        raise ValuesInOrders(ECONOMICS_NEEDS_AMOUNTS)
     spend = read_spend(spend_path)
     as_of = scores_as_of(scores)
     warnings = check_same_shop(scores, as_of, shop)
@@ -98,7 +107,7 @@ def what_if(scores: pd.DataFrame, lift_points: float, settings: Settings) -> dic
 def service_economics(scores: pd.DataFrame, settings: Settings) -> dict:
     """JSON-ready economics for `GET /economics` from `[economics] spend` and `[data]`: as_of, margin,
     by_channel, by_cohort and curves (lists of rows; NaN as null). LookupError when either is not
-    configured, ValueError when a file cannot be read."""
+    configured or the log has no amounts (`economics`), ValueError when a file cannot be read."""
     from features.contract import ContractError, load_shop
 
     data = settings.data

@@ -1,4 +1,5 @@
-"""How request problems are worded for people: the API's error bodies and `clv export`'s messages.
+"""How request problems are worded for people: the API's error bodies and `clv export`'s messages, and the
+refusals the command line and the service share.
 
 Kept apart from serving.api so that the command line can use it without loading the service.
 """
@@ -15,6 +16,16 @@ BODY_EXAMPLES = {
     "/predict_history": '{"transactions": [{"customer_id": "c1", "timestamp": "2025-03-01", "amount": 19.90}]}',
     "/export": '{"segment": ["vip"], "top": "500"}',
 }
+
+
+# Acquisition economics (`clv economics`, `GET /economics`) on a log without amounts. Spend is money; such a
+# log's model counts customer value in orders (each worth 1), so every ratio of the two would be a wrong number.
+ECONOMICS_NEEDS_AMOUNTS = (
+    "no acquisition economics for this log: it has no amount column, so the model values customers in "
+    "orders (every order counts as 1), while spend is money; CLV:CAC, payback months and profit CLV would "
+    "divide orders by money. Fix: use a transactions log with an amount per order (a column of another "
+    "name is mapped with --map amount=COLUMN or [data] mapping), then `clv train` and `clv score` on it."
+)
 
 
 # How to send a query parameter right, by name, for the messages about a bad one.

@@ -233,3 +233,23 @@ def test_the_table_is_readable_in_100_columns(tmp_path, monkeypatch):
             channel,
             result.output,
         )
+
+
+def test_a_log_without_amounts_is_refused_naming_the_cause_and_the_fix(tmp_path, monkeypatch):
+    """Seen on a log without amounts (values in orders): `email  6.13 cac  6.28 clv  1.02 clv:cac`, a CLV of
+    6.28 orders divided by 6.13 of money, and payback months from order counts; every ratio was wrong."""
+    shop(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    pd.read_csv(tmp_path / "t.csv").drop(columns="amount").to_csv(tmp_path / "t.csv", index=False)
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    scores.assign(value_unit="orders").to_csv(tmp_path / "scores.csv", index=False)
+    result = runner.invoke(app, [*ARGS, "--retention-lift", "5", "--out", "cohorts.csv"])
+    text = plain(result.output)
+    assert result.exit_code == 1 and "Traceback" not in text, text
+    assert (
+        "no acquisition economics for this log: it has no amount column, so the model values customers "
+        in text
+    )
+    assert "Fix: use a transactions log with an amount per order" in text and "--map amount=COLUMN" in text
+    assert "clv:cac" not in text and "Retention up" not in text
+    assert not (tmp_path / "cohorts.csv").exists()

@@ -3,6 +3,7 @@ dates and cross-sell suggestions."""
 
 from __future__ import annotations
 
+import pandas as pd
 from fastapi.testclient import TestClient
 
 from config import DataSettings
@@ -127,3 +128,30 @@ def test_the_demo_shops_economics_with_its_spend_file_and_the_retention_what_if(
         response = client.get("/economics", params={"retention_lift": bad}, headers=MARKETER)
         assert response.status_code == 400, (bad, response.text)
         assert "retention_lift" in response.json()["error"] and "from -100 to 100" in response.json()["error"]
+
+
+def test_economics_of_a_log_without_amounts_is_refused_as_clv_economics_refuses(trained, tmp_path):
+    """A log in orders (no amount column): GET /economics answered CLV:CAC from orders divided by money.
+    Now the same refusal as `clv economics`, as a missing input (404), with the cause and the fix."""
+    from serving.messages import ECONOMICS_NEEDS_AMOUNTS
+
+    shop = trained.shop
+    orders = pd.read_parquet(shop / "transactions.parquet").drop(columns="amount")
+    orders.to_parquet(tmp_path / "orders.parquet")
+    scores = pd.read_parquet(trained.settings.serve.scores).assign(value_unit="orders")
+    scores.to_parquet(tmp_path / "scores.parquet")
+    settings = trained.settings.model_copy(
+        update={
+            "data": DataSettings(
+                transactions=str(tmp_path / "orders.parquet"), customers=str(shop / "customers.parquet")
+            ),
+            "economics": trained.settings.economics.model_copy(update={"spend": str(shop / "spend.csv")}),
+            "serve": trained.settings.serve.model_copy(update={"scores": tmp_path / "scores.parquet"}),
+        }
+    )
+    state = ServingState(settings)
+    state.load()
+    client = TestClient(create_app(state, Keyring(KEYS)))
+    for query in ("", "?retention_lift=5"):
+        response = client.get(f"/economics{query}", headers=MARKETER)
+        assert response.status_code == 404 and response.json()["error"] == ECONOMICS_NEEDS_AMOUNTS, response.text
