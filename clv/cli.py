@@ -306,20 +306,24 @@ def _warn(message: str) -> None:
     console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
 
 
-def _check_out(
-    path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), why: str = "", given: Path | None = None
-) -> None:
-    """Refuse an --out that cannot be written, before any work (exit code 2, as for a bad option).
-
-    `given`: the --out as the user typed it, when `path` is a file inside it (`clv campaigns`' directory)."""
+def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), why: str = "") -> Path | None:
+    """Refuse an --out that cannot be written, before any work (exit code 2, as for a bad option); make
+    nothing, so a command that refuses later leaves nothing behind. Returns the top-most directory the
+    output will create (`features.files.check_output`), for `_say_created` once it is written."""
     from features.files import check_output
 
     try:
-        created = check_output(path, suffixes)
+        return check_output(path, suffixes)
     except ValueError as exc:
         raise fail(f"--out: {exc}{why}", code=2) from None
+
+
+def _say_created(created: Path | None, path: Path, given: Path | None = None) -> None:
+    """Say which directories writing `path` made (`created`: the top-most, from `_check_out`): a typo in
+    --out must not scatter files unnoticed. `given`: the --out as typed, when `path` is a file inside it
+    (`clv campaigns`' directory)."""
     if created:
-        # check_output returns the top-most directory it made; name every level, a typo may have made several.
+        # Name every level: a typo may have made several.
         parents = "" if created == path.parent else f" and its parents from {created}"
         console.print(
             f"created the directory {path.parent}{parents} for --out {given or path}",
@@ -365,7 +369,7 @@ def features(
 
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
     _not_an_input(out_path, settings)
-    _check_out(out_path, (".parquet",))
+    created = _check_out(out_path, (".parquet",))
     shop = _load(settings)
     cutoff = _as_date(as_of) or shop.report.last_timestamp.date()
     tables = shop.tables()
@@ -373,6 +377,7 @@ def features(
         summary = write_features(
             out_path, cutoff, tables["transactions"], tables["events"], tables["customers"], update
         )
+    _say_created(created, out_path)
     out.print(
         f"Wrote {summary['rows']:,} customers x {summary['columns']} columns at as_of {summary['as_of']} "
         f"to {summary['path']} in {summary['seconds']:.1f} s (feature definitions v{summary['features_version']}"
@@ -550,7 +555,7 @@ def score(
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
     on_spark = settings.engine.backend == "spark"
     _not_an_input(out_path, settings)
-    _check_out(
+    created = _check_out(
         out_path,
         (".parquet",) if on_spark else (".parquet", ".csv"),
         " (the Spark engine writes Parquet datasets; `clv export` makes CSV lists from them)"
@@ -569,6 +574,7 @@ def score(
                 summary = ScoreSummary.of(table)
     except (ModelNotFound, ValueError) as exc:
         raise fail(str(exc)) from None
+    _say_created(created, out_path)
     out.print(
         f"Wrote {summary.rows:,} customers to {out_path} (model v{summary.model_version}, "
         f"as_of {summary.as_of}, horizon {summary.horizon_days} days). "
@@ -620,7 +626,7 @@ def export(
     from serving.messages import describe_validation
     from serving.scores import ScoresUnavailable, ScoreTable
 
-    _check_out(out_path)
+    created = _check_out(out_path)
     settings = _settings(serve={"scores": scores})
     _not_an_input(out_path, settings, **{"score table": settings.serve.scores})
     try:
@@ -645,6 +651,7 @@ def export(
             tmp.write_text(to_csv(selected))
     else:
         write_frame(selected, out_path)
+    _say_created(created, out_path)
     out.print(
         f"Wrote {len(selected):,} of {len(table):,} customers to {out_path} ({spec.describe()}); "
         f"predicted value {selected['predicted_clv'].sum():,.0f}{_unit(selected)}.",
@@ -697,7 +704,7 @@ def campaigns(
         )
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
     # The lists are <campaign>.csv files in the directory: it must be creatable and writable first.
-    _check_out(out_dir / "campaign.csv", (".csv",), given=out_dir)
+    created = _check_out(out_dir / "campaign.csv", (".csv",))
     table, shop = _scores_and_shop(scores, settings)
     try:
         with progress("Campaign lists") as update:
@@ -706,6 +713,7 @@ def campaigns(
             written = write_campaigns(result, out_dir)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    _say_created(created, out_dir / "campaign.csv", given=out_dir)
     for name, path in written.items():
         frame = result.lists[name]
         out.print(
@@ -755,8 +763,7 @@ def economics(
     from serving.economics import ValuesInOrders, what_if
     from serving.economics import economics as run_economics
 
-    if out_path is not None:
-        _check_out(out_path)
+    created = None if out_path is None else _check_out(out_path)
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
     spend = spend or (Path(settings.economics.spend) if settings.economics.spend else None)
     if spend is None:
@@ -795,6 +802,7 @@ def economics(
         _print_what_if(lifted, result.margin)
     if out_path is not None:
         write_frame(result.by_cohort, out_path)
+        _say_created(created, out_path)
         out.print(f"Wrote {len(result.by_cohort):,} channel and cohort rows to {out_path}.", markup=False)
 
 

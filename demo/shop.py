@@ -220,8 +220,9 @@ def write_demo_shop(
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     shop = generate_demo_shop(n_customers=n_customers, seed=seed, progress=progress)
+    # Made only now: a generation stopped or failed leaves no empty directory behind.
+    out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _message: None)
     written: dict[str, Path] = {}
     temps: list[str] = []

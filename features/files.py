@@ -2,7 +2,10 @@
 
 Every file the project writes for people or other stages (features, scores, exports, the demo shop)
 goes through `atomic_path`: the content goes to a temporary file next to the target, which replaces
-the target only when complete (`os.replace` is atomic within a file system).
+the target only when complete (`os.replace` is atomic within a file system); a set of files (campaign
+lists) through `atomic_files`. The directories an output goes in are made only when it is written, and
+removed again when the writing fails, so a command that refuses or fails leaves nothing behind
+(`check_output` checks the place beforehand without making anything).
 """
 
 from __future__ import annotations
@@ -30,22 +33,49 @@ def is_dataset(path: Path | str) -> bool:
     )
 
 
+def missing_directory(path: Path | str) -> Path | None:
+    """The top-most directory that writing `path` would create (`path`'s directory or one of its
+    parents), None when `path`'s directory exists."""
+    parent = Path(path).parent
+    if parent.is_dir():
+        return None
+    return next(p for p in (parent, *parent.parents) if p.parent.is_dir())
+
+
+@contextlib.contextmanager
+def _directory_for(path: Path) -> Iterator[None]:
+    """Make `path`'s missing directories for the block, and remove them again when it fails: a failed
+    write leaves no empty directory behind (a typo in --out would otherwise leave a trail)."""
+    top = missing_directory(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if top is not None:
+            made = [path.parent, *path.parent.parents]
+            for directory in made[: made.index(top) + 1]:
+                with contextlib.suppress(OSError):  # not empty: something else wrote there meanwhile
+                    directory.rmdir()
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path to write a file to; it becomes `path` when the block ends without error
-    (replacing a file, or a dataset the Spark engine wrote there: `atomic_dataset`)."""
+    (replacing a file, or a dataset the Spark engine wrote there: `atomic_dataset`). Missing directories
+    are made, and removed again on error (`_directory_for`)."""
     if is_dataset(path):
         with atomic_dataset(path) as tmp:
             yield tmp
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _directory_for(path):
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -54,31 +84,56 @@ def atomic_dataset(path: Path | str) -> Iterator[Path]:
     `path`; when the block ends without error, whatever was at `path` (a file or a dataset) moves aside
     and the new directory takes its place, so a reader sees the old data or the complete new data."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    with _directory_for(path):
+        try:
+            yield tmp
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+        finally:
+            for leftover in (tmp, old):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_files(directory: Path | str) -> Iterator[Path]:
+    """Yield an empty temporary directory to write a set of files to; when the block ends without error
+    they appear in `directory`. A new `directory` appears at once with all of them (the temporary one is
+    renamed to it, `atomic_dataset`); into an existing one, which may hold other files of the user's,
+    each file replaces its namesake only once every file is complete. On error nothing appears."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        with atomic_dataset(directory) as tmp:
+            tmp.mkdir()
+            yield tmp
+        return
+    tmp = directory / f".{os.getpid()}.tmp"
+    tmp.mkdir()
     try:
         yield tmp
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
+        for written in sorted(tmp.iterdir()):
+            os.replace(written, directory / written.name)
     finally:
-        for leftover in (tmp, old):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> Path | None:
-    """Check, before any work, that a result can be written at `path`; create its directory if missing.
+    """Check, before any work, that a result can be written at `path`, without making anything: its
+    missing directories are made when the result is written (`atomic_path`), so a command that refuses
+    later leaves nothing behind.
 
     `path` may be a Parquet dataset the Spark engine wrote before (`is_dataset`), which either engine
     replaces; any other directory is refused.
-    Returns the directory it created (the caller says so: a typo must not scatter files unnoticed), or
-    None. Raises ValueError naming the problem and the fix: a directory given as the file, a suffix not
-    in `suffixes`, or a place this process cannot write to, found by creating and removing the
-    temporary file `atomic_path` would write.
+    Returns the top-most directory writing will create (`missing_directory`; the caller says so once it
+    wrote: a typo must not scatter files unnoticed), or None. Raises ValueError naming the problem and
+    the fix: a directory given as the file, a suffix not in `suffixes`, or a place this process cannot
+    write to, found by creating and removing a temporary file in `path`'s directory or, when that is
+    missing, in the nearest existing one (a file where a directory should be is refused too).
     """
     path = Path(path)
     if path.is_dir() and not is_dataset(path):
@@ -91,25 +146,18 @@ def check_output(path: Path | str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -
             f"{path}: the file name must end in {' or '.join(suffixes)}. Fix: name it so, e.g. "
             f"{path.with_suffix(suffixes[0]).name}"
         )
-    created = None
-    if not path.parent.is_dir():
-        missing = next(p for p in (path.parent, *path.parent.parents) if p.parent.is_dir())
-        try:
-            path.parent.mkdir(parents=True)
-        except OSError as exc:
-            raise ValueError(
-                f"cannot create {path.parent}: {exc.strerror}. Fix: choose a place you can write to."
-            ) from None
-        created = missing
-    probe = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    missing = missing_directory(path)
+    existing = path.parent if missing is None else missing.parent
+    problem = f"cannot write {path}" if missing is None else f"cannot create {path.parent}"
+    if missing is not None and missing.exists():
+        raise ValueError(f"{problem}: {missing} is a file. Fix: choose a place you can write to.")
+    probe = existing / f".{path.name}.{os.getpid()}.tmp"
     try:
         probe.open("x").close()
     except OSError as exc:
-        raise ValueError(
-            f"cannot write {path}: {exc.strerror}. Fix: choose a place you can write to."
-        ) from None
+        raise ValueError(f"{problem}: {exc.strerror}. Fix: choose a place you can write to.") from None
     probe.unlink(missing_ok=True)
-    return created
+    return missing
 
 
 def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:

@@ -1,9 +1,9 @@
 """Lifecycle campaign lists as files: one ranked CSV per campaign (`clv campaigns`, `POST /campaigns`).
 
 The lists come from `models.campaigns` (rules in `[campaigns]`), on the score table and the
-customers' lifecycle moments at the scores' as_of (`features.lifecycle`). Each file is written to a
-temporary path and renamed (`features.files.atomic_path`), with spreadsheet formulas neutralised as
-in every export (`serving.export.to_csv`).
+customers' lifecycle moments at the scores' as_of (`features.lifecycle`). The files are written to a
+temporary directory and moved in when all are complete (`features.files.atomic_files`), with
+spreadsheet formulas neutralised as in every export (`serving.export.to_csv`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 from config import Settings
 from features.contract import Shop
 from features.engine import to_pandas
-from features.files import atomic_path
+from features.files import atomic_files
 from features.lifecycle import lifecycle_table
 from models.campaigns import CAMPAIGN_COLUMNS, build_campaigns
 from serving.export import to_csv
@@ -103,12 +103,9 @@ def as_csv(frame: pd.DataFrame) -> str:
 
 
 def write_campaigns(result: CampaignLists, out_dir: Path) -> dict[str, Path]:
-    """One `<campaign>.csv` per list in `out_dir` (created when missing), each written atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name, frame in result.lists.items():
-        path = out_dir / f"{name}.csv"
-        with atomic_path(path) as tmp:
-            tmp.write_text(as_csv(frame))
-        written[name] = path
-    return written
+    """One `<campaign>.csv` per list in `out_dir`, all at once (`atomic_files`: a new directory appears
+    with every list, an existing one gets them only when all are complete); campaign -> path."""
+    with atomic_files(out_dir) as tmp:
+        for name, frame in result.lists.items():
+            (tmp / f"{name}.csv").write_text(as_csv(frame))
+    return {name: out_dir / f"{name}.csv" for name in result.lists}

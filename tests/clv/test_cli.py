@@ -124,7 +124,7 @@ def test_malformed_map_option_is_a_usage_error(tmp_path):
 def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, command):
     """A directory or an unwritable place: exit 2 with the problem and the fix, no traceback, nothing written,
     and no work done first (no data is given, so anything past the check would fail differently). A missing
-    directory is created, and said so, not silently."""
+    directory is not made when the command refuses later (seen: an empty new/deeper/ left by a refusal)."""
     monkeypatch.chdir(tmp_path)
     suffix = ".parquet"
     cases = {
@@ -138,11 +138,26 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monk
         text = plain(result.output)
         assert result.exit_code == 2 and problem in text and "Traceback" not in text, (out, text)
     assert list(tmp_path.iterdir()) == []
+    (tmp_path / "a-file").write_text("")
+    result = runner.invoke(app, [command, "--out", str(tmp_path / "a-file" / f"out{suffix}")])
+    assert result.exit_code == 2 and "a-file is a file" in plain(result.output), plain(result.output)
     result = runner.invoke(app, [command, "--out", str(tmp_path / "new" / "deeper" / f"out{suffix}")])
-    # Both levels are new: the message names the directory the file goes in and the top-most one made.
+    assert result.exit_code != 0 and "created the directory" not in plain(result.output), plain(result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_missing_out_directory_is_made_with_the_output_and_said_so(tmp_path, monkeypatch):
+    """Both levels are new: the message names the directory the file goes in and the top-most one made."""
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"customer_id": ["A", "A"], "timestamp": ["2024-01-01", "2024-02-01"]}).to_csv(
+        "t.csv", index=False
+    )
+    out = tmp_path / "new" / "deeper" / "f.parquet"
+    result = runner.invoke(app, ["features", "-t", "t.csv", "--out", str(out)])
+    assert result.exit_code == 0, result.output
     created = f"created the directory {tmp_path / 'new' / 'deeper'} and its parents from {tmp_path / 'new'}"
     assert created in plain(result.output), plain(result.output)
-    assert (tmp_path / "new" / "deeper").is_dir() and list((tmp_path / "new" / "deeper").iterdir()) == []
+    assert [p.name for p in out.parent.iterdir()] == ["f.parquet"]
 
 
 def test_an_output_that_is_an_input_is_refused(tmp_path):
@@ -186,12 +201,14 @@ def test_a_bad_setting_reads_like_every_other_configuration_error(tmp_path, monk
     assert "Value error" not in text
 
 
-def test_campaigns_say_they_created_the_directory_given_as_out(tmp_path, monkeypatch):
-    """Seen: "created the directory ... for --out .../camp/campaign.csv", a file that never exists."""
+def test_campaigns_that_refuse_leave_no_out_directory(tmp_path, monkeypatch):
+    """Seen: `clv campaigns --out camp` with a missing score table said "created the directory camp" and
+    left it empty; nothing is made when the command refuses."""
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["campaigns", "--out", "camp", "--scores", "missing.parquet"])
+    result = runner.invoke(app, ["campaigns", "--out", "camp/lists", "--scores", "missing.parquet"])
     text = plain(result.output)
-    assert "created the directory camp for --out camp " in text and "campaign.csv" not in text, text
+    assert result.exit_code == 1 and "no score table at missing.parquet" in text, text
+    assert "created the directory" not in text and list(tmp_path.iterdir()) == [], text
 
 
 def test_promote_of_a_missing_version_ends_its_sentence(monkeypatch):

@@ -54,13 +54,16 @@ def test_another_shops_table_in_another_unit_is_refused_by_economics_and_campaig
     write_scores(tmp_path, SHOP, "orders")
     monkeypatch.chdir(tmp_path)
     data = ["--scores", "scores.csv", "-t", "t.csv", "--customers", "c.csv"]
-    for args in (["economics", "--spend", "spend.csv", *data], ["campaigns", "--out", "lists", *data]):
+    economics = ["economics", "--spend", "spend.csv", "--out", "cohorts/by_cohort.csv"]
+    for args in ([*economics, *data], ["campaigns", "--out", "lists", *data]):
         result = runner.invoke(app, args)
         text = plain(result.output)
         assert result.exit_code == 1, text
         assert "the score table has values in orders, but the transactions' values are in currency" in text
         assert "Fix: score this shop with `clv score`" in text and "Traceback" not in text
-    assert not list((tmp_path / "lists").glob("*.csv"))
+    # Seen: both refusals left their --out directory behind, empty, after saying they had created it.
+    assert "created the directory" not in text
+    assert not (tmp_path / "lists").exists() and not (tmp_path / "cohorts").exists()
 
 
 def test_a_table_whose_ids_all_occur_in_a_larger_log_is_refused(tmp_path, monkeypatch):
@@ -102,9 +105,27 @@ def test_campaign_lists_state_their_unit_as_exports_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["campaigns", "--scores", "scores.csv", "-t", "t.csv", "--out", "lists"])
     assert result.exit_code == 0, result.output
+    assert "created the directory lists for --out lists" in plain(result.output)
     upsell = pd.read_csv(tmp_path / "lists/upsell.csv")
     assert len(upsell) == 40 and set(upsell["value_unit"]) == {"orders"}
     assert re.search(r"upsell: 40 customers, expected value [\d,.]+ orders ->", plain(result.output))
     exported = runner.invoke(app, ["export", "--scores", "scores.csv", "--out", "all.csv"])
     assert set(pd.read_csv(tmp_path / "all.csv")["value_unit"]) == {"orders"}
     assert "orders." in plain(exported.output)
+
+
+def test_campaign_lists_join_an_existing_directory_whole_and_leave_its_other_files(tmp_path, monkeypatch):
+    """Into an existing --out the lists move only once all are written (no temporary file stays), and the
+    user's own files there are kept."""
+    write_shop(tmp_path, SHOP, amounts=True)
+    write_scores(tmp_path, SHOP, "currency")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists/notes.txt").write_text("mine")
+    (tmp_path / "lists/upsell.csv").write_text("an old list")
+    result = runner.invoke(app, ["campaigns", "--scores", "scores.csv", "-t", "t.csv", "--out", "lists"])
+    assert result.exit_code == 0 and "created the directory" not in result.output, result.output
+    names = sorted(p.name for p in (tmp_path / "lists").iterdir())
+    assert "notes.txt" in names and "upsell.csv" in names and not [n for n in names if n.startswith(".")]
+    assert (tmp_path / "lists/notes.txt").read_text() == "mine"
+    assert len(pd.read_csv(tmp_path / "lists/upsell.csv")) == 40

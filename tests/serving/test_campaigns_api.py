@@ -133,8 +133,6 @@ def test_the_demo_shops_economics_with_its_spend_file_and_the_retention_what_if(
 def test_economics_of_a_log_without_amounts_is_refused_as_clv_economics_refuses(trained, tmp_path):
     """A log in orders (no amount column): GET /economics answered CLV:CAC from orders divided by money.
     Now the same refusal as `clv economics`, as a missing input (404), with the cause and the fix."""
-    from serving.messages import ECONOMICS_NEEDS_AMOUNTS
-
     shop = trained.shop
     orders = pd.read_parquet(shop / "transactions.parquet").drop(columns="amount")
     orders.to_parquet(tmp_path / "orders.parquet")
@@ -154,4 +152,9 @@ def test_economics_of_a_log_without_amounts_is_refused_as_clv_economics_refuses(
     client = TestClient(create_app(state, Keyring(KEYS)))
     for query in ("", "?retention_lift=5"):
         response = client.get(f"/economics{query}", headers=MARKETER)
-        assert response.status_code == 404 and response.json()["error"] == ECONOMICS_NEEDS_AMOUNTS, response.text
+        assert response.status_code == 404, response.text
+        error = response.json()["error"]
+        assert error.startswith("no acquisition economics for this log: it has no amount column"), error
+        from serving.messages import ECONOMICS_NEEDS_AMOUNTS  # the message `clv economics` prints
+
+        assert error == ECONOMICS_NEEDS_AMOUNTS
