@@ -365,13 +365,19 @@ def features(
     engine: EngineOpt = None,
 ) -> None:
     """Compute point-in-time features (one row per customer with an order) at a cut-off date."""
+    from features.orders import check_cutoff
     from features.pipeline import write_features
 
     settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format, engine)
     _not_an_input(out_path, settings)
     created = _check_out(out_path, (".parquet",))
     shop = _load(settings)
-    cutoff = _as_date(as_of) or shop.report.last_timestamp.date()
+    first, last = shop.report.first_timestamp.date(), shop.report.last_timestamp.date()
+    cutoff = _as_date(as_of) or last
+    try:
+        check_cutoff(cutoff, first, last)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     tables = shop.tables()
     with progress("Features") as update:
         summary = write_features(

@@ -66,6 +66,36 @@ def as_of_date(as_of: dt.date | dt.datetime | str) -> dt.date:
     raise TypeError(f"as_of must be a date, got {type(as_of).__name__}")
 
 
+def check_cutoff(
+    as_of: dt.date, first_date: dt.date, last_date: dt.date, horizon_days: int | None = None
+) -> str | None:
+    """Whether `as_of` suits a log whose transactions run from `first_date` to `last_date`: every command
+    that takes --as-of asks here (`clv features`, `clv train`, `clv score`).
+
+    Raises ValueError, naming the log's dates and the fix, when `as_of` is before `first_date`: no
+    transaction is at or before the cut-off, so every feature would be empty. Returns a warning when
+    `as_of` lies more than `horizon_days` after `last_date`, None otherwise (and without a horizon).
+    The horizon is the line because past it even the latest buyer has been silent for longer than the
+    window the model predicts, so every customer reads as lapsed; that is more often a log that stops
+    early (an incomplete export) than a shop where nobody has bought since.
+    """
+    if as_of < first_date:
+        raise ValueError(
+            f"--as-of {as_of} is before the first transaction ({first_date}): no transaction is at or before "
+            f"the cut-off, so there is nothing to compute from. Fix: use an --as-of from {first_date} to "
+            f"{last_date} (without --as-of, the last transaction date is used)."
+        )
+    gap = (as_of - last_date).days
+    if horizon_days is None or gap <= horizon_days:
+        return None
+    return (
+        f"--as-of {as_of} is {gap:,} days after the last transaction ({last_date}), more than the "
+        f"{horizon_days}-day horizon: every customer has bought nothing for longer than the model predicts "
+        "ahead, so all of them look lapsed. Fix: check that the log reaches up to the cut-off, or use an "
+        f"--as-of closer to {last_date}."
+    )
+
+
 def as_of_value(as_of: dt.date) -> ir.DateScalar:
     """The cut-off date as an Ibis literal."""
     return ibis.literal(as_of_date(as_of), type="date")

@@ -27,6 +27,7 @@ from training.loading import check_inputs
 from training.pyfunc import MODEL_FORMAT
 from training.registry import Decision, ModelNotFound, Registry
 from training.shop_data import ShopData
+from training.windows import MIN_BACKTEST_DAYS, MIN_TRAINING_DAYS
 
 Progress = Callable[[str], None]
 
@@ -81,8 +82,9 @@ def train(
     data = ShopData.from_shop(shop)
     as_of = as_of or data.last_date
     horizon_days = settings.train.horizon_days
+    late = data.check_cutoff(as_of, horizon_days)
     check_trainable(data, as_of)
-    if late := data.late_cutoff_warning(as_of, horizon_days):
+    if late:
         warn(late)
 
     tracking.configure(settings.mlflow.tracking_uri, settings.mlflow.experiment)
@@ -202,23 +204,24 @@ def train(
 
 
 def check_trainable(data: ShopData, as_of: dt.date) -> None:
-    """Refuse, with the cause and the fix, logs nothing can be learned from at `as_of`."""
-    if as_of < data.first_date:
+    """Refuse, with the cause and the fix, logs nothing can be learned from at `as_of` (one on or after the
+    first transaction, `ShopData.check_cutoff`): a log of one day, or under `MIN_TRAINING_DAYS` of history
+    before the cut-off."""
+    if data.first_date == data.last_date:
         raise ValueError(
-            f"--as-of {as_of} is before the first transaction ({data.first_date}). Fix: use a date between "
-            f"{data.first_date} and {data.last_date}."
+            f"every transaction is on one day ({data.first_date}): there is no history to learn repeat buying "
+            "from. Fix: train on a log that spans weeks or more."
         )
-    if as_of == data.first_date:
-        span = (
-            "every transaction is on one day"
-            if data.first_date == data.last_date
-            else "the cut-off is the first day"
-        )
+    history = (as_of - data.first_date).days
+    if history < MIN_TRAINING_DAYS:
+        # Said in the user's dates: the backtest's own cut-off, before the log, meant nothing to them.
+        earliest = data.first_date + dt.timedelta(days=MIN_TRAINING_DAYS)
         raise ValueError(
-            f"{span} ({data.first_date}): there is no history to learn repeat buying from. Fix: train on a "
-            "log that spans weeks or more"
-            + ("" if data.first_date == data.last_date else ", or use a later --as-of")
-            + "."
+            f"--as-of {as_of} leaves {history} day{'s' if history != 1 else ''} of history after the first "
+            f"transaction ({data.first_date}); training needs at least {MIN_TRAINING_DAYS}: the backtest checks "
+            f"the model on the last {MIN_BACKTEST_DAYS} days before the cut-off, fitted on the days before "
+            f"them. Fix: use an --as-of from {earliest} to {data.last_date} (without --as-of, the last "
+            "transaction date is used)."
         )
 
 

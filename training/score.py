@@ -90,11 +90,13 @@ def prepare(
 ) -> tuple[LoadedModel, ShopData, dt.date]:
     """The model, the shop's tables and the cut-off (`as_of`, default the last transaction date), once the
     model is known to fit the input (`check_inputs`); warns when the model was trained on other customers
-    (`warn_if_other_customers`) and when the cut-off lies more than the model's horizon after the log."""
+    (`warn_if_other_customers`) and when the cut-off lies more than the model's horizon after the log.
+    ValueError for a cut-off before the log's first transaction (`ShopData.check_cutoff`)."""
     progress("loading model")
     loaded = Registry(settings.mlflow).load(model_uri)
     data = ShopData.from_shop(shop)
     as_of = as_of or data.last_date
+    late = data.check_cutoff(as_of, loaded.card.horizon_days)
     check_inputs(
         loaded,
         {"events": data.events is not None, "customers": data.customers is not None},
@@ -103,7 +105,7 @@ def prepare(
         data.event_types() if data.events is not None else None,
     )
     warn_if_other_customers(loaded, data, as_of, warn)
-    if late := data.late_cutoff_warning(as_of, loaded.card.horizon_days):
+    if late:
         warn(late)
     return loaded, data, as_of
 

@@ -16,6 +16,7 @@ import pandas as pd
 from features.contract import Shop
 from features.engine import to_pandas
 from features.labels import attach_labels
+from features.orders import check_cutoff
 from features.pipeline import build_features, compute_features
 from features.snapshots import make_snapshots
 from features.spark import SparkShop
@@ -86,20 +87,10 @@ class ShopData:
             )
         return None
 
-    def late_cutoff_warning(self, as_of: dt.date, horizon_days: int) -> str | None:
-        """A warning when `as_of` lies more than `horizon_days` after the last transaction, None otherwise.
-        The horizon is the line because past it even the latest buyer has been silent for longer than the
-        window the model predicts, so every customer reads as lapsed; that is more often a log that stops
-        early (an incomplete export) than a shop where nobody has bought since."""
-        gap = (as_of - self.last_date).days
-        if gap <= horizon_days:
-            return None
-        return (
-            f"--as-of {as_of} is {gap:,} days after the last transaction ({self.last_date}), more than the "
-            f"{horizon_days}-day horizon: every customer has bought nothing for longer than the model predicts "
-            "ahead, so all of them look lapsed. Fix: check that the log reaches up to the cut-off, or use an "
-            f"--as-of closer to {self.last_date}."
-        )
+    def check_cutoff(self, as_of: dt.date, horizon_days: int) -> str | None:
+        """`features.orders.check_cutoff` on this log's span: ValueError for an `as_of` before the first
+        transaction, a warning for one more than `horizon_days` after the last, None otherwise."""
+        return check_cutoff(as_of, self.first_date, self.last_date, horizon_days)
 
     def event_types(self) -> list[str]:
         """The distinct event types of the events table, sorted (empty without one): a small query."""

@@ -34,6 +34,10 @@ from dataclasses import dataclass
 
 MIN_LABEL_DAYS = 28
 YEAR = 365
+# The shortest backtest window (`backtest_horizon`), and so the least history `clv train` needs before its
+# cut-off: the window and at least a day before it to fit on.
+MIN_BACKTEST_DAYS = 7
+MIN_TRAINING_DAYS = MIN_BACKTEST_DAYS + 1
 
 
 class NotEnoughHistory(ValueError):
@@ -144,7 +148,7 @@ def holdin_window(first_date: dt.date, cutoff: dt.date, horizon_days: int) -> tu
 def backtest_horizon(first_date: dt.date, as_of: dt.date, horizon_days: int) -> int:
     """The longest window up to H for which a backtest still leaves as much history before it.
 
-    Half the data to train on, the other half to test on, at most H and at least a week.
+    Half the data to train on, the other half to test on, at most H and at least `MIN_BACKTEST_DAYS`.
     """
     available = (as_of - first_date).days
-    return int(max(7, min(horizon_days, available // 2)))
+    return int(max(MIN_BACKTEST_DAYS, min(horizon_days, available // 2)))

@@ -309,6 +309,38 @@ def test_a_cut_off_long_after_the_log_is_warned_about(tmp_path, monkeypatch):
         assert scored.exit_code == 0 and ("after the last transaction" in plain(scored.output)) == warned
 
 
+def test_a_cut_off_before_the_log_is_refused_by_every_command_in_the_logs_dates(tmp_path, monkeypatch):
+    """Audit: an --as-of before the first transaction wrote an empty feature table (`clv features`), was
+    refused by `clv score` only after the model and the features ("no customer has an order by ..."), and one 3
+    days after it made `clv train` name a backtest cut-off before the log ("the cut-off 2022-12-28 leaves no
+    history" on a log from 2023-01-01), a date the user never gave. Now one check for all three
+    (features.orders.check_cutoff)."""
+    rows = ordinary_shop(seed=9)
+    log = write(tmp_path, rows)
+    first, last = min(r[1] for r in rows), max(r[1] for r in rows)
+    trained = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
+    assert trained.exit_code == 0, trained.output
+    early = first - dt.timedelta(days=400)
+    refusal = (
+        f"--as-of {early} is before the first transaction ({first}): no transaction is at or before the "
+        f"cut-off, so there is nothing to compute from. Fix: use an --as-of from {first} to {last}"
+    )
+    for command, out in (("train", None), ("score", "out/s.csv"), ("features", "out/f.parquet")):
+        args = [command, "--transactions", str(log), "--as-of", str(early), *(["--out", out] if out else [])]
+        result = run(tmp_path, monkeypatch, *args)
+        text = plain(result.output)
+        assert result.exit_code == 1 and refusal in text and "Traceback" not in text, (command, text)
+    assert not (tmp_path / "out").exists()
+    short = first + dt.timedelta(days=3)
+    result = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--as-of", str(short))
+    text = plain(result.output)
+    assert result.exit_code == 1 and "Traceback" not in text, text
+    earliest = first + dt.timedelta(days=8)
+    assert f"--as-of {short} leaves 3 days of history after the first transaction ({first})" in text, text
+    assert f"Fix: use an --as-of from {earliest} to {last}" in text
+    assert set(re.findall(r"\d{4}-\d{2}-\d{2}", text)) <= {str(d) for d in (short, first, earliest, last)}
+
+
 def test_a_one_day_log_is_refused_without_negative_days_or_internal_dates(tmp_path, monkeypatch):
     day = dt.date(2024, 3, 5)
     log = write(tmp_path, [(f"C{i:03d}", day, 10.0 + i) for i in range(60)])
