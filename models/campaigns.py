@@ -29,7 +29,8 @@ max_spend, expected_value, reason, value_unit (the score table's, as in every ex
 the log has no amounts; empty for a table that does not state it). The value of a contact is the
 margin of the order it may bring: expected_value = response_rate[campaign] x p_alive x expected_aov x
 margin (margin 1 without one: then values are revenue); max_spend = spend_share x predicted_clv x
-margin, the most a contact may cost (a share of the customer's predicted margin). Lists are ranked by
+margin, the most a contact may cost (a share of the customer's predicted margin), left empty (NaN, with
+a note) when the values are in orders, as a cost is money. Lists are ranked by
 expected_value (then customer_id). A campaign whose input is missing (no events, no birth dates) is absent, with a note.
 """
 
@@ -85,7 +86,7 @@ def build_campaigns(
     rules: dict,
     margin: float | None,
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """({campaign: ranked list with CAMPAIGN_COLUMNS}, notes on the campaigns left out and why).
+    """({campaign: ranked list with CAMPAIGN_COLUMNS}, notes on what was left out and why: a campaign, or max_spend).
 
     `scores`: the score table (needs SCORE_INPUTS, and cross_sell, next_order_date, reason when present);
     `moments`: `features.lifecycle.lifecycle_table` at `as_of` (None: no transactions to read, so the
@@ -179,6 +180,14 @@ def build_campaigns(
     p_alive = frame["p_alive"].to_numpy(float)
     aov = frame["expected_aov"].to_numpy(float)
     max_spend = rules["spend_share"] * frame["predicted_clv"].to_numpy(float) * unit_margin
+    if "value_unit" in frame and (frame["value_unit"] == "orders").all():
+        # A contact costs money, and without amounts a share of the predicted value is a share of orders:
+        # a grocery upsell list read "max_spend 3.78", which a marketer takes for a budget.
+        max_spend = np.full(len(frame), np.nan)
+        notes.append(
+            "max_spend: left empty, the log has no amounts: values are counted in orders, and what a contact "
+            "may cost is money. Fix: score a log with an amount per order"
+        )
     lists = {}
     for name in CAMPAIGNS:
         if name not in picks:

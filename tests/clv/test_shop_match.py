@@ -99,7 +99,8 @@ def test_the_service_refuses_with_the_same_check(tmp_path):
 
 
 def test_campaign_lists_state_their_unit_as_exports_do(tmp_path, monkeypatch):
-    """Seen: the grocery shop's upsell.csv read max_spend 3.77699 with nothing saying it counts orders."""
+    """Seen: the grocery shop's upsell.csv read max_spend 3.77699 with nothing saying it counts orders; a
+    budget is money, so it is left empty there, with a note."""
     write_shop(tmp_path, SHOP, amounts=False)
     write_scores(tmp_path, SHOP, "orders")
     monkeypatch.chdir(tmp_path)
@@ -108,6 +109,8 @@ def test_campaign_lists_state_their_unit_as_exports_do(tmp_path, monkeypatch):
     assert "created the directory lists for --out lists" in plain(result.output)
     upsell = pd.read_csv(tmp_path / "lists/upsell.csv")
     assert len(upsell) == 40 and set(upsell["value_unit"]) == {"orders"}
+    assert upsell["max_spend"].isna().all()
+    assert "max_spend: left empty, the log has no amounts" in plain(result.output)
     assert re.search(r"upsell: 40 customers, expected value [\d,.]+ orders ->", plain(result.output))
     exported = runner.invoke(app, ["export", "--scores", "scores.csv", "--out", "all.csv"])
     assert set(pd.read_csv(tmp_path / "all.csv")["value_unit"]) == {"orders"}
