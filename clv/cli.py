@@ -716,7 +716,7 @@ def campaigns(
         with progress("Campaign lists") as update:
             update("lifecycle dates")
             result = campaign_lists(table.frame, shop, settings)
-            written = write_campaigns(result, out_dir)
+            written, stale = write_campaigns(result, out_dir)
     except ValueError as exc:
         raise fail(str(exc)) from None
     _say_created(created, out_dir / "campaign.csv", given=out_dir)
@@ -727,6 +727,11 @@ def campaigns(
             f"{_unit(frame)} -> {path}",
             highlight=False,
             markup=False,
+        )
+    for path in stale:
+        out.print(
+            f"[yellow]removed[/] {escape(str(path))}: an earlier run's list, which this run did not make",
+            highlight=False,
         )
     for note in result.notes:
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

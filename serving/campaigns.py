@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from config import Settings
+from config import CAMPAIGN_NAMES, Settings
 from features.contract import Shop
 from features.engine import to_pandas
 from features.files import atomic_files
@@ -102,10 +102,18 @@ def as_csv(frame: pd.DataFrame) -> str:
     return to_csv(frame[list(CAMPAIGN_COLUMNS)])
 
 
-def write_campaigns(result: CampaignLists, out_dir: Path) -> dict[str, Path]:
+def write_campaigns(result: CampaignLists, out_dir: Path) -> tuple[dict[str, Path], list[Path]]:
     """One `<campaign>.csv` per list in `out_dir`, all at once (`atomic_files`: a new directory appears
-    with every list, an existing one gets them only when all are complete); campaign -> path."""
+    with every list, an existing one gets them only when all are complete).
+
+    Returns campaign -> path, and the lists an earlier run left in `out_dir` that this run did not make
+    (a list left out now, e.g. birthdays without a customer table), which are removed once the new ones
+    are in: a marketer must not send yesterday's list beside today's. Other files are left alone."""
     with atomic_files(out_dir) as tmp:
         for name, frame in result.lists.items():
             (tmp / f"{name}.csv").write_text(as_csv(frame))
-    return {name: out_dir / f"{name}.csv" for name in result.lists}
+    stale = [out_dir / f"{name}.csv" for name in CAMPAIGN_NAMES if name not in result.lists]
+    stale = [path for path in stale if path.is_file()]
+    for path in stale:
+        path.unlink()
+    return {name: out_dir / f"{name}.csv" for name in result.lists}, stale

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -24,6 +26,16 @@ def test_help_lists_every_design_subcommand():
     assert result.exit_code == 0
     for command in DESIGN_COMMANDS:
         assert re.search(rf"\b{command}\b", result.output), command
+
+
+def test_python_dash_m_clv_is_the_same_command_line(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,amount\nA,3\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "clv", "validate", "--transactions", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "'timestamp'" in plain(result.stdout + result.stderr)
+    assert "Traceback" not in result.stderr
 
 
 def test_validate_names_missing_timestamp_and_exits_1(tmp_path):

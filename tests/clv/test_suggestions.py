@@ -180,6 +180,10 @@ def test_a_plain_log_gets_scores_and_lists_with_reasons_for_what_it_lacks(tmp_pa
     assert (scores["cross_sell"] == "").all()
     assert scores["cross_sell_reason"].str.contains("no category or product column").all()
 
+    # An earlier run's birthday list, which this log cannot make, and a file of the marketer's own.
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "birthday.csv").write_text("customer_id\nOLD1\n")
+    (tmp_path / "lists" / "notes.csv").write_text("mine\n")
     listed = run(
         tmp_path, monkeypatch, "campaigns", "--scores", "scores.csv", "-t", str(log), "--out", "lists"
     )
@@ -188,8 +192,9 @@ def test_a_plain_log_gets_scores_and_lists_with_reasons_for_what_it_lacks(tmp_pa
     assert (
         "birthday: left out" in text and "abandoned_cart: left out" in text and "cross_sell: left out" in text
     )
+    assert "removed lists/birthday.csv: an earlier run's list, which this run did not make" in text
     written = {p.stem for p in (tmp_path / "lists").glob("*.csv")}
-    assert written == {"welcome", "anniversary", "win_back", "upsell", "promo"}
+    assert written == {"welcome", "anniversary", "win_back", "upsell", "promo", "notes"}
     # Nothing to cross-sell: the low-value active customers are nurtured, their rows say why, and promo takes them.
     assert_every_action_is_listed(scores, tmp_path / "lists")
     nurtured = scores[scores["segment"] == "active_low_value"]

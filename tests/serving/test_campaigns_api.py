@@ -53,7 +53,7 @@ def test_a_downloaded_list_equals_the_file_clv_campaigns_writes(trained, tmp_pat
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     state = ServingState(trained.settings)
     state.load()
-    written = write_campaigns(
+    written, _ = write_campaigns(
         campaign_lists(state.current.scores.frame, load(trained.shop), trained.settings), tmp_path
     )
     assert response.text == written["abandoned_cart"].read_text()
