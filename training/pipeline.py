@@ -34,6 +34,8 @@ Progress = Callable[[str], None]
 
 # Run tag holding the customer base's sketch (training.tracking.customer_sketch).
 SKETCH_TAG = "customer_sketch"
+# Run tag of a clv train that refused the log once its run had started: the message it printed.
+REFUSED_TAG = "refused"
 
 
 @dataclass
@@ -122,7 +124,10 @@ def train(
                 base_only=result.base_wins(),
             )
         except NoRepeatPurchases:
-            raise ValueError(_no_repeat_message(data, as_of)) from None
+            refusal = _no_repeat_message(data, as_of)
+            # The run ends FAILED with no model: the UI must say why, as the command did.
+            mlflow.set_tag(REFUSED_TAG, refusal)
+            raise ValueError(refusal) from None
         # A note that holds for the final model too is said once, without the "backtest:" prefix.
         final_notes = final.predictor.notes_
         notes = [

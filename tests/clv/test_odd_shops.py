@@ -227,6 +227,11 @@ def test_all_one_time_buyers_name_the_cause_and_what_can_be_done(tmp_path, monke
     text = refusal(tmp_path, monkeypatch, log)
     assert "bought on two different days" in text and "What can still be done" in text
     assert "churn labels" not in text
+    # The MLflow UI says why the run failed, in the words the command printed.
+    store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (failed,) = store.search_runs([e.experiment_id for e in store.search_experiments()])
+    assert failed.info.status == "FAILED"
+    assert "bought on two different days" in failed.data.tags["refused"]
 
 
 @pytest.mark.parametrize("second_orders", [(150, 400), (150, 650)], ids=["window_empty", "one_in_window"])
