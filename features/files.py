@@ -192,7 +192,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
 
 
-def spreadsheet_csv(frame: pd.DataFrame, float_format: str | None = None) -> str:
+def spreadsheet_csv(frame: pd.DataFrame) -> str:
     """CSV text of a table, safe to open in a spreadsheet: the one rule for every CSV the project writes
     (score tables, exports, campaign lists, the economics table).
 
@@ -202,10 +202,14 @@ def spreadsheet_csv(frame: pd.DataFrame, float_format: str | None = None) -> str
     so the rule can be undone exactly: remove one leading quote from every text cell that begins with
     one (`read_frame` does; Parquet files and the service's JSON keep values as they are). That is how
     a customer_id from a CSV joins back to the log.
+
+    Numbers are written in full (the shortest text that reads back as the same float), so a CSV row
+    equals its Parquet twin and the number its `reason` quotes: rounded to 6 significant digits, an
+    export in a currency of large units read 3.93297e+06 beside "predicted value 3,932,970".
     """
     text = frame.select_dtypes(exclude="number").columns
     safe = frame.assign(**{c: frame[c].map(_quoted, na_action="ignore") for c in text})
-    return safe.to_csv(index=False, float_format=float_format)
+    return safe.to_csv(index=False)
 
 
 def _quoted(value):

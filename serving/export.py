@@ -131,6 +131,6 @@ def apply_filter(scores: pd.DataFrame, spec: ExportFilter) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame) -> str:
-    """CSV text of an export (the same bytes from the CLI, the API and the page): values to 6 significant
-    digits, cells a spreadsheet would run as formulas quoted as in every CSV (`features.files.spreadsheet_csv`)."""
-    return spreadsheet_csv(frame, float_format="%.6g")
+    """CSV text of an export (the same bytes from the CLI, the API and the page), written as every CSV is
+    (`features.files.spreadsheet_csv`: numbers in full, formula cells quoted)."""
+    return spreadsheet_csv(frame)

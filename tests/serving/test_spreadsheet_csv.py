@@ -5,6 +5,8 @@ joins the log; the product's own reader (a CSV score table served, exported, lis
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -59,3 +61,17 @@ def test_hostile_ids_are_quoted_in_every_csv_and_join_back_to_the_log(trained, t
     assert set(table.frame["customer_id"]) == log_ids
     rows, unknown = table.lookup(HOSTILE)
     assert unknown == [] and [r["customer_id"] for r in rows] == HOSTILE
+
+
+def test_exports_write_numbers_in_full_as_the_score_table_does():
+    """Seen: exports rounded to 6 significant digits, so a shop counting in a currency of large units read
+    `3.93297e+06` in `predicted_clv` beside the reason "predicted value 3,932,970"."""
+    from serving.export import to_csv
+
+    frame = pd.DataFrame(
+        {"customer_id": ["A", "B"], "predicted_clv": [3_932_970.123456, 12.5], "p_alive": [0.000127, 0.99]}
+    )
+    text = to_csv(frame)
+    assert "e+" not in text and "3932970.123456" in text
+    read = pd.read_csv(io.StringIO(text), dtype={"customer_id": str})
+    pd.testing.assert_frame_equal(read, frame)
