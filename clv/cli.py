@@ -375,9 +375,12 @@ def features(
     first, last = shop.report.first_timestamp.date(), shop.report.last_timestamp.date()
     cutoff = _as_date(as_of) or last
     try:
-        check_cutoff(cutoff, first, last)
+        # A feature table has no horizon of its own; the configured one is the line `clv train` would use.
+        late = check_cutoff(cutoff, first, last, settings.train.horizon_days)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    if late:
+        _warn(late)
     tables = shop.tables()
     with progress("Features") as update:
         summary = write_features(

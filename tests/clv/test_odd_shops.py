@@ -312,6 +312,13 @@ def test_a_cut_off_long_after_the_log_is_warned_about(tmp_path, monkeypatch):
             "s.csv",
         )
         assert scored.exit_code == 0 and ("after the last transaction" in plain(scored.output)) == warned
+    # A feature table has no horizon: the configured one (365 days by default) is the line.
+    for as_of, warned in ((late, True), (last + dt.timedelta(days=300), False)):
+        args = ["features", "--transactions", str(log), "--as-of", str(as_of), "--out", "f.parquet"]
+        featured = run(tmp_path, monkeypatch, *args)
+        text = plain(featured.output)
+        assert featured.exit_code == 0 and ("after the last transaction" in text) == warned, text
+        assert not warned or "more than the 365-day horizon" in text
 
 
 def test_a_cut_off_before_the_log_is_refused_by_every_command_in_the_logs_dates(tmp_path, monkeypatch):
