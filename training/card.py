@@ -41,8 +41,10 @@ class ModelCard:
     trained_with: dict[str, bool]  # {"events": ..., "customers": ...}: tables it was trained with
     plan: str  # the training windows, in words (training.windows.WindowPlan.describe)
     trained_at: dt.datetime  # UTC, to the second
-    data_first_date: dt.date
-    data_last_date: dt.date
+    data_first_date: dt.date  # the first transaction's date
+    data_last_date: (
+        dt.date
+    )  # the last day of data it saw: the last transaction's, or `as_of` if the log runs on
     # Settings it was trained with.
     targeting_thresholds: dict[str, Any]  # models.targeting.TargetingRules.thresholds()
     margin: float | None  # gross margin as a fraction of revenue; None without one

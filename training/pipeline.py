@@ -348,7 +348,8 @@ def _card(
         plan=final.plan.describe(),
         trained_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         data_first_date=data.first_date,
-        data_last_date=data.last_date,
+        # The last day of data the model saw: a log that runs on past the cut-off was not read beyond it.
+        data_last_date=min(data.last_date, as_of),
         targeting_thresholds=final.predictor.targeting_.thresholds(),
         margin=settings.train.margin,
         discount_rate=settings.train.discount_rate,

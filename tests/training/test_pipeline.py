@@ -161,6 +161,9 @@ def test_a_champion_that_has_seen_the_window_is_not_rescored_on_it(trained, shop
     assert "each on its own backtest window" in result.reason
     tags = MlflowClient(settings.mlflow.tracking_uri).get_model_version("clv", result.version).tags
     assert tags["gate_window"] == "each model's own backtest window"
+    # The card (GET /model's data_window) says the model saw data up to its cut-off, not the whole log.
+    card = Registry(settings.mlflow).load_version(result.version).card
+    assert card.data_last_date == earlier < first.as_of
 
 
 def test_a_champion_that_cannot_score_the_new_data_is_replaced(trained, shop_dir):
