@@ -362,8 +362,14 @@ def _check(predictions: pd.DataFrame) -> None:
 def percents(value: float, line: float) -> tuple[str, str]:
     """`value` and the `line` it is compared with, as percentages with the fewest decimals (up to 3)
     that show the line as it is and keep the two apart, so a row never reads "50% is below 50%"
-    (a churn risk of 49.8% against a line of 50% reads "49.8% is below 50.0%")."""
+    (a churn risk of 49.8% against a line of 50% reads "49.8% is below 50.0%"). A probability strictly
+    between 0 and 1 never reads as a certainty: 0.0001 against a line of 20% reads "<1%", not "0%"."""
     digits = next((d for d in range(4) if abs(round(line * 100, d) - line * 100) < 1e-9), 3)
     while digits < 3 and value != line and f"{value:.{digits}%}" == f"{line:.{digits}%}":
         digits += 1
+    step = 10.0**-digits
+    if value > 0 and round(value * 100, digits) == 0:
+        return f"<{step:g}%", f"{line:.{digits}%}"
+    if value < 1 and round(value * 100, digits) == 100:
+        return f">{100 - step:g}%", f"{line:.{digits}%}"
     return f"{value:.{digits}%}", f"{line:.{digits}%}"

@@ -367,3 +367,20 @@ def test_a_row_never_quotes_a_negative_past_spend(base):
     # One valuable by what she spent is still told so.
     rich = customer(monetary_total=rules.valuable_history_ * 2, p_alive=0.05, churn_prob=0.99)
     assert rules.apply(rich).iloc[0].reason.startswith("spent ")
+
+
+def test_a_probability_short_of_certain_never_reads_as_certain():
+    """Seen: a grocery customer with p_alive 0.000127 read "probability still active is only 0%", and placed 28
+    orders the next year: the model was wrong, but the row claimed a certainty it never had."""
+    assert percents(0.000127, 0.2) == ("<1%", "20%")
+    assert percents(0.9996, 0.5) == (">99%", "50%")
+    assert percents(0.0, 0.2) == ("0%", "20%") and percents(1.0, 0.5) == ("100%", "50%")
+    assert percents(0.00004, 0.125) == ("<0.1%", "12.5%")
+
+
+def test_a_lapsed_row_quotes_a_tiny_p_alive_as_under_one_percent(base):
+    rules = TargetingRules().fit(base)
+    rich = float(base.monetary_total.max()) * 2
+    row = rules.apply(customer(monetary_total=rich, p_alive=0.000127, churn_prob=0.999)).iloc[0]
+    assert row.segment == "lapsed_valuable"
+    assert "probability still active is only <1% (below 30%)" in row.reason, row.reason
