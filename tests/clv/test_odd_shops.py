@@ -20,6 +20,8 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from clv.cli import app
+from config import TargetingSettings
+from models.targeting import percents
 
 runner = CliRunner()
 START = dt.date(2023, 1, 2)
@@ -125,7 +127,12 @@ def test_one_time_buyers_fade_with_the_time_since_their_purchase(tmp_path, monke
     assert old["p_alive"] < 0.5 and old["churn_prob"] > 0.9
     assert old["segment"] not in {"vip", "active_low_value"} and old["next_best_action"] != "cross_sell"
     # The reason quotes the row's own churn risk or, if she counts as valuable, her probability still active.
-    quoted = f"{old['churn_prob']:.0%}" if old["segment"] == "nurture" else f"{old['p_alive']:.0%}"
+    # (as the reason writes them: models.targeting.percents, so 0.996 reads ">99%", never "100%").
+    lines = TargetingSettings()
+    if old["segment"] == "nurture":
+        quoted, _ = percents(old["churn_prob"], lines.at_risk_churn)
+    else:
+        quoted, _ = percents(old["p_alive"], lines.lapsed_p_alive)
     assert quoted in old["reason"], old["reason"]
 
 
