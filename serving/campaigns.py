@@ -112,8 +112,11 @@ def write_campaigns(result: CampaignLists, out_dir: Path) -> tuple[dict[str, Pat
     with atomic_files(out_dir) as tmp:
         for name, frame in result.lists.items():
             (tmp / f"{name}.csv").write_text(as_csv(frame))
-    stale = [out_dir / f"{name}.csv" for name in CAMPAIGN_NAMES if name not in result.lists]
-    stale = [path for path in stale if path.is_file()]
+    stale = [
+        path
+        for name in CAMPAIGN_NAMES
+        if name not in result.lists and (path := out_dir / f"{name}.csv").is_file()
+    ]
     for path in stale:
         path.unlink()
     return {name: out_dir / f"{name}.csv" for name in result.lists}, stale

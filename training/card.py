@@ -42,9 +42,8 @@ class ModelCard:
     plan: str  # the training windows, in words (training.windows.WindowPlan.describe)
     trained_at: dt.datetime  # UTC, to the second
     data_first_date: dt.date  # the first transaction's date
-    data_last_date: (
-        dt.date
-    )  # the last day of data it saw: the last transaction's, or `as_of` if the log runs on
+    # The last day of data it saw: the last transaction's, or `as_of` if the log runs on past it.
+    data_last_date: dt.date
     # Settings it was trained with.
     targeting_thresholds: dict[str, Any]  # models.targeting.TargetingRules.thresholds()
     margin: float | None  # gross margin as a fraction of revenue; None without one

@@ -47,9 +47,8 @@ def test_the_date_agrees_with_the_rows_churn_and_p_alive(fitted):
     assert (out.loc[shown, "days_to_next_order"] <= 365).all()
     assert out["next_order_reason"].str.contains("p_alive 80%").all()
     quoted = out["next_order_reason"].str.extract(r"= (<?)([\d.]+)%")
-    under = (
-        quoted[0] == "<"
-    ).to_numpy()  # a chance that rounds to 0% reads "<1%" (models.targeting.percents)
+    # A chance that rounds to 0% reads "<1%" (models.targeting.percents).
+    under = (quoted[0] == "<").to_numpy()
     value = quoted[1].astype(float).to_numpy() / 100
     assert np.abs(value[~under] - chance[~under]).max() <= 0.005
     assert under.any() and (chance[under] < value[under]).all()
