@@ -95,15 +95,12 @@ def train(
 
     for run_id in tracking.end_abandoned_runs(client, settings.mlflow.experiment):
         progress(f"marked run {run_id} KILLED: its clv train had stopped without ending it")
-    with mlflow.start_run(run_name=f"clv-{as_of}-h{horizon_days}") as run:
-        mlflow.set_tags(
-            {
-                "as_of": str(as_of),
-                "horizon_days": horizon_days,
-                "features_version": FEATURES_VERSION,
-                **tracking.owner_tags(),
-            }
-        )
+    # The owner tags are created with the run: a SIGKILL between creating it and tagging it would leave a
+    # RUNNING run no later `clv train` could tell was abandoned.
+    tags = {"as_of": str(as_of), "horizon_days": str(horizon_days), "features_version": FEATURES_VERSION}
+    with mlflow.start_run(
+        run_name=f"clv-{as_of}-h{horizon_days}", tags={**tags, **tracking.owner_tags()}
+    ) as run:
         mlflow.log_params(_params(settings, as_of))
         mlflow.log_params(tracking.data_fingerprint(data.transactions))
         sketch = tracking.customer_sketch(data.transactions)

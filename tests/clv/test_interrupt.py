@@ -193,11 +193,14 @@ def test_a_run_whose_clv_train_was_killed_is_marked_at_the_next_train(tmp_path):
         while "RUNNING" not in run_statuses(db):
             assert process.poll() is None and time.monotonic() < deadline, "the run never started"
             time.sleep(0.2)
+        # Killed the moment its run shows: the run must already say whose it is (CI once killed it between
+        # creating the run and tagging it, and the run stayed RUNNING for good).
         process.kill()
         process.wait(timeout=30)
     finally:
         process.kill()
     assert run_statuses(db) == ["RUNNING"]
+    assert query(db, "select value from tags where key = 'clv.pid'") == [(str(process.pid),)]
     # A run of a live process (this one) is not touched.
     tracking.configure(uri, "clv")
     client = tracking.client(uri)
