@@ -141,7 +141,11 @@ class Shop:
 
 
 def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
-    """Parse `--map contract_column=shop_column` options into a dict."""
+    """Parse `--map contract_column=shop_column` options into a dict.
+
+    Raises ValueError naming the option when one is not CONTRACT=YOURS or names no contract column, so a
+    mistyped flag is a usage error like any other (a mapping from clv.toml is checked with the data instead,
+    `check_mapping_targets`)."""
     mapping: dict[str, str] = {}
     for pair in pairs or []:
         target, sep, source = pair.partition("=")
@@ -149,8 +153,21 @@ def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
             raise ValueError(
                 f"--map {pair!r} is not of the form CONTRACT_COLUMN=YOUR_COLUMN, e.g. customer_id=CustomerID"
             )
+        if (unknown := _unknown_target(target.strip())) is not None:
+            raise ValueError(f"--map {pair!r}: {unknown}")
         mapping[target.strip()] = source.strip()
     return mapping
+
+
+def _unknown_target(target: str) -> str | None:
+    """Why `target` cannot be mapped, or None when it is a contract column."""
+    known = set(TRANSACTIONS.columns) | set(EVENTS.columns) | set(CUSTOMERS.columns)
+    if target in known:
+        return None
+    return (
+        f"column mapping names {target!r}, which is not a contract column. "
+        f"Fix: map one of {', '.join(sorted(known))}."
+    )
 
 
 def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
@@ -216,15 +233,9 @@ def load_shop(
 
 
 def check_mapping_targets(mapping: Mapping[str, str], report: ValidationReport) -> None:
-    known = set(TRANSACTIONS.columns) | set(EVENTS.columns) | set(CUSTOMERS.columns)
     for target in mapping:
-        if target not in known:
-            report.error(
-                "mapping",
-                target,
-                f"column mapping names {target!r}, which is not a contract column. "
-                f"Fix: map one of {', '.join(sorted(known))}.",
-            )
+        if (unknown := _unknown_target(target)) is not None:
+            report.error("mapping", target, unknown)
 
 
 def _load_table(

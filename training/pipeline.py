@@ -149,6 +149,8 @@ def train(
                 "base_models": ",".join(final.predictor.base_models),
                 "regularity_k": final.predictor.regularity_k,
                 "spend": final.predictor.spend,
+                # The rule alone reads `gamma_gamma` on a log without amounts, where every order is worth 1.
+                "order_value": final.predictor.btyd_.spend.describe(),
             }
         )
         tracking.log_figures({"clv_distribution": plots.distribution(scores["predicted_clv"])})

@@ -84,6 +84,8 @@ def test_train_registers_a_champion_with_metrics_and_plots(trained):
     assert run.data.tags["notes"] and run.data.params["final_plan"]
     assert run.data.params["base_models"] in ("mbgnbd,pareto", "mbgcnbd") and run.data.params["regularity_k"]
     assert run.data.params["data_fingerprint"]
+    # The demo shop has amounts: its orders are valued by one of the spend rules, not at 1 each.
+    assert run.data.params["order_value"] in ("Gamma-Gamma", "the shop's mean order value")
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     for plot in ("cumulative_gain", "deciles", "churn_calibration", "feature_importance", "clv_distribution"):
         assert f"plots/{plot}.png" in artifacts
