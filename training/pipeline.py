@@ -33,7 +33,6 @@ Progress = Callable[[str], None]
 
 
 # Run tag holding the customer base's sketch (training.tracking.customer_sketch).
-SKETCH_TAG = "customer_sketch"
 # Run tag of a clv train that refused the log once its run had started: the message it printed.
 REFUSED_TAG = "refused"
 
@@ -104,7 +103,7 @@ def train(
         mlflow.log_params(_params(settings, as_of))
         mlflow.log_params(tracking.data_fingerprint(data.transactions))
         sketch = tracking.customer_sketch(data.transactions)
-        mlflow.set_tag(SKETCH_TAG, ",".join(sketch))
+        mlflow.set_tag(tracking.SKETCH_TAG, ",".join(sketch))
 
         progress("backtest")
         try:
@@ -461,7 +460,7 @@ def _other_customers(
     one), whose backtest says nothing about this one; None when the two can be compared."""
     if champion is None or not champion.run_id:
         return None
-    logged = client.get_run(champion.run_id).data.tags.get(SKETCH_TAG)
+    logged = client.get_run(champion.run_id).data.tags.get(tracking.SKETCH_TAG)
     if not logged:
         return None
     shared = tracking.shared_customers(sketch, logged.split(","))

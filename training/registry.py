@@ -182,6 +182,20 @@ class Registry:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.name, str(version), key, value)
 
+    def trained_on(self, sketch: list[str]) -> str | None:
+        """The newest version trained on the customers of `sketch` (`tracking.customer_sketch`; at least
+        `tracking.SAME_CUSTOMERS` in common), or None."""
+        versions = self.client.search_model_versions(f"name = '{self.name}'")
+        for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+            logged = (
+                self.client.get_run(version.run_id).data.tags.get(tracking.SKETCH_TAG)
+                if version.run_id
+                else None
+            )
+            if logged and tracking.shared_customers(sketch, logged.split(",")) >= tracking.SAME_CUSTOMERS:
+                return str(version.version)
+        return None
+
     def _history(self) -> list[str]:
         tag = self.client.get_registered_model(self.name).tags.get(HISTORY_TAG, "")
         return [v for v in tag.split(",") if v]

@@ -89,11 +89,12 @@ def prepare(
     warn: Progress,
 ) -> tuple[LoadedModel, ShopData, dt.date]:
     """The model, the shop's tables and the cut-off (`as_of`, default the last transaction date), once the
-    model is known to fit the input (`check_inputs`); warns when the model was trained on other customers
-    (`warn_if_other_customers`) and when the cut-off lies more than the model's horizon after the log.
-    ValueError for a cut-off before the log's first transaction (`ShopData.check_cutoff`)."""
+    model is known to fit the input (`check_inputs`) and these customers (`check_customers`); warns when
+    the cut-off lies more than the model's horizon after the log. ValueError for a cut-off before the
+    log's first transaction (`ShopData.check_cutoff`) and for a default champion trained on another shop."""
     progress("loading model")
-    loaded = Registry(settings.mlflow).load(model_uri)
+    registry = Registry(settings.mlflow)
+    loaded = registry.load(model_uri)
     data = ShopData.from_shop(shop)
     as_of = as_of or data.last_date
     late = data.check_cutoff(as_of, loaded.card.horizon_days)
@@ -104,34 +105,50 @@ def prepare(
         data.columns,
         data.event_types() if data.events is not None else None,
     )
-    warn_if_other_customers(loaded, data, as_of, warn)
+    check_customers(loaded, data, as_of, warn, None if model_uri else registry)
     if late:
         warn(late)
     return loaded, data, as_of
 
 
-def warn_if_other_customers(loaded: LoadedModel, data: ShopData, as_of: dt.date, warn: Progress) -> None:
-    """Warn when the model's customer sketch shares few customers with these transactions'. The fix it
-    gives is `clv train` on them, unless that would refuse them (`ShopData.untrainable`)."""
+def check_customers(
+    loaded: LoadedModel, data: ShopData, as_of: dt.date, warn: Progress, champion_of: Registry | None
+) -> None:
+    """Whether the model fits these customers, by its customer sketch against these transactions'.
+
+    Sharing under `tracking.SAME_CUSTOMERS` with them, a model chosen by hand (`champion_of` None) or one
+    these transactions cannot be trained on yet (`ShopData.untrainable`: a model of a similar shop is then
+    the one to use) is warned about. The champion taken by default for a shop that can be trained on is
+    refused with a ValueError naming the version trained on these customers, if the registry has one:
+    every row it would write is another shop's model's number (seen: the lists of a shop scored with the
+    champion of another shop's log, vip 17 against its own model's 10, with only a warning).
+    """
     trained_on = loaded.card.customer_sketch
     if not trained_on:
         return
-    shared = tracking.shared_customers(tracking.customer_sketch(data.transactions), trained_on)
+    sketch = tracking.customer_sketch(data.transactions)
+    shared = tracking.shared_customers(sketch, trained_on)
     if shared >= tracking.SAME_CUSTOMERS:
         return
     model = f"model {loaded.uri} (v{loaded.version})"
-    mismatch = (
-        f"{model} was trained on other customers than these (about {shared:.0%} in common): its numbers may "
-        "not fit this shop."
-    )
+    mismatch = f"{model} was trained on other customers than these (about {shared:.0%} in common)"
     if why := data.untrainable(as_of):
         warn(
-            f"{mismatch} These transactions cannot be trained on yet ({why}), so a model of a similar shop "
-            "is the one to use: check that the shop it was trained on sells like this one, and `clv train` on "
-            "these transactions once customers have come back."
+            f"{mismatch}: its numbers may not fit this shop. These transactions cannot be trained on yet ({why}), "
+            "so a model of a similar shop is the one to use: check that the shop it was trained on sells like "
+            "this one, and `clv train` on these transactions once customers have come back."
         )
+    elif champion_of is None:
+        warn(f"{mismatch}: its numbers may not fit this shop. Fix: `clv train` on these transactions.")
     else:
-        warn(
-            f"{mismatch} Fix: `clv train` on these transactions (and `clv promote` the new version if the gate "
-            "does not)."
+        own = champion_of.trained_on(sketch)
+        fix = (
+            f"`clv promote {own}` (v{own} was trained on them), or score with it: --model "
+            f"models:/{champion_of.name}/{own}"
+            if own
+            else "`clv train` on these transactions (and `clv promote` the new version if the gate does not)"
+        )
+        raise ValueError(
+            f"{mismatch}, so every row would be another shop's numbers. Fix: {fix}; or pass --model to "
+            "score with another model on purpose."
         )

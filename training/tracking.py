@@ -106,8 +106,9 @@ def data_fingerprint(transactions: ir.Table) -> dict[str, str | int | float]:
     }
 
 
-# Customers in the bottom-k sketch of a customer base (`customer_sketch`).
+# Customers in the bottom-k sketch of a customer base (`customer_sketch`), and the run tag that holds it.
 SKETCH_SIZE = 64
+SKETCH_TAG = "customer_sketch"
 # Below this estimated share of customers in common (`shared_customers`), two logs are two customer
 # bases: a shop growing by half a year's customers, or a rolling export moved on by months, stays well
 # above it; two shops are near 0.
