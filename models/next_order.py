@@ -40,7 +40,7 @@ from scipy.special import expit, logit
 
 from models.btyd_features import BTYDFeatures
 from models.btyd_fit import Summary
-from models.targeting import percents
+from models.targeting import percent, percents
 
 GRID_POINTS = 24
 DUE = 0.5  # the date is the median: half of the customers like her who stay have ordered by then
@@ -166,11 +166,15 @@ def timing_reason(
             *percents(p_alive, min_p_alive)
         )
     # Why the date is there or not: her chance of an order within the horizon if still a customer.
-    chance_text = f"within {max_days} days: (1 - churn_prob {churn_prob:.0%}) / p_alive {p_alive:.0%} ="
+    chance_text = (
+        f"within {max_days} days: (1 - churn_prob {percent(churn_prob)}) / p_alive {percent(p_alive)} ="
+    )
     if shown:
+        # The chance is capped at 1 where churn_prob sits at its floor 1 - p_alive (the churn model expected
+        # her to order more surely than the base that she is alive): a bound, not a certainty.
         return (
-            f"median date of her next order if still a customer (p_alive {p_alive:.0%}); if she is, an "
-            f"order {chance_text} {chance:.0%}"
+            f"median date of her next order if still a customer (p_alive {percent(p_alive)}); if she is, an "
+            f"order {chance_text} {percent(min(chance, 0.999))}"
         )
     return "left empty: even if still a customer, unlikely to order {} {} < {}".format(
         chance_text, *percents(chance, DUE)

@@ -285,7 +285,10 @@ class TargetingRules(BaseEstimator):
         return np.array(out, dtype=object)
 
     def _money(self, value: float) -> str:
-        return f"{value:,.1f} orders" if self.value_unit == "orders" else f"{value:,.0f}"
+        if self.value_unit == "orders":
+            return f"{value:,.1f} orders"
+        # Whole units hide small values: a predicted value of 0.31 read "predicted value 0".
+        return f"{value:,.0f}" if abs(value) >= 10 else f"{value:,.2f}"
 
     def _past(self, history: float) -> str:
         """What the customer brought so far: revenue, or orders placed for a log without amounts."""
@@ -367,9 +370,15 @@ def percents(value: float, line: float) -> tuple[str, str]:
     digits = next((d for d in range(4) if abs(round(line * 100, d) - line * 100) < 1e-9), 3)
     while digits < 3 and value != line and f"{value:.{digits}%}" == f"{line:.{digits}%}":
         digits += 1
+    return percent(value, digits), f"{line:.{digits}%}"
+
+
+def percent(value: float, digits: int = 0) -> str:
+    """The probability `value` as a percentage with `digits` decimals, where a value strictly between 0 and 1
+    never reads as a certainty: 0.9962 reads ">99%", 0.0001 "<1%"."""
     step = 10.0**-digits
     if value > 0 and round(value * 100, digits) == 0:
-        return f"<{step:g}%", f"{line:.{digits}%}"
+        return f"<{step:g}%"
     if value < 1 and round(value * 100, digits) == 100:
-        return f">{100 - step:g}%", f"{line:.{digits}%}"
-    return f"{value:.{digits}%}", f"{line:.{digits}%}"
+        return f">{100 - step:g}%"
+    return f"{value:.{digits}%}"

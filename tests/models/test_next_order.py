@@ -46,12 +46,14 @@ def test_the_date_agrees_with_the_rows_churn_and_p_alive(fitted):
     assert (shown == (chance >= DUE)).all()
     assert (out.loc[shown, "days_to_next_order"] <= 365).all()
     assert out["next_order_reason"].str.contains("p_alive 80%").all()
-    quoted = out["next_order_reason"].str.extract(r"= (<?)([\d.]+)%")
-    # A chance that rounds to 0% reads "<1%" (models.targeting.percents).
-    under = (quoted[0] == "<").to_numpy()
+    quoted = out["next_order_reason"].str.extract(r"= ([<>]?)([\d.]+)%")
+    # A chance that rounds to 0% reads "<1%", one that rounds to 100% ">99%" (models.targeting.percent).
+    under, over = (quoted[0] == "<").to_numpy(), (quoted[0] == ">").to_numpy()
     value = quoted[1].astype(float).to_numpy() / 100
-    assert np.abs(value[~under] - chance[~under]).max() <= 0.005
+    exact = ~under & ~over
+    assert np.abs(value[exact] - chance[exact]).max() <= 0.005
     assert under.any() and (chance[under] < value[under]).all()
+    assert over.any() and (chance[over] > value[over]).all()
     sooner = days_to_next_order(btyd, features, 365, np.full(n, 0.95))
     later = days_to_next_order(btyd, features, 365, np.full(n, 0.6))
     assert (sooner <= later).all() and (sooner < later).mean() > 0.9
@@ -98,3 +100,17 @@ def test_gone_or_slow_customers_get_no_date_and_say_why(fitted):
 def test_the_date_is_as_of_plus_whole_days():
     dates = next_order_date(pd.Series([AS_OF, AS_OF]), pd.Series([2.2, np.nan]))
     assert dates.tolist() == [dt.date(2025, 7, 3), None]
+
+
+def test_a_chance_capped_at_its_bound_never_reads_as_certain(fitted):
+    """Seen on the demo shop: churn_prob 25.80% and p_alive 74.20% (churn at its floor, 1 - p_alive) read
+    "an order within 365 days ... = 100%", and p_alive 0.9962 read "p_alive 100%"."""
+    btyd, features = fitted
+    n = len(features)
+    alive = np.where(np.arange(n) % 2 == 0, 0.742, 0.9962)
+    out = next_order(btyd, features, alive, 1 - alive, min_p_alive=0.3, max_days=365)
+    reasons = out["next_order_reason"]
+    assert out["days_to_next_order"].notna().all()
+    assert not reasons.str.contains("100%").any(), reasons[reasons.str.contains("100%")].iloc[0]
+    assert reasons.str.endswith("= >99%").all()
+    assert reasons[1::2].str.contains(r"p_alive >99%\)", regex=True).all()

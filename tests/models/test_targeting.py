@@ -384,3 +384,25 @@ def test_a_lapsed_row_quotes_a_tiny_p_alive_as_under_one_percent(base):
     row = rules.apply(customer(monetary_total=rich, p_alive=0.000127, churn_prob=0.999)).iloc[0]
     assert row.segment == "lapsed_valuable"
     assert "probability still active is only <1% (below 30%)" in row.reason, row.reason
+
+
+def test_a_small_predicted_value_is_not_rounded_to_nothing():
+    """Seen on a shop of small amounts: a predicted value of 0.31 read "predicted value 0", 0.65 "predicted
+    value 1"."""
+    small = pd.DataFrame(
+        {
+            "predicted_clv": np.linspace(0.05, 3.0, 200),
+            "churn_prob": 0.2,
+            "p_alive": 0.8,
+            "tenure_days": 400,
+            "recency_days": 20,
+            "gap_mean_days": 30.0,
+            "n_orders": 3,
+            "monetary_mean": 1.0,
+            "monetary_total": 3.0,
+        }
+    )
+    rules = TargetingRules().fit(small)
+    row = rules.apply(customer(predicted_clv=0.31, monetary_mean=1.0, monetary_total=3.0)).iloc[0]
+    assert "predicted value 0.31 is below the top 20%" in row.reason, row.reason
+    assert "predicted value 1,234 " in rules.apply(customer(predicted_clv=1234.4)).iloc[0].reason
