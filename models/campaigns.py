@@ -9,7 +9,7 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 | birthday | birthday in the `upcoming_days` after as_of (customers table) | the birthday |
 | anniversary | anniversary of the first purchase in the `upcoming_days` after as_of | the anniversary |
 | abandoned_cart | cart or checkout event, no order after it, `cart_days` before as_of at most (events) | its date |
-| win_back | next_best_action win_back (valuable, probably lapsed) | last order date |
+| win_back | next_best_action win_back (valuable, probably lapsed), unless in abandoned_cart | last order date |
 | upsell | next_best_action upsell | next order date (as_of + 1 when empty) |
 | cross_sell | next_best_action cross_sell (it always has a suggestion) | next order date (as_of + 1 when empty) |
 | promo | next_best_action nurture (the contract has no discount column to find discount responders) | as_of + 1 |
@@ -147,7 +147,10 @@ def build_campaigns(
         picks["anniversary"] = (
             upcoming & (years >= 1),
             yearly,
-            years.astype(str) + " year(s) since the first order on " + first.astype(str),
+            years.astype(str)
+            + np.where(years == 1, " year", " years")
+            + " since the first order on "
+            + first.astype(str),
         )
         if frame["birth_date"].notna().any():
             birthday = next_yearly(frame["birth_date"], as_of)
@@ -172,6 +175,17 @@ def build_campaigns(
                 + np.where(item != "", " of " + item, "")
                 + " with no order after it",
             )
+            # "We miss you" to someone who carted days ago contradicts the cart: she gets the cart's contact.
+            win_back, trigger, reason = picks["win_back"]
+            both = win_back.fillna(False) & recent
+            picks["win_back"] = (win_back & ~both, trigger, reason)
+            if both.any():
+                n = int(both.sum())
+                notes.append(
+                    f"win_back: {n:,} lapsed valuable {'customer' if n == 1 else 'customers'} with a cart or "
+                    f"checkout in the last {rules['cart_days']} days {'is' if n == 1 else 'are'} in abandoned_cart "
+                    "instead"
+                )
         else:
             notes.append(
                 "abandoned_cart: left out, no cart or checkout events without a later order (events missing?)"

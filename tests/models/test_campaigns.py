@@ -71,6 +71,28 @@ def test_each_list_takes_its_customers_with_their_trigger_dates():
     assert abs(upsell["expected_value"] - RULES["response_rates"]["upsell"] * 0.95 * 100.0 * 0.4) < 1e-9
 
 
+def test_a_lapsed_customer_with_a_recent_cart_gets_the_cart_contact_not_a_win_back():
+    """Seen on the demo shop: a customer who added to cart on the as_of day was in win_back.csv ("probability
+    still active is only 3%") and in abandoned_cart.csv: two contradicting messages to one person."""
+    carted = moments().assign(last_cart_date=[None, dt.date(2025, 6, 28), dt.date(2025, 6, 29), None])
+    lists, notes = build_campaigns(scores(), carted, AS_OF, RULES, margin=0.4)
+    assert lists["win_back"].empty and set(lists["abandoned_cart"]["customer_id"]) == {"B", "C"}
+    assert notes == [
+        f"win_back: 1 lapsed valuable customer with a cart or checkout in the last {RULES['cart_days']} days "
+        "is in abandoned_cart instead"
+    ]
+    # A cart older than the window says nothing: she stays in win_back.
+    old = carted.assign(last_cart_date=[None, None, dt.date(2025, 1, 1), None])
+    assert build_campaigns(scores(), old, AS_OF, RULES, margin=0.4)[0]["win_back"][
+        "customer_id"
+    ].tolist() == ["C"]
+
+
+def test_anniversaries_count_years_in_words():
+    lists, _ = build_campaigns(scores(), moments(), AS_OF, RULES, margin=0.4)
+    assert lists["anniversary"]["reason"].tolist() == ["1 year since the first order on 2024-07-10"]
+
+
 def test_the_welcome_list_is_the_customers_told_welcome_series_on_their_score_row():
     """One rule for who is new: the segment's ([targeting] new_customer_days, 60 by default). With a welcome
     window of its own (30 days) a customer 45 days in read "welcome_series" on her score row and was missing
