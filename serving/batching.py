@@ -24,17 +24,16 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import xgboost
 
 from features.request import compute_features_for_columns
 from serving.bodies import Columns
+from serving.scores import json_records
 from training.loading import LoadedModel, score_features
 
 log = logging.getLogger(__name__)
@@ -252,9 +251,7 @@ def _split(table: pd.DataFrame, n_jobs: int) -> list[list[dict]]:
     out: list[list[dict]] = [[] for _ in range(n_jobs)]
     if table.empty:
         return out
-    # JSON has no infinity; pandas would write one as a number that parses back to infinity.
-    table = table.replace([np.inf, -np.inf], np.nan)
-    for record in json.loads(table.to_json(orient="records", date_format="iso")):
+    for record in json_records(table):
         index, _, customer_id = record["customer_id"].partition(_SEP)
         record["customer_id"] = customer_id
         out[int(index)].append(record)

@@ -88,8 +88,8 @@ def summary(result: CampaignLists) -> dict:
         "campaigns": {
             name: {
                 "rows": len(frame),
-                "expected_value": round(float(frame["expected_value"].sum()), 6),
-                "predicted_clv": round(float(frame["predicted_clv"].sum()), 6),
+                "expected_value": float(frame["expected_value"].sum()),
+                "predicted_clv": float(frame["predicted_clv"].sum()),
             }
             for name, frame in result.lists.items()
         },

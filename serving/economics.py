@@ -5,7 +5,6 @@ the retention what-if from the score table (`models.retention`)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from models.economics import acquisition_economics, cohort_curves, spend_after
 from models.retention import retention_what_if
 from serving.campaigns import scores_as_of
 from serving.messages import ECONOMICS_NEEDS_AMOUNTS
+from serving.scores import json_records
 from serving.shop_match import check_same_shop
 
 
@@ -53,9 +53,10 @@ def _late_spend_note(spend: pd.DataFrame, last_month: pd.Period, as_of: dt.date)
     if late.empty:
         return []
     rows = "row" if len(late) == 1 else "rows"
+    were = "was" if len(late) == 1 else "were"
     return [
         f"{len(late):,} spend {rows} after the scores' as_of {as_of} ({late['month'].min()} to "
-        f"{late['month'].max()}) were left out: that spend bought customers the scores do not know yet."
+        f"{late['month'].max()}) {were} left out: that spend bought customers the scores do not know yet."
     ]
 
 
@@ -122,15 +123,12 @@ def service_economics(scores: pd.DataFrame, settings: Settings) -> dict:
         raise ValueError(f"the configured data ([data] in clv.toml) cannot be read: {exc}") from None
     result = economics(scores, shop, Path(settings.economics.spend), settings)
 
-    def rows(frame: pd.DataFrame) -> list[dict]:
-        return json.loads(frame.to_json(orient="records"))
-
     return {
         "as_of": str(result.as_of),
         "margin": result.margin,
         "notes": result.notes,
         "warnings": result.warnings,
-        "by_channel": rows(result.by_channel),
-        "by_cohort": rows(result.by_cohort),
-        "curves": rows(result.curves),
+        "by_channel": json_records(result.by_channel),
+        "by_cohort": json_records(result.by_cohort),
+        "curves": json_records(result.curves),
     }

@@ -84,6 +84,20 @@ class ExportFilter(BaseModel):
             )
         return f"{number.normalize():f}%" if percent else str(int(number))
 
+    @field_validator("churn_min", "churn_max", "min_clv", mode="before")
+    @classmethod
+    def _in_range(cls, value, info):
+        # Before the Field's bounds (kept for the OpenAPI schema), whose message names no fix.
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return value  # not a number: pydantic's own message says so
+        if info.field_name == "min_clv" and not number >= 0:
+            raise ValueError(f"the minimum predicted CLV is 0 or more, not {value}")
+        if info.field_name != "min_clv" and not 0 <= number <= 1:
+            raise ValueError(f"a churn probability is from 0 to 1 (0.3 for 30%), not {value}")
+        return value
+
     @model_validator(mode="after")
     def _churn_range(self):
         if self.churn_min is not None and self.churn_max is not None and self.churn_min > self.churn_max:

@@ -49,7 +49,8 @@ def test_a_cohort_by_hand():
         seo["spend"] == 0 and np.isnan(seo["clv_to_cac"]) and seo["payback_months"] == 0.0
     )  # nothing to pay back
     ads = by_channel.set_index("acquisition_channel").loc["ads"]
-    assert ads["cac"] == 200.0 / 4 and ads["payback_months"] == 3.0
+    # January's cohort, 60% of the channel's spend, paid back in month 1; February's spend bought nobody.
+    assert ads["cac"] == 200.0 / 4 and ads["payback_months"] == 1.0
     assert list(by_channel.columns) == ["acquisition_channel", *ECONOMICS_COLUMNS]
 
 
@@ -75,3 +76,38 @@ def test_spend_after_the_as_of_month_counts_for_no_cohort():
     assert by_cohort["cohort"].tolist() == [JAN]  # no cohort after the as_of month
     ads = by_channel.set_index("acquisition_channel").loc["ads"]
     assert ads["spend"] == 100.0 and ads["cac"] == 25.0 and ads["clv_to_cac"] == 60.0 / 25.0
+
+
+def test_a_channels_payback_is_its_cohorts_spend_weighted_median_not_a_pooled_curve():
+    """Seen on the demo shop: affiliate read "payback 0 months" while cohorts holding 54% of its spend had not
+    paid back in their first month: pooled, the old cohorts' surplus paid for the young ones."""
+    months = months_of(
+        ["ads"] * 5,
+        [JAN, JAN, JAN, FEB, FEB],
+        [0, 1, 2, 0, 1],
+        [1, 1, 1, 1, 1],
+        [500.0, 0.0, 0.0, 10.0, 10.0],
+    )
+    predicted = pd.DataFrame({"acquisition_channel": ["ads"] * 2, "cohort": [JAN, FEB], "predicted_clv": 0.0})
+    spend = pd.DataFrame({"channel": ["ads", "ads"], "month": [JAN, FEB], "spend": [100.0, 150.0]})
+    by_cohort, by_channel = acquisition_economics(months, predicted, spend, margin=None)
+    paybacks = by_cohort.set_index("cohort")["payback_months"]
+    assert paybacks[JAN] == 0.0 and np.isnan(paybacks[FEB])  # February (60% of the spend) has not paid back
+    assert np.isnan(by_channel.loc[0, "payback_months"])  # pooled, 510 >= 250 read "0 months"
+    # Once cohorts holding half the spend have paid back, the channel's payback is the month they had.
+    cheap = spend.assign(spend=[200.0, 150.0])
+    assert acquisition_economics(months, predicted, cheap, margin=None)[1].loc[0, "payback_months"] == 0.0
+
+
+def test_money_sums_carry_no_float_noise():
+    """Seen in `clv economics --out`: revenue_to_date 39053.77999999999 for a sum of amounts in cents."""
+    cents = [0.1, 0.2] * 50
+    months = months_of(["ads"] * 100, [JAN] * 100, range(100), [1] * 100, cents)
+    predicted = pd.DataFrame({"acquisition_channel": ["ads"], "cohort": [JAN], "predicted_clv": [0.0]})
+    spend = pd.DataFrame({"channel": ["ads"] * 3, "month": [JAN] * 3, "spend": [0.1, 0.2, 0.3]})
+    by_cohort, by_channel = acquisition_economics(
+        months, predicted, spend.groupby(["channel", "month"], as_index=False).sum(), margin=None
+    )
+    assert sum(cents) != 15.0 and repr(float(by_cohort.loc[0, "revenue_to_date"])) == "15.0"
+    assert repr(float(by_channel.loc[0, "revenue_to_date"])) == "15.0"
+    assert repr(float(by_cohort.loc[0, "spend"])) == repr(float(by_channel.loc[0, "spend"])) == "0.6"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.schema import SCORE_COLUMNS
-from serving.scores import ScoreTable
+from serving.scores import ScoreTable, json_records
 
 
 def table(ids: list[str]) -> pd.DataFrame:
@@ -62,3 +64,21 @@ def test_an_older_table_with_a_cross_sell_and_nothing_to_offer_is_served_as_a_ne
     rows, _ = ScoreTable.load(path).lookup(["a", "b"])
     assert [r["next_best_action"] for r in rows] == ["nurture", "upsell"]
     assert rows[0]["reason"] == "nothing to cross-sell (no suggestion was made): nurture instead"
+
+
+def test_json_records_keep_every_number_in_full():
+    """Seen: /predict_history answered 85.2614588484 where /predict answered 85.26145884844496 (pandas'
+    to_json keeps 10 decimals, and turned 1.2345678901234567e-09 into 0.0000000012)."""
+    frame = pd.DataFrame(
+        {
+            "value": [85.26145884844496, 1.2345678901234567e-9, np.nan, np.inf],
+            "count": [1, 2, 3, 4],
+            "cohort": pd.period_range("2025-01", periods=4, freq="M"),
+            "date": ["2025-01-31", None, "2025-02-01", None],
+        }
+    )
+    records = json.loads(json.dumps(json_records(frame), allow_nan=False))
+    assert [r["value"] for r in records] == [85.26145884844496, 1.2345678901234567e-9, None, None]
+    assert [r["count"] for r in records] == [1, 2, 3, 4]
+    assert [r["cohort"] for r in records] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    assert [r["date"] for r in records] == ["2025-01-31", None, "2025-02-01", None]
