@@ -289,7 +289,12 @@ def validate(
         table.add_row("date range", f"{report.first_timestamp:%Y-%m-%d} to {report.last_timestamp:%Y-%m-%d}")
         if report.has_amount:
             table.add_row("net revenue", f"{report.revenue:,.2f}")
-            table.add_row("refund share", f"{report.refund_share:.1%} of gross revenue")
+            share = f"{report.refund_share:,.1%} of gross revenue"
+            # Seen: "8354414.3%" from one refund of 2.5e9, read as the shop's refund rate.
+            table.add_row(
+                "refund share",
+                share + (" (refunds exceed sales)" if report.refund_share > 1 else ""),
+            )
         else:
             table.add_row("values", "in orders (no amount column: every order is worth 1)")
     out.print(table)
@@ -532,7 +537,8 @@ def _print_suggestion_backtests(backtest) -> None:
         served = "with" if cross.behaviour else "without"
         out.print(
             f"Served {served} what customers viewed or carted and did not buy ([cross_sell] behaviour = "
-            f"{str(cross.behaviour).lower()})."
+            f"{str(cross.behaviour).lower()}).",
+            markup=False,  # "[cross_sell]" is a section name, not a style: rich printed "( behaviour = true)"
         )
 
 
@@ -649,7 +655,7 @@ def export(
         )
         table = ScoreTable.load(settings.serve.scores)
     except ValidationError as exc:
-        raise fail(describe_validation(exc.errors(), "/export", EXPORT_OPTIONS)) from None
+        raise fail(describe_validation(exc.errors(), "/export", EXPORT_OPTIONS), code=2) from None
     except ScoresUnavailable as exc:
         raise fail(str(exc)) from None
     selected = apply_filter(table.frame, spec)
@@ -663,13 +669,14 @@ def export(
     _say_created(created, out_path)
     out.print(
         f"Wrote {len(selected):,} of {len(table):,} customers to {out_path} ({spec.describe()}); "
-        f"predicted value {selected['predicted_clv'].sum():,.0f}{_unit(selected)}.",
+        f"predicted value {selected['predicted_clv'].sum():,.0f}{_unit(table.frame)}.",
         markup=False,
     )
 
 
 def _unit(frame) -> str:
-    """The unit after a list's total: " orders" when its value_unit says so, else "" (currency)."""
+    """The unit after a list's total: " orders" when the score table's value_unit says so, else "" (currency).
+    Read from the whole table: an empty list has no rows to say it."""
     return " orders" if "value_unit" in frame and (frame["value_unit"] == "orders").any() else ""
 
 
@@ -727,7 +734,7 @@ def campaigns(
         frame = result.lists[name]
         out.print(
             f"{name}: {len(frame):,} customers, expected value {frame['expected_value'].sum():,.0f}"
-            f"{_unit(frame)} -> {path}",
+            f"{_unit(table.frame)} -> {path}",
             highlight=False,
             markup=False,
         )

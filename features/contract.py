@@ -297,7 +297,9 @@ def _load_table(
         report.warn(
             schema.name,
             "customer_id",
-            f"{path}: {missing_ids:,} rows without a customer id were dropped",
+            f"{path}: {missing_ids:,} "
+            + ("row without a customer id was" if missing_ids == 1 else "rows without a customer id were")
+            + " dropped",
             missing_ids,
         )
 
@@ -422,6 +424,15 @@ def resolve_columns(
     if missing:
         return None
     report.columns[schema.name] = tuple(resolved)
+    if schema is CUSTOMERS and set(resolved) == set(CUSTOMERS.required):
+        # Seen: a transactions log passed as --customers validated "OK", with a warning of repeated ids.
+        report.warn(
+            schema.name,
+            None,
+            f"{path}: none of the customer columns ({', '.join(CUSTOMERS.optional)}) is in this file, so it "
+            f"adds nothing; its columns are {', '.join(repr(c) for c in available)}. Fix: pass the customers "
+            "table as --customers (or [data] customers), or leave it out.",
+        )
     return resolved
 
 
@@ -547,7 +558,12 @@ def _warn_on_content(
     ).fetchall()[0][0]
     if duplicates:
         report.warn(
-            name, None, f"{path}: {duplicates:,} rows are exact duplicates of another row (kept)", duplicates
+            name,
+            None,
+            f"{path}: {duplicates:,} "
+            + ("row is an exact duplicate" if duplicates == 1 else "rows are exact duplicates")
+            + " of another row (kept)",
+            duplicates,
         )
     if "timestamp" in schema.columns:
         future = con.execute(f"SELECT count(*) FROM {name} WHERE timestamp > ?", [now]).fetchall()[0][0]
@@ -555,7 +571,8 @@ def _warn_on_content(
             report.warn(
                 name,
                 "timestamp",
-                f"{path}: {future:,} rows are dated in the future (after {now:%Y-%m-%d})",
+                f"{path}: {future:,} {'row is' if future == 1 else 'rows are'} dated in the future "
+                f"(after {now:%Y-%m-%d})",
                 future,
             )
     if schema is TRANSACTIONS:
@@ -587,7 +604,8 @@ def _warn_on_content(
             report.warn(
                 name,
                 "customer_id",
-                f"{path}: {repeated:,} customer ids appear more than once (first kept)",
+                f"{path}: {repeated:,} {'customer id appears' if repeated == 1 else 'customer ids appear'} "
+                "more than once (first kept)",
                 repeated,
             )
             con.sql(

@@ -275,7 +275,9 @@ def _load_table(
         report.error(
             "customers",
             "customer_id",
-            f"{path}: {counts['repeated_ids']:,} customer ids appear more than once. Fix: one row per customer "
+            f"{path}: {counts['repeated_ids']:,} "
+            + ("customer id appears" if counts["repeated_ids"] == 1 else "customer ids appear")
+            + " more than once. Fix: one row per customer "
             "(Spark reads rows in no fixed order, so it cannot keep 'the first').",
             counts["repeated_ids"],
         )
@@ -287,7 +289,9 @@ def _load_table(
         report.warn(
             schema.name,
             "customer_id",
-            f"{path}: {counts['no_id']:,} rows without a customer id were dropped",
+            f"{path}: {counts['no_id']:,} "
+            + ("row without a customer id was" if counts["no_id"] == 1 else "rows without a customer id were")
+            + " dropped",
             counts["no_id"],
         )
     table = raw.select(**typed).filter(lambda t: t.customer_id.notnull())

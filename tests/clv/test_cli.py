@@ -124,6 +124,16 @@ def test_validate_report_on_good_data(tmp_path):
     assert "refund share 13.3%" in text and "1 row is a refund or return" in text
 
 
+def test_a_refund_share_beyond_all_sales_says_so(tmp_path):
+    """Seen: one refund of 2.5e9 made the headline read "refund share 8354414.3% of gross revenue"."""
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "customer_id,timestamp,amount\nA,2020-01-01,100\nB,2020-01-02,200\nA,2020-01-05,-25000000\n"
+    )
+    text = plain(runner.invoke(app, ["validate", "-t", str(path)]).output)
+    assert "refund share 8,333,333.3% of gross revenue (refunds exceed sales)" in text, text
+
+
 @pytest.mark.parametrize(
     "option, says",
     [
@@ -250,14 +260,16 @@ def test_promote_of_a_missing_version_ends_its_sentence(monkeypatch):
     "options, words",
     [
         (["--churn-min", "0.9", "--churn-max", "0.2"], "--churn-min (0.9) is above --churn-max (0.2)"),
-        (["--churn-min", "2"], "--churn-min: Input should be less than or equal to 1"),
+        (["--churn-min", "2"], "--churn-min: a churn probability is from 0 to 1 (0.3 for 30%), not 2.0"),
+        (["--top", "0"], "--top: top must be a whole number of customers from 1 to"),
     ],
 )
 def test_export_filter_errors_name_the_options(tmp_path, options, words):
-    """Seen: the API's wording on the command line, "body: churn_min (0.9) is above churn_max (0.2)"."""
+    """Seen: the API's wording on the command line, "body: churn_min (0.9) is above churn_max (0.2)". A bad
+    value is a usage error (exit 2) like a value typer refuses (`--min-clv abc`), not exit 1."""
     result = runner.invoke(app, ["export", "--out", str(tmp_path / "x.csv"), *options])
     text = plain(result.output)
-    assert result.exit_code == 1 and words in text and "body" not in text and "churn_m" not in text, text
+    assert result.exit_code == 2 and words in text and "body" not in text and "churn_m" not in text, text
 
 
 def test_validate_counts_one_customer_in_the_singular(tmp_path):

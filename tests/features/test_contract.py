@@ -235,11 +235,11 @@ def test_warnings_are_counted_not_rejected(tmp_path):
     shop = load(path)
     messages = " | ".join(w.message for w in shop.report.warnings)
     assert shop.report.ok
-    assert "1 rows are exact duplicates" in messages
+    assert "1 row is an exact duplicate of another row" in messages
     assert "1 row is a refund or return" in messages
-    assert "1 rows are dated in the future" in messages
+    assert "1 row is dated in the future" in messages
     assert "1 row has a zero amount" in messages
-    assert "1 rows without a customer id were dropped" in messages
+    assert "1 row without a customer id was dropped" in messages
     assert len(rows(shop)) == 5
     assert shop.report.refund_share == pytest.approx(4 / 25)
 
@@ -283,6 +283,21 @@ def test_events_and_customers_load_alongside(tmp_path):
     # /predict_history keeps the first row of a request the same way (features.request).
     assert customers["country"].tolist() == ["FR"]
     assert any("more than once" in w.message for w in shop.report.warnings)
+
+
+def test_a_customers_file_without_customer_columns_is_warned_about(tmp_path):
+    """Seen: `clv validate --customers` given a transactions log said OK, warning only of repeated ids."""
+    tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\nA,2023-02-01,4\n")
+    shop = load(tx, customers=tx)
+    warned = [w.message for w in shop.report.warnings if w.table == "customers"]
+    assert any(
+        "none of the customer columns (signup_date, acquisition_channel, country, birth_date, email) is in this "
+        "file, so it adds nothing; its columns are 'customer_id', 'timestamp', 'amount'. Fix: pass the "
+        "customers table as --customers" in w
+        for w in warned
+    ), warned
+    cu = write_csv(tmp_path / "c.csv", "customer_id,country\nA,FR\n")
+    assert not [w for w in load(tx, customers=cu).report.warnings if w.table == "customers"]
 
 
 def test_bad_events_file_is_reported_with_its_name(tmp_path):

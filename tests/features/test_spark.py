@@ -154,7 +154,7 @@ def test_missing_file_and_repeated_customer_ids(tmp_path, spark_backend):
     transactions.write_text("customer_id,timestamp,amount\nA,2024-01-01,3\n")
     customers = tmp_path / "c.csv"
     customers.write_text("customer_id,country\nA,FR\nA,DE\n")
-    with pytest.raises(ContractError, match="1 customer ids appear more than once"):
+    with pytest.raises(ContractError, match="1 customer id appears more than once"):
         spark.load_shop(spark_backend, str(transactions), customers=str(customers))
 
 

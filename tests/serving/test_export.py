@@ -74,8 +74,9 @@ def test_the_input_table_is_left_unchanged(scores):
         ({"top": "2.5"}, "whole number of customers from 1 to"),
         ({"top": "150%"}, "top percentage must be in (0, 100]"),
         ({"churn_min": 0.8, "churn_max": 0.2}, "churn_min (0.8) is above churn_max (0.2)"),
-        ({"churn_max": 1.5}, "less than or equal to 1"),
-        ({"min_clv": -1}, "greater than or equal to 0"),
+        ({"churn_max": 1.5}, "a churn probability is from 0 to 1 (0.3 for 30%), not 1.5"),
+        ({"churn_min": "50%"}, "churn_min\n  Input should be a valid number"),
+        ({"min_clv": -1}, "the minimum predicted CLV is 0 or more, not -1"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
     ],
 )
