@@ -44,6 +44,12 @@ def read_spend(path: Path | str) -> pd.DataFrame:
             f"spend file {path} lacks the column(s) {', '.join(missing)}. Fix: one row per channel and month with "
             f"columns {', '.join(SPEND_COLUMNS)} (e.g. paid_search,2025-03,1200)."
         )
+    if frame.empty:
+        # Seen: a header-only file gave every channel cac 0.00 and payback 0 months, as if nothing was spent.
+        raise ValueError(
+            f"spend file {path} has no rows. Fix: one row per channel and month with columns "
+            f"{', '.join(SPEND_COLUMNS)} (e.g. paid_search,2025-03,1200)."
+        )
     month = pd.to_datetime(frame["month"].astype(str), format="%Y-%m", errors="coerce")
     spend = pd.to_numeric(frame["spend"], errors="coerce")
     for column, bad, fix in (

@@ -232,6 +232,19 @@ def load_shop(
     return shop
 
 
+def warn_padded_ids(report: ValidationReport, table: str, path: Path | str, padded: int) -> None:
+    """Warn of `padded` rows whose customer id had spaces around it. Ids are trimmed so " 42" and "42" are
+    one customer; the score table then holds "42", which a CRM keyed on " 42" would not find."""
+    if padded:
+        report.warn(
+            table,
+            "customer_id",
+            f"{path}: {padded:,} {'row has a customer id' if padded == 1 else 'rows have customer ids'} with "
+            "spaces around it, read without them (the score table and lists hold the trimmed ids)",
+            padded,
+        )
+
+
 def check_mapping_targets(mapping: Mapping[str, str], report: ValidationReport) -> None:
     for target in mapping:
         if (unknown := _unknown_target(target)) is not None:
@@ -283,7 +296,11 @@ def _load_table(
         return False
 
     id_expr = exprs["customer_id"]
-    missing_ids = con.execute(f"SELECT count(*) FROM __clv_src WHERE {id_expr} IS NULL").fetchall()[0][0]
+    missing_ids, padded = con.execute(
+        f"SELECT count(*) FILTER (WHERE {id_expr} IS NULL), "
+        f"count(*) FILTER (WHERE {id_expr} <> CAST({_q(columns['customer_id'])} AS VARCHAR)) FROM __clv_src"
+    ).fetchall()[0]
+    warn_padded_ids(report, schema.name, path, padded)
     if missing_ids == summary.rows:
         report.error(
             schema.name,

@@ -47,6 +47,7 @@ from features.contract import (
     ValidationReport,
     check_mapping_targets,
     resolve_columns,
+    warn_padded_ids,
 )
 from features.engine import Progress, default_memory_limit, reporting
 from features.files import atomic_dataset
@@ -210,7 +211,12 @@ def _load_table(
         for name, kind in schema.columns.items()
         if name in columns
     }
-    checks = {"rows": raw.count(), "no_id": typed["customer_id"].isnull().sum()}
+    raw_id = raw[columns["customer_id"]].cast("string")
+    checks = {
+        "rows": raw.count(),
+        "no_id": typed["customer_id"].isnull().sum(),
+        "padded_ids": (typed["customer_id"] != raw_id).sum(),
+    }
     for name, kind in schema.columns.items():
         if name in columns and kind != "string":
             checks[f"bad_{name}"] = (_text(raw[columns[name]]).notnull() & typed[name].isnull()).sum()
@@ -294,6 +300,7 @@ def _load_table(
             + " dropped",
             counts["no_id"],
         )
+    warn_padded_ids(report, schema.name, path, counts["padded_ids"])
     table = raw.select(**typed).filter(lambda t: t.customer_id.notnull())
     if schema is TRANSACTIONS:
         table = _complete_transactions(table, report, path)

@@ -18,6 +18,7 @@ from features.engine import to_pandas
         ("channel,spend\nads,3\n", "lacks the column(s) month"),
         ("channel,month,spend\nads,2025-01,3\nads,01/2025,4\n", "column 'month', row 2"),
         ("channel,month,spend\nads,2025-01,-3\n", "column 'spend', row 1"),
+        ("channel,month,spend\n", "has no rows"),
     ],
 )
 def test_a_bad_spend_file_names_the_column_row_and_fix(tmp_path, text, words):

@@ -285,6 +285,18 @@ def test_events_and_customers_load_alongside(tmp_path):
     assert any("more than once" in w.message for w in shop.report.warnings)
 
 
+def test_customer_ids_with_spaces_around_them_are_warned_about(tmp_path):
+    """Seen: "  spaced " became "spaced" without a word, so a CRM join on the padded id found nobody."""
+    tx = write_csv(
+        tmp_path / "t.csv", 'customer_id,timestamp,amount\n"  spaced ",2023-01-01,3\nB,2023-01-02,4\n'
+    )
+    shop = load(tx)
+    assert sorted(rows(shop)["customer_id"]) == ["B", "spaced"]
+    assert any("1 row has a customer id with spaces around it" in w.message for w in shop.report.warnings)
+    clean = write_csv(tmp_path / "c.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\n")
+    assert not any("with spaces around" in w.message for w in load(clean).report.warnings)
+
+
 def test_a_customers_file_without_customer_columns_is_warned_about(tmp_path):
     """Seen: `clv validate --customers` given a transactions log said OK, warning only of repeated ids."""
     tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\nA,2023-02-01,4\n")

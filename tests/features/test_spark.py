@@ -242,3 +242,14 @@ def test_event_items_load_and_count_as_on_the_default_engine(demo, spark_backend
     got = to_pandas(lifecycle_table(sp["transactions"], CUTOFFS[1], sp["events"]))
     assert expected["last_cart_item"].notna().any()
     assert_same_table(expected, got, ("customer_id",))
+
+
+def test_customer_ids_with_spaces_around_them_are_warned_about_on_both_engines(tmp_path, spark_backend):
+    path = tmp_path / "t.csv"
+    path.write_text('customer_id,timestamp,amount\n"  spaced ",2025-01-01,10\nB,2025-02-01,5\n')
+    for shop in (spark.load_shop(spark_backend, str(path)), load_shop(path)):
+        said = [w.message for w in shop.report.warnings if "with spaces around" in w.message]
+        assert said == [
+            f"{path}: 1 row has a customer id with spaces around it, read without them (the score "
+            "table and lists hold the trimmed ids)"
+        ], shop.report.warnings
