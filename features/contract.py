@@ -233,14 +233,20 @@ def load_shop(
 
 
 def warn_padded_ids(report: ValidationReport, table: str, path: Path | str, padded: int) -> None:
-    """Warn of `padded` rows whose customer id had spaces around it. Ids are trimmed so " 42" and "42" are
-    one customer; the score table then holds "42", which a CRM keyed on " 42" would not find."""
+    """Warn of `padded` rows whose customer id had spaces (or tabs, line breaks) around it. Ids are trimmed
+    so " 42" and "42" are one customer; the score table then holds "42", which a CRM keyed on " 42" would
+    not find."""
     if padded:
         report.warn(
             table,
             "customer_id",
-            f"{path}: {padded:,} {'row has a customer id' if padded == 1 else 'rows have customer ids'} with "
-            "spaces around it, read without them (the score table and lists hold the trimmed ids)",
+            f"{path}: {padded:,} "
+            + (
+                "row has a customer id with spaces around it"
+                if padded == 1
+                else "rows have customer ids with spaces around them"
+            )
+            + " (read trimmed: the score table and lists hold the ids without the spaces)",
             padded,
         )
 
@@ -468,9 +474,14 @@ def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+# What Ibis's `strip()` removes on Spark (features.spark): DuckDB's trim() alone removes only spaces, so an id
+# "b\t" was "b" on one engine and "b\t" on the other.
+_WHITESPACE = " || ".join(f"chr({ord(c)})" for c in " \t\n\r\x0b\x0c")
+
+
 def _coerce_expr(kind: str, col: str, timestamp_format: str | None) -> str:
     """SQL that turns a source column into the contract type, NULL where it cannot."""
-    text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
+    text = f"NULLIF(trim(CAST({col} AS VARCHAR), {_WHITESPACE}), '')"
     if kind == "string":
         return text
     if kind == "float64":

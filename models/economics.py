@@ -27,11 +27,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.orders import EXACT
+from models.targeting import significant
 
 KEYS = ("acquisition_channel", "cohort")
 MONEY = ["spend", "revenue_to_date"]
-MONEY_DECIMALS = EXACT.scale
+# Significant digits a double holds: the engine's exact sums (`features.orders.exact_amount`), summed again
+# here as floats, wrote 39053.77999999999; rounded to them, a sum of cents prints as cents at any size.
+MONEY_DIGITS = 15
 ECONOMICS_COLUMNS = (
     "customers",
     "spend",
@@ -111,9 +113,7 @@ def acquisition_economics(
     spent = spend.rename(columns={"channel": "acquisition_channel", "month": "cohort"})
     cohorts = sizes.merge(spent, on=list(KEYS), how="outer").merge(predicted, on=list(KEYS), how="left")
     cohorts = cohorts.fillna({"customers": 0, "revenue_to_date": 0.0, "spend": 0.0, "predicted_clv": 0.0})
-    # The engine sums money exactly (`features.orders.exact_amount`); summed again here as floats it wrote
-    # 39053.77999999999. Rounded to the engine's decimals, a sum of cents prints as cents.
-    cohorts[MONEY] = cohorts[MONEY].round(MONEY_DECIMALS)
+    cohorts[MONEY] = significant(cohorts[MONEY].to_numpy(float), MONEY_DIGITS)
     cohorts["payback_months"] = [
         _payback(
             cohort_months[
@@ -130,7 +130,7 @@ def acquisition_economics(
     channels = cohorts.groupby("acquisition_channel", as_index=False)[
         ["customers", "spend", "revenue_to_date", "predicted_clv"]
     ].sum()
-    channels[MONEY] = channels[MONEY].round(MONEY_DECIMALS)
+    channels[MONEY] = significant(channels[MONEY].to_numpy(float), MONEY_DIGITS)
     channels["payback_months"] = [
         _median_payback(cohorts[cohorts["acquisition_channel"] == channel])
         for channel in channels["acquisition_channel"]

@@ -93,9 +93,9 @@ class ExportFilter(BaseModel):
         except (TypeError, ValueError):
             return value  # not a number: pydantic's own message says so
         if info.field_name == "min_clv" and not number >= 0:
-            raise ValueError(f"the minimum predicted CLV is 0 or more, not {value}")
+            raise ValueError(f"the minimum predicted CLV is 0 or more, not {number:g}")
         if info.field_name != "min_clv" and not 0 <= number <= 1:
-            raise ValueError(f"a churn probability is from 0 to 1 (0.3 for 30%), not {value}")
+            raise ValueError(f"a churn probability is from 0 to 1 (0.3 for 30%), not {number:g}")
         return value
 
     @model_validator(mode="after")

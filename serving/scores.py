@@ -113,7 +113,8 @@ class ScoreTable:
 def json_records(frame: pd.DataFrame) -> list[dict]:
     """The rows of `frame` as JSON-ready dicts, read as `ScoreTable.lookup` reads the score table: numbers in
     full (pandas' `to_json` keeps 10 decimals: 85.2614588484 from /predict_history for /predict's
-    85.26145884844496), NaN and infinity as null, anything else as its text."""
+    85.26145884844496), NaN, infinity and missing values as null, timestamps in ISO 8601, anything else
+    (text, dates, periods, and numbers in an object column) as its text."""
     index = np.arange(len(frame))
     columns = [_gatherer(frame[name])(index) for name in frame.columns]
     return [dict(zip(frame.columns, row, strict=True)) for row in zip(*columns, strict=True)]
@@ -132,8 +133,12 @@ def _gatherer(column: pd.Series) -> Gather:
         # JSON has no NaN or infinity.
         return lambda index: [v if math.isfinite(v) else None for v in values[index].tolist()]
     if pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column):
-        values = column.to_numpy()
+        # A nullable column (Int64, boolean) holds pd.NA where a value is missing: null in JSON.
+        values = column.to_numpy(dtype=object, na_value=None) if column.hasnans else column.to_numpy()
         return lambda index: values[index].tolist()
+    if pd.api.types.is_datetime64_any_dtype(column):
+        stamps = [None if pd.isna(v) else v.isoformat() for v in column]
+        return lambda index: [stamps[i] for i in index.tolist()]
     # Text (segment, action, version, ...): a handful of distinct values, so codes are cheap to load.
     codes, uniques = pd.factorize(column, use_na_sentinel=False)
     labels = [None if pd.isna(v) else str(v) for v in uniques]

@@ -185,13 +185,18 @@ class Registry:
     def trained_on(self, sketch: list[str]) -> str | None:
         """The newest version trained on the customers of `sketch` (`tracking.customer_sketch`; at least
         `tracking.SAME_CUSTOMERS` in common), or None."""
-        versions = self.client.search_model_versions(f"name = '{self.name}'")
+        quoted = self.name.replace("'", "''")
+        try:
+            versions = self.client.search_model_versions(f"name = '{quoted}'")
+        except MlflowException:
+            return None
         for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-            logged = (
-                self.client.get_run(version.run_id).data.tags.get(tracking.SKETCH_TAG)
-                if version.run_id
-                else None
-            )
+            if not version.run_id:
+                continue
+            try:
+                logged = self.client.get_run(version.run_id).data.tags.get(tracking.SKETCH_TAG)
+            except MlflowException:  # no run, one deleted for good, or one in another store: nothing to tell
+                continue
             if logged and tracking.shared_customers(sketch, logged.split(",")) >= tracking.SAME_CUSTOMERS:
                 return str(version.version)
         return None

@@ -116,12 +116,13 @@ def check_customers(
 ) -> None:
     """Whether the model fits these customers, by its customer sketch against these transactions'.
 
-    Sharing under `tracking.SAME_CUSTOMERS` with them, a model chosen by hand (`champion_of` None) or one
-    these transactions cannot be trained on yet (`ShopData.untrainable`: a model of a similar shop is then
-    the one to use) is warned about. The champion taken by default for a shop that can be trained on is
-    refused with a ValueError naming the version trained on these customers, if the registry has one:
-    every row it would write is another shop's model's number (seen: the lists of a shop scored with the
-    champion of another shop's log, vip 17 against its own model's 10, with only a warning).
+    Sharing under `tracking.SAME_CUSTOMERS` with them (part of the shop, a shop grown since, another
+    shop), the model is warned about. The champion taken by default (`champion_of` given) is refused with
+    a ValueError naming the version trained on these customers, if the registry has one, when the two are
+    other shops (`tracking.other_shop`) and these transactions can be trained on (else a model of a similar
+    shop is the one to use, `ShopData.untrainable`): every row it would write is another shop's model's
+    number (seen: the lists of a shop scored with the champion of another shop's log, vip 17 against its
+    own model's 10, with only a warning).
     """
     trained_on = loaded.card.customer_sketch
     if not trained_on:
@@ -138,7 +139,7 @@ def check_customers(
             "so a model of a similar shop is the one to use: check that the shop it was trained on sells like "
             "this one, and `clv train` on these transactions once customers have come back."
         )
-    elif champion_of is None:
+    elif champion_of is None or not tracking.other_shop(sketch, trained_on):
         warn(f"{mismatch}: its numbers may not fit this shop. Fix: `clv train` on these transactions.")
     else:
         own = champion_of.trained_on(sketch)

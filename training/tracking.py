@@ -113,6 +113,11 @@ SKETCH_TAG = "customer_sketch"
 # bases: a shop growing by half a year's customers, or a rolling export moved on by months, stays well
 # above it; two shops are near 0.
 SAME_CUSTOMERS = 0.2
+# Under this share of either base's customers in the other (`contained`), the two are other shops: part
+# of a shop (a region, a sample) is all inside it, and a shop grown ten-fold still holds its old base.
+OTHER_SHOP = 0.5
+# Fewer of one sketch's digests in the other's range than this cannot tell a containment.
+MIN_CONTAINMENT_DIGESTS = 8
 
 
 def customer_sketch(transactions: ir.Table) -> list[str]:
@@ -134,6 +139,26 @@ def shared_customers(a: list[str], b: list[str]) -> float:
     same customers): the share of the union's smallest digests found in both."""
     both, union = set(a) & set(b), sorted(set(a) | set(b))[: min(len(a), len(b)) or 1]
     return sum(d in both for d in union) / len(union)
+
+
+def contained(a: list[str], b: list[str]) -> float | None:
+    """Estimated share of the customers of sketch `a` who are in the base of sketch `b` (containment,
+    Broder 1997): of `a`'s digests within `b`'s range (at most `b`'s largest when `b` is a full sketch),
+    the share found in `b`. None when fewer than `MIN_CONTAINMENT_DIGESTS` fall in that range (a base
+    much smaller than the other's, whose digests mostly lie beyond it)."""
+    limit = max(b) if len(b) >= SKETCH_SIZE else None
+    candidates = [d for d in a if limit is None or d <= limit]
+    if len(candidates) < MIN_CONTAINMENT_DIGESTS:
+        return None
+    found = set(b)
+    return sum(d in found for d in candidates) / len(candidates)
+
+
+def other_shop(a: list[str], b: list[str]) -> bool:
+    """Whether the bases of sketches `a` and `b` are two shops: each shares under `OTHER_SHOP` of its
+    customers with the other, as far as the sketches can tell (`contained`); False when they cannot."""
+    shares = (contained(a, b), contained(b, a))
+    return all(share is not None and share < OTHER_SHOP for share in shares)
 
 
 def log_figures(figures: dict[str, Figure], folder: str = "plots") -> None:

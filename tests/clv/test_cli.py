@@ -260,7 +260,7 @@ def test_promote_of_a_missing_version_ends_its_sentence(monkeypatch):
     "options, words",
     [
         (["--churn-min", "0.9", "--churn-max", "0.2"], "--churn-min (0.9) is above --churn-max (0.2)"),
-        (["--churn-min", "2"], "--churn-min: a churn probability is from 0 to 1 (0.3 for 30%), not 2.0"),
+        (["--churn-min", "2"], "--churn-min: a churn probability is from 0 to 1 (0.3 for 30%), not 2"),
         (["--top", "0"], "--top: top must be a whole number of customers from 1 to"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from models.economics import ECONOMICS_COLUMNS, acquisition_economics, cohort_curves
 
@@ -99,15 +100,20 @@ def test_a_channels_payback_is_its_cohorts_spend_weighted_median_not_a_pooled_cu
     assert acquisition_economics(months, predicted, cheap, margin=None)[1].loc[0, "payback_months"] == 0.0
 
 
-def test_money_sums_carry_no_float_noise():
-    """Seen in `clv economics --out`: revenue_to_date 39053.77999999999 for a sum of amounts in cents."""
-    cents = [0.1, 0.2] * 50
-    months = months_of(["ads"] * 100, [JAN] * 100, range(100), [1] * 100, cents)
+@pytest.mark.parametrize(("order", "exact"), [(0.07, "9.0"), (450_000.07, "22500009.0")])
+def test_money_sums_carry_no_float_noise(order, exact):
+    """Seen in `clv economics --out`: revenue_to_date 39053.77999999999 for a sum of amounts in cents, at any
+    size (rounded to 9 decimals, 2296267502.2799997 stayed so)."""
+    revenue = [order, 0.11] * 50
+    months = months_of(["ads"] * 100, [JAN] * 100, range(100), [1] * 100, revenue)
     predicted = pd.DataFrame({"acquisition_channel": ["ads"], "cohort": [JAN], "predicted_clv": [0.0]})
     spend = pd.DataFrame({"channel": ["ads"] * 3, "month": [JAN] * 3, "spend": [0.1, 0.2, 0.3]})
     by_cohort, by_channel = acquisition_economics(
         months, predicted, spend.groupby(["channel", "month"], as_index=False).sum(), margin=None
     )
-    assert sum(cents) != 15.0 and repr(float(by_cohort.loc[0, "revenue_to_date"])) == "15.0"
-    assert repr(float(by_channel.loc[0, "revenue_to_date"])) == "15.0"
+    assert repr(sum(revenue)) != exact  # the floats' own sum carries the noise
+    assert repr(float(by_cohort.loc[0, "revenue_to_date"])) == repr(
+        float(by_channel.loc[0, "revenue_to_date"])
+    )
+    assert repr(float(by_channel.loc[0, "revenue_to_date"])) == exact
     assert repr(float(by_cohort.loc[0, "spend"])) == repr(float(by_channel.loc[0, "spend"])) == "0.6"

@@ -75,6 +75,9 @@ def test_json_records_keep_every_number_in_full():
             "count": [1, 2, 3, 4],
             "cohort": pd.period_range("2025-01", periods=4, freq="M"),
             "date": ["2025-01-31", None, "2025-02-01", None],
+            "nullable": pd.array([1, None, 3, None], dtype="Int64"),
+            "flag": pd.array([True, None, False, True], dtype="boolean"),
+            "stamp": pd.to_datetime(["2025-01-31 10:00", None, "2025-02-01 00:00", "2025-02-02 00:00"]),
         }
     )
     records = json.loads(json.dumps(json_records(frame), allow_nan=False))
@@ -82,3 +85,11 @@ def test_json_records_keep_every_number_in_full():
     assert [r["count"] for r in records] == [1, 2, 3, 4]
     assert [r["cohort"] for r in records] == ["2025-01", "2025-02", "2025-03", "2025-04"]
     assert [r["date"] for r in records] == ["2025-01-31", None, "2025-02-01", None]
+    assert [r["nullable"] for r in records] == [1, None, 3, None]
+    assert [r["flag"] for r in records] == [True, None, False, True]
+    assert [r["stamp"] for r in records] == [
+        "2025-01-31T10:00:00",
+        None,
+        "2025-02-01T00:00:00",
+        "2025-02-02T00:00:00",
+    ]
