@@ -474,9 +474,10 @@ def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-# What Ibis's `strip()` removes on Spark (features.spark): DuckDB's trim() alone removes only spaces, so an id
-# "b\t" was "b" on one engine and "b\t" on the other.
-_WHITESPACE = " || ".join(f"chr({ord(c)})" for c in " \t\n\r\x0b\x0c")
+# What is trimmed from text and ids: what Ibis's `strip()` removes on Spark (features.spark). DuckDB's trim()
+# alone removes only spaces, so an id "b\t" was "b" on one engine and "b\t" on the other.
+WHITESPACE = " \t\n\r\x0b\x0c"
+_WHITESPACE = " || ".join(f"chr({ord(c)})" for c in WHITESPACE)
 
 
 def _coerce_expr(kind: str, col: str, timestamp_format: str | None) -> str:

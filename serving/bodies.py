@@ -36,6 +36,7 @@ from pydantic import (
 
 from config import CAMPAIGN_NAMES
 from features.contract import MAX_ABS_AMOUNT as MAX_ABS_NUMBER
+from features.contract import WHITESPACE
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 
 EARLIEST = dt.datetime(1900, 1, 1)
@@ -65,13 +66,14 @@ def _kind_of(value: Any) -> str:
 
 
 def parse_id(value: Any, required: bool = True) -> str | None:
-    """Ids and text columns: JSON strings or whole numbers, as text."""
+    """Ids and text columns: JSON strings or whole numbers, as text, trimmed as the data contract trims a
+    file's (an event type "add_to_cart " counted in a file and not in a request)."""
     if value is None:
         return _absent(required, "text or a whole number")
     if isinstance(value, str):
-        if not value.strip():
+        if not (text := value.strip(WHITESPACE)):
             return _absent(required, "text or a whole number")
-        return value
+        return text
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise ValueError(

@@ -135,6 +135,22 @@ def test_good_rows_become_contract_frames():
     assert body.events == []
 
 
+def test_ids_and_text_are_trimmed_as_the_data_contract_trims_a_file():
+    """A file's " 42" is customer 42 and its event type "add_to_cart " a cart (features.contract); a request
+    kept both as sent, so the two paths counted different customers and events."""
+    body = HistoryRequest.model_validate(
+        {
+            "transactions": [{**GOOD, "customer_id": " 42\t"}],
+            "events": [{"customer_id": "42 ", "timestamp": "2025-01-01", "event_type": "add_to_cart "}],
+        }
+    )
+    assert to_columns(body.transactions, TRANSACTIONS)["customer_id"] == ["42"]
+    events = to_columns(body.events, EVENTS)
+    assert events["customer_id"] == ["42"] and events["event_type"] == ["add_to_cart"]
+    assert PredictRequest.model_validate({"customer_ids": [" 42"]}).customer_ids == ["42"]
+    assert "customer_id" in refusal({"transactions": [{**GOOD, "customer_id": " \t "}]})
+
+
 def test_predict_ids_are_text_or_whole_numbers():
     assert PredictRequest.model_validate({"customer_ids": ["a", 7]}).customer_ids == ["a", "7"]
     with pytest.raises(ValidationError) as caught:
