@@ -103,7 +103,7 @@ def test_clv_export_writes_parquet_by_suffix(trained, tmp_path, monkeypatch):
 def test_clv_export_rejects_unknown_segments_and_missing_scores(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("CLV_SERVE__SCORES", str(trained.settings.serve.scores))
     result = runner.invoke(app, ["export", "--segment", "gold", "--out", str(tmp_path / "x.csv")])
-    assert result.exit_code == 1 and "unknown segment 'gold'" in result.output
+    assert result.exit_code == 2 and "unknown segment 'gold'" in result.output  # a bad option: a usage error
     assert not (tmp_path / "x.csv").exists()
     result = runner.invoke(
         app, ["export", "--scores", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "y.csv")]
@@ -122,10 +122,10 @@ def test_clv_serve_explains_what_is_missing(trained, tmp_path, monkeypatch):
     assert result.exit_code == 1 and "make train" in result.output
 
 
-def test_clv_export_with_an_absurd_top_prints_one_line_and_exits_1(trained, tmp_path, monkeypatch):
+def test_clv_export_with_an_absurd_top_prints_one_line_and_exits_2(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("CLV_SERVE__SCORES", str(trained.settings.serve.scores))
     result = runner.invoke(app, ["export", "--top", "1" + "0" * 400, "--out", str(tmp_path / "x.csv")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert (
         "Traceback" not in result.output
         and result.exception is None
