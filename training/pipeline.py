@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 
 from config import Settings
 from features.contract import Shop
@@ -32,7 +31,6 @@ from training.windows import MIN_BACKTEST_DAYS, MIN_TRAINING_DAYS
 Progress = Callable[[str], None]
 
 
-# Run tag holding the customer base's sketch (training.tracking.customer_sketch).
 # Run tag of a clv train that refused the log once its run had started: the message it printed.
 REFUSED_TAG = "refused"
 
@@ -381,7 +379,7 @@ def _gate(
     otherwise its logged backtest is compared, and the reason says why. A champion that cannot score the
     data the candidate (`card`) was trained on is replaced: `clv score` would refuse it that data."""
     alias, metric = registry.alias, settings.train.promotion_metric
-    other = _other_customers(registry.client, champion, sketch, alias, version, candidate)
+    other = _other_customers(registry, champion, sketch, version, candidate)
     if other is not None or champion is None:
         # No champion, or one of another customer base whose backtest says nothing about this one.
         return other or registry.decide(metric, candidate), None, "", {}
@@ -454,21 +452,19 @@ def _unranked(registry: Registry, champion, version: str) -> Decision:
 
 
 def _other_customers(
-    client: MlflowClient, champion, sketch: list[str], alias: str, version: str, candidate: float
+    registry: Registry, champion, sketch: list[str], version: str, candidate: float
 ) -> Decision | None:
     """A refusal when the champion was trained on another customer base (another shop, or another part of
     one), whose backtest says nothing about this one; None when the two can be compared."""
-    if champion is None or not champion.run_id:
-        return None
-    logged = client.get_run(champion.run_id).data.tags.get(tracking.SKETCH_TAG)
+    logged = registry.sketch_of(champion) if champion is not None else None
     if not logged:
         return None
-    shared = tracking.shared_customers(sketch, logged.split(","))
+    shared = tracking.shared_customers(sketch, logged)
     if shared >= tracking.SAME_CUSTOMERS:
         return None
     reason = (
-        f"not compared: {alias} v{champion.version} was trained on other customers (about {shared:.0%} in "
-        f"common with these), so its backtest says nothing about this data. To serve the new model: "
+        f"not compared: {registry.alias} v{champion.version} was trained on other customers (about {shared:.0%} "
+        f"in common with these), so its backtest says nothing about this data. To serve the new model: "
         f"clv promote {version}"
     )
     return Decision(False, reason, str(champion.version), None, candidate)

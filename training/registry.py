@@ -191,15 +191,21 @@ class Registry:
         except MlflowException:
             return None
         for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-            if not version.run_id:
-                continue
-            try:
-                logged = self.client.get_run(version.run_id).data.tags.get(tracking.SKETCH_TAG)
-            except MlflowException:  # no run, one deleted for good, or one in another store: nothing to tell
-                continue
-            if logged and tracking.shared_customers(sketch, logged.split(",")) >= tracking.SAME_CUSTOMERS:
+            logged = self.sketch_of(version)
+            if logged and tracking.shared_customers(sketch, logged) >= tracking.SAME_CUSTOMERS:
                 return str(version.version)
         return None
+
+    def sketch_of(self, version: ModelVersion) -> list[str] | None:
+        """The customer sketch (`tracking.customer_sketch`) logged by the run that produced `version`; None
+        for a version without one (trained before sketches were logged, or whose run cannot be read)."""
+        if not version.run_id:
+            return None
+        try:
+            logged = self.client.get_run(version.run_id).data.tags.get(tracking.SKETCH_TAG)
+        except MlflowException:  # no run, one deleted for good, or one in another store: nothing to tell
+            return None
+        return logged.split(",") if logged else None
 
     def _history(self) -> list[str]:
         tag = self.client.get_registered_model(self.name).tags.get(HISTORY_TAG, "")

@@ -133,14 +133,15 @@ def check_customers(
         return
     model = f"model {loaded.uri} (v{loaded.version})"
     mismatch = f"{model} was trained on other customers than these (about {shared:.0%} in common)"
+    may_not_fit = f"{mismatch}: its numbers may not fit this shop."
     if why := data.untrainable(as_of):
         warn(
-            f"{mismatch}: its numbers may not fit this shop. These transactions cannot be trained on yet ({why}), "
+            f"{may_not_fit} These transactions cannot be trained on yet ({why}), "
             "so a model of a similar shop is the one to use: check that the shop it was trained on sells like "
             "this one, and `clv train` on these transactions once customers have come back."
         )
     elif champion_of is None or not tracking.other_shop(sketch, trained_on):
-        warn(f"{mismatch}: its numbers may not fit this shop. Fix: `clv train` on these transactions.")
+        warn(f"{may_not_fit} Fix: `clv train` on these transactions.")
     else:
         own = champion_of.trained_on(sketch)
         fix = (
