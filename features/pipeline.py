@@ -38,7 +38,7 @@ from features.rfm import rfm_aggregates, rfm_columns
 from features.rhythm import rhythm_aggregates, rhythm_columns
 from features.spark import write_dataset
 
-FEATURES_VERSION = "1.3"
+FEATURES_VERSION = "1.4"
 
 FEATURE_SCHEMA: dict[str, str] = {
     "customer_id": "string",

@@ -216,6 +216,7 @@ class _Orders:
         first = np.where(has_purchase, g.min(self.date, p), first_order)
         last = np.where(has_purchase, g.max(self.date, p), first_order)
         purchase_value = g.total(self.net, p)
+        monetary_total = g.total(self.net)
         first_day_value = g.total(self.net, p & (self.date == first[self.customer]))
         btyd_frequency = np.maximum(g.count(self.new_day) - 1, 0)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -223,15 +224,22 @@ class _Orders:
                 "recency_days": day - last,
                 "frequency": np.maximum(n_orders - 1, 0),
                 "n_orders": n_orders,
-                "monetary_mean": np.where(has_purchase, purchase_value / _UNITS / n_orders, 0.0),
-                "monetary_total": g.total(self.net) / _UNITS,
+                "monetary_mean": np.where(has_purchase, monetary_total / _UNITS / n_orders, 0.0),
+                "monetary_total": monetary_total / _UNITS,
                 "tenure_days": day - first,
                 "first_order_value": g.total(self.net, self.first_purchase) / _UNITS,
                 "btyd_frequency": btyd_frequency,
                 "btyd_recency": last - first,
                 "btyd_age": day - first,
                 "btyd_monetary": np.where(
-                    btyd_frequency > 0, (purchase_value - first_day_value) / _UNITS / btyd_frequency, 0.0
+                    btyd_frequency > 0,
+                    (purchase_value - first_day_value)
+                    / _UNITS
+                    / btyd_frequency
+                    * np.where(
+                        purchase_value / _UNITS > AMOUNT_TOLERANCE, monetary_total / purchase_value, 1.0
+                    ),
+                    0.0,
                 ),
                 **self._rhythm(purchase_value, last),
                 **self._basket(n_orders),

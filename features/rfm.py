@@ -12,22 +12,30 @@ Order-based (purchases = orders placed, with a sale line, refunded or cancelled 
 `features.orders`):
 - recency_days: D - date of the last purchase (of the first order without a purchase).
 - n_orders: number of purchases; frequency: n_orders - 1 (0 without a purchase).
-- monetary_mean: mean net amount of the purchases (0 without a purchase); a cancelled purchase
-  counts at its net amount, so the mean can be 0 or less.
-- monetary_total: net revenue by D: every order's net amount, refund-only orders included (so it
-  can be lower than n_orders * monetary_mean, and negative).
+- monetary_mean: net revenue per purchase, monetary_total / n_orders (0 without a purchase). A
+  refund booked as an order of its own (a credit note, "O123-R") is part of it: it returns part of
+  some purchase, and a customer who sends back half of what she buys is worth half of it per order
+  (seen: a demo customer who bought 1,211 and returned 344 was valued at 947 per order). A
+  cancelled purchase counts at its net amount, so the mean can be 0 or less.
+- monetary_total: net revenue by D: every order's net amount, refund-only orders included (can be
+  negative).
 - tenure_days: D - date of the first purchase (of the first order without a purchase).
 - first_order_value: net amount of the earliest purchase (by order time); 0 without a purchase.
 
-BTYD summary, exactly as lifetimes' `summary_data_from_transaction_data(freq="D")` on the
-purchases (Fader, Hardie and Lee 2005): the unit is the purchase day (a day with >= 1 purchase),
+BTYD summary, as lifetimes' `summary_data_from_transaction_data(freq="D")` on the purchases (Fader,
+Hardie and Lee 2005; values net of refund-only orders, which lifetimes would count as purchases of
+their own): the unit is the purchase day (a day with >= 1 purchase),
 whose value is the sum of the net amounts of that day's purchases.
 - btyd_frequency: purchase days - 1 (repeat purchase days); 0 without a purchase.
 - btyd_recency: days from the first to the last purchase day (0 for one purchase day).
 - btyd_age: days from the first purchase day to D (lifetimes' T; equals tenure_days).
-- btyd_monetary: mean value of the repeat purchase days (the first purchase day excluded);
-  0 when btyd_frequency == 0. It can be 0 or less when refunds cancel those days' orders: Gamma-Gamma
-  is fitted on the customers whose value is > 0 and reads the others at 0 (`models.gamma_gamma`).
+- btyd_monetary: mean value of the repeat purchase days (the first purchase day excluded), net of
+  her refund-only orders in proportion to each day's value: x monetary_total / (net value of her
+  purchases) when that is > 0. Which purchase a credit note returns is not in the log; in
+  proportion, a customer who returns the same share of every order gets the same value whichever
+  way the shop books it. 0 when btyd_frequency == 0. It can be 0 or less when refunds cancel those
+  days' orders: Gamma-Gamma is fitted on the customers whose value is > 0 and reads the others at 0
+  (`models.gamma_gamma`).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.orders import as_of_value, order_table, purchase_sequence, ratio
+from features.orders import AMOUNT_TOLERANCE, as_of_value, order_table, purchase_sequence, ratio
 
 
 def rfm_aggregates(orders: ir.Table) -> dict[str, ir.Scalar]:
@@ -68,7 +76,7 @@ def rfm_columns(customers: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
         "recency_days": d.delta(last, unit="day"),
         "frequency": ibis.greatest(c.n_orders - 1, 0),
         "n_orders": c.n_orders,
-        "monetary_mean": ibis.ifelse(c.n_orders > 0, ratio(c.purchase_value, c.n_orders), 0.0),
+        "monetary_mean": ibis.ifelse(c.n_orders > 0, ratio(c.monetary_total, c.n_orders), 0.0),
         "monetary_total": c.monetary_total,
         "tenure_days": d.delta(first, unit="day"),
         "first_order_value": c.first_order_value.fill_null(0.0),
@@ -76,7 +84,12 @@ def rfm_columns(customers: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
         "btyd_recency": last.delta(first, unit="day"),
         "btyd_age": d.delta(first, unit="day"),
         "btyd_monetary": ibis.ifelse(
-            btyd_frequency > 0, ratio(c.purchase_value - c.first_day_value, btyd_frequency), 0.0
+            btyd_frequency > 0,
+            ratio(c.purchase_value - c.first_day_value, btyd_frequency)
+            * ibis.ifelse(
+                c.purchase_value > AMOUNT_TOLERANCE, ratio(c.monetary_total, c.purchase_value), 1.0
+            ),
+            0.0,
         ),
     }
 

@@ -131,14 +131,14 @@ EXPECTED = {
         "recency_days": 0,
         "frequency": 1,
         "n_orders": 2,
-        "monetary_mean": 12.5,
+        "monetary_mean": 10.0,  # net revenue per purchase: the refund-only r2 returns part of one
         "monetary_total": 20.0,  # 25 - 5 (refund-only r2); the cancelled o8 nets 0
         "tenure_days": 59,
         "first_order_value": 0.0,
         "btyd_frequency": 1,
         "btyd_recency": 59,
         "btyd_age": 59,
-        "btyd_monetary": 25.0,
+        "btyd_monetary": 20.0,  # the repeat day's 25, less r2's 5 (all her purchases' value is on that day)
         "gap_mean_days": 59.0,
         "gap_std_days": None,
         "gap_last_days": 59.0,
@@ -265,7 +265,7 @@ def test_day_boundary():
     # 23:30 on D is in (D's o7), 00:10 and 01:00 on D + 1 are out.
     table = features(log(ROWS + AFTER))
     assert table.loc["D", "n_orders"] == 2 and table.loc["D", "recency_days"] == 0  # o8 and o7
-    assert table.loc["D", "monetary_mean"] == 12.5
+    assert table.loc["D", "monetary_mean"] == 10.0
     day_before = features(log(ROWS + AFTER), as_of=D - dt.timedelta(days=1))
     assert day_before.loc["D", "n_orders"] == 1  # o7 is at 23:30 on D, so not seen at D - 1
 
@@ -277,10 +277,31 @@ def test_refund_after_cutoff_does_not_change_features():
     assert later["n_orders"] == 4 and later["monetary_total"] == 100.0 and later["monetary_mean"] == 25.0
 
 
+def test_a_return_is_worth_the_same_booked_on_its_order_or_as_a_credit_note(backend):
+    """A customer who sends back half of each order is worth half per order, however the shop books the
+    return: E returns on the order itself, F under an order id of its own ("O1-R", as the demo shop and
+    many shops book credit notes). Booked the second way it once left her order value at the gross
+    amount, so her expected order value stayed at what she bought, not what she kept."""
+    rows = [
+        ("E", "2024-01-10 10:00", 100.0, "o1", 1, "p1", "x"),
+        ("E", "2024-01-20 10:00", -50.0, "o1", -1, "p1", "x"),
+        ("E", "2024-02-10 10:00", 60.0, "o2", 1, "p1", "x"),
+        ("E", "2024-02-20 10:00", -30.0, "o2", -1, "p1", "x"),
+        ("F", "2024-01-10 10:00", 100.0, "o3", 1, "p1", "x"),
+        ("F", "2024-01-20 10:00", -50.0, "o3-R", -1, "p1", "x"),
+        ("F", "2024-02-10 10:00", 60.0, "o4", 1, "p1", "x"),
+        ("F", "2024-02-20 10:00", -30.0, "o4-R", -1, "p1", "x"),
+    ]
+    table = features(log(rows), backend=backend)
+    kept = ["n_orders", "monetary_total", "monetary_mean", "btyd_frequency", "btyd_monetary"]
+    assert table.loc["E", kept].tolist() == [2, 80.0, 40.0, 1, 30.0]
+    assert table.loc["F", kept].tolist() == table.loc["E", kept].tolist()
+
+
 def test_cancelled_orders_stay_purchases_at_net_zero_and_refund_only_orders_are_not():
     d = features(log()).loc["D"]
     assert d["n_orders"] == 2  # o8 (placed, then cancelled) and o7; r2 (refund-only) is not a purchase
-    assert d["monetary_mean"] == 12.5 and d["first_order_value"] == 0.0
+    assert d["monetary_mean"] == 10.0 and d["first_order_value"] == 0.0
     assert d["monetary_total"] == 20.0
     assert d["refund_share"] == pytest.approx(45 / 65)
 
