@@ -551,6 +551,10 @@ def coherent(out: pd.DataFrame, coverage: float) -> pd.DataFrame:
     low = np.where(from_zero, 0.0, out["predicted_clv_low"].to_numpy(float))
     high = np.where(from_zero, out["high_from_zero"], out["predicted_clv_high"])
     value = out["predicted_clv"].to_numpy(float)
+    # Once buying nothing is at least as likely as the coverage, her coverage quantile is 0 and the interval
+    # [0, the value]. The conformal bands pool customers of all churn levels, and their high end did not
+    # know it (seen: churn_prob 0.98, predicted_clv 32, high 50).
+    high = np.where(churn >= coverage, value, high)
     out["predicted_clv_low"] = np.minimum(low, value)
     out["predicted_clv_high"] = np.maximum(high, value)
     return out

@@ -278,17 +278,32 @@ class TargetingRules(BaseEstimator):
                 text = f"{worth(i)}, but probability still active is only {alive} (below {line})"
             elif name == "active_low_value":
                 risk, line = churn_vs(i, self.at_risk_churn)
-                text = f"churn risk {risk} is below {line}; predicted value {value} is below the {top_value}"
+                below = self._money_below(clv[i], self.high_value_)
+                text = f"churn risk {risk} is below {line}; predicted value {below} is below the {top_value}"
             else:
-                text = f"predicted value {value} is below the {top_value} and {risk_why(i)}"
+                below = self._money_below(clv[i], self.high_value_)
+                text = f"predicted value {below} is below the {top_value} and {risk_why(i)}"
             out.append(text)
         return np.array(out, dtype=object)
 
-    def _money(self, value: float) -> str:
-        if self.value_unit == "orders":
-            return f"{value:,.1f} orders"
-        # Whole units hide small values: a predicted value of 0.31 read "predicted value 0".
-        return f"{value:,.0f}" if abs(value) >= 10 else f"{value:,.2f}"
+    def _money(self, value: float, decimals: int | None = None) -> str:
+        """`value` as the reasons show it: orders with 1 decimal, money in whole units from 10 on (else 2
+        decimals), or with `decimals`."""
+        if decimals is None:
+            # Whole units hide small values: a predicted value of 0.31 read "predicted value 0".
+            decimals = 1 if self.value_unit == "orders" else 0 if abs(value) >= 10 else 2
+        return f"{value:,.{decimals}f}" + (" orders" if self.value_unit == "orders" else "")
+
+    def _money_below(self, value: float, line: float) -> str:
+        """`value`, which is below `line`, with as many more decimals as keep it from reading as the line (up
+        to 6): values are compared at `SIGNIFICANT_DIGITS` digits, so 4.255 orders against a line of 4.27
+        read "4.3 orders is below the top 20%" beside a 4.266 that read "4.3 orders is in" it."""
+        shown, line_shown = self._money(value), self._money(line)
+        decimals = len(shown.split(" ")[0].partition(".")[2])
+        while shown == line_shown and decimals < 6:
+            decimals += 1
+            shown, line_shown = self._money(value, decimals), self._money(line, decimals)
+        return shown
 
     def _past(self, history: float) -> str:
         """What the customer brought so far: revenue, or orders placed for a log without amounts."""

@@ -35,6 +35,13 @@ def _assert_coherent_rows(scores) -> None:
     # cannot order: P(churn) = 1 - P(alive) + P(alive) P(no order | alive) >= 1 - P(alive).
     assert (scores["churn_prob"] >= 1 - scores["expected_orders"] - 1e-6).all()
     assert (scores["churn_prob"] >= 1 - scores["p_alive"] - 1e-6).all()
+    # The interval at the default coverage (0.8): from 0 once buying nothing is likelier than 10%, and
+    # [0, the value] once it is as likely as 80%.
+    assert (scores.loc[scores["churn_prob"] >= 0.1, "predicted_clv_low"] == 0).all()
+    likely_none = scores[scores["churn_prob"] >= 0.8]
+    assert np.allclose(likely_none["predicted_clv_high"], likely_none["predicted_clv"], rtol=1e-9, atol=0), (
+        likely_none.loc[likely_none["predicted_clv_high"] > likely_none["predicted_clv"] * (1 + 1e-9)]
+    )
     both = (scores["p_alive"] >= 0.9) & (scores["churn_prob"] >= 0.9)
     assert not both.any(), scores.loc[both, ["customer_id", "p_alive", "churn_prob"]]
 

@@ -98,24 +98,27 @@ def test_the_value_interval_holds_zero_when_buying_nothing_is_likely(fitted, dat
 
 
 def test_coherent_puts_the_low_end_at_zero_from_the_lower_tail_on():
-    """From there the interval is [0, the coverage quantile]: [0, the central high] would hold more."""
+    """From there the interval is [0, the coverage quantile]: [0, the central high] would hold more. Once
+    buying nothing is as likely as the coverage, that quantile is 0 and the interval [0, the value]."""
+    churn = [0.05, 0.1, 0.5, 0.8, 0.97]
+    n = len(churn)
     rows = pd.DataFrame(
         {
-            "predicted_clv": [100.0, 100.0, 100.0],
-            "predicted_clv_low": [20.0, 20.0, 20.0],
-            "predicted_clv_high": [300.0, 300.0, 300.0],
-            "high_from_zero": [250.0, 250.0, 250.0],
-            "churn_prob": [0.05, 0.1, 0.97],
-            "p_alive": [1.0, 1.0, 1.0],
-            "expected_orders": [2.0, 2.0, 2.0],
-            "expected_aov": [50.0, 50.0, 50.0],
-            "quiet_if_alive": [0.0, 0.0, 0.0],
+            "predicted_clv": [100.0] * n,
+            "predicted_clv_low": [20.0] * n,
+            "predicted_clv_high": [300.0] * n,
+            "high_from_zero": [250.0] * n,
+            "churn_prob": churn,
+            "p_alive": [1.0] * n,
+            "expected_orders": [2.0] * n,
+            "expected_aov": [50.0] * n,
+            "quiet_if_alive": [0.0] * n,
         }
     )
     out = coherent(rows, coverage=0.8)
-    assert out["predicted_clv_low"].tolist() == [20.0, 0.0, 0.0]
-    assert out["predicted_clv_high"].tolist() == [300.0, 250.0, 250.0]
-    assert out["predicted_clv"].tolist() == [100.0] * 3 and out["churn_prob"].tolist() == [0.05, 0.1, 0.97]
+    assert out["predicted_clv_low"].tolist() == [20.0, 0.0, 0.0, 0.0, 0.0]
+    assert out["predicted_clv_high"].tolist() == [300.0, 250.0, 250.0, 100.0, 100.0]
+    assert out["predicted_clv"].tolist() == [100.0] * n and out["churn_prob"].tolist() == churn
 
 
 def test_one_order_customers_get_real_distinct_predictions(fitted, data):

@@ -406,3 +406,27 @@ def test_a_small_predicted_value_is_not_rounded_to_nothing():
     row = rules.apply(customer(predicted_clv=0.31, monetary_mean=1.0, monetary_total=3.0)).iloc[0]
     assert "predicted value 0.31 is below the top 20%" in row.reason, row.reason
     assert "predicted value 1,234 " in rules.apply(customer(predicted_clv=1234.4)).iloc[0].reason
+
+
+@pytest.mark.parametrize(
+    "unit, line, values", [("orders", 4.27, (4.2664, 4.2551)), ("currency", 37.7, (37.72, 37.64))]
+)
+def test_a_value_below_the_top_never_reads_as_one_in_it(base, unit, line, values):
+    """Values are compared with the line at 3 significant digits and shown with fewer: 4.2664 orders (in the
+    top 20% of a base whose line is 4.27) and 4.2551 (below it) both read "4.3 orders", one "in" the top and
+    one "below" it (grocery); 37.72 and 37.64 against 37.7 both read "38" (apparel)."""
+    above, below = values
+    # 80% of the base below the line, 20% from it on.
+    shop = base.assign(predicted_clv=np.r_[np.linspace(0, 0.9, 800), np.linspace(1, 2, 200)] * line)
+    rules = TargetingRules(value_unit=unit).fit(shop)
+    assert rules.high_value_ == line
+    # churn 0.2 and p_alive 0.8: an active customer, in vip when high and active_low_value when not.
+    rows = rules.apply(
+        pd.concat([customer(predicted_clv=above), customer(predicted_clv=below)])
+    ).reset_index()
+    assert rows.segment.tolist() == ["vip", "active_low_value"]
+    shown_in = rows.reason[0].split("predicted value ")[1].split(" is in")[0]
+    shown_below = rows.reason[1].split("predicted value ")[1].split(" is below")[0]
+    assert shown_in != shown_below, rows.reason.tolist()
+    number = float(shown_below.removesuffix(" orders").replace(",", ""))
+    assert number < rules.high_value_ and number == pytest.approx(below, abs=0.05)
