@@ -9,7 +9,7 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 | birthday | birthday in the `upcoming_days` after as_of (customers table) | the birthday |
 | anniversary | anniversary of the first purchase in the `upcoming_days` after as_of | the anniversary |
 | abandoned_cart | cart or checkout event, no order after it, `cart_days` before as_of at most (events) | its date |
-| win_back | next_best_action win_back (valuable, probably lapsed), unless in abandoned_cart | last order date |
+| win_back | next_best_action win_back (valuable, probably lapsed), unless in abandoned_cart | last order date (empty without the log) |
 | upsell | next_best_action upsell | next order date (as_of + 1 when empty) |
 | cross_sell | next_best_action cross_sell (it always has a suggestion) | next order date (as_of + 1 when empty) |
 | promo | next_best_action nurture (the contract has no discount column to find discount responders) | as_of + 1 |
@@ -116,7 +116,9 @@ def build_campaigns(
     notes: list[str] = []
     action = frame["next_best_action"]
     last = frame["last_order_date"] if "last_order_date" in frame else pd.Series(None, index=frame.index)
-    picks["win_back"] = (action == "win_back", _dates(last, as_of), "win-back: " + why)
+    # Without the log her last order date is not known: an empty date, not as_of (a list once dated every
+    # lapsed customer's last order "2025-12-31", the day of the scores).
+    picks["win_back"] = (action == "win_back", _dates(last, None), "win-back: " + why)
     picks["upsell"] = (action == "upsell", due, "upsell: " + why)
     suggestion = frame["cross_sell"].fillna("").astype(str)
     suggestions: dict[str, pd.Series] = {}  # campaign -> its suggestion column (empty for the others)
@@ -135,6 +137,11 @@ def build_campaigns(
     )
     if moments is None:
         notes.append("welcome, birthday, anniversary, abandoned_cart: left out, no transactions were given")
+        notes.append(
+            "win_back: trigger_date (the last order date) left empty and carts not checked, no transactions "
+            "were given: a lapsed customer who carted days ago may be in it. Fix: pass --transactions and "
+            "--events"
+        )
     else:
         first = _dates(frame["first_order_date"], None)
         picks["welcome"] = (action == "welcome_series", first, "welcome: " + why)

@@ -138,6 +138,9 @@ def test_without_transactions_or_inputs_the_lists_that_need_them_are_left_out_wi
     assert set(lists) == {"win_back", "upsell", "promo"}
     assert any(n.startswith("welcome, birthday, anniversary, abandoned_cart: left out") for n in notes)
     assert any(n.startswith("cross_sell: left out") for n in notes)
+    # Her last order date is not in the score table: empty, and said, never the scores' as_of.
+    assert lists["win_back"]["trigger_date"].isna().all() and len(lists["win_back"]) == 1
+    assert any(n.startswith("win_back: trigger_date (the last order date) left empty") for n in notes)
     no_births = moments().assign(birth_date=None, last_cart_date=None)
     lists, notes = build_campaigns(scores(), no_births, AS_OF, RULES, margin=None)
     assert "birthday" not in lists and "abandoned_cart" not in lists
