@@ -9,7 +9,7 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 | birthday | birthday in the `upcoming_days` after as_of (customers table) | the birthday |
 | anniversary | anniversary of the first purchase in the `upcoming_days` after as_of | the anniversary |
 | abandoned_cart | cart or checkout event, no order after it, `cart_days` before as_of at most (events) | its date |
-| win_back | next_best_action win_back (valuable, probably lapsed), unless in abandoned_cart | last order date (or empty) |
+| win_back | next_best_action win_back (valuable, likely lapsed), unless in abandoned_cart | last order (or empty) |
 | upsell | next_best_action upsell | next order date (as_of + 1 when empty) |
 | cross_sell | next_best_action cross_sell (it always has a suggestion) | next order date (as_of + 1 when empty) |
 | promo | next_best_action nurture (the contract has no discount column to find discount responders) | as_of + 1 |
