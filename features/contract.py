@@ -251,6 +251,22 @@ def warn_padded_ids(report: ValidationReport, table: str, path: Path | str, padd
         )
 
 
+def refuse_float_ids(
+    report: ValidationReport, table: str, path: Path | str, column: str, type_name: str
+) -> None:
+    """Refuse a customer id column stored as floating-point numbers (a Parquet file pandas wrote from ids with a
+    gap in them): its ids read 10000000.0 on DuckDB and 1.0E7 on Spark, never the 10000000 of the shop's
+    other systems, and ids above 2^53 lose digits."""
+    report.error(
+        table,
+        "customer_id",
+        f"{path}: column {column!r} (customer_id) is stored as floating-point numbers ({type_name}), so an id "
+        "would read 10000000.0 (or 1.0E7) instead of 10000000, and ids above 2^53 would lose digits: the score "
+        "table would not match your other systems. Fix: write the column as text or whole numbers (pandas: "
+        "df[column] = df[column].astype('Int64') or .astype(str) before to_parquet).",
+    )
+
+
 def check_mapping_targets(mapping: Mapping[str, str], report: ValidationReport) -> None:
     for target in mapping:
         if (unknown := _unknown_target(target)) is not None:
@@ -274,6 +290,10 @@ def _load_table(
         return False
     columns = resolve_columns(schema, path, raw.columns, mapping, report)
     if columns is None:
+        return False
+    id_type = str(dict(zip(raw.columns, raw.types, strict=True))[columns["customer_id"]])
+    if id_type in ("FLOAT", "DOUBLE"):
+        refuse_float_ids(report, schema.name, path, columns["customer_id"], id_type)
         return False
     raw.create_view("__clv_raw", replace=True)
     con.sql(

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from features.contract import (
@@ -46,6 +47,7 @@ from features.contract import (
     TableSummary,
     ValidationReport,
     check_mapping_targets,
+    refuse_float_ids,
     resolve_columns,
     warn_padded_ids,
 )
@@ -204,6 +206,10 @@ def _load_table(
         return None
     columns = resolve_columns(schema, path, list(raw.columns), mapping, report)
     if columns is None:
+        return None
+    id_type = raw[columns["customer_id"]].type()
+    if id_type.is_floating():
+        refuse_float_ids(report, schema.name, path, columns["customer_id"], str(id_type))
         return None
     nanos = _nanosecond_columns(path)
     typed = {
@@ -386,7 +392,8 @@ def _coerce(column: ir.Value, kind: str, nanoseconds: bool = False) -> ir.Value:
     if kind == "string":
         return _text(column)
     if kind == "float64":
-        typed = column if column.type().is_floating() else _text(column).try_cast("float64")
+        # A float32 goes through its text, as on DuckDB: cast straight to a double, 36.57 became 36.569999695.
+        typed = column if isinstance(column.type(), dt.Float64) else _text(column).try_cast("float64")
         return typed.cast("float64")
     if kind == "timestamp":
         return column if column.type().is_timestamp() else _text(column).try_cast("timestamp")

@@ -255,3 +255,33 @@ def test_customer_ids_with_spaces_around_them_are_warned_about_on_both_engines(t
             "lists hold the ids without the spaces)"
         ], shop.report.warnings
     assert sorted(to_pandas(load_shop(path).tables()["transactions"])["customer_id"]) == ["B", "spaced"]
+
+
+def test_parquet_types_pandas_writes_read_alike_on_both_engines(tmp_path, spark_backend):
+    """Seen: float32 amounts read 36.57 on DuckDB (through their text) and 36.569999695 on Spark; and ids
+    stored as floats (pandas, ids with a gap) read 10000000.0 on one engine and 1.0E7 on the other, so the
+    two score tables held different customers. The amounts now read alike; float ids are refused on both,
+    with the fix."""
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "B"],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-05"]),
+            "amount": np.array([36.57, 12.1, 0.3], dtype="float32"),
+        }
+    )
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path)
+    cutoff = dt.date(2024, 3, 31)
+    expected = to_pandas(build_features(load_shop(path).tables()["transactions"], cutoff))
+    got = to_pandas(
+        build_features(spark.load_shop(spark_backend, str(path)).tables()["transactions"], cutoff)
+    )
+    assert expected.set_index("customer_id").loc["A", "monetary_total"] == pytest.approx(48.67, rel=1e-12)
+    assert_same_table(expected, got)
+
+    frame.assign(customer_id=[10000000.0, 10000000.0, np.nan]).to_parquet(path)
+    for read in (lambda: load_shop(path), lambda: spark.load_shop(spark_backend, str(path))):
+        with pytest.raises(ContractError) as raised:
+            read()
+        assert "is stored as floating-point numbers" in str(raised.value)
+        assert "Fix: write the column as text or whole numbers" in str(raised.value)
