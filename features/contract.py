@@ -500,13 +500,22 @@ WHITESPACE = " \t\n\r\x0b\x0c"
 _WHITESPACE = " || ".join(f"chr({ord(c)})" for c in WHITESPACE)
 
 
+# The texts read as numbers and as dates or times (without --timestamp-format), on both engines. Each engine's
+# own parser takes more, and not the same more: DuckDB read "1_000" as 1000, "epoch" as 1970-01-01 and
+# "infinity" as a time after every cut-off; Spark read "12d" as 12 and "2024-06" as 2024-06-01. So the same file
+# was refused on one engine and read, differently, on the other. A request to the service is read by the same
+# patterns (`serving.bodies`); each is matched whole.
+PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?"
+ISO_TIMESTAMP = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+
+
 def _coerce_expr(kind: str, col: str, timestamp_format: str | None) -> str:
     """SQL that turns a source column into the contract type, NULL where it cannot."""
     text = f"NULLIF(trim(CAST({col} AS VARCHAR), {_WHITESPACE}), '')"
     if kind == "string":
         return text
     if kind == "float64":
-        return f"TRY_CAST({text} AS DOUBLE)"
+        return f"CASE WHEN regexp_full_match({text}, '{PLAIN_NUMBER}') THEN TRY_CAST({text} AS DOUBLE) END"
     if kind == "date":
         return f"TRY_CAST({_timestamp_expr(col, text, timestamp_format)} AS DATE)"
     if kind == "timestamp":
@@ -525,7 +534,10 @@ def _timestamp_expr(col: str, text: str, timestamp_format: str | None) -> str:
     if timestamp_format:
         fmt = timestamp_format.replace("'", "''")
         return typed + f"ELSE TRY_STRPTIME({text}, '{fmt}')::TIMESTAMP END"
-    return typed + f"ELSE TRY_CAST({text} AS TIMESTAMPTZ)::TIMESTAMP END"
+    return (
+        typed
+        + f"WHEN regexp_full_match({text}, '{ISO_TIMESTAMP}') THEN TRY_CAST({text} AS TIMESTAMPTZ)::TIMESTAMP END"
+    )
 
 
 def _where(path: Path):

@@ -40,7 +40,9 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from features.contract import (
+    ISO_TIMESTAMP,
     MAX_ABS_AMOUNT,
+    PLAIN_NUMBER,
     VALUE_FIXES,
     VALUE_NAMES,
     ContractError,
@@ -383,6 +385,13 @@ def _text(column: ir.Value) -> ir.StringValue:
     return ibis.ifelse(text == "", ibis.null("string"), text)
 
 
+def _parsed(column: ir.Value, pattern: str, kind: str) -> ir.Value:
+    """The column's text read as `kind` where it matches `pattern` (what the default engine reads too), else
+    null."""
+    text = _text(column)
+    return ibis.ifelse(text.re_search(f"^(?:{pattern})$"), text.try_cast(kind), ibis.null(kind))
+
+
 def _coerce(column: ir.Value, kind: str, nanoseconds: bool = False) -> ir.Value:
     """The column in the contract's type, null where a value cannot be read as one. `nanoseconds`: an
     integer column that holds nanosecond timestamps (`_nanosecond_columns`)."""
@@ -393,12 +402,12 @@ def _coerce(column: ir.Value, kind: str, nanoseconds: bool = False) -> ir.Value:
         return _text(column)
     if kind == "float64":
         # A float32 goes through its text, as on DuckDB: cast straight to a double, 36.57 became 36.569999695.
-        typed = column if isinstance(column.type(), dt.Float64) else _text(column).try_cast("float64")
+        typed = column if isinstance(column.type(), dt.Float64) else _parsed(column, PLAIN_NUMBER, "float64")
         return typed.cast("float64")
     if kind == "timestamp":
-        return column if column.type().is_timestamp() else _text(column).try_cast("timestamp")
+        return column if column.type().is_timestamp() else _parsed(column, ISO_TIMESTAMP, "timestamp")
     if kind == "date":
-        return column if column.type().is_date() else _text(column).try_cast("timestamp").date()
+        return column if column.type().is_date() else _parsed(column, ISO_TIMESTAMP, "timestamp").date()
     raise ValueError(f"unknown contract type {kind}")
 
 

@@ -35,17 +35,15 @@ from pydantic import (
 )
 
 from config import CAMPAIGN_NAMES
+from features.contract import ISO_TIMESTAMP, PLAIN_NUMBER, WHITESPACE
 from features.contract import MAX_ABS_AMOUNT as MAX_ABS_NUMBER
-from features.contract import WHITESPACE
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 
 EARLIEST = dt.datetime(1900, 1, 1)
 # Clocks and time zones differ; a day of slack keeps a purchase made "today" somewhere valid.
 FUTURE_SLACK = dt.timedelta(days=1)
-_ISO = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?", re.ASCII
-)
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
+_ISO = re.compile(ISO_TIMESTAMP, re.ASCII)
+_NUMBER = re.compile(PLAIN_NUMBER, re.ASCII)
 _ISO_HOW = "send ISO 8601 text, e.g. 2025-03-01 or 2025-03-01T10:00:00+01:00"
 
 

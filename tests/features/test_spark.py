@@ -285,3 +285,29 @@ def test_parquet_types_pandas_writes_read_alike_on_both_engines(tmp_path, spark_
             read()
         assert "is stored as floating-point numbers" in str(raised.value)
         assert "Fix: write the column as text or whole numbers" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("timestamp", "epoch"),  # DuckDB read it as 1970-01-01: a purchase in 1970
+        ("timestamp", "infinity"),  # DuckDB: after every cut-off, so the row vanished
+        ("timestamp", "2024-06"),  # Spark: 2024-06-01
+        ("timestamp", "2024-06-01 10:00:00 +01:00"),  # Spark only
+        ("amount", "12d"),  # Spark: 12.0 (a Java double suffix)
+        ("amount", "1_000"),  # DuckDB: 1000
+    ],
+)
+def test_a_text_one_engine_alone_would_read_is_refused_by_both(tmp_path, spark_backend, column, value):
+    """Each engine's parser reads texts the other refuses, so the same file was refused on one engine and read,
+    differently, on the other. Both now read the same texts (`features.contract.ISO_TIMESTAMP`, `PLAIN_NUMBER`),
+    and refuse the rest naming the value."""
+    row = {"customer_id": "B", "timestamp": "2024-01-02", "amount": "4", column: value}
+    path = tmp_path / "t.csv"
+    path.write_text(
+        f"customer_id,timestamp,amount\nA,2024-01-01,3\n{row['customer_id']},{row['timestamp']},{row['amount']}\n"
+    )
+    for read in (lambda: load_shop(path), lambda: spark.load_shop(spark_backend, str(path))):
+        with pytest.raises(ContractError) as raised:
+            read()
+        assert f"'{column}'" in str(raised.value) and repr(value) in str(raised.value), str(raised.value)
