@@ -34,6 +34,11 @@ class ScoreSummary:
     value_unit: str
     segments: dict[str, int]
 
+    def __post_init__(self):
+        # Largest first, ties by name: both engines print the same line for the same table.
+        ordered = dict(sorted(self.segments.items(), key=lambda kv: (-kv[1], kv[0])))
+        object.__setattr__(self, "segments", ordered)
+
     @classmethod
     def of(cls, table: pd.DataFrame) -> ScoreSummary:
         """The summary of a score table in memory (the default engine's)."""

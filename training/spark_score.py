@@ -104,7 +104,7 @@ def score_on_spark(
         int(values["horizon_days"]),
         float(totals["total"] or 0.0),
         str(values["value_unit"]),
-        dict(sorted(((r["segment"], int(r["n"])) for r in segments), key=lambda kv: -kv[1])),
+        {r["segment"]: int(r["n"]) for r in segments},
     )
 
 

@@ -224,3 +224,20 @@ def test_train_against_a_real_mlflow_server(tmp_path, shop_dir, monkeypatch):
             assert (tmp_path / "artifacts").exists()
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_the_segment_summary_is_ordered_alike_on_both_engines():
+    """Largest first and ties by name: Spark's group-by and pandas' value_counts listed tied segments in
+    different orders, so the same table printed two different "Segments:" lines."""
+    from training.score import ScoreSummary
+
+    def summary(segments):
+        return ScoreSummary(4, "1", dt.date(2025, 1, 1), 90, 10.0, "currency", segments)
+
+    expected = {"vip": 2, "high_value_at_risk": 1, "new": 1}
+    assert list(summary({"new": 1, "vip": 2, "high_value_at_risk": 1}).segments.items()) == list(
+        expected.items()
+    )
+    assert list(summary({"high_value_at_risk": 1, "new": 1, "vip": 2}).segments.items()) == list(
+        expected.items()
+    )
