@@ -763,10 +763,16 @@ def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
             "Fix: use a longer history in which some customers have come back.",
         )
     elif repeaters < FEW_REPEAT_BUYERS:
+        # "only 8 of 8 customers" read as if some had not come back.
+        repeat = (
+            f"only {repeaters:,} of {report.customers:,} customers"
+            if repeaters < report.customers
+            else f"only {repeaters:,} customers (all of them)"
+        )
         report.warn(
             "transactions",
             "customer_id",
-            f"{path}: only {repeaters:,} of {report.customers:,} customers bought on two different days, so how "
+            f"{path}: {repeat} bought on two different days, so how "
             f"often customers come back is estimated roughly, and with fewer than {FEW_REPEAT_BUYERS} `clv train` "
             "fits no Gamma-Gamma spend model (the order value is each customer's own mean, or the shop's) and "
             "the backtest's Gamma-Gamma baselines may be left out. Fix: use a longer history in which more "

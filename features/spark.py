@@ -389,6 +389,9 @@ def _parsed(column: ir.Value, pattern: str, kind: str) -> ir.Value:
     """The column's text read as `kind` where it matches `pattern` (what the default engine reads too), else
     null."""
     text = _text(column)
+    if kind == "timestamp":
+        # Spark reads a zone only after the seconds: 10:00+01:00 and 10:00Z were null here, a time on DuckDB.
+        text = text.re_replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2})([Z+-])", "$1:00$2")
     return ibis.ifelse(text.re_search(f"^(?:{pattern})$"), text.try_cast(kind), ibis.null(kind))
 
 

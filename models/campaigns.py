@@ -195,7 +195,8 @@ def build_campaigns(
                 )
         else:
             notes.append(
-                "abandoned_cart: left out, no cart or checkout events without a later order (events missing?)"
+                "abandoned_cart: left out, no cart or checkout events without a later order (events missing?); "
+                "so win_back was not checked for recent carts either"
             )
     unit_margin = 1.0 if margin is None else float(margin)
     p_alive = frame["p_alive"].to_numpy(float)

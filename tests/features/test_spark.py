@@ -287,6 +287,33 @@ def test_parquet_types_pandas_writes_read_alike_on_both_engines(tmp_path, spark_
         assert "Fix: write the column as text or whole numbers" in str(raised.value)
 
 
+def test_iso_texts_read_alike_on_both_engines(tmp_path, spark_backend):
+    """Offsets with and without their colon, fractions, Z and a space for the T: the same instants on both
+    engines (Spark refused a zone after a time without seconds, which DuckDB and a request read)."""
+    stamps = [
+        "2024-06-01T10:00+0100",
+        "2024-06-04T10:00Z",
+        "2024-06-01T23:30-0530",
+        "2024-06-01 10:00:00.25+01:00",
+        "2024-06-02T08:00:00Z",
+        "2024-06-03 09:15",
+    ]
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,timestamp,amount\n" + "".join(f"C{i},{t},1\n" for i, t in enumerate(stamps)))
+    duck = to_pandas(load_shop(path).tables()["transactions"]).sort_values("customer_id")
+    on_spark = to_pandas(spark.load_shop(spark_backend, str(path)).tables()["transactions"]).sort_values(
+        "customer_id"
+    )
+    assert duck["timestamp"].tolist() == on_spark["timestamp"].tolist()
+    shown = pd.to_datetime(duck["timestamp"]).dt.strftime("%Y-%m-%d %H:%M:%S")
+    utc = dict(zip(duck["customer_id"], shown, strict=True))
+    assert (utc["C0"], utc["C1"], utc["C2"]) == (
+        "2024-06-01 09:00:00",
+        "2024-06-04 10:00:00",
+        "2024-06-02 05:00:00",
+    )
+
+
 @pytest.mark.parametrize(
     ("column", "value"),
     [
