@@ -194,6 +194,15 @@ def test_without_pyspark_the_message_says_how_to_install(monkeypatch):
         spark.connect()
 
 
+def features_on_both(path, spark_backend, cutoff=dt.date(2024, 3, 31)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The features of the transactions file `path` at `cutoff`: (default engine, Spark)."""
+    expected = to_pandas(build_features(load_shop(path).tables()["transactions"], cutoff))
+    got = to_pandas(
+        build_features(spark.load_shop(spark_backend, str(path)).tables()["transactions"], cutoff)
+    )
+    return expected, got
+
+
 def test_parquet_with_nanosecond_timestamps_as_pandas_writes_them(tmp_path, spark_backend):
     """Spark has no nanosecond timestamps and refuses such Parquet files by default; pandas writes them."""
     frame = pd.DataFrame(
@@ -208,11 +217,7 @@ def test_parquet_with_nanosecond_timestamps_as_pandas_writes_them(tmp_path, spar
     )
     path = tmp_path / "t.parquet"
     frame.to_parquet(path)
-    cutoff = dt.date(2024, 3, 31)
-    expected = to_pandas(build_features(load_shop(path).tables()["transactions"], cutoff))
-    got = to_pandas(
-        build_features(spark.load_shop(spark_backend, str(path)).tables()["transactions"], cutoff)
-    )
+    expected, got = features_on_both(path, spark_backend)
     assert_same_table(expected, got)
 
 
@@ -271,11 +276,7 @@ def test_parquet_types_pandas_writes_read_alike_on_both_engines(tmp_path, spark_
     )
     path = tmp_path / "t.parquet"
     frame.to_parquet(path)
-    cutoff = dt.date(2024, 3, 31)
-    expected = to_pandas(build_features(load_shop(path).tables()["transactions"], cutoff))
-    got = to_pandas(
-        build_features(spark.load_shop(spark_backend, str(path)).tables()["transactions"], cutoff)
-    )
+    expected, got = features_on_both(path, spark_backend)
     assert expected.set_index("customer_id").loc["A", "monetary_total"] == pytest.approx(48.67, rel=1e-12)
     assert_same_table(expected, got)
 
