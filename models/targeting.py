@@ -290,8 +290,9 @@ class TargetingRules(BaseEstimator):
         """`value` as the reasons show it: orders with 1 decimal, money in whole units from 10 on (else 2
         decimals), or with `decimals`."""
         if decimals is None:
-            # Whole units hide small values: a predicted value of 0.31 read "predicted value 0".
-            decimals = 1 if self.value_unit == "orders" else 0 if abs(value) >= 10 else 2
+            # Whole units hide small values: a predicted value of 0.31 read "predicted value 0". The line
+            # is taken on the value as shown with 2 decimals, so 9.996 reads "10", not "10.00".
+            decimals = 1 if self.value_unit == "orders" else 0 if abs(round(value, 2)) >= 10 else 2
         return f"{value:,.{decimals}f}" + (" orders" if self.value_unit == "orders" else "")
 
     def _money_below(self, value: float, line: float) -> str:

@@ -388,7 +388,7 @@ def test_a_lapsed_row_quotes_a_tiny_p_alive_as_under_one_percent(base):
 
 def test_a_small_predicted_value_is_not_rounded_to_nothing():
     """Seen on a shop of small amounts: a predicted value of 0.31 read "predicted value 0", 0.65 "predicted
-    value 1"."""
+    value 1", and 9.996 "predicted value 10.00"."""
     small = pd.DataFrame(
         {
             "predicted_clv": np.linspace(0.05, 3.0, 200),
@@ -406,6 +406,8 @@ def test_a_small_predicted_value_is_not_rounded_to_nothing():
     row = rules.apply(customer(predicted_clv=0.31, monetary_mean=1.0, monetary_total=3.0)).iloc[0]
     assert "predicted value 0.31 is below the top 20%" in row.reason, row.reason
     assert "predicted value 1,234 " in rules.apply(customer(predicted_clv=1234.4)).iloc[0].reason
+    # Just under 10 rounds up to 10 with 2 decimals: it reads as whole units like every value from 10 on.
+    assert "predicted value 10 " in rules.apply(customer(predicted_clv=9.996)).iloc[0].reason
 
 
 @pytest.mark.parametrize(
