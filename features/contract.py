@@ -346,10 +346,14 @@ def _load_table(
             missing_ids,
         )
 
-    select = [f"{exprs[name]} AS {name}" for name, _ in _present(schema, columns)]
-    if schema is TRANSACTIONS and "order_id" not in columns:
-        # Without order ids a customer-day is one order (README, Data contract).
-        select.append(f"{id_expr} || '|' || strftime(({exprs['timestamp']})::DATE, '%Y-%m-%d') AS order_id")
+    select = [f"{exprs[name]} AS {name}" for name, _ in _present(schema, columns) if name != "order_id"]
+    if schema is TRANSACTIONS:
+        # Without an order id, no column or an empty cell, a customer-day is one order (README, Data
+        # contract): a row with an empty cell once counted in no order, so a customer whose rows all
+        # had one read as "no purchase".
+        day_order = f"{id_expr} || '|' || strftime(({exprs['timestamp']})::DATE, '%Y-%m-%d')"
+        given = f"{exprs['order_id']}, " if "order_id" in columns else ""
+        select.append(f"coalesce({given}{day_order}) AS order_id")
     if schema is TRANSACTIONS and "amount" not in columns:
         # Without amounts every order is worth 1 (README, Data contract), shared among its lines.
         select.append(f"1.0 / count(*) OVER (PARTITION BY {id_expr}, order_id) AS amount")

@@ -483,10 +483,17 @@ def _completed(table: pa.Table, schema: TableSchema) -> pa.Table:
     """Order ids and amounts filled in as the contract fills them; required values and finite
     amounts checked."""
     given = set(table.column_names)
-    if schema is TRANSACTIONS and "order_id" not in given:
-        # Without order ids a customer-day is one order (README, Data contract), as in features.contract.
+    if schema is TRANSACTIONS:
+        # Without an order id, no column or a null, a customer-day is one order (README, Data contract), as
+        # in features.contract.
         day = pc.strftime(table["timestamp"], format="%Y-%m-%d")
-        table = table.append_column("order_id", pc.binary_join_element_wise(table["customer_id"], day, "|"))
+        day_order = pc.binary_join_element_wise(table["customer_id"], day, "|")
+        if "order_id" in given:
+            table = table.set_column(
+                table.column_names.index("order_id"), "order_id", pc.coalesce(table["order_id"], day_order)
+            )
+        else:
+            table = table.append_column("order_id", day_order)
     if schema is TRANSACTIONS and "amount" not in given:
         table = table.append_column("amount", _unit_amounts(table))
     if table.num_rows and any(table[c].null_count for c in schema.required):
@@ -496,8 +503,9 @@ def _completed(table: pa.Table, schema: TableSchema) -> pa.Table:
         finite = pc.fill_null(pc.is_finite(table["amount"]), False)
         if table.num_rows and not pc.all(finite).as_py():
             row = int(pc.index(finite, False).as_py())
+            value = table["amount"][row].as_py()
             raise ValueError(
-                f"transactions.amount, row {row + 1}: {table['amount'][row].as_py()} is not a finite number; "
+                f"transactions.amount, row {row + 1}: {'null' if value is None else value} is not a finite number; "
                 "every transaction needs its amount (or leave the amount out of every row: each order then "
                 "counts as 1)"
             )

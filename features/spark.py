@@ -317,9 +317,10 @@ def _load_table(
 
 def _complete_transactions(table: ir.Table, report: ValidationReport, path: str) -> ir.Table:
     """order_id and amount when the log has none, by the contract's rules (README, Data contract)."""
-    if "order_id" not in table.columns:
-        # Without order ids a customer-day is one order.
-        table = table.mutate(order_id=table.customer_id + "|" + table.timestamp.date().strftime("%Y-%m-%d"))
+    # Without an order id, no column or an empty cell, a customer-day is one order.
+    day_order = table.customer_id + "|" + table.timestamp.date().strftime("%Y-%m-%d")
+    given = table.order_id if "order_id" in table.columns else ibis.null("string")
+    table = table.mutate(order_id=given.fill_null(day_order))
     if "amount" not in table.columns:
         # Without amounts every order is worth 1, shared among its lines.
         lines = ibis.window(group_by=[table.customer_id, table.order_id])

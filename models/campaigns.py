@@ -139,8 +139,8 @@ def build_campaigns(
         notes.append("welcome, birthday, anniversary, abandoned_cart: left out, no transactions were given")
         notes.append(
             "win_back: trigger_date (the last order date) left empty and carts not checked, no transactions "
-            "were given: a lapsed customer who carted days ago may be in it. Fix: pass --transactions and "
-            "--events"
+            "were given: a lapsed customer who carted days ago may be in it. Fix: give the transactions and "
+            "events (`clv campaigns --transactions --events`; `[data]` in clv.toml for the service)"
         )
     else:
         first = _dates(frame["first_order_date"], None)

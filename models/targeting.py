@@ -264,10 +264,10 @@ class TargetingRules(BaseEstimator):
             if name == "no_purchase":
                 text = (
                     "no purchase in the log (only refunds or free orders): not targeted as a buyer; valued as "
-                    f"a one-time buyer whose purchase, if any, was before the log began, {tenure[i]:.0f} days ago"
+                    f"a one-time buyer whose purchase, if any, was before the log began, {_days_ago(tenure[i])}"
                 )
             elif name == "new":
-                text = f"first order {tenure[i]:.0f} days ago"
+                text = f"first order {_days_ago(tenure[i])}"
             elif name == "vip":
                 risk, line = churn_vs(i, self.at_risk_churn)
                 text = f"predicted value {value} is in the {top_value}, churn risk {risk} is below {line}"
@@ -309,6 +309,12 @@ class TargetingRules(BaseEstimator):
     def _past(self, history: float) -> str:
         """What the customer brought so far: revenue, or orders placed for a log without amounts."""
         return f"placed {history:,.0f} orders" if self.value_unit == "orders" else f"spent {history:,.0f}"
+
+
+def _days_ago(days: float) -> str:
+    """ "today", "1 day ago", "12 days ago" ("first order 1 days ago" was a welcome reason)."""
+    n = round(days)
+    return "today" if n == 0 else "1 day ago" if n == 1 else f"{n:,} days ago"
 
 
 def significant(values: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:

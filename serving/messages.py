@@ -15,6 +15,7 @@ BODY_EXAMPLES = {
     "/predict": '{"customer_ids": ["c1", "c2"]}',
     "/predict_history": '{"transactions": [{"customer_id": "c1", "timestamp": "2025-03-01", "amount": 19.90}]}',
     "/export": '{"segment": ["vip"], "top": "500"}',
+    "/campaigns": '{"campaign": "win_back"} (or {} for every list)',
 }
 
 

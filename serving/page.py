@@ -18,7 +18,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, RedirectResponse
 
-from models.targeting import ACTIONS, SEGMENT_ACTIONS, SEGMENTS
+from models.targeting import ACTIONS, SEGMENTS
 from serving.auth import EXPORT
 from serving.routes import State, needs
 
@@ -61,24 +61,28 @@ def summary(state: State):
 
 
 def segment_table(scores: pd.DataFrame) -> list[dict]:
-    grouped = scores.groupby("segment").agg(
+    """One row per segment and the action its rows carry, in `SEGMENTS` then `ACTIONS` order. The action is
+    the rows', not the segment's usual one: an active_low_value customer without a suggestion is nurtured
+    (`models.targeting.settle_cross_sell`), and the page said "cross_sell" for 7 rows that all said nurture."""
+    grouped = scores.groupby(["segment", "next_best_action"]).agg(
         customers=("customer_id", "size"),
         total_value=("predicted_clv", "sum"),
         mean_churn=("churn_prob", "mean"),
     )
+    order = {
+        (segment, action): (i, j) for i, segment in enumerate(SEGMENTS) for j, action in enumerate(ACTIONS)
+    }
     rows = []
-    for segment in SEGMENTS:
-        if segment in grouped.index:
-            row = grouped.loc[segment]
-            rows.append(
-                {
-                    "segment": segment,
-                    "action": SEGMENT_ACTIONS[segment],
-                    "customers": int(row["customers"]),
-                    "total_value": float(row["total_value"]),
-                    "mean_churn": float(row["mean_churn"]),
-                }
-            )
+    for (segment, action), row in sorted(grouped.iterrows(), key=lambda item: order.get(item[0], (99, 99))):
+        rows.append(
+            {
+                "segment": segment,
+                "action": action,
+                "customers": int(row["customers"]),
+                "total_value": float(row["total_value"]),
+                "mean_churn": float(row["mean_churn"]),
+            }
+        )
     return rows
 
 

@@ -214,7 +214,13 @@ async def predict_history(request: Request, state: State, batcher: Batcher):
     except StuckBatch as exc:
         raise ApiError(503, f"{exc}; the service is recovering, retry in a few seconds") from None
     if not records:
-        raise ApiError(400, f"no customer in the request has a purchase on or before as_of {as_of}")
+        first = min(row.timestamp for row in body.transactions).date()
+        raise ApiError(
+            400,
+            f"no customer in the request has a purchase on or before as_of {as_of} (its transactions run "
+            f"from {first}). Fix: send an as_of on or after a purchase, or leave it out (the last "
+            "transaction's date)",
+        )
     _LIVE.inc(len(records))
     return JSONResponse(
         {"model_version": records[0]["model_version"], "as_of": str(as_of), "predictions": records}

@@ -94,7 +94,7 @@ def prepare(
     warn: Progress,
 ) -> tuple[LoadedModel, ShopData, dt.date]:
     """The model, the shop's tables and the cut-off (`as_of`, default the last transaction date), once the
-    model is known to fit the input (`check_inputs`) and these customers (`check_customers`); warns when
+    model is known to fit these customers (`check_customers`) and the input (`check_inputs`); warns when
     the cut-off lies more than the model's horizon after the log. ValueError for a cut-off before the
     log's first transaction (`ShopData.check_cutoff`) and for a default champion trained on another shop."""
     progress("loading model")
@@ -103,6 +103,9 @@ def prepare(
     data = ShopData.from_shop(shop)
     as_of = as_of or data.last_date
     late = data.check_cutoff(as_of, loaded.card.horizon_days)
+    # Customers first: the champion of another shop is the wrong model whatever its inputs, and its
+    # refusal names the right one ("pass --events" to a shop without events was the wrong fix).
+    check_customers(loaded, data, as_of, warn, None if model_uri else registry)
     check_inputs(
         loaded,
         {"events": data.events is not None, "customers": data.customers is not None},
@@ -110,7 +113,6 @@ def prepare(
         data.columns,
         data.event_types() if data.events is not None else None,
     )
-    check_customers(loaded, data, as_of, warn, None if model_uri else registry)
     if late:
         warn(late)
     return loaded, data, as_of

@@ -415,6 +415,14 @@ def test_a_champion_of_other_customers_is_not_compared_and_scoring_says_so(tmp_p
     assert scored.exit_code == 1 and "trained on other customers" in text, text
     assert "Fix: `clv promote 3` (v3 was trained on them), or score with it: --model models:/clv/3" in text
     assert "Traceback" not in text and not (tmp_path / "scores.csv").exists()
+    # Other inputs as well (no amounts): the other shop is still what is said, not "the model counts
+    # currency", whose fix would be the wrong one.
+    bare = tmp_path / "bare.csv"
+    pd.read_csv(other).drop(columns="amount").to_csv(bare, index=False)
+    scored = run(tmp_path, monkeypatch, "score", "--transactions", str(bare), "--out", "scores.csv")
+    assert scored.exit_code == 1 and "trained on other customers" in plain(scored.output), plain(
+        scored.output
+    )
     chosen = ["score", "--transactions", str(other), "--model", "models:/clv/1", "--out", "scores.csv"]
     scored = run(tmp_path, monkeypatch, *chosen)
     assert scored.exit_code == 0 and "warning" in plain(scored.output)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.contract import load_shop
 from features.pipeline import FEATURE_COLUMNS, compute_features
 from features.request import compute_features_for_request
 
@@ -148,3 +149,37 @@ def test_request_edge_cases():
     assert unit["monetary_total"].to_numpy() == pytest.approx(unit["n_orders"].to_numpy(float), abs=1e-7)
     with pytest.raises(ValueError, match="amount"):
         compute_features_for_request(tx.assign(amount="lots"), AS_OF)
+
+
+ROWS_WITHOUT_ORDER_IDS = pd.DataFrame(
+    {
+        "customer_id": ["A", "A", "B", "C", "C", "C"],
+        "timestamp": pd.to_datetime(
+            ["2025-03-01", "2025-05-01", "2025-04-01", "2025-03-01", "2025-04-01", "2025-04-20"]
+        ),
+        "amount": [10.0, 5.0, 7.0, 10.0, 20.0, 20.0],
+        "order_id": [None, None, "b1", "c1", None, "c3"],
+    }
+)
+
+
+def test_a_row_without_an_order_id_is_its_customer_days_order(tmp_path):
+    """An empty order_id cell, which the contract allows, once counted in no order: A, whose rows all had
+    one, read 0 orders worth 15 (segment no_purchase, "only refunds or free orders"), C 2 orders with a
+    mean of 25 for 3 orders worth 50; and /predict_history answered 500 on a null order_id."""
+    path = tmp_path / "t.csv"
+    ROWS_WITHOUT_ORDER_IDS.to_csv(path, index=False)
+    from_file = compute_features(load_shop(path).tables()["transactions"], dt.date(2025, 5, 1))
+    counted = from_file.set_index("customer_id")
+    assert counted.n_orders.to_dict() == {"A": 2, "B": 1, "C": 3}
+    assert counted.monetary_mean["C"] == pytest.approx(50 / 3)
+    filled = ROWS_WITHOUT_ORDER_IDS.assign(
+        order_id=ROWS_WITHOUT_ORDER_IDS.order_id.fillna(
+            ROWS_WITHOUT_ORDER_IDS.customer_id
+            + "|"
+            + ROWS_WITHOUT_ORDER_IDS.timestamp.dt.strftime("%Y-%m-%d")
+        )
+    )
+    pd.testing.assert_frame_equal(from_file, batch(filled, dt.date(2025, 5, 1)), rtol=1e-12)
+    got = compute_features_for_request(ROWS_WITHOUT_ORDER_IDS, dt.date(2025, 5, 1))
+    pd.testing.assert_frame_equal(got, from_file, rtol=1e-12)

@@ -147,6 +147,17 @@ def test_an_order_id_two_customers_use_is_two_orders_on_both_engines(tmp_path, s
     assert spark.load_shop(spark_backend, str(path)).report.orders == load_shop(path).report.orders == 3
 
 
+def test_a_row_without_an_order_id_is_its_customer_days_order_on_both_engines(tmp_path, spark_backend):
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "customer_id,timestamp,amount,order_id\nA,2024-01-01,10,\nA,2024-02-01,5,\nC,2024-01-01,10,c1\n"
+        "C,2024-02-01,20,\nC,2024-03-01,20,c3\n"
+    )
+    expected, got = features_on_both(path, spark_backend)
+    assert_same_table(expected, got)
+    assert expected.set_index("customer_id").n_orders.to_dict() == {"A": 2, "C": 3}
+
+
 def test_missing_file_and_repeated_customer_ids(tmp_path, spark_backend):
     with pytest.raises(ContractError, match="Spark cannot read it"):
         spark.load_shop(spark_backend, str(tmp_path / "nowhere.parquet"))

@@ -432,3 +432,11 @@ def test_a_value_below_the_top_never_reads_as_one_in_it(base, unit, line, values
     assert shown_in != shown_below, rows.reason.tolist()
     number = float(shown_below.removesuffix(" orders").replace(",", ""))
     assert number < rules.high_value_ and number == pytest.approx(below, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    "days, says", [(0, "first order today"), (1, "first order 1 day ago"), (12, "first order 12 days ago")]
+)
+def test_a_new_customers_reason_counts_her_days_in_words(base, days, says):
+    row = TargetingRules().fit(base).apply(customer(tenure_days=days, recency_days=days)).iloc[0]
+    assert (row.segment, row.reason) == ("new", says)

@@ -162,6 +162,31 @@ def test_predict_history_for_a_new_one_order_customer(client):
     assert row["predicted_clv_low"] <= row["predicted_clv"] <= row["predicted_clv_high"]
 
 
+def test_predict_history_counts_a_row_without_an_order_id_as_its_days_order(client):
+    """A null order_id, which the contract allows, answered 500 once two rows were sent."""
+    rows = [
+        {**NEW_CUSTOMER[0], "timestamp": "2025-10-01T10:00:00", "order_id": None},
+        {**NEW_CUSTOMER[0], "timestamp": "2025-11-15T10:00:00", "order_id": None},
+    ]
+    named = [{**row, "order_id": f"new-1|{row['timestamp'][:10]}"} for row in rows]
+    answers = []
+    for transactions in (rows, named):
+        body = {"as_of": "2025-12-31", "transactions": transactions, "events": [], "customers": []}
+        response = client.post("/predict_history", json=body, headers=APP)
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["predictions"][0])
+    assert answers[0]["segment"] != "no_purchase"
+    assert answers[0] == answers[1]
+
+
+def test_predict_history_with_a_cut_off_before_the_history_says_where_it_starts(client):
+    body = {"as_of": "2020-01-01", "transactions": NEW_CUSTOMER, "events": [], "customers": []}
+    response = client.post("/predict_history", json=body, headers=APP)
+    assert response.status_code == 400
+    assert "its transactions run from 2025-12-20" in response.json()["error"]
+    assert "Fix: send an as_of on or after a purchase" in response.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("transactions", "says"),
     [
