@@ -20,7 +20,7 @@ from typing import Literal
 import duckdb
 
 from features.engine import from_duckdb
-from features.schema import CUSTOMERS, EVENTS, TRANSACTIONS, TableSchema
+from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _ROW = "__clv_row"
@@ -661,6 +661,8 @@ def _warn_on_content(
                 zero,
             )
         _warn_on_extreme_orders(con, path, report)
+    if schema is EVENTS:
+        _warn_on_unknown_event_types(con, path, report)
     if schema is CUSTOMERS:
         repeated = con.execute("SELECT count(*) - count(DISTINCT customer_id) FROM customers").fetchall()[0][
             0
@@ -677,6 +679,34 @@ def _warn_on_content(
                 "CREATE OR REPLACE TABLE customers AS SELECT * FROM customers "
                 f"QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY {_ROW}) = 1"
             )
+
+
+# How many unknown event types a warning names.
+SHOWN_KINDS = 5
+
+
+def _warn_on_unknown_event_types(
+    con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport
+) -> None:
+    """Warn of events of types no feature counts (`features.schema.EVENT_TYPES`): kept, and read as if absent,
+    so a "click" or an "add_to_card" is silently nothing to the model, while `/predict_history` refuses it."""
+    known = ", ".join(f"'{kind}'" for kind in EVENT_TYPES)
+    unknown = con.execute(
+        f"SELECT event_type, count(*) AS n FROM events WHERE event_type NOT IN ({known}) "
+        "GROUP BY event_type ORDER BY n DESC, event_type"
+    ).fetchall()
+    if not unknown:
+        return
+    total = sum(n for _, n in unknown)
+    shown = ", ".join(f"{kind!r} ({n:,})" for kind, n in unknown[:SHOWN_KINDS])
+    more = f" and {len(unknown) - SHOWN_KINDS:,} more types" if len(unknown) > SHOWN_KINDS else ""
+    report.warn(
+        "events",
+        "event_type",
+        f"{path}: {total:,} {'event is' if total == 1 else 'events are'} of a type no feature counts: {shown}{more}. "
+        f"Fix: rename a type that means one of {', '.join(EVENT_TYPES)} to that name; others can stay",
+        total,
+    )
 
 
 def _check_amounts(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> bool:
