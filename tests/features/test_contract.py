@@ -285,7 +285,6 @@ def test_events_and_customers_load_alongside(tmp_path):
     assert any("more than once" in w.message for w in shop.report.warnings)
 
 
-
 def test_events_of_a_type_no_feature_counts_are_warned_about(tmp_path):
     """A "click" passed `clv validate` without a word and counted as nothing, while /predict_history refuses it."""
     tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\n")
@@ -300,6 +299,7 @@ def test_events_of_a_type_no_feature_counts_are_warned_about(tmp_path):
     assert "Fix: rename a type that means one of" in warned[0]
     clean = write_csv(tmp_path / "clean.csv", "customer_id,timestamp,event_type\nA,2023-01-04,page_view\n")
     assert not [w for w in load(tx, events=clean).report.warnings if w.column == "event_type"]
+
 
 def test_customer_ids_with_spaces_around_them_are_warned_about(tmp_path):
     """Seen: "  spaced " became "spaced" without a word, so a CRM join on the padded id found nobody."""
