@@ -175,6 +175,7 @@ class CLVPredictor(BaseEstimator):
         snapshots: pd.DataFrame | None,
         validation: pd.DataFrame | None = None,
         reference: pd.DataFrame | None = None,
+        no_validation: str = "the history is too short for a validation window",
     ) -> CLVPredictor:
         """Fit from the windows of `training.windows.plan_windows`.
 
@@ -182,8 +183,9 @@ class CLVPredictor(BaseEstimator):
         cut-off, `features.snapshots`), None or empty when there is no room for them; `validation`:
         features at the validation cut-off with labels over `validation_days` (None: history too short,
         only the base is fitted); `reference`: the feature table at the scoring cut-off (default: the
-        validation table). Raises NoRepeatPurchases when nobody ever bought twice, ValueError on missing
-        columns, windows longer than the horizon, or when no table is given.
+        validation table); `no_validation`: why there is no validation window (the run's notes).
+        Raises NoRepeatPurchases when nobody ever bought twice, ValueError on missing columns, windows
+        longer than the horizon, or when no table is given.
         """
         self.notes_: list[str] = []
         self.orders_scale_, self.churn_shift_ = 1.0, 0.0
@@ -195,7 +197,7 @@ class CLVPredictor(BaseEstimator):
             raise ValueError("fit needs a validation window or, for the base alone, a reference table")
         if validation is None or len(validation) < MIN_VALIDATION_CUSTOMERS:
             why = (
-                "the history is too short for a validation window"
+                no_validation
                 if validation is None
                 else f"only {len(validation)} customers had bought by the validation window's cut-off "
                 f"{_day(validation)}, too few (under {MIN_VALIDATION_CUSTOMERS}) to validate anything beyond the base"

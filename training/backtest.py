@@ -124,7 +124,7 @@ def fit_at(
         base_models=base.models,
         spend=base.spend,
         seed=train.seed,
-    ).fit(snapshots, validation, reference)
+    ).fit(snapshots, validation, reference, plan.why_base_only)
     if base_only:
         predictor.notes_ = []  # the caller says why (Backtest.base_wins_reason), not "history too short"
     if base.note:

@@ -63,10 +63,14 @@ class WindowPlan:
         """The boosted training cut-offs whose labels end before the validation window starts."""
         return [c for c in self.cutoffs if c + dt.timedelta(days=self.label_days) <= self.validation_cutoff]
 
+    @property
+    def why_base_only(self) -> str:
+        """Why there is no validation window (meaningful when `btyd_only`)."""
+        return self.base_only_reason or "the history is too short for a validation window"
+
     def describe(self) -> str:
         if self.btyd_only:
-            why = self.base_only_reason or "history too short for a validation window"
-            return f"{why}: buy-till-you-die models only"
+            return f"{self.why_base_only}: buy-till-you-die models only"
         validation = f"validation window {self.validation_days} days from {self.validation_cutoff}"
         if not self.cutoffs:
             return validation + ", no room for boosted training windows"
@@ -108,6 +112,16 @@ def plan_windows(
     else:
         validation_days = min(horizon_days, available - needed)
         validation = cutoff - dt.timedelta(days=validation_days)
+    if horizon_days < MIN_LABEL_DAYS:
+        # Not the history: a 2-year log with a 7-day horizon was told its history was too short.
+        return WindowPlan(
+            None,
+            0,
+            0,
+            [],
+            f"the horizon of {horizon_days} days is shorter than the shortest validation window "
+            f"({MIN_LABEL_DAYS} days)",
+        )
     if validation_days < MIN_LABEL_DAYS:
         return WindowPlan(None, 0, 0, [])
     earliest = first_date + dt.timedelta(days=min_history_days)

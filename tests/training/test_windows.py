@@ -81,7 +81,7 @@ def test_fifteen_months_for_a_nine_month_horizon_validates_after_nine_months_of_
 def test_nine_months_of_history_for_a_nine_month_horizon_is_btyd_only():
     """Validated 90 days into the shop, the stacks learned on histories unlike the ones they score."""
     plan = plan_windows(START, START + days(270), 270, spacing_days=30, n_snapshots=4)
-    assert plan.btyd_only and "history too short for a validation window" in plan.describe()
+    assert plan.btyd_only and "history is too short for a validation window" in plan.describe()
 
 
 def test_a_history_too_short_for_a_validation_window_is_btyd_only_not_an_error():
@@ -135,3 +135,12 @@ def test_the_holdin_window_ends_at_the_cut_off_with_as_much_history_before_it(hi
     start, length = window
     assert length == expected and start + days(length) == cutoff
     assert (start - START).days >= length
+
+
+def test_a_horizon_shorter_than_any_validation_window_says_so_not_that_the_history_is_short():
+    """`clv train --horizon-days 7` on a two-year log was told its history was too short."""
+    plan = plan_windows(START, START + days(730), 7)
+    assert plan.btyd_only
+    assert plan.describe().startswith(
+        f"the horizon of 7 days is shorter than the shortest validation window ({MIN_LABEL_DAYS} days)"
+    )
