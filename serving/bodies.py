@@ -259,7 +259,10 @@ class PredictResponse(BaseModel):
 class HistoryResponse(BaseModel):
     model_version: str
     as_of: str
-    predictions: list[dict[str, Any]] = Field(description="one row per customer with a purchase by as_of")
+    predictions: list[dict[str, Any]] = Field(
+        description="one row per customer with a transaction by as_of (a refund-only one is no_purchase)"
+    )
+    left_out: list[str] = Field(description="the customers sent whose transactions all come after as_of")
 
 
 class ReloadResponse(BaseModel):

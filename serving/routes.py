@@ -222,8 +222,16 @@ async def predict_history(request: Request, state: State, batcher: Batcher):
             "transaction's date)",
         )
     _LIVE.inc(len(records))
+    # Said, as /predict says its unknown_ids: an app cannot tell a customer dropped from one not sent.
+    scored = {record["customer_id"] for record in records}
+    left_out = sorted(set(tables["transactions"]["customer_id"]) - scored)
     return JSONResponse(
-        {"model_version": records[0]["model_version"], "as_of": str(as_of), "predictions": records}
+        {
+            "model_version": records[0]["model_version"],
+            "as_of": str(as_of),
+            "predictions": records,
+            "left_out": left_out,
+        }
     )
 
 

@@ -179,6 +179,18 @@ def test_predict_history_counts_a_row_without_an_order_id_as_its_days_order(clie
     assert answers[0] == answers[1]
 
 
+def test_predict_history_names_the_customers_it_leaves_out(client):
+    """A customer whose transactions all come after as_of was dropped without a word (/predict says its
+    unknown_ids)."""
+    later = {**NEW_CUSTOMER[0], "customer_id": "later-1", "timestamp": "2026-01-05T10:00:00"}
+    body = {"as_of": "2025-12-31", "transactions": [*NEW_CUSTOMER, later], "events": [], "customers": []}
+    response = client.post("/predict_history", json=body, headers=APP)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert [row["customer_id"] for row in answer["predictions"]] == ["new-1"]
+    assert answer["left_out"] == ["later-1"]
+
+
 def test_predict_history_with_a_cut_off_before_the_history_says_where_it_starts(client):
     body = {"as_of": "2020-01-01", "transactions": NEW_CUSTOMER, "events": [], "customers": []}
     response = client.post("/predict_history", json=body, headers=APP)
