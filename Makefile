@@ -13,6 +13,7 @@ PORT   ?= 3000
 
 export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: install spark train test serve lint mlflow-ui bench demo clean
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-import mlflow
 import pytest
+
+import training  # noqa: F401 - before any test module imports MLflow: it turns MLflow's telemetry off
 
 
 @pytest.fixture(autouse=True)
@@ -13,6 +14,8 @@ def _reset_mlflow_uris():
     """`training.tracking.configure` sets process-wide MLflow URIs (and their environment variables,
     which MLflow sets for subprocesses); no test may inherit another test's store."""
     yield
+    import mlflow
+
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
