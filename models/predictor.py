@@ -15,9 +15,9 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
    on windows whose labels end before it starts (`training.windows`), small regressions stack the
    base, the customer's own run rate and rhythm, and the boosted predictions (`models.stacking`);
    each is kept only if it beats the base beyond noise by cross-validation on that window; the
-   orders stack's level is calibrated where that lowers the decile error beyond noise
-   (`models.calibration`), and the value interval is conformalised on its out-of-fold predictions.
-   The boosted models are then refitted on every window.
+   orders stack is calibrated by its level, then by the chance to buy at all, each where that lowers
+   the decile error beyond noise (`models.calibration`), and the value interval is conformalised on
+   its out-of-fold predictions. The boosted models are then refitted on every window.
 4. Value = expected orders x expected order value (`models.order_value`), so the row's numbers multiply up;
    windows shorter than H are stretched per customer with the base's time profile.
 5. Every row is made consistent (`coherent`): P(no purchase) >= 1 - E[orders] (each buyer places at
@@ -68,7 +68,7 @@ from models.btyd_features import (
     read_no_purchase,
 )
 from models.btyd_fit import require
-from models.calibration import fit_level_calibration
+from models.calibration import fit_churn_calibration, fit_level_calibration
 from models.discounting import mid_horizon_factor
 from models.gbm import ChurnClassifier, CountRegressor, FeatureMatrix, select_features
 from models.intervals import ConformalInterval, posterior_count_interval
@@ -254,7 +254,8 @@ class CLVPredictor(BaseEstimator):
         self.kind_ = "base"
         self.window_days_ = self.boost_days_ = int(self.horizon_days)
         self.count_model_ = self.churn_model_ = None
-        self.orders_stack_ = self.churn_stack_ = self.interval_ = self.calibration_ = None
+        self.orders_stack_ = self.churn_stack_ = self.interval_ = None
+        self.calibration_ = self.churn_calibration_ = None
         self._finish(reference)
         if why:
             # What the fitted spend model values orders with, as the backtest's label says it
@@ -357,10 +358,19 @@ class CLVPredictor(BaseEstimator):
                 + ": churn probabilities are the base's"
             )
         orders = base_orders if self.orders_stack_ is None else self.orders_stack_.oof_
-        self.calibration_ = None
+        self.calibration_ = self.churn_calibration_ = None
         if self.orders_stack_ is not None:
+            label_orders = window["label_orders"].to_numpy(float)
+            churn = (
+                window["base_p_no_purchase"].to_numpy(float)
+                if self.churn_stack_ is None
+                else self.churn_stack_.oof_
+            )
             self.calibration_, orders = fit_level_calibration(
-                orders, window["label_orders"].to_numpy(float), order_value, actual, self.seed
+                orders, label_orders, order_value, actual, self.seed
+            )
+            self.churn_calibration_, orders = fit_churn_calibration(
+                orders, label_orders, churn, order_value, actual, self.seed
             )
         self.interval_ = ConformalInterval(coverage=self.coverage).fit(orders * order_value, actual)
 
@@ -454,6 +464,8 @@ class CLVPredictor(BaseEstimator):
                 orders_l = self.calibration_.predict(orders_l)
             if self.churn_stack_ is not None:
                 churn_l = self.churn_stack_.predict(churn_in)
+            if self.churn_calibration_ is not None:
+                orders_l = self.churn_calibration_.predict(orders_l, churn_l)
         order_value = enriched["btyd_order_value"].to_numpy(float)
         stretch, stretch_churn = self.btyd_.stretch(features, self.window_days_, self.horizon_days)
         orders = orders_l * stretch
