@@ -462,7 +462,8 @@ def _print_training(result, settings: Settings) -> None:
     value = "orders" if result.value_unit == "orders" else "revenue"
     out.print(
         f"Ranking (higher is better): Spearman, Gini, top 10% = share of {value} in the predicted top decile. "
-        "Errors (lower is better): decile MAPE, total err, Brier. Coverage: share of actuals in \\[low, high]."
+        "Errors (lower is better): decile MAPE, Brier; total err = predicted / actual total - 1 (closer to 0 is "
+        "better). Coverage: share of actuals in \\[low, high]."
     )
     _print_suggestion_backtests(result.backtest)
     served = (

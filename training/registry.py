@@ -95,7 +95,8 @@ class Registry:
         except (MlflowException, OSError) as exc:
             raise ModelNotFound(
                 f"no model at {uri} ({str(exc).splitlines()[0][:200]}). Fix: run `clv train` (or `make train`) "
-                "first, or pass --model with a valid URI."
+                "first, or pass --model with a valid URI (when `clv train` refuses this shop's log, a model "
+                "trained on a similar shop's)."
             ) from None
         except Exception as exc:  # noqa: BLE001 - unpickling code that changed fails in any way
             raise ModelNotFound(_other_code(uri, f"it cannot be read ({_first_line(exc)})")) from None

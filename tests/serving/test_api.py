@@ -99,6 +99,23 @@ def test_a_missing_or_malformed_body_is_answered_with_an_example_for_that_endpoi
     assert says in response.json()["error"]
 
 
+@pytest.mark.parametrize("path", ["/predict", "/predict_history"])
+def test_every_route_reads_a_body_in_the_same_encodings(client, scores, path):
+    customer = str(scores["customer_id"].iloc[0])
+    body = (
+        {"customer_ids": [customer]}
+        if path == "/predict"
+        else {"transactions": [{**NEW_CUSTOMER[0], "customer_id": "Zoë"}], "events": [], "customers": []}
+    )
+    text = json.dumps(body, ensure_ascii=False)
+    headers = {**APP, "Content-Type": "application/json"}
+    for encoding in ("utf-8", "utf-8-sig", "utf-16"):
+        assert client.post(path, content=text.encode(encoding), headers=headers).status_code == 200, encoding
+    refused = client.post(path, content='{"customer_ids": ["Zoë"]}'.encode("latin-1"), headers=headers)
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith("cannot read the body: it is not UTF-8 JSON text; send a JSON")
+
+
 def test_oversize_batch_is_413(client, trained):
     limit = trained.settings.serve.max_batch
     response = client.post("/predict", json={"customer_ids": [str(i) for i in range(limit + 1)]}, headers=APP)
