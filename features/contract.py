@@ -26,6 +26,11 @@ SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "
 _ROW = "__clv_row"
 # No order is worth this much in any currency; a larger amount is a broken column or unit.
 MAX_ABS_AMOUNT = 1e12
+# Dates a shop's log can hold: from 1900 to today, with a day of slack because clocks and time zones differ
+# (a purchase made "today" somewhere is valid). Files and HTTP requests alike (serving.bodies): a single
+# row dated 2205 once moved the default cut-off two centuries ahead and trained a model on it.
+EARLIEST = dt.datetime(1900, 1, 1)
+FUTURE_SLACK = dt.timedelta(days=1)
 # Fewer customers than this give rough estimates; the boosted models are then rarely used.
 FEW_CUSTOMERS = 50
 # Fewer customers who bought on two different days than this cannot fit Gamma-Gamma's spend model
@@ -371,8 +376,9 @@ def _load_table(
     )
     con.sql("DROP TABLE __clv_src")
     ok = _check_amounts(con, path, report) if schema is TRANSACTIONS and report.has_amount else True
+    ok &= _check_dates(con, schema, path, now, report)
     if ok:
-        _warn_on_content(con, schema, path, now, report)
+        _warn_on_content(con, schema, path, report)
     con.sql(f"ALTER TABLE {schema.name} DROP COLUMN {_ROW}")
     return ok
 
@@ -611,11 +617,7 @@ def _check_parse(
 
 
 def _warn_on_content(
-    con: duckdb.DuckDBPyConnection,
-    schema: TableSchema,
-    path: Path,
-    now: dt.datetime,
-    report: ValidationReport,
+    con: duckdb.DuckDBPyConnection, schema: TableSchema, path: Path, report: ValidationReport
 ) -> None:
     name = schema.name
     duplicates = con.execute(
@@ -630,16 +632,6 @@ def _warn_on_content(
             + " of another row (kept)",
             duplicates,
         )
-    if "timestamp" in schema.columns:
-        future = con.execute(f"SELECT count(*) FROM {name} WHERE timestamp > ?", [now]).fetchall()[0][0]
-        if future:
-            report.warn(
-                name,
-                "timestamp",
-                f"{path}: {future:,} {'row is' if future == 1 else 'rows are'} dated in the future "
-                f"(after {now:%Y-%m-%d})",
-                future,
-            )
     if schema is TRANSACTIONS:
         negative, zero = con.execute(
             "SELECT count(*) FILTER (WHERE amount < 0), count(*) FILTER (WHERE amount = 0) FROM transactions"
@@ -729,6 +721,46 @@ def _check_amounts(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
         bad,
     )
     return False
+
+
+def _check_dates(
+    con: duckdb.DuckDBPyConnection,
+    schema: TableSchema,
+    path: Path,
+    now: dt.datetime,
+    report: ValidationReport,
+) -> bool:
+    """Every date and time from `EARLIEST` to `now` + `FUTURE_SLACK`; False (with an error) otherwise."""
+    latest = now + FUTURE_SLACK
+    ok = True
+    present = set(con.table(schema.name).columns)
+    for column, kind in schema.columns.items():
+        if kind not in ("timestamp", "date") or column not in present:
+            continue
+        bad, row = con.execute(
+            f"SELECT count(*), min({_ROW}) FROM {schema.name} WHERE {column} < ? OR {column} > ?",
+            [EARLIEST, latest],
+        ).fetchall()[0]
+        if not bad:
+            continue
+        value = con.execute(f"SELECT {column} FROM {schema.name} WHERE {_ROW} = ?", [row]).fetchall()[0][0]
+        example = f"{_where(path)(row)} has {value:%Y-%m-%d}" + (
+            f" (and {bad - 1:,} more {'row' if bad == 2 else 'rows'})" if bad > 1 else ""
+        )
+        report.error(
+            schema.name, column, dates_out_of_range(path, f"column {column}", bad, latest, example), bad
+        )
+        ok = False
+    return ok
+
+
+def dates_out_of_range(path, label: str, n: int, latest: dt.datetime, example: str = "") -> str:
+    """The error for `n` dates of a column outside `EARLIEST`..`latest`, on either engine."""
+    return (
+        f"{path}: {label} has {n:,} {'date' if n == 1 else 'dates'} in the future (after {latest:%Y-%m-%d}) "
+        f"or before 1900{': ' + example if example else ''}. Fix: correct the year (a typo such as 2205 for "
+        "2025, or a placeholder date) or remove those rows."
+    )
 
 
 def _warn_on_extreme_orders(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:

@@ -13,9 +13,9 @@ on Spark they run unchanged through Ibis' PySpark backend. What this module adds
   the same column resolution and mapping errors, the same rules for a missing order_id (a
   customer-day is an order) and amount (every order is worth 1). It checks what would make
   features wrong (a value that is not a timestamp, number or date; an amount that is not finite or
-  above `MAX_ABS_AMOUNT`; a customers table with an id twice) and drops rows without a customer id.
-  The warnings of `clv validate` (duplicates, future dates, extreme orders) are the default
-  engine's: run it on a sample. Timestamps must be ISO 8601 text or typed columns: a
+  above `MAX_ABS_AMOUNT`; a date in the future or before 1900; a customers table with an id twice)
+  and drops rows without a customer id. The warnings of `clv validate` (duplicates, extreme orders)
+  are the default engine's: run it on a sample. Timestamps must be ISO 8601 text or typed columns: a
   `--timestamp-format` is DuckDB's strptime syntax and is refused here.
 - `write_dataset(expr, path)`: a Parquet dataset (a directory of part files, Spark's layout),
   replacing `path` only when complete.
@@ -25,6 +25,7 @@ Needs the `spark` extra and a Java runtime (`make spark` installs both).
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import signal
@@ -40,6 +41,8 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from features.contract import (
+    EARLIEST,
+    FUTURE_SLACK,
     ISO_TIMESTAMP,
     MAX_ABS_AMOUNT,
     PLAIN_NUMBER,
@@ -49,6 +52,7 @@ from features.contract import (
     TableSummary,
     ValidationReport,
     check_mapping_targets,
+    dates_out_of_range,
     refuse_float_ids,
     resolve_columns,
     warn_padded_ids,
@@ -225,10 +229,14 @@ def _load_table(
         "no_id": typed["customer_id"].isnull().sum(),
         "padded_ids": (typed["customer_id"] != raw_id).sum(),
     }
+    latest = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + FUTURE_SLACK
     for name, kind in schema.columns.items():
         if name in columns and kind != "string":
             checks[f"bad_{name}"] = (_text(raw[columns[name]]).notnull() & typed[name].isnull()).sum()
             checks[f"empty_{name}"] = typed[name].isnull().sum()
+        if name in columns and kind in ("timestamp", "date"):
+            stamp = typed[name].cast("timestamp")
+            checks[f"out_of_range_{name}"] = (stamp.notnull() & ((stamp < EARLIEST) | (stamp > latest))).sum()
     if schema is TRANSACTIONS and "amount" in columns:
         amount = typed["amount"]
         checks["huge_amount"] = (amount.notnull() & (amount.isnan() | (amount.abs() > MAX_ABS_AMOUNT))).sum()
@@ -263,6 +271,9 @@ def _load_table(
                 + ".",
                 bad,
             )
+            ok = False
+        if out := counts.get(f"out_of_range_{name}"):
+            report.error(schema.name, name, dates_out_of_range(path, label, out, latest), out)
             ok = False
         required = name in schema.required or (schema is TRANSACTIONS and name == "amount")
         empty = counts[f"empty_{name}"] - counts[f"bad_{name}"]

@@ -35,13 +35,10 @@ from pydantic import (
 )
 
 from config import CAMPAIGN_NAMES
-from features.contract import ISO_TIMESTAMP, PLAIN_NUMBER, WHITESPACE
+from features.contract import EARLIEST, FUTURE_SLACK, ISO_TIMESTAMP, PLAIN_NUMBER, WHITESPACE
 from features.contract import MAX_ABS_AMOUNT as MAX_ABS_NUMBER
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 
-EARLIEST = dt.datetime(1900, 1, 1)
-# Clocks and time zones differ; a day of slack keeps a purchase made "today" somewhere valid.
-FUTURE_SLACK = dt.timedelta(days=1)
 _ISO = re.compile(ISO_TIMESTAMP, re.ASCII)
 _NUMBER = re.compile(PLAIN_NUMBER, re.ASCII)
 _ISO_HOW = "send ISO 8601 text, e.g. 2025-03-01 or 2025-03-01T10:00:00+01:00"

@@ -119,6 +119,11 @@ def test_csv_with_a_mapping_and_no_order_ids_or_amounts(tmp_path, spark_backend)
             ["not a finite amount of money", "below 1e+12"],
         ),
         (
+            "customer_id,timestamp,amount\nA,2024-01-01,3\nB,2205-12-20,4\nC,0001-01-01,5\n",
+            {},
+            ["'timestamp'", "2 dates in the future", "or before 1900", "correct the year"],
+        ),
+        (
             "customer_id,timestamp,amount\nA,01/02/2024,3\n",
             {"timestamp_format": "%d/%m/%Y"},
             [
