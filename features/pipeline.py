@@ -104,8 +104,8 @@ FEATURE_COLUMNS = tuple(FEATURE_SCHEMA)
 ID_COLUMNS = ("customer_id", "as_of")
 CATEGORICAL_COLUMNS = ("acquisition_channel", "country")
 NUMERIC_COLUMNS = tuple(c for c in FEATURE_COLUMNS if c not in ID_COLUMNS and c not in CATEGORICAL_COLUMNS)
-# Columns computed from money amounts (refunds move them); the purchase-count model leaves them out,
-# so a refund can never change how many orders a customer is expected to place.
+# Columns computed from money amounts (refunds move them); the boosted count and churn models leave them
+# out, so a refund can never change how many orders a customer is expected to place, nor her churn.
 MONEY_COLUMNS = (
     "monetary_mean",
     "monetary_total",

@@ -9,8 +9,11 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
 2. XGBoost learns the number of orders (Poisson) and churn (logistic) in the label window as a
    correction of the base: the base enters as an offset (`base_margin`), so trees only model how the
    shop departs from the buy-till-you-die story, and where they have seen nothing (a customer older
-   than any in the training windows, say) the prediction stays the base's. The count model reads
-   no money amount, so a refund can never raise predicted orders.
+   than any in the training windows, say) the prediction stays the base's. Neither model reads a
+   money amount (`features.pipeline.MONEY_COLUMNS`), so a refund can never raise predicted orders nor
+   move the churn probability (through it, the orders' calibration by the chance to buy and the
+   value interval); money enters through the order value alone. Leaving the money out of the churn
+   model cost 0.0006 of churn AUC and 0.0003 of Brier on the demo shop with events and two years.
 3. On the latest complete window before the cut-off (validation), with boosted models fitted only
    on windows whose labels end before it starts (`training.windows`), small regressions stack the
    base, the customer's own run rate and rhythm, and the boosted predictions (`models.stacking`);
@@ -243,7 +246,9 @@ class CLVPredictor(BaseEstimator):
             return None
         self.matrix_ = FeatureMatrix(select_features(enriched), enriched)
         self.feature_names_in_ = self.matrix_.names
-        self.count_inputs_ = [n for n in self.matrix_.names if n not in (*MONEY_COLUMNS, "btyd_order_value")]
+        self.purchase_inputs_ = [
+            n for n in self.matrix_.names if n not in (*MONEY_COLUMNS, "btyd_order_value")
+        ]
         customers = validated["customer_id"].unique()
         held = set(np.random.default_rng(self.seed).permutation(customers)[: max(1, len(customers) // 5)])
         is_held = validated["customer_id"].isin(held).to_numpy()
@@ -402,22 +407,22 @@ class CLVPredictor(BaseEstimator):
             held_out = (
                 None
                 if calibration is None
-                else (X_cal[self.count_inputs_], calibration["label_orders"], _orders_margin(calibration))
+                else (X_cal[self.purchase_inputs_], calibration["label_orders"], _orders_margin(calibration))
             )
             self.count_model_ = CountRegressor(
                 n_estimators=trees.get("count", self.n_estimators), seed=self.seed
-            ).fit(X[self.count_inputs_], counts, held_out, _orders_margin(frame))
+            ).fit(X[self.purchase_inputs_], counts, held_out, _orders_margin(frame))
         elif calibration is not None:
             self.notes_.append("nobody bought again in the training windows: expected orders are the base's")
         if churned.any() and not churned.all():
             held_out = (
                 None
                 if calibration is None
-                else (X_cal, calibration["label_churned"], _churn_margin(calibration))
+                else (X_cal[self.purchase_inputs_], calibration["label_churned"], _churn_margin(calibration))
             )
             self.churn_model_ = ChurnClassifier(
                 n_estimators=trees.get("churn", self.n_estimators), seed=self.seed
-            ).fit(X, churned, held_out, _churn_margin(frame))
+            ).fit(X[self.purchase_inputs_], churned, held_out, _churn_margin(frame))
         elif calibration is not None:
             self.notes_.append(
                 "every customer in the training windows "
@@ -434,14 +439,16 @@ class CLVPredictor(BaseEstimator):
         """The count model's orders from `FeatureMatrix.codes` of `enriched`."""
         if self.count_model_ is None:
             return None
-        count_columns = X[:, self.matrix_.positions(self.count_inputs_)]
-        return self.count_model_.predict(count_columns, _orders_margin(enriched)) * self.orders_scale_
+        columns = X[:, self.matrix_.positions(self.purchase_inputs_)]
+        return self.count_model_.predict(columns, _orders_margin(enriched)) * self.orders_scale_
 
     def _boosted_churn(self, X: np.ndarray, enriched: pd.DataFrame) -> np.ndarray | None:
         if self.churn_model_ is None:
             return None
+        columns = X[:, self.matrix_.positions(self.purchase_inputs_)]
         return expit(
-            _logit(self.churn_model_.predict_proba_churn(X, _churn_margin(enriched))) + self.churn_shift_
+            _logit(self.churn_model_.predict_proba_churn(columns, _churn_margin(enriched)))
+            + self.churn_shift_
         )
 
     def _predict_values(self, features: pd.DataFrame) -> pd.DataFrame:
