@@ -754,7 +754,7 @@ def _check_dates(
     return ok
 
 
-def dates_out_of_range(path, label: str, n: int, latest: dt.datetime, example: str = "") -> str:
+def dates_out_of_range(path: Path | str, label: str, n: int, latest: dt.datetime, example: str = "") -> str:
     """The error for `n` dates of a column outside `EARLIEST`..`latest`, on either engine."""
     return (
         f"{path}: {label} has {n:,} {'date' if n == 1 else 'dates'} in the future (after {latest:%Y-%m-%d}) "

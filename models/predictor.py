@@ -244,11 +244,10 @@ class CLVPredictor(BaseEstimator):
         validated = enriched[enriched["as_of"] + pd.Timedelta(days=self.boost_days_) <= validation_cutoff]
         if validated.empty:
             return None
-        self.matrix_ = FeatureMatrix(select_features(enriched), enriched)
+        # Neither boosted model reads the money (module docstring, step 2).
+        purchases = [n for n in select_features(enriched) if n not in (*MONEY_COLUMNS, "btyd_order_value")]
+        self.matrix_ = FeatureMatrix(purchases, enriched)
         self.feature_names_in_ = self.matrix_.names
-        self.purchase_inputs_ = [
-            n for n in self.matrix_.names if n not in (*MONEY_COLUMNS, "btyd_order_value")
-        ]
         customers = validated["customer_id"].unique()
         held = set(np.random.default_rng(self.seed).permutation(customers)[: max(1, len(customers) // 5)])
         is_held = validated["customer_id"].isin(held).to_numpy()
@@ -407,22 +406,22 @@ class CLVPredictor(BaseEstimator):
             held_out = (
                 None
                 if calibration is None
-                else (X_cal[self.purchase_inputs_], calibration["label_orders"], _orders_margin(calibration))
+                else (X_cal, calibration["label_orders"], _orders_margin(calibration))
             )
             self.count_model_ = CountRegressor(
                 n_estimators=trees.get("count", self.n_estimators), seed=self.seed
-            ).fit(X[self.purchase_inputs_], counts, held_out, _orders_margin(frame))
+            ).fit(X, counts, held_out, _orders_margin(frame))
         elif calibration is not None:
             self.notes_.append("nobody bought again in the training windows: expected orders are the base's")
         if churned.any() and not churned.all():
             held_out = (
                 None
                 if calibration is None
-                else (X_cal[self.purchase_inputs_], calibration["label_churned"], _churn_margin(calibration))
+                else (X_cal, calibration["label_churned"], _churn_margin(calibration))
             )
             self.churn_model_ = ChurnClassifier(
                 n_estimators=trees.get("churn", self.n_estimators), seed=self.seed
-            ).fit(X[self.purchase_inputs_], churned, held_out, _churn_margin(frame))
+            ).fit(X, churned, held_out, _churn_margin(frame))
         elif calibration is not None:
             self.notes_.append(
                 "every customer in the training windows "
@@ -439,16 +438,13 @@ class CLVPredictor(BaseEstimator):
         """The count model's orders from `FeatureMatrix.codes` of `enriched`."""
         if self.count_model_ is None:
             return None
-        columns = X[:, self.matrix_.positions(self.purchase_inputs_)]
-        return self.count_model_.predict(columns, _orders_margin(enriched)) * self.orders_scale_
+        return self.count_model_.predict(X, _orders_margin(enriched)) * self.orders_scale_
 
     def _boosted_churn(self, X: np.ndarray, enriched: pd.DataFrame) -> np.ndarray | None:
         if self.churn_model_ is None:
             return None
-        columns = X[:, self.matrix_.positions(self.purchase_inputs_)]
         return expit(
-            _logit(self.churn_model_.predict_proba_churn(columns, _churn_margin(enriched)))
-            + self.churn_shift_
+            _logit(self.churn_model_.predict_proba_churn(X, _churn_margin(enriched))) + self.churn_shift_
         )
 
     def _predict_values(self, features: pd.DataFrame) -> pd.DataFrame:

@@ -31,8 +31,8 @@ from models.predictor import CLVPredictor
 # 5: CLVPredictor holds `spend`, BTYDFeatures an `OrderValue` (models.order_value).
 # 6: ConformalInterval holds `upper_from_zero_` (models.intervals).
 # 7: CLVPredictor holds `log_start_`, TargetingRules `spend_fence_` (customers without a purchase; capped spend).
-# 8: CLVPredictor holds `churn_calibration_` (models.calibration.ChurnCalibration); its boosted churn model reads
-#    `purchase_inputs_` (was `count_inputs_`), the columns without money.
+# 8: CLVPredictor holds `churn_calibration_` (models.calibration.ChurnCalibration); its `matrix_` holds only the
+#    columns without money, which both boosted models read (no `count_inputs_`).
 MODEL_FORMAT = 8
 CODE = Path(__file__).with_name("clv_model.py")
 STATE_ARTIFACT = "predictor"
