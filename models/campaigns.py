@@ -5,7 +5,7 @@ customers' lifecycle moments (`features.lifecycle`); no I/O. Rules, with windows
 
 | campaign | who | trigger_date |
 |---|---|---|
-| welcome | next_best_action welcome_series (segment new, `[targeting] new_customer_days`) | first order date |
+| welcome | next_best_action welcome_series (segment new, not lapsed) | first order date |
 | birthday | birthday in the `upcoming_days` after as_of (customers table) | the birthday |
 | anniversary | anniversary of the first purchase in the `upcoming_days` after as_of | the anniversary |
 | abandoned_cart | cart or checkout event, no order after it, `cart_days` before as_of at most (events) | its date |

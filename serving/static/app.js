@@ -100,7 +100,7 @@ function segmentRules(t, inOrders) {
     `Valuable: high value, or past ${inOrders ? "orders" : "revenue"} in the top ` +
     `${pct(1 - t.valuable_history_quantile)} (at least ${amount(t.valuable_history_revenue)}${unit}). ` +
     `Lapsed: probability still active below ${pct(t.lapsed_p_alive)}. New: first order within ` +
-    `${t.new_customer_days} days. Change these lines in [targeting] of clv.toml.`;
+    `${t.new_customer_days} days, and not lapsed. Change these lines in [targeting] of clv.toml.`;
 }
 
 function row(cells, numeric = []) {

@@ -205,10 +205,10 @@ def test_segments_agree_with_the_numbers_on_their_rows(base):
     line, lapsed = rules.at_risk_churn, rules.lapsed_p_alive
     late = (base.recency_days > rules.overdue_factor * base.gap_mean_days).fillna(False)
     overdue = late & (base.churn_prob >= rules.overdue_churn)
-    old = base.tenure_days > rules.new_customer_days
     by = {name: out[(out.segment == name)] for name in SEGMENTS}
     assert all(len(rows) for rows in by.values()), out.segment.value_counts()
     assert (by["new"].tenure_days <= rules.new_customer_days).all()
+    assert (by["new"].p_alive >= lapsed).all()
     # A customer without a purchase is never a buyer's segment, and her reason says she bought nothing.
     assert (out.segment[base.n_orders == 0] == "no_purchase").all() and (
         by["no_purchase"].n_orders == 0
@@ -229,7 +229,7 @@ def test_segments_agree_with_the_numbers_on_their_rows(base):
     # Every non-new valuable customer with a low P(alive) is a win-back, not a cross-sell.
     valuable = (base.predicted_clv >= rules.high_value_) | (base.monetary_total >= rules.valuable_history_)
     bought = base.n_orders > 0
-    gone = valuable & old & bought & (base.p_alive < lapsed) & ((base.churn_prob >= line) | overdue)
+    gone = valuable & bought & (base.p_alive < lapsed) & ((base.churn_prob >= line) | overdue)
     assert (out.loc[gone, "segment"] == "lapsed_valuable").all()
     # The reason quotes the row's own churn risk where it decided the segment.
     for _, row in out[out.segment.isin(["vip", "active_low_value"])].iterrows():
@@ -432,6 +432,22 @@ def test_a_value_below_the_top_never_reads_as_one_in_it(base, unit, line, values
     assert shown_in != shown_below, rows.reason.tolist()
     number = float(shown_below.removesuffix(" orders").replace(",", ""))
     assert number < rules.high_value_ and number == pytest.approx(below, abs=0.05)
+
+
+def test_a_new_customer_the_model_thinks_gone_is_not_welcomed(base):
+    # Seen on the demo shop: "first order 60 days ago", welcome_series, beside a next-order column saying
+    # "probably no longer a customer (p_alive 2% < 30%)".
+    rules = TargetingRules().fit(base)
+    gone = dict(tenure_days=55, recency_days=50, p_alive=0.02, churn_prob=0.98)
+    valuable = rules.apply(customer(predicted_clv=rules.high_value_ * 2, **gone)).iloc[0]
+    assert (valuable.segment, valuable.next_best_action) == ("lapsed_valuable", "win_back")
+    assert "probability still active is only 2%" in valuable.reason
+    modest = rules.apply(customer(predicted_clv=0.0, **gone)).iloc[0]
+    assert (modest.segment, modest.next_best_action) == ("nurture", "nurture")
+    assert "churn risk 98%" in modest.reason
+    # At the line she is still new.
+    line = dict(gone, p_alive=rules.lapsed_p_alive, churn_prob=0.6)
+    assert rules.apply(customer(**line)).iloc[0].segment == "new"
 
 
 @pytest.mark.parametrize(
