@@ -20,6 +20,7 @@ from typing import Literal
 import duckdb
 
 from features.engine import from_duckdb
+from features.orders import AMOUNT_TOLERANCE
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -653,6 +654,8 @@ def _warn_on_content(
                 zero,
             )
         _warn_on_extreme_orders(con, path, report)
+        if negative:
+            _warn_on_net_refunds(con, path, report)
     if schema is EVENTS:
         _warn_on_unknown_event_types(con, path, report)
     if schema is CUSTOMERS:
@@ -803,6 +806,40 @@ def _warn_on_extreme_orders(con: duckdb.DuckDBPyConnection, path: Path, report: 
             "(a price in cents, an id in the amount column), fix or remove them.",
             count,
         )
+
+
+# How many customers a warning names.
+SHOWN_CUSTOMERS = 3
+
+
+def _warn_on_net_refunds(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:
+    """Warn of customers whose refunds exceed their purchases (net revenue below 0), naming the largest: the
+    refund share says how much is refunded, not who, and such a row is valued from a net of 0."""
+    rows = con.execute(
+        f"""
+        SELECT customer_id, sum(amount) AS net, count(*) FILTER (WHERE amount > 0) AS bought,
+               count(*) OVER () AS n
+        FROM transactions GROUP BY customer_id HAVING sum(amount) < -{AMOUNT_TOLERANCE}
+        ORDER BY net, customer_id LIMIT {SHOWN_CUSTOMERS}
+        """
+    ).fetchall()
+    if not rows:
+        return
+    count = rows[0][3]
+    shown = ", ".join(
+        f"{customer} ({net:,.2f}{'' if bought else ', refunds only'})" for customer, net, bought, _ in rows
+    )
+    more = f" and {count - len(rows):,} more" if count > len(rows) else ""
+    report.warn(
+        "transactions",
+        "amount",
+        f"{path}: {count:,} {'customer has' if count == 1 else 'customers have'} refunds larger than "
+        f"{'her' if count == 1 else 'their'} purchases (net revenue below 0): {shown}{more}. They are kept: "
+        "past revenue counts as at least 0, and a customer with no purchase in the log is scored "
+        "no_purchase (action review). Expected when the refunded orders were placed before the log "
+        "begins; otherwise check the signs of the amounts.",
+        count,
+    )
 
 
 def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:

@@ -144,6 +144,29 @@ def test_extreme_refunds_are_named_like_extreme_orders(tmp_path):
     assert "row 42" in warning.message and "C3" not in warning.message and warning.count == 1
 
 
+def test_customers_whose_refunds_exceed_their_purchases_are_named(tmp_path):
+    """`validate` counted refund rows but named nobody whose refunds exceed her purchases (shared case 04)."""
+    body = "".join(f"C{i},2023-01-{i + 1:02d},{50 + i}\n" for i in range(5))
+    refunds = "C0,2023-02-01,-20\nNEG1,2023-01-02,30\nNEG1,2023-02-01,-160\nREF1,2023-02-03,-80\n"
+    shop = load(write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\n" + body + refunds))
+    [warning] = [w for w in shop.report.warnings if "refunds larger than" in w.message]
+    assert "2 customers have refunds larger than their purchases" in warning.message
+    # The largest net refund first; a customer with nothing but refunds is told apart.
+    assert "NEG1 (-130.00), REF1 (-80.00, refunds only)" in warning.message
+    assert "C0" not in warning.message and warning.count == 2 and shop.report.ok
+    many = "".join(f"R{i},2023-02-01,-{i + 1}\n" for i in range(6))
+    shop = load(write_csv(tmp_path / "m.csv", "customer_id,timestamp,amount\n" + body + many))
+    [warning] = [w for w in shop.report.warnings if "refunds larger than" in w.message]
+    assert "R5 (-6.00, refunds only), R4 (-5.00, refunds only), R3 (-4.00, refunds only) and 3 more" in (
+        warning.message
+    )
+    # Refunds within purchases are no such customer.
+    shop = load(
+        write_csv(tmp_path / "ok.csv", "customer_id,timestamp,amount\n" + body + "C1,2023-02-01,-51\n")
+    )
+    assert not [w for w in shop.report.warnings if "refunds larger than" in w.message]
+
+
 def test_ordinary_spread_of_order_values_is_not_extreme(tmp_path):
     body = "".join(f"C{i},2023-01-{i % 28 + 1:02d},{10 * 1.2**i:.2f}\n" for i in range(30))
     shop = load(write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\n" + body))
