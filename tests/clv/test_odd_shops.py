@@ -289,10 +289,11 @@ def test_scoring_a_log_that_cannot_be_trained_on_does_not_advise_training_on_it(
 
 
 def test_a_cut_off_long_after_the_log_is_warned_about(tmp_path, monkeypatch):
-    """Audit: `--as-of 2030-01-01` on a log ending in 2024 was accepted silently, every customer then lapsed."""
+    """Audit: `--as-of 2030-01-01` on a log ending in 2024 was accepted silently, every customer then lapsed
+    (a date in the future is refused now: the next test)."""
     log = write(tmp_path, ordinary_shop(seed=9))
     last = max(r[1] for r in ordinary_shop(seed=9))
-    late = dt.date(2030, 1, 1)
+    late = last + dt.timedelta(days=500)
     warning = f"--as-of {late} is {(late - last).days:,} days after the last transaction ({last}), more than the 90-day"
     trained = run(
         tmp_path,
@@ -326,6 +327,22 @@ def test_a_cut_off_long_after_the_log_is_warned_about(tmp_path, monkeypatch):
         text = plain(featured.output)
         assert featured.exit_code == 0 and ("after the last transaction" in text) == warned, text
         assert not warned or "more than the 365-day horizon" in text
+
+
+def test_a_cut_off_in_the_future_is_refused_by_every_command_as_by_the_service(tmp_path, monkeypatch):
+    """Seen: `clv score --as-of` a fortnight ahead wrote every customer older than she is, while
+    `/predict_history` refused the same as_of as "in the future"."""
+    log = write(tmp_path, ordinary_shop(seed=9))
+    ahead = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=16)
+    for command in ("features", "train", "score"):
+        out = tmp_path / f"{command}.parquet"
+        args = [command, "--transactions", str(log), "--as-of", str(ahead)]
+        result = run(tmp_path, monkeypatch, *args, *([] if command == "train" else ["--out", str(out)]))
+        text = plain(result.output)
+        assert result.exit_code == 2 and f"{ahead} is in the future" in text, text
+        assert "leave --as-of out" in text and not out.exists()
+    early = run(tmp_path, monkeypatch, "features", "--transactions", str(log), "--as-of", "1899-12-31")
+    assert early.exit_code == 2 and "1899-12-31 is before 1900" in plain(early.output)
 
 
 def test_a_cut_off_before_the_log_is_refused_by_every_command_in_the_logs_dates(tmp_path, monkeypatch):
