@@ -395,11 +395,29 @@ async function loadList() {
     return;
   }
   const [header, ...rows] = parseCsv(lastCsv);
+  const numeric = header.map((name, i) => name !== "customer_id" && rows.some((cells) => isDecimal(cells[i])));
   $("top-list").querySelector("thead").replaceChildren(row(header));
-  $("top-list").querySelector("tbody").replaceChildren(...rows.slice(0, SHOWN_ROWS).map((cells) => row(cells)));
+  $("top-list").querySelector("tbody").replaceChildren(...rows.slice(0, SHOWN_ROWS).map(
+    (cells) => row(cells.map((text, i) => (numeric[i] ? shownNumber(header[i], text) : text)), numeric)));
   $("list-status").textContent = `${money.format(rows.length)} customers` +
     (rows.length > SHOWN_ROWS ? ` (first ${SHOWN_ROWS} shown; the download has all)` : "");
   $("download").disabled = false;
+}
+
+// The table shows numbers as a marketer reads them (the download keeps the CSV's full precision): the
+// list showed 6617.4542186511035 and a churn of 0.028844185250345728.
+const decimals = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const PROBABILITIES = new Set(["churn_prob", "p_alive"]);
+const isDecimal = (text) => /^-?\d+(\.\d+)?(e-?\d+)?$/i.test(text ?? "");
+
+function shownNumber(name, text) {
+  if (!isDecimal(text)) return text;
+  const x = Number(text);
+  if (!PROBABILITIES.has(name)) return (/^-?\d+$/.test(text) ? money : decimals).format(x);
+  // As the reasons say it: a probability strictly between 0 and 1 never reads as a certainty.
+  if (x > 0 && x < 0.005) return "<1%";
+  if (x < 1 && x >= 0.995) return ">99%";
+  return pct(x);
 }
 
 // RFC 4180: fields may be quoted, with "" for a quote inside (the reason column has commas).

@@ -9,7 +9,10 @@ Screenshots are saved for a human to look at (tests/serving/artifacts or $CLV_SC
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -105,6 +108,16 @@ def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
         assert len(rows) > 1 and all(",nurture," in line for line in rows[1:])
         shown = page.locator("#top-list tbody tr").count()
         assert shown == min(len(rows) - 1, 200)
+        # The table shows numbers as a marketer reads them; the download keeps full precision.
+        header = page.locator("#top-list thead td").all_text_contents()
+        cells = page.locator("#top-list tbody tr").first.locator("td").all_text_contents()
+        first = dict(zip(header, cells, strict=True))
+        exact = next(csv.DictReader(io.StringIO(downloaded)))
+        assert re.fullmatch(r"(<1|>99|\d{1,3})%", first["churn_prob"]), first
+        assert not re.search(r"\.\d{3}", first["predicted_clv"]) and re.search(
+            r"\.\d{3}", exact["predicted_clv"]
+        )
+        assert first["customer_id"] == exact["customer_id"]
 
         screenshots = screenshot_dir()
         page.screenshot(path=str(screenshots / "marketer_page.png"), full_page=True)
