@@ -167,18 +167,22 @@ def timing_reason(
         )
     # Why the date is there or not: her chance of an order within the horizon if still a customer.
     chance_text = (
-        f"within {max_days} days: (1 - churn_prob {percent(churn_prob)}) / p_alive {percent(p_alive)} ="
+        f"within {max_days} days: (1 - churn_prob {percent(churn_prob)}) / p_alive {percent(p_alive)}"
     )
     if shown:
         # The chance is capped at 1 where churn_prob sits at its floor 1 - p_alive (the churn model expected
         # her to order more surely than the base that she is alive): a bound, not a certainty.
         return (
             f"median date of her next order if still a customer (p_alive {percent(p_alive)}); if she is, an "
-            f"order {chance_text} {percent(min(chance, 0.999))}"
+            f"order {chance_text} {_equals(percent(min(chance, 0.999)))}"
         )
-    return "left empty: even if still a customer, unlikely to order {} {} < {}".format(
-        chance_text, *percents(chance, DUE)
-    )
+    chance_shown, due = percents(chance, DUE)
+    return f"left empty: even if still a customer, unlikely to order {chance_text} {_equals(chance_shown)} < {due}"
+
+
+def _equals(shown: str) -> str:
+    """'= 73%', or '> 99%' and '< 1%' for a bound (it read '= >99%')."""
+    return f"{shown[0]} {shown[1:]}" if shown[:1] in "<>" else f"= {shown}"
 
 
 def next_order_date(as_of: pd.Series, days: pd.Series) -> pd.Series:

@@ -46,8 +46,8 @@ def test_the_date_agrees_with_the_rows_churn_and_p_alive(fitted):
     assert (shown == (chance >= DUE)).all()
     assert (out.loc[shown, "days_to_next_order"] <= 365).all()
     assert out["next_order_reason"].str.contains("p_alive 80%").all()
-    quoted = out["next_order_reason"].str.extract(r"= ([<>]?)([\d.]+)%")
-    # A chance that rounds to 0% reads "<1%", one that rounds to 100% ">99%" (models.targeting.percent).
+    quoted = out["next_order_reason"].str.extract(r"p_alive 80% ([=<>]) ([\d.]+)%")
+    # A chance that rounds to 0% reads "< 1%", one that rounds to 100% "> 99%" (models.targeting.percent).
     under, over = (quoted[0] == "<").to_numpy(), (quoted[0] == ">").to_numpy()
     value = quoted[1].astype(float).to_numpy() / 100
     exact = ~under & ~over
@@ -112,5 +112,7 @@ def test_a_chance_capped_at_its_bound_never_reads_as_certain(fitted):
     reasons = out["next_order_reason"]
     assert out["days_to_next_order"].notna().all()
     assert not reasons.str.contains("100%").any(), reasons[reasons.str.contains("100%")].iloc[0]
-    assert reasons.str.endswith("= >99%").all()
+    # A bound reads as one: "(1 - churn_prob 26%) / p_alive 74% > 99%" (it read "= >99%").
+    assert reasons.str.endswith("/ p_alive 74% > 99%")[::2].all() and reasons.str.endswith(" > 99%").all()
+    assert not reasons.str.contains("= >").any()
     assert reasons[1::2].str.contains(r"p_alive >99%\)", regex=True).all()

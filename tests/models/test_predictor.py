@@ -83,9 +83,9 @@ def test_a_rows_date_agrees_with_its_churn_and_p_alive(fitted, data):
     chance = ((1 - out["churn_prob"]) / out["p_alive"]).clip(0, 1)
     dated = out["days_to_next_order"].notna()
     assert (dated == (alive & (chance >= 0.5))).all()
-    quoted = out.loc[alive, "next_order_reason"].str.extract(r"= ([<>]?)([\d.]+)%")
+    quoted = out.loc[alive, "next_order_reason"].str.extract(r"/ p_alive \S+ ([=<>]) ([\d.]+)%")
     # "<1%" and ">99%" bound the chance instead of rounding it to a certainty (models.targeting.percent).
-    bound = quoted[0].map({"": 0.0, "<": 0.01, ">": 0.01}).to_numpy()
+    bound = quoted[0].map({"=": 0.0, "<": 0.01, ">": 0.01}).to_numpy()
     assert (np.abs(quoted[1].astype(float).to_numpy() / 100 - chance[alive]) <= 0.005 + bound).all()
 
 
