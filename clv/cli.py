@@ -689,6 +689,13 @@ def export(
     else:
         write_frame(selected, out_path)
     _say_created(created, out_path)
+    if selected.empty:
+        frame = table.frame
+        _warn(
+            f"no customer matches {spec.describe()}: the score table's predicted_clv runs from "
+            f"{frame['predicted_clv'].min():,.2f} to {frame['predicted_clv'].max():,.2f} and churn_prob from "
+            f"{frame['churn_prob'].min():.2f} to {frame['churn_prob'].max():.2f}; the file holds the header only"
+        )
     out.print(
         f"Wrote {len(selected):,} of {len(table):,} customers to {out_path} ({spec.describe()}); "
         f"predicted value {selected['predicted_clv'].sum():,.0f}{_unit(table.frame)}.",

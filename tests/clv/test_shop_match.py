@@ -132,3 +132,18 @@ def test_campaign_lists_join_an_existing_directory_whole_and_leave_its_other_fil
     assert "notes.txt" in names and "upsell.csv" in names and not [n for n in names if n.startswith(".")]
     assert (tmp_path / "lists/notes.txt").read_text() == "mine"
     assert len(pd.read_csv(tmp_path / "lists/upsell.csv")) == 40
+
+
+def test_an_export_that_matches_nobody_says_so_and_why(tmp_path, monkeypatch):
+    """Seen: `clv export --min-clv 1e9` wrote a header-only list with exit code 0 and no word about it."""
+    write_scores(tmp_path, SHOP, "currency")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["export", "--scores", "scores.csv", "--min-clv", "1e9", "--out", "vip.csv"])
+    text = plain(result.output)
+    assert result.exit_code == 0 and "Wrote 0 of 40 customers" in text, text
+    assert (
+        "no customer matches min_clv=1000000000.0" in text and "predicted_clv runs from 3.50 to 3.50" in text
+    )
+    assert (tmp_path / "vip.csv").read_text().count("\n") == 1
+    found = runner.invoke(app, ["export", "--scores", "scores.csv", "--min-clv", "3", "--out", "all.csv"])
+    assert "Wrote 40 of 40" in plain(found.output) and "no customer matches" not in plain(found.output)
