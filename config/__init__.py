@@ -160,7 +160,8 @@ class CampaignSettings(BaseModel):
     upcoming_days: int = Field(30, ge=1, le=366)
     # Abandoned cart: a cart or checkout at most this many days before as_of with no order after it.
     cart_days: int = Field(7, ge=1, le=365)
-    # Maximum spend per contact = this share of the customer's predicted margin ([train] margin x CLV).
+    # Maximum spend per contact = this share of the customer's predicted margin ([train] margin x CLV), and at
+    # most the contact's expected value (models/campaigns.py).
     spend_share: float = Field(0.1, gt=0, le=1)
     # Per campaign: the share of contacted customers assumed to place the order (ranks the lists).
     response_rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RESPONSE_RATES))

@@ -28,9 +28,10 @@ suggestions; abandoned_cart: the carted item, `last_cart_item`, when events name
 max_spend, expected_value, reason, value_unit (the score table's, as in every export: "orders" when
 the log has no amounts; empty for a table that does not state it). The value of a contact is the
 margin of the order it may bring: expected_value = response_rate[campaign] x p_alive x expected_aov x
-margin (margin 1 without one: then values are revenue); max_spend = spend_share x predicted_clv x
-margin, the most a contact may cost (a share of the customer's predicted margin), left empty (NaN, with
-a note) when the values are in orders, as a cost is money. Lists are ranked by
+margin (margin 1 without one: then values are revenue); max_spend = min(spend_share x predicted_clv x
+margin, expected_value), the most a contact may cost: a share of the customer's predicted margin, and
+never more than the contact is expected to bring. Left empty (NaN, with a note) when the values are in
+orders, as a cost is money. Lists are ranked by
 expected_value (then customer_id). A campaign whose input is missing (no events, no birth dates) is absent, with a note.
 """
 
@@ -224,7 +225,9 @@ def build_campaigns(
                 "churn_prob": frame["churn_prob"].to_numpy(float),
                 "trigger_date": pd.Series(trigger, index=frame.index).to_numpy(object),
                 "suggestion": suggestions[name].to_numpy(object) if name in suggestions else "",
-                "max_spend": max_spend,
+                # More than the contact's expected value loses money on it in expectation: seen, an upsell
+                # row with max_spend 654 beside an expected value of 77 (and 98% of win_back rows above it).
+                "max_spend": np.minimum(max_spend, value),
                 "expected_value": value,
                 "reason": pd.Series(reason, index=frame.index).to_numpy(object),
                 "value_unit": frame["value_unit"].to_numpy(object) if "value_unit" in frame else None,

@@ -65,10 +65,16 @@ def test_each_list_takes_its_customers_with_their_trigger_dates():
     assert lists["win_back"].loc[0, "trigger_date"] == dt.date(2024, 3, 1)
     for frame in lists.values():
         assert list(frame.columns) == list(CAMPAIGN_COLUMNS)
-    # max spend = share x predicted margin; expected value = response rate x p_alive x order value x margin
+    # expected value = response rate x p_alive x order value x margin; max spend = share x predicted margin,
+    # and never more than the expected value (seen: max_spend 654 beside an expected value of 77).
     upsell = lists["upsell"].iloc[0]
-    assert upsell["max_spend"] == RULES["spend_share"] * 500.0 * 0.4
-    assert abs(upsell["expected_value"] - RULES["response_rates"]["upsell"] * 0.95 * 100.0 * 0.4) < 1e-9
+    value = RULES["response_rates"]["upsell"] * 0.95 * 100.0 * 0.4
+    assert abs(upsell["expected_value"] - value) < 1e-9
+    assert upsell["max_spend"] == min(RULES["spend_share"] * 500.0 * 0.4, upsell["expected_value"])
+    assert upsell["max_spend"] < RULES["spend_share"] * 500.0 * 0.4
+    for frame in lists.values():
+        assert (frame["max_spend"] <= frame["expected_value"]).all()
+        assert (frame["max_spend"] <= RULES["spend_share"] * frame["predicted_clv"] * 0.4 + 1e-12).all()
 
 
 def test_a_lapsed_customer_with_a_recent_cart_gets_the_cart_contact_not_a_win_back():
