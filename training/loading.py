@@ -66,7 +66,14 @@ def check_inputs(
         raise ValueError(
             f"model {loaded.uri} predicts values in {unit}, but these transactions' values are in "
             f"{value_unit} ({'they have no amounts' if value_unit == 'orders' else 'they have amounts'}). "
-            "Fix: score with a model trained on transactions like these"
+            # A request whose one row had "amount": null read as a log without amounts, with no word of the
+            # likelier fix.
+            + (
+                "Fix: give each transaction its amount (the order's value), or score"
+                if value_unit == "orders"
+                else "Fix: score"
+            )
+            + " with a model trained on transactions like these"
             + (" (without amounts)" if value_unit == "orders" else " (with an amount in every row)")
             + ": `clv train` on them, or pass --model models:/NAME/VERSION of such a model."
         )

@@ -448,6 +448,7 @@ def test_a_history_without_amounts_is_refused_by_a_model_of_revenue(client):
     assert (
         "predicts values in currency" in error
         and "trained on transactions like these (without amounts)" in error
+        and "Fix: give each transaction its amount" in error
     )
 
 
