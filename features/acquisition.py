@@ -37,7 +37,18 @@ def read_spend(path: Path | str) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype=str)
     except Exception as exc:  # noqa: BLE001 - any reader error means the file cannot be read
-        raise ValueError(f"spend file {path} cannot be read: {exc}") from None
+        raise ValueError(
+            f"spend file {path} cannot be read: {str(exc).strip()}. Fix: a CSV or Parquet file with columns "
+            f"{', '.join(SPEND_COLUMNS)}, numbers without a thousands separator (1200, not 1,200)."
+        ) from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        # When the first row has more fields than the header, pandas moves the extra ones to the index (a
+        # later such row is a parser error, above): an unquoted 1,200 made "paid_search,2025-03,1,200" read
+        # as month '1'.
+        raise ValueError(
+            f"spend file {path}: row 1 has more fields than the header ({', '.join(map(str, frame.columns))}). "
+            "Fix: write numbers without a thousands separator (1200, not 1,200), or quote cells that hold a comma."
+        )
     missing = [c for c in SPEND_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(
@@ -59,8 +70,10 @@ def read_spend(path: Path | str) -> pd.DataFrame:
     ):
         if bad.any():
             row = int(bad.to_numpy().argmax())
+            value = frame[column].iloc[row]
             raise ValueError(
-                f"spend file {path}, column {column!r}, row {row + 1}: {frame[column].iloc[row]!r} is not valid. "
+                f"spend file {path}, column {column!r}, row {row + 1}: "
+                f"{'an empty cell' if pd.isna(value) else repr(value)} is not valid. "
                 f"Fix: {fix}."
             )
     out = pd.DataFrame(

@@ -298,7 +298,8 @@ async function loadCampaigns() {
     tr.append(cell);
     return tr;
   }));
-  $("campaigns-notes").textContent = body.notes.map((n) => `Not listed: ${n}.`).join(" ");
+  // Notes say what they are about ("left out", "in abandoned_cart instead"); not all are lists left out.
+  $("campaigns-notes").textContent = body.notes.map((n) => `Note: ${n}.`).join(" ");
 }
 
 async function downloadCampaign(name, button) {

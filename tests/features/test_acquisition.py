@@ -19,6 +19,10 @@ from features.engine import to_pandas
         ("channel,month,spend\nads,2025-01,3\nads,01/2025,4\n", "column 'month', row 2"),
         ("channel,month,spend\nads,2025-01,-3\n", "column 'spend', row 1"),
         ("channel,month,spend\n", "has no rows"),
+        # Seen: "column 'month', row 1: '1' is not valid" for an unquoted 1,200, and "nan is not valid".
+        ("channel,month,spend\npaid_search,2025-03,1,200\n", "row 1 has more fields than the header"),
+        ("channel,month,spend\nads,2025-01,3\nads,2025-02,1,200\n", "Expected 3 fields in line 3, saw 4"),
+        ("channel,month,spend\nads,2025-01,\n", "row 1: an empty cell is not valid"),
     ],
 )
 def test_a_bad_spend_file_names_the_column_row_and_fix(tmp_path, text, words):
