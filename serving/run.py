@@ -39,14 +39,16 @@ class NotReadyToServe(RuntimeError):
 def preflight(settings: Settings) -> None:
     if not settings.serve.api_keys:
         raise NotReadyToServe(NO_KEYS_HELP)
-    registry = Registry(settings.mlflow)
+    uri = settings.mlflow.tracking_uri
+    missing = f"no {settings.mlflow.registered_model}@{settings.mlflow.champion_alias} model in {uri}"
+    fix = "Fix: run `make train` first (or set MLFLOW_TRACKING_URI to the store that has it)."
+    # Opening a SQLite store creates it: a refusal in an empty directory left an empty mlflow.db behind.
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise NotReadyToServe(f"{missing} (the file does not exist). {fix}")
     try:
-        registry.champion_version()
+        Registry(settings.mlflow).champion_version()
     except Exception:  # noqa: BLE001 - a missing store, model or alias all mean "train first"
-        raise NotReadyToServe(
-            f"no {registry.name}@{registry.alias} model in {settings.mlflow.tracking_uri}. Fix: run `make "
-            "train` first (or set MLFLOW_TRACKING_URI to the store that has it)."
-        ) from None
+        raise NotReadyToServe(f"{missing}. {fix}") from None
     try:
         ScoreTable.load(settings.serve.scores)
     except ScoresUnavailable as exc:

@@ -277,3 +277,15 @@ def test_validate_counts_one_customer_in_the_singular(tmp_path):
     path.write_text("customer_id,timestamp,amount\nA,2020-01-01,1\nA,2020-02-01,2\n")
     result = runner.invoke(app, ["validate", "-t", str(path)])
     assert "only 1 customer;" in plain(result.output), result.output
+
+
+def test_serve_without_a_trained_store_refuses_and_leaves_no_store_behind(tmp_path, monkeypatch):
+    """Seen: `clv serve` in an empty directory refused ("run `make train` first") but created an empty
+    mlflow.db there, which the next refusal then reported as a store without a model."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLV_MLFLOW__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("CLV_API_KEYS", "a-long-random-key-for-the-test:marketer")
+    result = runner.invoke(app, ["serve", "--port", "3999"])
+    text = plain(result.output)
+    assert result.exit_code == 1 and "(the file does not exist)" in text and "run `make train` first" in text
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
