@@ -244,8 +244,11 @@ def test_campaigns_that_refuse_leave_no_out_directory(tmp_path, monkeypatch):
     assert "created the directory" not in text and list(tmp_path.iterdir()) == [], text
 
 
-def test_promote_of_a_missing_version_ends_its_sentence(monkeypatch):
+def test_promote_of_a_missing_version_ends_its_sentence(tmp_path, monkeypatch):
     from training.registry import Registry, RegistryError
+
+    # The registry opens its store before promoting: a store of the test's own, not an mlflow.db in the checkout.
+    monkeypatch.setenv("CLV_MLFLOW__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
 
     def missing(self, version, check_loads=False):
         raise RegistryError(f"registered model 'clv' has no version {version}")
