@@ -34,7 +34,7 @@ when high, the past revenue otherwise. At risk: churn probability at or above
 `at_risk_churn`, or overdue with churn probability at or above `overdue_churn`.
 
 A customer whose first order is recent but whom the model thinks probably gone (P(alive) below
-`lapsed_p_alive`: several orders in her first days, then weeks of silence) is not `new`: a welcome
+`lapsed_p_alive`: mostly one order weeks ago and no visit since) is not `new`: a welcome
 beside "probably no longer a customer" on her next-order column contradicts her own row (361 of
 2,376 new customers of the demo shop, down to P(alive) 2%). The later rules place her by her numbers:
 a win-back when she is valuable, nurture otherwise.
