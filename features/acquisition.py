@@ -34,14 +34,15 @@ def read_spend(path: Path | str) -> pd.DataFrame:
         raise ValueError(
             f"spend file {path} does not exist. Fix: pass --spend with a CSV of {', '.join(SPEND_COLUMNS)}."
         )
+    is_csv = path.suffix.lower() != ".parquet"
     try:
-        frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype=str)
+        frame = pd.read_csv(path, dtype=str) if is_csv else pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader error means the file cannot be read
         raise ValueError(
             f"spend file {path} cannot be read: {str(exc).strip()}. Fix: a CSV or Parquet file with columns "
             f"{', '.join(SPEND_COLUMNS)}, numbers without a thousands separator (1200, not 1,200)."
         ) from None
-    if not isinstance(frame.index, pd.RangeIndex):
+    if is_csv and not isinstance(frame.index, pd.RangeIndex):
         # When the first row has more fields than the header, pandas moves the extra ones to the index (a
         # later such row is a parser error, above): an unquoted 1,200 made "paid_search,2025-03,1,200" read
         # as month '1'.

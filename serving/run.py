@@ -26,6 +26,7 @@ from config import Settings
 from serving.auth import NO_KEYS_HELP
 from serving.scores import ScoresUnavailable, ScoreTable
 from training.registry import Registry
+from training.tracking import sqlite_path
 
 STOP_SECONDS = 20
 # Signal to `clv serve` -> signal passed on to the server.
@@ -43,7 +44,8 @@ def preflight(settings: Settings) -> None:
     missing = f"no {settings.mlflow.registered_model}@{settings.mlflow.champion_alias} model in {uri}"
     fix = "Fix: run `make train` first (or set MLFLOW_TRACKING_URI to the store that has it)."
     # Opening a SQLite store creates it: a refusal in an empty directory left an empty mlflow.db behind.
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
         raise NotReadyToServe(f"{missing} (the file does not exist). {fix}")
     try:
         Registry(settings.mlflow).champion_version()

@@ -40,13 +40,15 @@ def configure(tracking_uri: str, experiment: str) -> None:
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        artifact_location = None
-        if tracking_uri.startswith("sqlite:///"):
-            artifact_location = (
-                (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
-            )
+        database = sqlite_path(tracking_uri)
+        artifact_location = None if database is None else (database.parent / "mlruns").resolve().as_uri()
         mlflow.create_experiment(experiment, artifact_location=artifact_location)
     mlflow.set_experiment(experiment)
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a local SQLite store (`sqlite:///relative.db`, `sqlite:////abs/path.db`), else None."""
+    return Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
 
 
 def client(tracking_uri: str) -> MlflowClient:

@@ -43,6 +43,14 @@ def test_spend_rows_of_one_channel_and_month_add_up(tmp_path):
     ]
 
 
+def test_a_parquet_spend_file_with_an_index_of_its_own_is_read(tmp_path):
+    """The check for a CSV row with more fields than its header (pandas moves them to the index) must not
+    refuse a Parquet file written from a frame with an index of its own."""
+    frame = pd.DataFrame({"channel": ["ads"], "month": ["2025-01"], "spend": [3.0]}, index=pd.Index([7]))
+    frame.to_parquet(tmp_path / "spend.parquet")
+    assert read_spend(tmp_path / "spend.parquet")["spend"].tolist() == [3.0]
+
+
 def test_cohorts_count_only_purchases_by_the_cut_off():
     frame = pd.DataFrame(
         {
