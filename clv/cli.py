@@ -867,6 +867,17 @@ ECONOMICS_VIEW = {
     "payback\nmonths": "payback_months",
     "profit\nclv": "profit_clv",
 }
+SPEND_BASED = {"spend", "cac", "clv_to_cac", "payback_months", "profit_clv"}
+
+
+def _economics_cell(column: str, value: float, unpriced: bool) -> str:
+    """A channel without spend rows reads "unknown" where its numbers need the spend: empty means "not
+    yet" (payback) or "no customers"."""
+    if unpriced and column in SPEND_BASED:
+        return "unknown"
+    if value != value:
+        return ""
+    return f"{value:,.0f}" if column == "customers" else f"{value:,.2f}"
 
 
 def _economics_view(by_channel, as_of: dt.date) -> Table:
@@ -880,7 +891,8 @@ def _economics_view(by_channel, as_of: dt.date) -> Table:
         view.add_column(header, justify="right", no_wrap=True, overflow="fold")
     for row in by_channel.itertuples(index=False):
         cells = {c: getattr(row, c) for c in ECONOMICS_VIEW.values()}
-        shown = ["" if v != v else f"{v:,.0f}" if c == "customers" else f"{v:,.2f}" for c, v in cells.items()]
+        unpriced = row.spend != row.spend
+        shown = [_economics_cell(c, v, unpriced) for c, v in cells.items()]
         view.add_row(escape(str(row.acquisition_channel)), *shown)
     return view
 

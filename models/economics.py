@@ -16,7 +16,8 @@ spend in that month. Per cohort (and per channel, summing its cohorts):
   acquisition cost minus retention cost, per customer.
 
 Only spend in months up to the as_of month counts (`spend_after`): spend of a later month bought
-customers the cohorts cannot contain yet, and would raise the CAC and make cohorts of no one.
+customers the cohorts cannot contain yet, and would raise the CAC and make cohorts of no one. A
+channel the spend file does not list has an unknown spend: its spend-based columns are NaN, not 0.
 
 Cohort curves (`cohort_curves`): per channel, the cumulative net revenue per customer by months since
 each cohort's first month, over the cohorts old enough to have had that month.
@@ -48,7 +49,10 @@ ECONOMICS_COLUMNS = (
 
 
 def _payback(monthly: pd.DataFrame, spend: float, margin: float) -> float:
-    """First month_offset at which cumulative revenue x margin >= spend (0 without spend, NaN if never)."""
+    """First month_offset at which cumulative revenue x margin >= spend (0 without spend, NaN if never or
+    if the spend is not known)."""
+    if spend != spend:
+        return np.nan
     if not spend > 0:
         return 0.0
     by_month = monthly.groupby("month_offset")["revenue"].sum().sort_index()
@@ -62,8 +66,11 @@ def _median_payback(cohorts: pd.DataFrame) -> float:
 
     Not one pooled curve of the channel's revenue against its spend: there the old cohorts' surplus
     paid for the young ones, and a channel whose cohorts had mostly not paid back in their first month
-    (17 of 36 had, holding 46% of the spend; one never did) read "payback 0 months"."""
+    (17 of 36 had, holding 46% of the spend; one never did) read "payback 0 months". NaN when the
+    channel's spend is not known."""
     spend = cohorts["spend"].to_numpy(float)
+    if np.isnan(spend).any():
+        return np.nan
     if not spend.sum() > 0:
         return 0.0
     months = np.nan_to_num(cohorts["payback_months"].to_numpy(float), nan=np.inf)
@@ -79,9 +86,8 @@ def _ratios(frame: pd.DataFrame, margin: float, retention_cost: float) -> pd.Dat
         cac = np.where(customers > 0, frame["spend"] / customers, np.nan)
         clv = np.where(customers > 0, (frame["revenue_to_date"] + frame["predicted_clv"]) / customers, np.nan)
         ratio = np.where(cac > 0, clv * margin / cac, np.nan)
-    return frame.assign(
-        cac=cac, clv=clv, clv_to_cac=ratio, profit_clv=clv * margin - np.nan_to_num(cac) - retention_cost
-    )
+    # cac is NaN without customers (then so is clv) or without a known spend: profit_clv is NaN with it.
+    return frame.assign(cac=cac, clv=clv, clv_to_cac=ratio, profit_clv=clv * margin - cac - retention_cost)
 
 
 def spend_after(spend: pd.DataFrame, last_month: pd.Period) -> pd.Series:
@@ -102,8 +108,12 @@ def acquisition_economics(
     `cohort_months`: acquisition_channel, cohort (Period[M]), month_offset, customers, revenue;
     `predicted`: acquisition_channel, cohort, predicted_clv (summed per cohort); `spend`: channel,
     month (Period[M]), spend. Spend of a channel and month without customers is a cohort of 0 customers.
+    A channel the spend file lists spent 0 in its months without a row; a channel it does not list at all
+    has an unknown spend: spend, cac, clv_to_cac, payback_months and profit_clv are NaN for its cohorts
+    and for it (`unpriced_channels` names them), never 0 as if its customers had come free.
     `last_month`: the as_of month; spend after it is left out (`spend_after`), None keeps all of it.
     """
+    listed = set(spend["channel"])
     unit = 1.0 if margin is None else float(margin)
     if last_month is not None:
         spend = spend[~spend_after(spend, last_month)]
@@ -112,7 +122,10 @@ def acquisition_economics(
     )
     spent = spend.rename(columns={"channel": "acquisition_channel", "month": "cohort"})
     cohorts = sizes.merge(spent, on=list(KEYS), how="outer").merge(predicted, on=list(KEYS), how="left")
-    cohorts = cohorts.fillna({"customers": 0, "revenue_to_date": 0.0, "spend": 0.0, "predicted_clv": 0.0})
+    cohorts = cohorts.fillna({"customers": 0, "revenue_to_date": 0.0, "predicted_clv": 0.0})
+    cohorts["spend"] = cohorts["spend"].mask(
+        cohorts["spend"].isna() & cohorts["acquisition_channel"].isin(listed), 0.0
+    )
     cohorts[MONEY] = significant(cohorts[MONEY].to_numpy(float), MONEY_DIGITS)
     cohorts["payback_months"] = [
         _payback(
@@ -127,9 +140,10 @@ def acquisition_economics(
     ]
     cohorts["customers"] = cohorts["customers"].astype(int)
     by_cohort = _ratios(cohorts, unit, retention_cost)
+    # min_count: an unlisted channel's spend stays NaN (unknown), not a sum of nothing (0).
     channels = cohorts.groupby("acquisition_channel", as_index=False)[
         ["customers", "spend", "revenue_to_date", "predicted_clv"]
-    ].sum()
+    ].sum(min_count=1)
     channels[MONEY] = significant(channels[MONEY].to_numpy(float), MONEY_DIGITS)
     channels["payback_months"] = [
         _median_payback(cohorts[cohorts["acquisition_channel"] == channel])
@@ -141,6 +155,12 @@ def acquisition_economics(
         by_cohort[[*KEYS, *ECONOMICS_COLUMNS]].sort_values(order, kind="stable").reset_index(drop=True),
         by_channel[["acquisition_channel", *ECONOMICS_COLUMNS]].reset_index(drop=True),
     )
+
+
+def unpriced_channels(by_channel: pd.DataFrame) -> list[str]:
+    """The channels of `acquisition_economics`' table by channel whose spend is unknown (not in the spend
+    file), sorted."""
+    return sorted(by_channel.loc[by_channel["spend"].isna(), "acquisition_channel"].astype(str))
 
 
 def cohort_curves(cohort_months: pd.DataFrame, last_month: pd.Period) -> pd.DataFrame:

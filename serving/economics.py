@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from config import Settings
-from features.acquisition import cohort_months, customer_cohorts, read_spend
+from features.acquisition import UNKNOWN_CHANNEL, cohort_months, customer_cohorts, read_spend
 from features.contract import Shop
 from features.engine import to_pandas
-from models.economics import acquisition_economics, cohort_curves, spend_after
+from models.economics import acquisition_economics, cohort_curves, spend_after, unpriced_channels
 from models.retention import retention_what_if
 from serving.campaigns import scores_as_of
 from serving.messages import ECONOMICS_NEEDS_AMOUNTS
@@ -60,6 +60,18 @@ def _late_spend_note(spend: pd.DataFrame, last_month: pd.Period, as_of: dt.date)
     ]
 
 
+def _unpriced_note(channel: str) -> str:
+    fix = (
+        "give these customers their acquisition_channel in the customers table"
+        if channel == UNKNOWN_CHANNEL
+        else "add its months to the spend file (spend 0 for a channel that costs nothing, such as organic)"
+    )
+    return (
+        f"the channel {channel!r} is not in the spend file: its spend, CAC, CLV:CAC, payback and profit CLV "
+        f"are unknown (empty in a written table), not 0. Fix: {fix}."
+    )
+
+
 def economics(scores: pd.DataFrame, shop: Shop, spend_path: Path, settings: Settings) -> Economics:
     """CLV:CAC, payback and profit CLV per channel and cohort, and the cohort curves, at the scores' as_of.
 
@@ -95,6 +107,7 @@ def economics(scores: pd.DataFrame, shop: Shop, spend_path: Path, settings: Sett
         "its spend counts for no one. Fix: spell it as the customers table does."
         for channel in sorted(set(spend["channel"]) - known)
     ]
+    notes += [_unpriced_note(channel) for channel in unpriced_channels(by_channel)]
     return Economics(as_of, by_channel, by_cohort, curves, settings.train.margin, notes, warnings)
 
 

@@ -181,7 +181,7 @@ function drawRatios(channels) {
     const x = left + i * width;
     svgText(svg, x + width / 2, H - bottom + 14, c.acquisition_channel);
     if (c.clv_to_cac === null || !(c.clv_to_cac > 0)) {
-      svgText(svg, x + width / 2, H - bottom - 4, "no spend");
+      svgText(svg, x + width / 2, H - bottom - 4, c.spend === null ? "spend unknown" : "no spend");
       return;
     }
     const top_ = y(c.clv_to_cac);
@@ -352,10 +352,14 @@ function renderAcquisition() {
   drawRatios(e.by_channel);
   drawCurves(e.curves);
   const number = (x, digits = 2) => (x === null ? "" : x.toFixed(digits));
-  body.replaceChildren(...e.by_channel.map((c) => row([
-    c.acquisition_channel, money.format(c.customers), money.format(c.spend), number(c.cac), money.format(c.clv),
+  const whole = (x) => (x === null ? "" : money.format(x));
+  // A channel missing from the spend file: its spend is unknown, not 0 (and "not yet" would be a claim).
+  body.replaceChildren(...e.by_channel.map((c) => row(c.spend === null ? [
+    c.acquisition_channel, whole(c.customers), "unknown", "unknown", whole(c.clv), "unknown", "unknown", "unknown",
+  ] : [
+    c.acquisition_channel, whole(c.customers), whole(c.spend), number(c.cac), whole(c.clv),
     c.clv_to_cac === null ? "no spend" : number(c.clv_to_cac), c.payback_months === null ? "not yet" : number(c.payback_months, 0),
-    money.format(c.profit_clv),
+    whole(c.profit_clv),
   ], [false, true, true, true, true, true, true, true])));
   $("economics-notes").textContent = e.notes.map((n) => `Note: ${n}`).join(" ");
   const w = e.retention_what_if;

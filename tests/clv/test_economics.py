@@ -105,6 +105,23 @@ def test_a_spend_channel_no_customer_has_is_named_with_the_known_ones(tmp_path, 
     assert "channel 'Ads' has no customers (their channels: ads, seo)" in plain(result.output)
 
 
+def test_a_channel_missing_from_the_spend_file_reads_unknown_not_free(tmp_path, monkeypatch):
+    shop(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spend.csv").write_text("channel,month,spend\nads,2025-01,50\n")
+    inputs = ["--spend", "spend.csv", "--scores", "scores.csv", "-t", "t.csv", "--customers", "c.csv"]
+    result = runner.invoke(app, ["economics", *inputs, "--out", "cohorts.csv"])
+    assert result.exit_code == 0, result.output
+    text = plain(result.output)
+    # seo: 1 customer, clv (30 past + 10 predicted) known; what needs the spend is unknown, not 0.
+    assert re.search(r"seo 1 unknown unknown 40\.00 unknown unknown unknown", text), text
+    assert (
+        "channel 'seo' is not in the spend file" in text and "Fix: add its months to the spend file" in text
+    )
+    seo = pd.read_csv(tmp_path / "cohorts.csv").query("acquisition_channel == 'seo'")
+    assert seo[["spend", "cac", "payback_months", "profit_clv"]].isna().all().all()
+
+
 def demo_with_scores(folder):
     """The demo shop where `make train` puts it, and a score table where `clv score` does (values 0: the
     economics read only ids and predicted_clv)."""

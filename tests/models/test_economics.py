@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.economics import ECONOMICS_COLUMNS, acquisition_economics, cohort_curves
+from models.economics import ECONOMICS_COLUMNS, acquisition_economics, cohort_curves, unpriced_channels
 
 JAN, FEB = pd.Period("2025-01", "M"), pd.Period("2025-02", "M")
 
@@ -35,7 +35,9 @@ def test_a_cohort_by_hand():
     predicted = pd.DataFrame(
         {"acquisition_channel": ["ads", "seo"], "cohort": [JAN, FEB], "predicted_clv": [400.0, 10.0]}
     )
-    spend = pd.DataFrame({"channel": ["ads", "ads"], "month": [JAN, FEB], "spend": [120.0, 80.0]})
+    spend = pd.DataFrame(
+        {"channel": ["ads", "ads", "seo"], "month": [JAN, FEB, JAN], "spend": [120.0, 80.0, 0.0]}
+    )
     by_cohort, by_channel = acquisition_economics(months, predicted, spend, margin=0.5, retention_cost=5.0)
     jan = by_cohort.set_index(["acquisition_channel", "cohort"]).loc[("ads", JAN)]
     assert jan["customers"] == 4 and jan["cac"] == 30.0
@@ -46,13 +48,32 @@ def test_a_cohort_by_hand():
     feb_ads = by_cohort.set_index(["acquisition_channel", "cohort"]).loc[("ads", FEB)]
     assert feb_ads["customers"] == 0 and np.isnan(feb_ads["cac"])  # spend that bought nobody stays visible
     seo = by_channel.set_index("acquisition_channel").loc["seo"]
-    assert (
-        seo["spend"] == 0 and np.isnan(seo["clv_to_cac"]) and seo["payback_months"] == 0.0
-    )  # nothing to pay back
+    # Listed, with no row for February: nothing spent then, so nothing to pay back.
+    assert seo["spend"] == 0 and np.isnan(seo["clv_to_cac"]) and seo["payback_months"] == 0.0
     ads = by_channel.set_index("acquisition_channel").loc["ads"]
     # January's cohort, 60% of the channel's spend, paid back in month 1; February's spend bought nobody.
     assert ads["cac"] == 200.0 / 4 and ads["payback_months"] == 1.0
     assert list(by_channel.columns) == ["acquisition_channel", *ECONOMICS_COLUMNS]
+
+
+def test_a_channel_the_spend_file_does_not_list_has_an_unknown_cost_not_a_free_one():
+    months = months_of(
+        ["ads", "ads", "referral"], [JAN, FEB, JAN], [0, 0, 0], [4, 2, 5], [200.0, 60.0, 500.0]
+    )
+    predicted = pd.DataFrame(
+        {"acquisition_channel": ["ads", "referral"], "cohort": [JAN, JAN], "predicted_clv": [40.0, 100.0]}
+    )
+    spend = pd.DataFrame({"channel": ["ads"], "month": [JAN], "spend": [100.0]})
+    by_cohort, by_channel = acquisition_economics(months, predicted, spend, margin=1.0, retention_cost=1.0)
+    referral = by_channel.set_index("acquisition_channel").loc["referral"]
+    assert referral["customers"] == 5 and referral["clv"] == 600.0 / 5  # what the customers did is known
+    spent = ["spend", "cac", "clv_to_cac", "payback_months", "profit_clv"]
+    assert referral[spent].isna().all(), referral  # not cac 0, payback 0 and the whole clv as profit
+    cohort = by_cohort.set_index(["acquisition_channel", "cohort"]).loc[("referral", JAN)]
+    assert cohort[spent].isna().all(), cohort
+    ads = by_channel.set_index("acquisition_channel").loc["ads"]
+    assert ads["spend"] == 100.0 and ads["cac"] == 100.0 / 6  # February: listed channel, no row, spent 0
+    assert unpriced_channels(by_channel) == ["referral"]
 
 
 def test_cohort_curves_average_only_the_cohorts_that_had_the_month():

@@ -135,13 +135,18 @@ def test_filtered_download_equals_the_api_export(trained, browser, tmp_path):
 
 
 @pytest.mark.slow
-def test_campaign_downloads_equal_the_api_and_acquisition_charts_clv_to_cac(trained, browser):
+def test_campaign_downloads_equal_the_api_and_acquisition_charts_clv_to_cac(trained, browser, tmp_path):
     shop = trained.shop
+    # The demo shop's own spend file (demo/shop.py) without referral's rows: a channel of unknown cost.
+    spend = tmp_path / "spend.csv"
+    spend.write_text(
+        "".join(line for line in (shop / "spend.csv").open() if not line.startswith("referral,"))
+    )
     configured = {
         "CLV_DATA__TRANSACTIONS": str(shop / "transactions.parquet"),
         "CLV_DATA__EVENTS": str(shop / "events.parquet"),
         "CLV_DATA__CUSTOMERS": str(shop / "customers.parquet"),
-        "CLV_ECONOMICS__SPEND": str(shop / "spend.csv"),  # the demo shop's own (demo/shop.py)
+        "CLV_ECONOMICS__SPEND": str(spend),
     }
     with running_server(trained, **configured) as url:
         blocked: list[str] = []
@@ -175,13 +180,18 @@ def test_campaign_downloads_equal_the_api_and_acquisition_charts_clv_to_cac(trai
         for channel in channels:
             assert channel["acquisition_channel"] in chart
         assert "no spend" in chart  # organic: nothing spent, no ratio
+        assert "spend unknown" in chart  # referral: not in the spend file
         table = {
-            cells[0]: cells[5]
+            cells[0]: (cells[2], cells[5])
             for cells in (row.split("\t") for row in page.locator("#channels tbody tr").all_inner_texts())
         }
-        assert table == {c["acquisition_channel"]: f"{c['clv_to_cac']:.2f}" for c in paid} | {
-            c["acquisition_channel"]: "no spend" for c in channels if c["clv_to_cac"] is None
+        assert table["referral"] == ("unknown", "unknown"), table
+        assert table["organic"] == ("0", "no spend"), table
+        assert {c: table[c][1] for c in table if c not in ("referral", "organic")} == {
+            c["acquisition_channel"]: f"{c['clv_to_cac']:.2f}" for c in paid
         }
+        assert any("'referral' is not in the spend file" in note for note in economics["notes"])
+        assert "'referral' is not in the spend file" in page.text_content("#economics-notes")
         assert page.locator("#cohort-curves polyline.curve").count() == len(channels)
 
         # The retention what-if, customer by customer, follows the form and agrees with the API.
