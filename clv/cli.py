@@ -90,10 +90,10 @@ def _check_as_of(value: dt.datetime | None) -> dt.datetime | None:
     """Refuse a cut-off after tomorrow or before 1900, as `/predict_history` refuses its `as_of`: features at a
     later cut-off count days not yet lived as silence (recency, p_alive), and `clv score --as-of` on a future
     date wrote every customer older than she is."""
-    from features.contract import EARLIEST, FUTURE_SLACK
+    from features.contract import EARLIEST, latest_allowed
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    if value is not None and not EARLIEST <= value <= now + FUTURE_SLACK:
+    if value is not None and not EARLIEST <= value <= latest_allowed(now):
         when = "before 1900" if value < EARLIEST else f"in the future (today is {now:%Y-%m-%d})"
         raise typer.BadParameter(
             f"{value:%Y-%m-%d} is {when}. Fix: give a date up to today, or leave --as-of out (the last "

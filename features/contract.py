@@ -726,6 +726,12 @@ def _check_amounts(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
     return False
 
 
+def latest_allowed(now: dt.datetime | None = None) -> dt.datetime:
+    """The latest date a log, a cut-off or a request may hold: `now` (naive UTC; default the clock) plus
+    `FUTURE_SLACK`. The earliest is `EARLIEST`."""
+    return (now or dt.datetime.now(dt.UTC).replace(tzinfo=None)) + FUTURE_SLACK
+
+
 def _check_dates(
     con: duckdb.DuckDBPyConnection,
     schema: TableSchema,
@@ -733,8 +739,8 @@ def _check_dates(
     now: dt.datetime,
     report: ValidationReport,
 ) -> bool:
-    """Every date and time from `EARLIEST` to `now` + `FUTURE_SLACK`; False (with an error) otherwise."""
-    latest = now + FUTURE_SLACK
+    """Every date and time from `EARLIEST` to `latest_allowed(now)`; False (with an error) otherwise."""
+    latest = latest_allowed(now)
     ok = True
     present = set(con.table(schema.name).columns)
     for column, kind in schema.columns.items():

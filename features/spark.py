@@ -25,7 +25,6 @@ Needs the `spark` extra and a Java runtime (`make spark` installs both).
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import signal
@@ -42,7 +41,6 @@ import ibis.expr.types as ir
 
 from features.contract import (
     EARLIEST,
-    FUTURE_SLACK,
     ISO_TIMESTAMP,
     MAX_ABS_AMOUNT,
     PLAIN_NUMBER,
@@ -53,6 +51,7 @@ from features.contract import (
     ValidationReport,
     check_mapping_targets,
     dates_out_of_range,
+    latest_allowed,
     refuse_float_ids,
     resolve_columns,
     warn_padded_ids,
@@ -229,7 +228,7 @@ def _load_table(
         "no_id": typed["customer_id"].isnull().sum(),
         "padded_ids": (typed["customer_id"] != raw_id).sum(),
     }
-    latest = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + FUTURE_SLACK
+    latest = latest_allowed()
     for name, kind in schema.columns.items():
         if name in columns and kind != "string":
             checks[f"bad_{name}"] = (_text(raw[columns[name]]).notnull() & typed[name].isnull()).sum()

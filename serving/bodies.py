@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from config import CAMPAIGN_NAMES
-from features.contract import EARLIEST, FUTURE_SLACK, ISO_TIMESTAMP, PLAIN_NUMBER, WHITESPACE
+from features.contract import EARLIEST, ISO_TIMESTAMP, PLAIN_NUMBER, WHITESPACE, latest_allowed
 from features.contract import MAX_ABS_AMOUNT as MAX_ABS_NUMBER
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 
@@ -51,7 +51,7 @@ def _latest() -> dt.datetime:
 @functools.lru_cache(maxsize=1)
 def _latest_in(second: int) -> dt.datetime:
     # Once per second, not once per value: reading the clock was half the cost of checking a time.
-    return dt.datetime.fromtimestamp(second + 1, dt.UTC).replace(tzinfo=None) + FUTURE_SLACK
+    return latest_allowed(dt.datetime.fromtimestamp(second + 1, dt.UTC).replace(tzinfo=None))
 
 
 def _kind_of(value: Any) -> str:
