@@ -38,7 +38,7 @@ from features.rfm import rfm_aggregates, rfm_columns
 from features.rhythm import rhythm_aggregates, rhythm_columns
 from features.spark import write_dataset
 
-FEATURES_VERSION = "1.4"
+FEATURES_VERSION = "1.5"
 
 FEATURE_SCHEMA: dict[str, str] = {
     "customer_id": "string",
@@ -55,6 +55,8 @@ FEATURE_SCHEMA: dict[str, str] = {
     "btyd_recency": "int64",
     "btyd_age": "int64",
     "btyd_monetary": "float64",
+    "largest_order_value": "float64",
+    "largest_repeat_order_value": "float64",
     # features.rhythm
     "gap_mean_days": "float64",
     "gap_std_days": "float64",
@@ -111,6 +113,8 @@ MONEY_COLUMNS = (
     "monetary_total",
     "first_order_value",
     "btyd_monetary",
+    "largest_order_value",
+    "largest_repeat_order_value",
     *(f"revenue_{n}d" for n in (30, 90, 180, 365)),
     "revenue_trend_30_90",
     "revenue_trend_90_365",

@@ -159,8 +159,10 @@ class _Groups:
         return out
 
     def max(self, values: np.ndarray, where: np.ndarray) -> np.ndarray:
-        """MAX of integer values per group; meaningless for a group without rows (mask with `count`)."""
-        out = np.full(self.n, np.iinfo(np.int64).min)
+        """MAX of integer or float values per group; meaningless for a group without rows (mask with `count`)."""
+        out = np.full(
+            self.n, np.iinfo(np.int64).min if values.dtype.kind in "iu" else -np.inf, dtype=values.dtype
+        )
         np.maximum.at(out, self.codes[where], values[where])
         return out
 
@@ -219,6 +221,7 @@ class _Orders:
         monetary_total = g.total(self.net)
         first_day_value = g.total(self.net, p & (self.date == first[self.customer]))
         btyd_frequency = np.maximum(g.count(self.new_day) - 1, 0)
+        repeat = p & (self.date != first[self.customer])
         with np.errstate(divide="ignore", invalid="ignore"):
             columns = {
                 "recency_days": day - last,
@@ -241,6 +244,9 @@ class _Orders:
                     ),
                     0.0,
                 ),
+                "largest_order_value": np.where(has_purchase, g.max(self.net, p), 0) / _UNITS,
+                "largest_repeat_order_value": np.where(btyd_frequency > 0, g.max(self.net, repeat), 0)
+                / _UNITS,
                 **self._rhythm(purchase_value, last),
                 **self._basket(n_orders),
             }

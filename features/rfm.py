@@ -36,6 +36,15 @@ whose value is the sum of the net amounts of that day's purchases.
   way the shop books it. 0 when btyd_frequency == 0. It can be 0 or less when refunds cancel those
   days' orders: Gamma-Gamma is fitted on the customers whose value is > 0 and reads the others at 0
   (`models.gamma_gamma`).
+
+Largest single purchases, for the spend model's outlier cap (`models.outliers.capped_mean`): one order
+of 2.5e9 in a shop of 60s makes a customer's mean order 5e7, and capping only the mean at the shop's
+fence still leaves her five times the shop's mean, enough to move the population's Gamma-Gamma
+parameters and so every other customer's order value. With her largest order the cap can count that
+one order at the fence instead.
+- largest_order_value: net amount of her largest purchase (0 without a purchase).
+- largest_repeat_order_value: net amount of her largest purchase after her first purchase day, the
+  orders `btyd_monetary` averages (0 when btyd_frequency == 0).
 """
 
 from __future__ import annotations
@@ -60,6 +69,8 @@ def rfm_aggregates(orders: ir.Table) -> dict[str, ir.Scalar]:
         "purchase_value": o.net_amount.sum(where=p),
         "first_day_value": o.net_amount.sum(where=p & (o.order_date == o.first_purchase_date)),
         "first_order_value": o.net_amount.sum(where=p & o.prev_purchase_date.isnull()),
+        "largest_order": o.net_amount.max(where=p),
+        "largest_repeat_order": o.net_amount.max(where=p & (o.order_date != o.first_purchase_date)),
         "monetary_total": o.net_amount.sum(),
         "first_order_date": o.order_date.min(),
     }
@@ -91,6 +102,8 @@ def rfm_columns(customers: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
             ),
             0.0,
         ),
+        "largest_order_value": c.largest_order.fill_null(0.0),
+        "largest_repeat_order_value": c.largest_repeat_order.fill_null(0.0),
     }
 
 

@@ -11,8 +11,10 @@ into that cohort the CLV ranked customers no better than chance (Spearman -0.02)
 orders alone reached 0.21. Which of the two spend rules a shop gets is decided on its own history
 (`models.base_choice`).
 
-Amounts above the shop's robust upper fence are capped (`models.outliers`) before anything is
-fitted, so one extreme order cannot move the population's parameters. Money is in the shop's
+Mean order values above the shop's robust upper fence are read with the customer's largest order
+counted at the fence, and never above it (`models.outliers.capped_mean`), before anything is fitted;
+a buyer still at the fence is left out of the Gamma-Gamma fit, so one customer's extreme orders cannot
+move the population's parameters, and with them every other customer's order value. Money is in the shop's
 currency (in orders for a log without amounts, where every order is worth the same).
 """
 
@@ -23,7 +25,7 @@ import pandas as pd
 
 from features.contract import FEW_REPEAT_BUYERS
 from models.gamma_gamma import GammaGammaModel
-from models.outliers import capped, upper_fence
+from models.outliers import capped_mean, upper_fence
 
 OWN_SPEND = "gamma_gamma"
 SHOP_SPEND = "shop_mean"
@@ -61,17 +63,29 @@ class OrderValue:
         self.rule = rule
         repeat_values = buyers.loc[buyers["btyd_frequency"] > 0, "btyd_monetary"].to_numpy(float)
         self.fence_ = upper_fence(np.r_[repeat_values, buyers["monetary_mean"].to_numpy(float)])
-        repeat_values = capped(repeat_values, self.fence_)
+        buyers = self._capped(buyers)
+        repeat = buyers[buyers["btyd_frequency"] > 0]
+        repeat_values = repeat["btyd_monetary"].to_numpy(float)
         self.gamma_gamma_ = None
         self.constant_value_ = constant_value(repeat_values)
         if self.constant_value_ is None and (repeat_values > 0).sum() >= FEW_REPEAT_BUYERS:
-            self.gamma_gamma_ = GammaGammaModel().fit(self._capped(buyers[buyers["btyd_frequency"] > 0]))
-        self.mean_value_ = float(np.mean(capped(buyers["monetary_mean"].to_numpy(float), self.fence_)))
+            # A buyer still at the fence with her largest order capped has several extreme orders: she is
+            # valued at the fence, but left out of the population's fit, which she alone would move.
+            self.gamma_gamma_ = GammaGammaModel().fit(repeat[repeat_values < self.fence_])
+        self.mean_value_ = float(np.mean(buyers["monetary_mean"]))
 
     def _capped(self, features: pd.DataFrame) -> pd.DataFrame:
+        """`features` with the mean order values read through the fence (`models.outliers.capped_mean`)."""
         return features.assign(
-            btyd_monetary=capped(features["btyd_monetary"], self.fence_),
-            monetary_mean=capped(features["monetary_mean"], self.fence_),
+            btyd_monetary=capped_mean(
+                features["btyd_monetary"],
+                features["btyd_frequency"],
+                features["largest_repeat_order_value"],
+                self.fence_,
+            ),
+            monetary_mean=capped_mean(
+                features["monetary_mean"], features["n_orders"], features["largest_order_value"], self.fence_
+            ),
         )
 
     def shop_value(self) -> float:
@@ -102,7 +116,7 @@ class OrderValue:
             return np.full(len(features), self.constant_value_)
         if self.gamma_gamma_ is not None:
             return np.asarray(self.gamma_gamma_.expected_order_value(self._capped(features)), dtype=float)
-        own = capped(features["monetary_mean"].to_numpy(float), self.fence_)
+        own = self._capped(features)["monetary_mean"].to_numpy(float)
         return np.where(features["n_orders"].to_numpy() > 0, own, self.mean_value_)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:

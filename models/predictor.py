@@ -499,6 +499,7 @@ class CLVPredictor(BaseEstimator):
                 "gap_mean_days": features["gap_mean_days"].to_numpy(float),
                 "n_orders": features["n_orders"].to_numpy(),
                 "monetary_mean": features["monetary_mean"].to_numpy(float),
+                "largest_order_value": features["largest_order_value"].to_numpy(float),
                 "monetary_total": features["monetary_total"].to_numpy(float),
             },
             index=features.index,

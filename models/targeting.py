@@ -26,7 +26,8 @@ Segments, in order of precedence (the first that matches wins):
 
 High value: predicted CLV in the top `1 - high_value_quantile` of the base. Valuable: high value, or
 past revenue in the top `1 - valuable_history_quantile`, counted as the model counts it: her net
-revenue with her mean purchase capped at the spend model's fence (`spend_fence`, `models.outliers`),
+revenue with her mean purchase read through the spend model's fence (`spend_fence`,
+`models.outliers.capped_mean`: her largest purchase counted at the fence),
 so one order of 2.5e9 in a shop of 60s is not "top 20% by past spend" while the model values her at
 23; the reason says "capped" when the cap applied. Past revenue is at least 0 (refunds beyond her
 purchases bring nothing), and a valuable row's reason quotes what made it valuable: the predicted value
@@ -72,6 +73,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from models.outliers import capped_mean
+
 SEGMENT_ACTIONS = {
     "no_purchase": "review",
     "new": "welcome_series",
@@ -96,6 +99,7 @@ REQUIRED = (
     "gap_mean_days",
     "n_orders",
     "monetary_mean",
+    "largest_order_value",
     "monetary_total",
 )
 
@@ -157,17 +161,19 @@ class TargetingRules(BaseEstimator):
         return self
 
     def past_spend(self, predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(net revenue so far with the mean purchase capped at `spend_fence_`, and at least 0; whether the
-        cap applied), per row, shape (n,) each: max(monetary_total - n_orders x max(monetary_mean - fence,
-        0), 0). The spend model reads a customer's mean order through the same fence
-        (`models.order_value`), so the rule that calls her valuable by past spend sees the amounts the
-        value was made from. Refunds beyond her purchases count as bringing nothing, as in the backtest's
-        actuals and the textbook run rate: a refund is not capped by the fence, so a capped order refunded
-        in full left "spent -2,499,999,700"."""
-        total = predictions["monetary_total"].to_numpy(float)
-        excess = np.clip(predictions["monetary_mean"].to_numpy(float) - self.spend_fence_, 0, None)
-        excess = predictions["n_orders"].to_numpy(float) * excess
-        return np.clip(total - excess, 0, None), excess > 0
+        """(net revenue so far with her mean purchase read through `spend_fence_`, and at least 0; the mean
+        purchase it counted where the fence applied, NaN elsewhere), per row, shape (n,) each:
+        max(monetary_total - n_orders x (monetary_mean - capped mean), 0), the capped mean counting her
+        largest purchase at the fence (`models.outliers.capped_mean`). The spend model reads a customer's
+        mean order through the same fence (`models.order_value`), so the rule that calls her valuable by past
+        spend sees the amounts the value was made from. Refunds beyond her purchases count as bringing
+        nothing, as in the backtest's actuals and the textbook run rate: a refund is not capped by the
+        fence, so a capped order refunded in full left "spent -2,499,999,700"."""
+        mean = predictions["monetary_mean"].to_numpy(float)
+        n_orders = predictions["n_orders"].to_numpy(float)
+        counted = capped_mean(mean, n_orders, predictions["largest_order_value"], self.spend_fence_)
+        total = predictions["monetary_total"].to_numpy(float) - n_orders * (mean - counted)
+        return np.clip(total, 0, None), np.where(counted < mean, counted, np.nan)
 
     def thresholds(self) -> dict[str, float]:
         """Every line the rules use, in plain numbers, for reports, the page and the model card."""
@@ -194,7 +200,7 @@ class TargetingRules(BaseEstimator):
         tenure = predictions["tenure_days"].to_numpy(float)
         recency = predictions["recency_days"].to_numpy(float)
         gap = predictions["gap_mean_days"].to_numpy(float)
-        history, was_capped = self.past_spend(predictions)
+        history, counted_mean = self.past_spend(predictions)
         bought = predictions["n_orders"].to_numpy(float) > 0
         value = significant(clv)
 
@@ -217,7 +223,7 @@ class TargetingRules(BaseEstimator):
         ]
         segment = np.select(conditions, list(SEGMENTS[:6]), default="nurture")
         reason = self._reasons(
-            segment, clv, churn, p_alive, tenure, recency, gap, history, was_capped, high, risky
+            segment, clv, churn, p_alive, tenure, recency, gap, history, counted_mean, high, risky
         )
         return pd.DataFrame(
             {
@@ -230,7 +236,7 @@ class TargetingRules(BaseEstimator):
         )
 
     def _reasons(
-        self, segment, clv, churn, p_alive, tenure, recency, gap, history, was_capped, high, risky
+        self, segment, clv, churn, p_alive, tenure, recency, gap, history, counted_mean, high, risky
     ) -> np.ndarray:
         """One line per row quoting the numbers and lines that decided its segment."""
         top_value = f"top {1 - self.high_value_quantile:.0%}"
@@ -251,9 +257,9 @@ class TargetingRules(BaseEstimator):
             )
 
         def past(i: int) -> str:
-            if not was_capped[i]:
+            if np.isnan(counted_mean[i]):
                 return f"{self._past(history[i])} so far"
-            cap = self._money(self.spend_fence_)
+            cap = self._money(counted_mean[i])
             return f"{self._past(history[i])} so far, capped (her mean order counted at {cap})"
 
         def worth(i: int) -> str:

@@ -87,14 +87,20 @@ def train_and_score(monkeypatch, assert_coherent_rows):
 
 def test_one_extreme_order_is_named_by_validate_and_moves_nobody_else(tmp_path, monkeypatch, train_and_score):
     rows = ordinary_shop(seed=15)
+    # REG1, a regular buyer of 36 orders: one of them worth 2.5e9 made her mean order 7e7, five times the
+    # shop's mean once capped at the fence, which spread every other customer's Gamma-Gamma order value.
+    regular = [("REG1", dt.date(2023, 2, 1) + dt.timedelta(days=20 * k), 40.0 + k % 7) for k in range(36)]
     ordinary = [
         *rows,
+        *regular,
         ("BIG1", dt.date(2024, 3, 1), 45.0),
         ("REP1", dt.date(2024, 1, 5), 40.0),
         ("REP1", dt.date(2024, 5, 5), 38.0),
     ]
     extreme = [
         *rows,
+        *regular[:-1],
+        (*regular[-1][:2], 2.5e9),
         ("BIG1", dt.date(2024, 3, 1), 2.5e9),
         ("REP1", dt.date(2024, 1, 5), 40.0),
         ("REP1", dt.date(2024, 5, 5), 4.0e8),
@@ -108,9 +114,14 @@ def test_one_extreme_order_is_named_by_validate_and_moves_nobody_else(tmp_path, 
     before = train_and_score(tmp_path / "a", write(tmp_path / "a", ordinary))[0]
     after = train_and_score(tmp_path / "b", write(tmp_path / "b", extreme))[0]
     before, after = before.set_index("customer_id"), after.set_index("customer_id")
-    others = before.index.difference(["BIG1", "REP1"])
+    others = before.index.difference(["BIG1", "REP1", "REG1"])
     change = (after.loc[others, "predicted_clv"] / before.loc[others, "predicted_clv"] - 1).abs()
     assert change.max() < 0.05, change.sort_values().tail()
+    assert (after.loc[others, "segment"] == before.loc[others, "segment"]).all()
+    # Her own row: the extreme order counts at the fence, one order of 36, so she is valued as she buys.
+    own = after.loc["REG1", "expected_aov"] / before.loc["REG1", "expected_aov"]
+    assert 0.9 < own < 1.25, (after.loc["REG1", "expected_aov"], before.loc["REG1", "expected_aov"])
+    assert "2,500,000" not in after.loc["REG1", "reason"], after.loc["REG1", "reason"]
     width = after.loc[others, "predicted_clv_high"] / before.loc[others, "predicted_clv_high"]
     assert width.between(0.95, 1.05).all(), "the intervals of other customers stay as they were"
 

@@ -68,6 +68,8 @@ EXPECTED = {
         "btyd_recency": 80,
         "btyd_age": 81,
         "btyd_monetary": 55.0,  # repeat purchase days: 02-09 (30) and 03-30 (60 + 20)
+        "largest_order_value": 60.0,  # o3, net of its refund after the cut-off (not read)
+        "largest_repeat_order_value": 60.0,
         "gap_mean_days": 40.0,
         "gap_std_days": math.sqrt(200.0),
         "gap_last_days": 50.0,
@@ -103,6 +105,8 @@ EXPECTED = {
         "btyd_recency": 0,
         "btyd_age": 137,
         "btyd_monetary": 0.0,
+        "largest_order_value": 100.0,
+        "largest_repeat_order_value": 0.0,
         "gap_mean_days": None,
         "gap_std_days": None,
         "gap_last_days": None,
@@ -138,6 +142,8 @@ EXPECTED = {
         "btyd_frequency": 1,
         "btyd_recency": 59,
         "btyd_age": 59,
+        "largest_order_value": 25.0,  # the cancelled o8 nets 0
+        "largest_repeat_order_value": 25.0,
         "btyd_monetary": 20.0,  # the repeat day's 25, less r2's 5 (all her purchases' value is on that day)
         "gap_mean_days": 59.0,
         "gap_std_days": None,

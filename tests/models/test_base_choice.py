@@ -30,6 +30,8 @@ def young_shop(k: int, history_days: int, horizon_days: int, n: int, seed: int) 
         n_orders=X["btyd_frequency"] + 1,
         btyd_monetary=repeat.astype(float),
         monetary_mean=1.0,
+        largest_order_value=1.0,
+        largest_repeat_order_value=repeat.astype(float),
         label_orders=X["future_purchases"],
     )
 
@@ -90,6 +92,9 @@ def spending_shop(own_level: bool, n: int, seed: int) -> pd.DataFrame:
             repeat > 0, rng.gamma(4 * np.maximum(repeat, 1), level / (4 * np.maximum(repeat, 1))), 0
         ),
         monetary_mean=rng.gamma(4 * past_orders, level / (4 * past_orders)),
+        # Largest orders no larger than the fence, which reads her mean as it is.
+        largest_order_value=level,
+        largest_repeat_order_value=level,
         label_revenue=np.where(orders > 0, rng.gamma(4 * np.maximum(orders, 1), level / 4), 0.0),
     )
 

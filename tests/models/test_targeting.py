@@ -45,6 +45,7 @@ def base() -> pd.DataFrame:
         )
         .eval("monetary_total = monetary_total * (n_orders > 0) - 20 * (n_orders == 0)")
         .eval("monetary_mean = monetary_total / n_orders.clip(1) * (n_orders > 0)")
+        .eval("largest_order_value = monetary_mean")
     )
 
 
@@ -60,7 +61,10 @@ def customer(**values) -> pd.DataFrame:
         "monetary_mean": 100.0,
         "monetary_total": 100.0,
     }
-    return pd.DataFrame([{**row, **values}])
+    row = {**row, **values}
+    # Orders all alike unless said otherwise: her largest is her mean.
+    row.setdefault("largest_order_value", row["monetary_mean"])
+    return pd.DataFrame([row])
 
 
 def test_settings_and_rules_agree_on_parameter_names():
@@ -320,7 +324,14 @@ def test_past_spend_is_the_capped_spend_the_model_values():
             "monetary_mean": rng.lognormal(4.1, 0.3, n),
         }
     ).eval("monetary_total = n_orders * monetary_mean")
-    shop.loc[0, ["predicted_clv", "n_orders", "monetary_mean", "monetary_total"]] = [5.0, 1, 2.5e9, 2.5e9]
+    shop["largest_order_value"] = shop["monetary_mean"]
+    shop.loc[0, ["predicted_clv", "n_orders", "monetary_mean", "monetary_total", "largest_order_value"]] = [
+        5.0,
+        1,
+        2.5e9,
+        2.5e9,
+        2.5e9,
+    ]
     shop.loc[1, ["predicted_clv", "n_orders", "monetary_mean", "monetary_total"]] = [5.0, 3, 250.0, 750.0]
     rules = TargetingRules().fit(shop, spend_fence=300.0)
     out = rules.apply(shop)
@@ -328,13 +339,24 @@ def test_past_spend_is_the_capped_spend_the_model_values():
     big, rich = out.iloc[0], out.iloc[1]
     assert big.segment == "nurture" and "2,500,000,000" not in big.reason, big.reason
     # Capped to 300, her past spend is not in the top 20%; an uncapped 750 over three orders is.
-    spent, was_capped = rules.past_spend(shop)
-    assert spent[0] == 300.0 and was_capped[0] and not was_capped[1]
+    spent, counted = rules.past_spend(shop)
+    assert spent[0] == 300.0 and counted[0] == 300.0 and np.isnan(counted[1])
     assert rich.segment == "high_value_at_risk" and rich.reason.startswith("spent 750 so far (top 20%)")
     shop.loc[1, ["n_orders", "monetary_mean", "monetary_total"]] = [2, 1e6, 2e6]
     capped = rules.apply(shop).iloc[1]
     assert capped.reason.startswith("spent 600 so far, capped (her mean order counted at 300) (top 20%)"), (
         capped.reason
+    )
+    # Nine orders of 50 and one of 2.5e9: the one order counts at the fence, the nine as they were.
+    shop.loc[1, ["n_orders", "monetary_mean", "monetary_total", "largest_order_value"]] = [
+        10,
+        (450 + 2.5e9) / 10,
+        450 + 2.5e9,
+        2.5e9,
+    ]
+    assert rules.past_spend(shop)[0][1] == pytest.approx(750.0)
+    assert (
+        rules.apply(shop).iloc[1].reason.startswith("spent 750 so far, capped (her mean order counted at 75)")
     )
 
 
@@ -362,8 +384,8 @@ def test_a_row_never_quotes_a_negative_past_spend(base):
     assert rules.past_spend(neg)[0].tolist() == [0.0]
     # A capped order refunded in full (2.5e9 and a refund of the same): uncapped refund, capped order.
     refunded = customer(n_orders=1, monetary_mean=2.5e9, monetary_total=0.0)
-    spent, was_capped = rules.past_spend(refunded)
-    assert spent.tolist() == [0.0] and was_capped.tolist() == [True]
+    spent, counted = rules.past_spend(refunded)
+    assert spent.tolist() == [0.0] and counted.tolist() == [300.0]
     # One valuable by what she spent is still told so.
     rich = customer(monetary_total=rules.valuable_history_ * 2, p_alive=0.05, churn_prob=0.99)
     assert rules.apply(rich).iloc[0].reason.startswith("spent ")
@@ -399,6 +421,7 @@ def test_a_small_predicted_value_is_not_rounded_to_nothing():
             "gap_mean_days": 30.0,
             "n_orders": 3,
             "monetary_mean": 1.0,
+            "largest_order_value": 1.0,
             "monetary_total": 3.0,
         }
     )
