@@ -238,7 +238,8 @@ def _no_repeat_message(data: ShopData, as_of: dt.date) -> str:
             f"suffice), or {later}"
         )
     return (
-        f"{repeaters:,} of {buyers:,} customers have bought on two different days, but none did so early enough "
+        f"{repeaters:,} of {buyers:,} customers {'has' if repeaters == 1 else 'have'} bought on two different days, "
+        "but none did so early enough "
         "to check a model against what customers did afterwards (the backtest needs repeat buyers before its "
         f"window, which ends at {as_of}). Fix: wait a few months, or {later}"
     )
