@@ -810,7 +810,7 @@ def economics(
     Channels come from the customers table's acquisition_channel; margin from \\[train] margin. With no
     data configured, the demo shop and its spend file."""
     from features.files import write_frame
-    from serving.economics import ValuesInOrders, what_if
+    from serving.economics import NoChannels, ValuesInOrders, what_if
     from serving.economics import economics as run_economics
 
     created = None if out_path is None else _check_out(out_path)
@@ -839,7 +839,7 @@ def economics(
     try:
         result = run_economics(table.frame, shop, spend, settings)
         lifted = None if retention_lift is None else what_if(table.frame, retention_lift, settings)
-    except (ValuesInOrders, ValueError) as exc:
+    except (ValuesInOrders, NoChannels, ValueError) as exc:
         raise fail(str(exc)) from None
     out.print(_economics_view(result.by_channel, result.as_of))
     for warning in result.warnings:

@@ -27,8 +27,10 @@ UNKNOWN_CHANNEL = "unknown"
 
 
 def read_spend(path: Path | str) -> pd.DataFrame:
-    """channel, month (Period[M]), spend (float): the spend file, checked; ValueError names the file,
-    column, row and fix."""
+    """channel, month (Period[M]), spend (float), rows (int): the spend file, checked, one row per channel
+    and month, the spend of a month's rows summed and `rows` how many there were (a row entered twice is
+    told apart from parts of one month's spend by the caller's note). ValueError names the file, column,
+    row (and its line in a CSV) and fix."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(
@@ -72,8 +74,9 @@ def read_spend(path: Path | str) -> pd.DataFrame:
         if bad.any():
             row = int(bad.to_numpy().argmax())
             value = frame[column].iloc[row]
+            where = f"row {row + 1} (line {row + 2})" if is_csv else f"row {row + 1}"
             raise ValueError(
-                f"spend file {path}, column {column!r}, row {row + 1}: "
+                f"spend file {path}, column {column!r}, {where}: "
                 f"{'an empty cell' if pd.isna(value) else repr(value)} is not valid. "
                 f"Fix: {fix}."
             )
@@ -84,7 +87,9 @@ def read_spend(path: Path | str) -> pd.DataFrame:
             "spend": spend.astype(float),
         }
     )
-    return out.groupby(["channel", "month"], as_index=False)["spend"].sum()
+    return out.groupby(["channel", "month"], as_index=False).agg(
+        spend=("spend", "sum"), rows=("spend", "size")
+    )
 
 
 def customer_cohorts(transactions: ir.Table, as_of: dt.date, customers: ir.Table | None = None) -> ir.Table:

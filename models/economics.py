@@ -17,7 +17,9 @@ spend in that month. Per cohort (and per channel, summing its cohorts):
 
 Only spend in months up to the as_of month counts (`spend_after`): spend of a later month bought
 customers the cohorts cannot contain yet, and would raise the CAC and make cohorts of no one. A
-channel the spend file does not list has an unknown spend: its spend-based columns are NaN, not 0.
+channel the spend file does not list has an unknown spend: its spend-based columns are NaN, not 0. A
+listed channel's month without a row counts as spend 0 (a paused channel is real); `cohorts_without_spend`
+finds those of a paid channel that have customers, whose CAC may then read too low.
 
 Cohort curves (`cohort_curves`): per channel, the cumulative net revenue per customer by months since
 each cohort's first month, over the cohorts old enough to have had that month.
@@ -110,7 +112,8 @@ def acquisition_economics(
     month (Period[M]), spend. Spend of a channel and month without customers is a cohort of 0 customers.
     A channel the spend file lists spent 0 in its months without a row; a channel it does not list at all
     has an unknown spend: spend, cac, clv_to_cac, payback_months and profit_clv are NaN for its cohorts
-    and for it (`unpriced_channels` names them), never 0 as if its customers had come free.
+    and for it (`unpriced_channels` names them), never 0 as if its customers had come free. A channel's
+    cac is its spend over its own customers: customers of another channel, 'unknown' included, never count.
     `last_month`: the as_of month; spend after it is left out (`spend_after`), None keeps all of it.
     """
     listed = set(spend["channel"])
@@ -161,6 +164,34 @@ def unpriced_channels(by_channel: pd.DataFrame) -> list[str]:
     """The channels of `acquisition_economics`' table by channel whose spend is unknown (not in the spend
     file), sorted."""
     return sorted(by_channel.loc[by_channel["spend"].isna(), "acquisition_channel"].astype(str))
+
+
+def cohorts_without_spend(
+    by_cohort: pd.DataFrame, spend: pd.DataFrame, last_month: pd.Period | None = None
+) -> pd.DataFrame:
+    """The rows of `acquisition_economics`' table by cohort (cohort: Period[M]) that have customers, belong to
+    a channel the spend file prices above 0, and fall in a month from the spend file's first month to
+    `last_month` (the as_of month) for which the file has no row of that channel.
+
+    `acquisition_economics` counts such a month as spend 0, as a paused channel really spent nothing; when
+    the row was merely forgotten, the channel's CAC (currency per customer) reads too low, so the caller
+    says so. A channel with spend 0 in every month (organic) is left out: its CAC is 0 either way, and so
+    are months before the file's first month, which the file does not claim to cover."""
+    if last_month is not None:
+        spend = spend[~spend_after(spend, last_month)]
+    if spend.empty:
+        return by_cohort.iloc[:0]
+    totals = spend.groupby("channel")["spend"].sum()
+    rows = spend[["channel", "month"]].drop_duplicates()
+    rows = rows.rename(columns={"channel": "acquisition_channel", "month": "cohort"})
+    found = by_cohort.merge(rows, on=list(KEYS), how="left", indicator=True)["_merge"].to_numpy() == "both"
+    missing = (
+        (by_cohort["customers"] > 0)
+        & by_cohort["acquisition_channel"].isin(totals.index[totals > 0])
+        & (by_cohort["cohort"] >= spend["month"].min())
+        & ~found
+    )
+    return by_cohort[missing.to_numpy()]
 
 
 def cohort_curves(cohort_months: pd.DataFrame, last_month: pd.Period) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from clv.cli import app
@@ -270,3 +271,168 @@ def test_a_log_without_amounts_is_refused_naming_the_cause_and_the_fix(tmp_path,
     assert "Fix: use a transactions log with an amount per order" in text and "--map amount=COLUMN" in text
     assert "clv:cac" not in text and "Retention up" not in text
     assert not (tmp_path / "cohorts.csv").exists()
+
+
+def add_customers(folder, rows: list[tuple[str, str, float, str | None]]) -> None:
+    """Customers beside shop()'s A, B and C: (id, first order date, amount, channel or None for none)."""
+    t = pd.read_csv(folder / "t.csv")
+    new = pd.DataFrame([r[:3] for r in rows], columns=["customer_id", "timestamp", "amount"])
+    pd.concat([t, new]).to_csv(folder / "t.csv", index=False)
+    c = pd.read_csv(folder / "c.csv")
+    given = pd.DataFrame([(r[0], r[3]) for r in rows if r[3]], columns=["customer_id", "acquisition_channel"])
+    pd.concat([c, given]).to_csv(folder / "c.csv", index=False)
+    scores = pd.read_csv(folder / "scores.csv")
+    extra = pd.concat([scores.iloc[[0]]] * len(rows)).assign(customer_id=[r[0] for r in rows])
+    pd.concat([scores, extra]).to_csv(folder / "scores.csv", index=False)
+
+
+def test_a_paid_channels_month_without_a_spend_row_counts_0_and_is_named(tmp_path, monkeypatch):
+    """Seen: a paid channel's month with new customers and no spend row counted as spend 0, so its CAC read
+    lower than the truth, silently. Still 0 (a paused channel is real), now with a note naming the months;
+    a channel that spent 0 in every listed month (organic) is not named."""
+    shop(tmp_path)
+    add_customers(tmp_path, [("D", "2025-02-15", 20.0, "ads"), ("E", "2025-02-16", 5.0, "organic")])
+    (tmp_path / "spend.csv").write_text(
+        "channel,month,spend\nads,2025-01,50\nseo,2025-02,20\norganic,2025-01,0\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ARGS)
+    assert result.exit_code == 0, result.output
+    text = plain(result.output)
+    assert re.search(r" ads 3 50\.00 16\.67 ", text), text  # February counted as 0: 50 / 3
+    assert (
+        "note: paid channel 'ads' has 1 customer acquired in 2025-02 but no spend row for that month: "
+        "counted as 0 spend, so its CAC may be too low. Fix: add rows for that month (spend 0 if it really "
+        "spent nothing)." in text
+    ), text
+    assert "'organic' has" not in text and "'seo' has" not in text
+    (tmp_path / "spend.csv").write_text(
+        "channel,month,spend\nads,2025-01,50\nads,2025-02,0\nseo,2025-02,20\norganic,2025-01,0\n"
+    )
+    assert "no spend row" not in plain(runner.invoke(app, ARGS).output)  # a row of 0: paused, said so
+
+
+def test_a_note_names_a_few_months_then_how_many_more():
+    from serving.economics import _unspent_notes
+
+    months = pd.period_range("2024-01", "2024-07", freq="M")
+    by_cohort = pd.DataFrame({"acquisition_channel": "ads", "cohort": months, "customers": 2})
+    spend = pd.DataFrame({"channel": ["ads"], "month": [months[0] - 1], "spend": [9.0]})
+    (note,) = _unspent_notes(by_cohort, spend, months[-1])
+    assert (
+        "has 14 customers acquired in 2024-01, 2024-02, 2024-03, 2024-04 and 3 more but no spend row" in note
+    )
+    assert "for those months" in note
+
+
+def test_repeated_spend_rows_are_summed_and_said_so(tmp_path, monkeypatch):
+    """Seen: a spend row entered twice doubled the channel's spend and CAC, silently."""
+    shop(tmp_path)
+    (tmp_path / "spend.csv").write_text(
+        "channel,month,spend\nads,2025-01,50\nads,2025-01,50\nseo,2025-02,20\nseo,2025-03,1\nseo,2025-03,1\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ARGS)
+    assert result.exit_code == 0, result.output
+    text = plain(result.output)
+    assert re.search(r" ads 2 100\.00 50\.00 ", text), text  # still summed
+    assert (
+        "note: the spend file has more than one row for channel 'ads' in 2025-01 (2 rows): each month's rows "
+        "were summed into its spend. Fix: one row per month and channel (remove a row entered twice)." in text
+    ), text
+    # seo's repeated March is after the as_of and counts for nothing: one note says so, once for the month.
+    assert "more than one row for channel 'seo'" not in text
+    assert "2 spend rows after the scores' as_of 2025-02-28 (2025-03) were left out" in text, text
+
+
+NO_CHANNELS = "no acquisition economics per channel: they need each customer's acquisition_channel, and "
+
+
+def test_without_channels_economics_stop_with_one_message_naming_what_is_missing(tmp_path, monkeypatch):
+    """Seen: without a customers table (or its acquisition_channel) every customer was 'unknown', the table
+    showed spend for channels of 0 customers, and three notes said to spell channels as the customers table
+    does. Now one refusal, as for a log without amounts: exit code 1 and nothing written."""
+    shop(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    pd.read_csv(tmp_path / "c.csv").assign(acquisition_channel=None).rename(
+        columns={"acquisition_channel": "country"}
+    ).to_csv(tmp_path / "no_column.csv", index=False)
+    pd.read_csv(tmp_path / "c.csv").assign(acquisition_channel="").to_csv(tmp_path / "empty.csv", index=False)
+    base = ["economics", "--spend", "spend.csv", "--scores", "scores.csv", "-t", "t.csv", "--out", "x.csv"]
+    for customers, missing in (
+        (
+            [],
+            "no customers table was given. Fix: pass --customers PATH, a table of customer_id and "
+            "acquisition_channel ([data] customers in clv.toml for the service).",
+        ),
+        (
+            ["--customers", "no_column.csv"],
+            "the customers table has no acquisition_channel column. Fix: add "
+            "that column to the customers table",
+        ),
+        (["--customers", "empty.csv"], "none of the log's 3 customers has one in the customers table"),
+    ):
+        result = runner.invoke(app, [*base, *customers])
+        text = plain(result.output)
+        assert result.exit_code == 1 and "Traceback" not in text, text
+        assert f"error: {NO_CHANNELS}{missing}" in text, text
+        assert "note:" not in text and "clv:cac" not in text and "spell it" not in text, text
+        assert not (tmp_path / "x.csv").exists()
+
+
+def test_get_economics_refuses_without_channels_as_the_command_does(tmp_path, monkeypatch):
+    """The same refusal on the service: a missing input, 404 with the message `clv economics` prints."""
+    from types import SimpleNamespace
+
+    from config import DataSettings, Settings
+    from serving.economics import service_economics
+    from serving.routes import ApiError, per_scores
+    from serving.scores import ScoreTable
+
+    shop(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    settings = settings.model_copy(
+        update={
+            "data": DataSettings(transactions=str(tmp_path / "t.csv")),
+            "economics": settings.economics.model_copy(update={"spend": str(tmp_path / "spend.csv")}),
+        }
+    )
+    state = SimpleNamespace(
+        current=SimpleNamespace(scores=ScoreTable.load(tmp_path / "scores.csv")),
+        derived={},
+        settings=settings,
+    )
+    with pytest.raises(ApiError) as raised:
+        per_scores("economics", service_economics, state)
+    error = raised.value
+    assert error.status == 404 and error.message.startswith(f"{NO_CHANNELS}no customers table"), error
+    cli = runner.invoke(app, ["economics", "--spend", "spend.csv", "--scores", "scores.csv", "-t", "t.csv"])
+    assert plain(error.message) in plain(cli.output)
+
+
+def test_customers_without_a_channel_are_counted_apart_and_said_so(tmp_path, monkeypatch):
+    """Seen: customers missing from the customers table read as the channel 'unknown' with a note that
+    'unknown' is not in the spend file. They are in no listed channel, so no listed channel's CAC counts
+    them; the note now says how many and what that means."""
+    shop(tmp_path)
+    add_customers(tmp_path, [("D", "2025-01-15", 20.0, None)])
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ARGS)
+    assert result.exit_code == 0, result.output
+    text = plain(result.output)
+    assert re.search(r" ads 2 50\.00 25\.00 ", text), text  # 50 / ads' own 2, not / 3
+    assert re.search(r" unknown 1 unknown unknown ", text), text
+    assert (
+        "note: 1 of the 4 customers who bought by 2025-02-28 has no acquisition_channel (no row in the "
+        "customers table, or an empty cell): counted under 'unknown' (its spend, CAC, CLV:CAC, payback and "
+        "profit CLV unknown) and in no other channel, so no other channel's customers or CAC include them; if "
+        "some came from a paid channel, its true CAC is lower than shown. Fix: give every customer its "
+        "acquisition_channel in the customers table." in text
+    ), text
+    assert "'unknown' is not in the spend file" not in text
+    (tmp_path / "spend.csv").write_text(
+        "channel,month,spend\nads,2025-01,50\nseo,2025-02,20\nAds,2025-01,1\n"
+    )
+    text = plain(runner.invoke(app, ARGS).output)
+    assert "(their channels: ads, seo);" in text, text  # 'unknown' is not a spelling to copy

@@ -16,13 +16,13 @@ from features.engine import to_pandas
     ("text", "words"),
     [
         ("channel,spend\nads,3\n", "lacks the column(s) month"),
-        ("channel,month,spend\nads,2025-01,3\nads,01/2025,4\n", "column 'month', row 2"),
-        ("channel,month,spend\nads,2025-01,-3\n", "column 'spend', row 1"),
+        ("channel,month,spend\nads,2025-01,3\nads,01/2025,4\n", "column 'month', row 2 (line 3)"),
+        ("channel,month,spend\nads,2025-01,-3\n", "column 'spend', row 1 (line 2)"),
         ("channel,month,spend\n", "has no rows"),
         # Seen: "column 'month', row 1: '1' is not valid" for an unquoted 1,200, and "nan is not valid".
         ("channel,month,spend\npaid_search,2025-03,1,200\n", "row 1 has more fields than the header"),
         ("channel,month,spend\nads,2025-01,3\nads,2025-02,1,200\n", "Expected 3 fields in line 3, saw 4"),
-        ("channel,month,spend\nads,2025-01,\n", "row 1: an empty cell is not valid"),
+        ("channel,month,spend\nads,2025-01,\n", "row 1 (line 2): an empty cell is not valid"),
     ],
 )
 def test_a_bad_spend_file_names_the_column_row_and_fix(tmp_path, text, words):
@@ -33,13 +33,13 @@ def test_a_bad_spend_file_names_the_column_row_and_fix(tmp_path, text, words):
     assert words in str(error.value) and str(path) in str(error.value)
 
 
-def test_spend_rows_of_one_channel_and_month_add_up(tmp_path):
+def test_spend_rows_of_one_channel_and_month_add_up_and_are_counted(tmp_path):
     path = tmp_path / "spend.csv"
-    path.write_text("channel,month,spend\nads,2025-01,3\nads,2025-01,4.5\nseo,2025-02,0\n")
+    path.write_text("channel,month,spend\nads,2025-01,3\nads,2025-01,4.5\nseo,2025-02,0\nads,2025-01,1\n")
     spend = read_spend(path)
     assert spend.to_dict("records") == [
-        {"channel": "ads", "month": pd.Period("2025-01", "M"), "spend": 7.5},
-        {"channel": "seo", "month": pd.Period("2025-02", "M"), "spend": 0.0},
+        {"channel": "ads", "month": pd.Period("2025-01", "M"), "spend": 8.5, "rows": 3},
+        {"channel": "seo", "month": pd.Period("2025-02", "M"), "spend": 0.0, "rows": 1},
     ]
 
 

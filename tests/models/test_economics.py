@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.economics import ECONOMICS_COLUMNS, acquisition_economics, cohort_curves, unpriced_channels
+from models.economics import (
+    ECONOMICS_COLUMNS,
+    acquisition_economics,
+    cohort_curves,
+    cohorts_without_spend,
+    unpriced_channels,
+)
 
 JAN, FEB = pd.Period("2025-01", "M"), pd.Period("2025-02", "M")
 
@@ -138,3 +144,47 @@ def test_money_sums_carry_no_float_noise(order, exact):
     )
     assert repr(float(by_channel.loc[0, "revenue_to_date"])) == exact
     assert repr(float(by_cohort.loc[0, "spend"])) == repr(float(by_channel.loc[0, "spend"])) == "0.6"
+
+
+def test_a_paid_channels_month_with_customers_but_no_spend_row_is_found_not_an_organic_one():
+    """Seen: a paid channel's forgotten month counted as spend 0 and its CAC read low, silently. A paused
+    channel is real, so the month still counts 0; `cohorts_without_spend` finds it for a note."""
+    mar, apr = pd.Period("2025-03", "M"), pd.Period("2025-04", "M")
+    months = months_of(
+        ["ads", "ads", "ads", "ads", "seo", "ads"],
+        [JAN, FEB, mar, apr, FEB, pd.Period("2024-12", "M")],
+        [0] * 6,
+        [4, 2, 3, 1, 5, 7],
+        [10.0] * 6,
+    )
+    predicted = months[["acquisition_channel", "cohort"]].assign(predicted_clv=0.0)
+    # ads: January priced, February a row of 0 (paused), March and April forgotten, May after the as_of.
+    # seo: 0 in every listed month (organic), so its months without a row change nothing.
+    spend = pd.DataFrame(
+        {
+            "channel": ["ads", "ads", "ads", "seo"],
+            "month": [JAN, FEB, pd.Period("2025-05", "M"), JAN],
+            "spend": [100.0, 0.0, 50.0, 0.0],
+        }
+    )
+    by_cohort, by_channel = acquisition_economics(months, predicted, spend, margin=None, last_month=apr)
+    missing = cohorts_without_spend(by_cohort, spend, last_month=apr)
+    # December 2024 is before the spend file's first month: the file does not claim to cover it.
+    assert missing["acquisition_channel"].tolist() == ["ads", "ads"]
+    assert missing["cohort"].tolist() == [mar, apr] and missing["customers"].tolist() == [3, 1]
+    # Still counted as 0 (the note says the CAC may be too low, the number itself is unchanged).
+    assert by_channel.set_index("acquisition_channel").loc["ads", "cac"] == 100.0 / (4 + 2 + 3 + 1 + 7)
+    assert cohorts_without_spend(by_cohort, spend.iloc[:0]).empty
+
+
+def test_customers_without_a_channel_are_in_no_other_channels_cac():
+    """Customers without a channel are their own channel, 'unknown' (features.acquisition): the spend of ads
+    is divided by ads' own customers only, so they neither dilute nor inflate its CAC."""
+    months = months_of(["ads", "unknown"], [JAN, JAN], [0, 0], [4, 6], [100.0, 300.0])
+    predicted = months[["acquisition_channel", "cohort"]].assign(predicted_clv=0.0)
+    spend = pd.DataFrame({"channel": ["ads"], "month": [JAN], "spend": [100.0]})
+    by_channel = acquisition_economics(months, predicted, spend, margin=None)[1].set_index(
+        "acquisition_channel"
+    )
+    assert by_channel.loc["ads", "customers"] == 4 and by_channel.loc["ads", "cac"] == 25.0
+    assert by_channel.loc["unknown", "customers"] == 6 and np.isnan(by_channel.loc["unknown", "cac"])
