@@ -286,19 +286,24 @@ def add_customers(folder, rows: list[tuple[str, str, float, str | None]]) -> Non
     pd.concat([scores, extra]).to_csv(folder / "scores.csv", index=False)
 
 
+def economics_with_spend(folder, monkeypatch, spend: str) -> str:
+    """What `clv economics` printed (exit code 0) on `folder`'s shop with the spend file `spend`."""
+    (folder / "spend.csv").write_text(spend)
+    monkeypatch.chdir(folder)
+    result = runner.invoke(app, ARGS)
+    assert result.exit_code == 0, result.output
+    return plain(result.output)
+
+
 def test_a_paid_channels_month_without_a_spend_row_counts_0_and_is_named(tmp_path, monkeypatch):
     """Seen: a paid channel's month with new customers and no spend row counted as spend 0, so its CAC read
     lower than the truth, silently. Still 0 (a paused channel is real), now with a note naming the months;
     a channel that spent 0 in every listed month (organic) is not named."""
     shop(tmp_path)
     add_customers(tmp_path, [("D", "2025-02-15", 20.0, "ads"), ("E", "2025-02-16", 5.0, "organic")])
-    (tmp_path / "spend.csv").write_text(
-        "channel,month,spend\nads,2025-01,50\nseo,2025-02,20\norganic,2025-01,0\n"
+    text = economics_with_spend(
+        tmp_path, monkeypatch, "channel,month,spend\nads,2025-01,50\nseo,2025-02,20\norganic,2025-01,0\n"
     )
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ARGS)
-    assert result.exit_code == 0, result.output
-    text = plain(result.output)
     assert re.search(r" ads 3 50\.00 16\.67 ", text), text  # February counted as 0: 50 / 3
     assert (
         "note: paid channel 'ads' has 1 customer acquired in 2025-02 but no spend row for that month: "
@@ -328,13 +333,11 @@ def test_a_note_names_a_few_months_then_how_many_more():
 def test_repeated_spend_rows_are_summed_and_said_so(tmp_path, monkeypatch):
     """Seen: a spend row entered twice doubled the channel's spend and CAC, silently."""
     shop(tmp_path)
-    (tmp_path / "spend.csv").write_text(
-        "channel,month,spend\nads,2025-01,50\nads,2025-01,50\nseo,2025-02,20\nseo,2025-03,1\nseo,2025-03,1\n"
+    text = economics_with_spend(
+        tmp_path,
+        monkeypatch,
+        "channel,month,spend\nads,2025-01,50\nads,2025-01,50\nseo,2025-02,20\nseo,2025-03,1\nseo,2025-03,1\n",
     )
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ARGS)
-    assert result.exit_code == 0, result.output
-    text = plain(result.output)
     assert re.search(r" ads 2 100\.00 50\.00 ", text), text  # still summed
     assert (
         "note: the spend file has more than one row for channel 'ads' in 2025-01 (2 rows): each month's rows "
