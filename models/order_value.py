@@ -11,8 +11,8 @@ into that cohort the CLV ranked customers no better than chance (Spearman -0.02)
 orders alone reached 0.21. Which of the two spend rules a shop gets is decided on its own history
 (`models.base_choice`).
 
-Mean order values above the shop's robust upper fence are read with the customer's largest order
-counted at the fence, and never above it (`models.outliers.capped_mean`), before anything is fitted;
+A customer's largest order is counted at most at the shop's robust upper fence, and her mean order
+never above it (`models.outliers.capped_mean`), before anything is fitted;
 a buyer still at the fence is left out of the Gamma-Gamma fit, so one customer's extreme orders cannot
 move the population's parameters, and with them every other customer's order value. Money is in the shop's
 currency (in orders for a log without amounts, where every order is worth the same).
@@ -77,15 +77,8 @@ class OrderValue:
     def _capped(self, features: pd.DataFrame) -> pd.DataFrame:
         """`features` with the mean order values read through the fence (`models.outliers.capped_mean`)."""
         return features.assign(
-            btyd_monetary=capped_mean(
-                features["btyd_monetary"],
-                features["btyd_frequency"],
-                features["largest_repeat_order_value"],
-                self.fence_,
-            ),
-            monetary_mean=capped_mean(
-                features["monetary_mean"], features["n_orders"], features["largest_order_value"], self.fence_
-            ),
+            btyd_monetary=capped_mean(features, self.fence_, repeat=True),
+            monetary_mean=capped_mean(features, self.fence_),
         )
 
     def shop_value(self) -> float:

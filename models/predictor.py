@@ -501,6 +501,7 @@ class CLVPredictor(BaseEstimator):
                 "monetary_mean": features["monetary_mean"].to_numpy(float),
                 "largest_order_value": features["largest_order_value"].to_numpy(float),
                 "monetary_total": features["monetary_total"].to_numpy(float),
+                "refund_share": features["refund_share"].to_numpy(float),
             },
             index=features.index,
         )

@@ -101,6 +101,7 @@ REQUIRED = (
     "monetary_mean",
     "largest_order_value",
     "monetary_total",
+    "refund_share",
 )
 
 
@@ -170,9 +171,10 @@ class TargetingRules(BaseEstimator):
         nothing, as in the backtest's actuals and the textbook run rate: a refund is not capped by the
         fence, so a capped order refunded in full left "spent -2,499,999,700"."""
         mean = predictions["monetary_mean"].to_numpy(float)
-        n_orders = predictions["n_orders"].to_numpy(float)
-        counted = capped_mean(mean, n_orders, predictions["largest_order_value"], self.spend_fence_)
-        total = predictions["monetary_total"].to_numpy(float) - n_orders * (mean - counted)
+        counted = capped_mean(predictions, self.spend_fence_)
+        total = predictions["monetary_total"].to_numpy(float) - predictions["n_orders"].to_numpy(float) * (
+            mean - counted
+        )
         return np.clip(total, 0, None), np.where(counted < mean, counted, np.nan)
 
     def thresholds(self) -> dict[str, float]:

@@ -32,6 +32,8 @@ def young_shop(k: int, history_days: int, horizon_days: int, n: int, seed: int) 
         monetary_mean=1.0,
         largest_order_value=1.0,
         largest_repeat_order_value=repeat.astype(float),
+        monetary_total=X["btyd_frequency"] + 1.0,
+        refund_share=0.0,
         label_orders=X["future_purchases"],
     )
 
@@ -87,14 +89,17 @@ def spending_shop(own_level: bool, n: int, seed: int) -> pd.DataFrame:
     orders = table["label_orders"].to_numpy(float)
     # The mean of k orders each Gamma(4, level / 4) is Gamma(4k, level / 4k).
     repeat = table["btyd_frequency"].to_numpy(float)
+    repeat_mean = np.where(
+        repeat > 0, rng.gamma(4 * np.maximum(repeat, 1), level / (4 * np.maximum(repeat, 1))), 0
+    )
+    mean = rng.gamma(4 * past_orders, level / (4 * past_orders))
     return table.assign(
-        btyd_monetary=np.where(
-            repeat > 0, rng.gamma(4 * np.maximum(repeat, 1), level / (4 * np.maximum(repeat, 1))), 0
-        ),
-        monetary_mean=rng.gamma(4 * past_orders, level / (4 * past_orders)),
-        # Largest orders no larger than the fence, which reads her mean as it is.
-        largest_order_value=level,
-        largest_repeat_order_value=level,
+        btyd_monetary=repeat_mean,
+        monetary_mean=mean,
+        monetary_total=past_orders * mean,
+        # Each customer's orders alike: her largest is her mean.
+        largest_order_value=mean,
+        largest_repeat_order_value=repeat_mean,
         label_revenue=np.where(orders > 0, rng.gamma(4 * np.maximum(orders, 1), level / 4), 0.0),
     )
 

@@ -18,24 +18,65 @@ def test_the_fence_leaves_an_ordinary_spread_alone_and_needs_enough_values():
     assert upper_fence(np.full(50, 60.0)) == np.inf
 
 
-def test_one_extreme_order_counts_at_the_fence_and_an_ordinary_mean_is_left_as_it_is():
-    fence = 300.0
-    # Nine orders of 50 and one of 2.5e9; a mean under the fence with a large order among 40; two extreme
-    # orders among three; an extreme order refunded by a credit note of its own.
-    mean = np.array(
-        [(450 + 2.5e9) / 10, (39 * 60 + 400) / 40, (50 + 5e9) / 3, (450 + 2.5e9 - 2.5e9) / 10 + 2.5e8]
+def customers(orders: list[list[float]], credit_notes: list[float] | None = None) -> pd.DataFrame:
+    """The feature columns `capped_mean` reads, for customers with these purchase amounts and refunds
+    booked as orders of their own (credit notes, amounts above 0 here)."""
+    credit_notes = credit_notes or [0.0] * len(orders)
+    gross = np.array([sum(o) for o in orders])
+    total = gross - np.array(credit_notes)
+    return pd.DataFrame(
+        {
+            "n_orders": [len(o) for o in orders],
+            "monetary_mean": total / [len(o) for o in orders],
+            "largest_order_value": [max(o) for o in orders],
+            "monetary_total": total,
+            "refund_share": np.array(credit_notes) / gross,
+        }
     )
-    count = np.array([10, 40, 3, 10])
-    largest = np.array([2.5e9, 400, 2.5e9, 2.5e9])
-    got = capped_mean(mean, count, largest, fence)
-    assert got[0] == pytest.approx(75.0)
-    assert got[1] == mean[1]
-    assert got[2] == fence
-    assert 0 <= got[3] <= fence
-    assert capped_mean(mean, count, largest, np.inf).tolist() == mean.tolist()
-    # Customers without a purchase (count 0) pass through without a warning.
+
+
+def test_no_single_order_counts_above_the_fence():
+    fence = 300.0
+    table = customers(
+        [
+            [50.0] * 9 + [2.5e9],  # one extreme order: counted at the fence
+            [60.0] * 45 + [10_000.0],  # a mean under the fence, but one order far above it
+            [60.0] * 45 + [250.0],  # a large order under the fence: as it is
+            [50.0, 2.5e9, 5e9],  # two extreme orders: the mean stays at the fence
+            [60.0] * 45 + [1_000.0],  # a large order a credit note returned in full: as it is
+        ],
+        credit_notes=[0.0, 0.0, 0.0, 0.0, 1_000.0],
+    )
+    got = capped_mean(table, fence)
+    assert got[0] == pytest.approx((450 + 300) / 10)
+    assert got[1] == pytest.approx((45 * 60 + 300) / 46)
+    assert got[2] == table["monetary_mean"][2]
+    assert got[3] == fence
+    assert got[4] == pytest.approx(60.0 * 45 / 46)
+    assert capped_mean(table, np.inf).tolist() == table["monetary_mean"].tolist()
+
+
+def test_a_customers_value_never_falls_as_her_largest_order_grows():
+    """Seen: capped only while her mean was above the fence, an order of 11,000 among 46 was counted in full
+    (a mean of 301) and one of 15,000 at the fence (64)."""
+    sizes = [100.0, 300.0, 1_000.0, 5_000.0, 11_000.0, 15_000.0, 2.5e9]
+    got = capped_mean(customers([[60.0] * 45 + [x] for x in sizes]), 296.0)
+    assert (np.diff(got) >= -1e-6).all(), got  # up to rounding of 2.5e9 / 46
+    assert got.max() == pytest.approx((45 * 60 + 296) / 46)
+
+
+def test_customers_without_a_purchase_pass_through_without_a_warning():
+    table = pd.DataFrame(
+        {
+            "n_orders": [0, 0],
+            "monetary_mean": [0.0, 0.0],
+            "largest_order_value": [0.0, 0.0],
+            "monetary_total": [0.0, -40.0],
+            "refund_share": [np.nan, np.nan],
+        }
+    )
     with np.errstate(all="raise"):
-        assert capped_mean(np.zeros(2), np.zeros(2), np.zeros(2), fence).tolist() == [0.0, 0.0]
+        assert capped_mean(table, 300.0).tolist() == [0.0, 0.0]
 
 
 def buyers(n: int, seed: int) -> pd.DataFrame:
@@ -53,15 +94,18 @@ def buyers(n: int, seed: int) -> pd.DataFrame:
             "btyd_monetary": mean,
             "largest_order_value": 1.5 * mean,
             "largest_repeat_order_value": 1.5 * mean,
+            "monetary_total": orders * mean,
+            "refund_share": 0.0,
         }
     )
 
 
-@pytest.mark.parametrize("extreme_orders", [1, 2])
-def test_a_repeat_buyers_extreme_orders_move_no_other_customers_order_value(extreme_orders):
+@pytest.mark.parametrize("orders", [[2.5e9], [2.5e9, 2.5e9], [10_000.0], [1_285.0]])
+def test_a_repeat_buyers_large_orders_move_no_other_customers_order_value(orders):
+    """Her 46 orders of about 60, of which `orders` are larger: extreme (2.5e9, once or twice), far above
+    the fence but not enough to lift her mean above it (10,000), or 20 times the shop's median (1,285)."""
     shop = buyers(300, seed=15)
-    # Her 46 orders of about 60, of which `extreme_orders` are worth 2.5e9 each.
-    spent = 44 * 60.0 + extreme_orders * 2.5e9 + (2 - extreme_orders) * 60.0
+    spent = (46 - len(orders)) * 60.0 + sum(orders)
     her = pd.DataFrame(
         {
             "customer_id": ["BIG"],
@@ -69,16 +113,18 @@ def test_a_repeat_buyers_extreme_orders_move_no_other_customers_order_value(extr
             "btyd_frequency": [45],
             "monetary_mean": [spent / 46],
             "btyd_monetary": [(spent - 60.0) / 45],
-            "largest_order_value": [2.5e9],
-            "largest_repeat_order_value": [2.5e9],
+            "largest_order_value": [max(orders)],
+            "largest_repeat_order_value": [max(orders)],
+            "monetary_total": [spent],
+            "refund_share": [0.0],
         }
     )
     before = OrderValue(shop)
     after = OrderValue(pd.concat([shop, her], ignore_index=True))
     others = before.predict(shop)
-    assert after.predict(shop) == pytest.approx(others, rel=0.01)
+    assert after.predict(shop) == pytest.approx(others, rel=0.02)
     value = after.predict(her)[0]
-    if extreme_orders == 1:
+    if len(orders) == 1:
         assert value == pytest.approx(np.median(others), rel=0.2), value
     else:
         assert value <= after.fence_

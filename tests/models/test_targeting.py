@@ -46,6 +46,7 @@ def base() -> pd.DataFrame:
         .eval("monetary_total = monetary_total * (n_orders > 0) - 20 * (n_orders == 0)")
         .eval("monetary_mean = monetary_total / n_orders.clip(1) * (n_orders > 0)")
         .eval("largest_order_value = monetary_mean")
+        .assign(refund_share=0.0)
     )
 
 
@@ -60,6 +61,7 @@ def customer(**values) -> pd.DataFrame:
         "n_orders": 1,
         "monetary_mean": 100.0,
         "monetary_total": 100.0,
+        "refund_share": 0.0,
     }
     row = {**row, **values}
     # Orders all alike unless said otherwise: her largest is her mean.
@@ -325,6 +327,7 @@ def test_past_spend_is_the_capped_spend_the_model_values():
         }
     ).eval("monetary_total = n_orders * monetary_mean")
     shop["largest_order_value"] = shop["monetary_mean"]
+    shop["refund_share"] = 0.0
     shop.loc[0, ["predicted_clv", "n_orders", "monetary_mean", "monetary_total", "largest_order_value"]] = [
         5.0,
         1,
@@ -423,6 +426,7 @@ def test_a_small_predicted_value_is_not_rounded_to_nothing():
             "monetary_mean": 1.0,
             "largest_order_value": 1.0,
             "monetary_total": 3.0,
+            "refund_share": 0.0,
         }
     )
     rules = TargetingRules().fit(small)
