@@ -170,13 +170,13 @@ def cohorts_without_spend(
     by_cohort: pd.DataFrame, spend: pd.DataFrame, last_month: pd.Period | None = None
 ) -> pd.DataFrame:
     """The rows of `acquisition_economics`' table by cohort (cohort: Period[M]) that have customers, belong to
-    a channel the spend file prices above 0, and fall in a month from the spend file's first month to
-    `last_month` (the as_of month) for which the file has no row of that channel.
+    a channel the spend file prices above 0, and fall in a month up to `last_month` (the as_of month) for
+    which the file has no row of that channel.
 
     `acquisition_economics` counts such a month as spend 0, as a paused channel really spent nothing; when
-    the row was merely forgotten, the channel's CAC (currency per customer) reads too low, so the caller
-    says so. A channel with spend 0 in every month (organic) is left out: its CAC is 0 either way, and so
-    are months before the file's first month, which the file does not claim to cover."""
+    the row was merely forgotten, or the file starts after the log (a year of spend beside five years of
+    customers), the channel's CAC (currency per customer) reads too low, so the caller says so. A channel
+    with spend 0 in every month (organic) is left out: its CAC is 0 either way."""
     if last_month is not None:
         spend = spend[~spend_after(spend, last_month)]
     if spend.empty:
@@ -188,7 +188,6 @@ def cohorts_without_spend(
     missing = (
         (by_cohort["customers"] > 0)
         & by_cohort["acquisition_channel"].isin(totals.index[totals > 0])
-        & (by_cohort["cohort"] >= spend["month"].min())
         & ~found
     )
     return by_cohort[missing.to_numpy()]

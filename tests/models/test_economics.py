@@ -169,9 +169,10 @@ def test_a_paid_channels_month_with_customers_but_no_spend_row_is_found_not_an_o
     )
     by_cohort, by_channel = acquisition_economics(months, predicted, spend, margin=None, last_month=apr)
     missing = cohorts_without_spend(by_cohort, spend, last_month=apr)
-    # December 2024 is before the spend file's first month: the file does not claim to cover it.
-    assert missing["acquisition_channel"].tolist() == ["ads", "ads"]
-    assert missing["cohort"].tolist() == [mar, apr] and missing["customers"].tolist() == [3, 1]
+    # December 2024, before the spend file's first month, bought customers too: its CAC misses that spend.
+    assert missing["acquisition_channel"].tolist() == ["ads", "ads", "ads"]
+    assert missing["cohort"].tolist() == [pd.Period("2024-12", "M"), mar, apr]
+    assert missing["customers"].tolist() == [7, 3, 1]
     # Still counted as 0 (the note says the CAC may be too low, the number itself is unchanged).
     assert by_channel.set_index("acquisition_channel").loc["ads", "cac"] == 100.0 / (4 + 2 + 3 + 1 + 7)
     assert cohorts_without_spend(by_cohort, spend.iloc[:0]).empty
