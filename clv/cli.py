@@ -877,7 +877,8 @@ def _economics_cell(column: str, value: float, unpriced: bool) -> str:
         return "unknown"
     if value != value:
         return ""
-    return f"{value:,.0f}" if column == "customers" else f"{value:,.2f}"
+    # Payback is a whole number of months, as on the page.
+    return f"{value:,.0f}" if column in ("customers", "payback_months") else f"{value:,.2f}"
 
 
 def _economics_view(by_channel, as_of: dt.date) -> Table:

@@ -1,8 +1,8 @@
 """What acquisition economics read: the spend file, and each cohort's revenue month by month, point in time.
 
 - spend file (CSV or Parquet, `read_spend`): one row per acquisition channel and month: `channel`
-  (text, as in the customers table's `acquisition_channel`), `month` (`YYYY-MM`), `spend` (>= 0, in
-  the shop's currency);
+  (text, as in the customers table's `acquisition_channel`), `month` (`YYYY-MM`, or a date in a
+  Parquet file), `spend` (>= 0, in the shop's currency);
 - `customer_cohorts(D)`: customer_id, acquisition_channel ("unknown" without a customers table or
   value), cohort_index (month of the first purchase as year x 12 + month - 1), for purchases by D
   (timestamp < D + 1 day);
@@ -24,6 +24,18 @@ from features.orders import order_table
 
 SPEND_COLUMNS = ("channel", "month", "spend")
 UNKNOWN_CHANNEL = "unknown"
+
+
+def _months(values: pd.Series) -> pd.Series:
+    """The month each value names, as timestamps (NaT where none): YYYY-MM text, or a date of the month,
+    which a Parquet file holds as a date or timestamp column (seen refused as "Timestamp('2025-01-01
+    00:00:00') is not valid")."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.dt.tz_localize(None) if values.dt.tz is not None else values
+    dates = pd.Series(
+        [pd.Timestamp(v) if isinstance(v, dt.date) else pd.NaT for v in values], index=values.index
+    )
+    return pd.to_datetime(values.astype(str), format="%Y-%m", errors="coerce").fillna(dates)
 
 
 def read_spend(path: Path | str) -> pd.DataFrame:
@@ -64,7 +76,7 @@ def read_spend(path: Path | str) -> pd.DataFrame:
             f"spend file {path} has no rows. Fix: one row per channel and month with columns "
             f"{', '.join(SPEND_COLUMNS)} (e.g. paid_search,2025-03,1200)."
         )
-    month = pd.to_datetime(frame["month"].astype(str), format="%Y-%m", errors="coerce")
+    month = _months(frame["month"])
     spend = pd.to_numeric(frame["spend"], errors="coerce")
     for column, bad, fix in (
         ("month", month.isna(), "months are YYYY-MM, e.g. 2025-03"),

@@ -51,6 +51,25 @@ def test_a_parquet_spend_file_with_an_index_of_its_own_is_read(tmp_path):
     assert read_spend(tmp_path / "spend.parquet")["spend"].tolist() == [3.0]
 
 
+@pytest.mark.parametrize(
+    "months",
+    [
+        pd.to_datetime(["2025-01-01", "2025-02-15"]),
+        pd.to_datetime(["2025-01-01", "2025-02-15"]).tz_localize("UTC"),
+        [dt.date(2025, 1, 1), dt.date(2025, 2, 15)],
+    ],
+)
+def test_a_parquet_spend_file_may_hold_its_months_as_dates(tmp_path, months):
+    """Seen refused: "column 'month', row 1: Timestamp('2025-01-01 00:00:00') is not valid"."""
+    frame = pd.DataFrame({"channel": ["ads", "ads"], "month": months, "spend": [3.0, 4.0]})
+    frame.to_parquet(tmp_path / "spend.parquet")
+    spend = read_spend(tmp_path / "spend.parquet")
+    assert spend["month"].astype(str).tolist() == ["2025-01", "2025-02"] and spend["spend"].tolist() == [
+        3.0,
+        4.0,
+    ]
+
+
 def test_cohorts_count_only_purchases_by_the_cut_off():
     frame = pd.DataFrame(
         {
