@@ -841,13 +841,14 @@ def economics(
         lifted = None if retention_lift is None else what_if(table.frame, retention_lift, settings)
     except (ValuesInOrders, NoChannels, ValueError) as exc:
         raise fail(str(exc)) from None
-    out.print(_economics_view(result.by_channel, result.as_of))
+    horizon = table.frame["horizon_days"].iloc[0] if "horizon_days" in table.frame else None
+    out.print(_economics_view(result.by_channel, result.as_of, horizon))
     for warning in result.warnings:
         _warn(warning)
     for note in result.notes:
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if result.margin is None:
-        out.print("No \\[train] margin: clv_to_cac and profit_clv count revenue, not margin.")
+        out.print("No \\[train] margin: clv_to_cac, payback_months and profit_clv count revenue, not margin.")
     if lifted is not None:
         _print_what_if(lifted, result.margin)
     if out_path is not None:
@@ -881,11 +882,13 @@ def _economics_cell(column: str, value: float, unpriced: bool) -> str:
     return f"{value:,.0f}" if column in ("customers", "payback_months") else f"{value:,.2f}"
 
 
-def _economics_view(by_channel, as_of: dt.date) -> Table:
-    """The table by channel as printed: channel names and numbers in full (folded, never cut with …)."""
+def _economics_view(by_channel, as_of: dt.date, horizon_days: int | None) -> Table:
+    """The table by channel as printed: channel names and numbers in full (folded, never cut with …). The
+    caption names the score table's horizon: clv holds the value predicted over it, not a lifetime."""
+    over = "" if horizon_days is None else f" over the next {int(horizon_days):,} days"
     view = Table(
         title=f"Acquisition economics at {as_of} (by channel)",
-        caption="clv = (revenue to date + predicted_clv) / customers; both, per cohort, with --out",
+        caption=f"clv = (revenue to date + predicted_clv{over}) / customers; both, per cohort, with --out",
     )
     view.add_column("channel", no_wrap=True, overflow="fold")
     for header in ECONOMICS_VIEW:

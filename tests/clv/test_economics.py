@@ -37,6 +37,7 @@ def shop(folder):
     scores["as_of"] = "2025-02-28"
     scores["model_version"] = "1"
     scores["value_unit"] = "currency"
+    scores["horizon_days"] = 90
     scores.to_csv(folder / "scores.csv", index=False)
     (folder / "spend.csv").write_text("channel,month,spend\nads,2025-01,50\nseo,2025-02,20\n")
 
@@ -62,6 +63,8 @@ def test_economics_prints_clv_to_cac_per_channel_and_writes_cohorts(tmp_path, mo
     # ads: 2 customers for 50 -> CAC 25; value (190 past + 60 predicted) / 2 = 125; x 0.5 / 25 = 2.5;
     # paid back in the first month (140 x 0.5 >= 50); profit CLV 125 x 0.5 - 25 = 37.5
     assert re.search(r"ads 2 50\.00 25\.00 125\.00 2\.50 0 37\.50", text), text
+    # clv holds the value predicted over the score table's horizon, not a lifetime: the caption says which.
+    assert "clv = (revenue to date + predicted_clv over the next 90 days) / customers" in text, text
     cohorts = pd.read_csv(tmp_path / "cohorts.csv")
     assert set(cohorts["cohort"]) == {"2025-01", "2025-02"}
     ads = cohorts[cohorts["acquisition_channel"] == "ads"]  # the two parts of clv, per cohort
@@ -339,6 +342,7 @@ def test_repeated_spend_rows_are_summed_and_said_so(tmp_path, monkeypatch):
         "channel,month,spend\nads,2025-01,50\nads,2025-01,50\nseo,2025-02,20\nseo,2025-03,1\nseo,2025-03,1\n",
     )
     assert re.search(r" ads 2 100\.00 50\.00 ", text), text  # still summed
+    assert "No [train] margin: clv_to_cac, payback_months and profit_clv count revenue, not margin." in text
     assert (
         "note: the spend file has more than one row for channel 'ads' in 2025-01 (2 rows): each month's rows "
         "were summed into its spend. Fix: one row per month and channel (remove a row entered twice)." in text
