@@ -133,6 +133,9 @@ def train(
             notes.append(result.base_wins_reason())
         elif final.predictor.kind_ == "hybrid" and not result.checked():
             notes.append(result.unchecked_note())
+        if short := result.short_window_note(horizon_days, data.first_date):
+            notes.append(short)
+        notes.extend(result.baseline_notes(settings.train.seed))
         if chance := result.chance_note():
             notes.append(chance)
         if unranked := result.unranked_note(metric):
