@@ -208,19 +208,19 @@ class Backtest:
             return None
         as_of = self.cutoff + dt.timedelta(days=self.horizon_days)
         return (
-            f"the backtest window is {self.horizon_days} days, shorter than the {horizon_days}-day horizon: the "
-            f"{(as_of - first_date).days} days of history up to {as_of} leave as much before the window as in "
-            f"it, so the backtest measures a {self.horizon_days}-day forecast; a window of the whole horizon "
-            f"needs {2 * horizon_days} days of history"
+            f"the backtest window is {self.horizon_days} days, shorter than the {horizon_days}-day horizon: of the "
+            f"{(as_of - first_date).days} days of history up to {as_of}, half is kept to fit on, so the backtest "
+            f"checks a {self.horizon_days}-day forecast, not the {horizon_days}-day one served; a backtest of the "
+            f"whole horizon needs {2 * horizon_days} days of history"
         )
 
     def baseline_notes(self, seed: int) -> list[str]:
         """One note per standard baseline (BG/NBD and Pareto/NBD with Gamma-Gamma, the textbook formula)
-        that ranked the backtest's customers better than the served row, by the rule that chooses between
-        the full model and the base (mean of Spearman, Gini and top-decile capture), with how often it was
-        ahead over 100 paired bootstrap resamples of the customers (`models.metrics.bootstrap_gains`): 95%
-        or more is beyond noise. `clv train` serves only its full model or its base, so when a standard
-        model beat both, the run says so rather than serve the lesser one silently."""
+        that ranked the backtest's customers better than the served row beyond noise, by the rule that
+        chooses between the full model and the base (mean of Spearman, Gini and top-decile capture): ahead
+        in at least 95% of 100 paired bootstrap resamples of the customers (`models.metrics.bootstrap_gains`),
+        the test every choice of the product passes. `clv train` serves only its full model or its base, so
+        when a standard model beat it, the run says so rather than serve the lesser one silently."""
         actual = self.frame["actual_revenue"].to_numpy(float)
         served = self.frame[self.served].to_numpy(float)
         labels = self.labels()
@@ -237,13 +237,16 @@ class Backtest:
                 seed,
             )
             share = float(np.mean(ahead[~np.isnan(ahead)] > 0)) if (~np.isnan(ahead)).any() else 0.0
+            if share < 0.95:
+                continue
             name = f"the {labels[model]}" if model == TEXTBOOK else labels[model]
+            served_name = "base" if self.served_predictor.kind_ == "base" else "full model"
             notes.append(
-                f"on the backtest {name} ranked customers better than the served model (mean of Spearman, Gini "
-                f"and top-decile capture {self.ranking(model):.4f} vs {self.ranking(self.served):.4f}; ahead in "
-                f"{share:.0%} of bootstrap resamples, {'beyond' if share >= 0.95 else 'within'} noise): clv "
-                f"train serves its own {'base' if self.served_predictor.kind_ == 'base' else 'full model'} and "
-                "cannot serve a standard model; read the backtest table before ranking customers by these values"
+                f"on the backtest {name} ranked customers better than the served {served_name}, beyond noise "
+                f"(mean of Spearman, Gini and top-decile capture {self.ranking(model):.4f} vs "
+                f"{self.ranking(self.served):.4f}, ahead in {share:.0%} of bootstrap resamples); clv train "
+                "cannot serve a standard model, so treat this run's ranking as rough and retrain when the shop "
+                "has more history"
             )
         return notes
 
@@ -282,7 +285,7 @@ class Backtest:
             return None
         return (
             f"on the backtest the served model ranked {n:,} customers no better than chance could (Spearman "
-            f"{spearman:.4f}, below {line:.4f}): its values, deciles and segments are rough; retrain when the "
+            f"{_distinct(spearman, line)}): its values, deciles and segments are rough; retrain when the "
             "shop has more history"
         )
 
@@ -401,3 +404,11 @@ def _ranking(actual: np.ndarray, predicted: np.ndarray) -> float:
     """`Backtest.ranking` of one prediction: the mean of its ranking metrics (NaN ones left out)."""
     values = [getattr(metrics, name)(actual, predicted) for name in RANKING]
     return float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
+
+
+def _distinct(value: float, line: float) -> str:
+    """ "VALUE, below LINE" with the fewest decimals (4 or more) that tell the two apart on screen."""
+    for places in range(4, 9):
+        if f"{value:.{places}f}" != f"{line:.{places}f}":
+            break
+    return f"{value:.{places}f}, below {line:.{places}f}"

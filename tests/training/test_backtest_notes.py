@@ -28,6 +28,8 @@ def test_a_ranking_within_chance_is_said_and_a_real_one_is_not():
     # The issue's young apparel shop: Spearman 0.067 on 600 customers, served without a word.
     note = backtest_with(0.067, 600).chance_note()
     assert note is not None and "600 customers no better than chance" in note and "0.067" in note
+    # Just under the line (0.067213 on 600), the note tells the two apart: it read "0.0672, below 0.0672".
+    assert "0.06719, below 0.06721" in backtest_with(0.067193, 600).chance_note()
     # 1.645 / sqrt(599) = 0.067 is the line; well above it, or with many customers, nothing is said.
     assert backtest_with(0.2, 600).chance_note() is None
     assert backtest_with(0.067, 20_000).chance_note() is None
@@ -39,8 +41,8 @@ def test_a_window_shorter_than_the_horizon_is_said_with_the_history_a_whole_one_
     short.horizon_days = 91
     note = short.short_window_note(183, CUTOFF - dt.timedelta(days=91))
     assert note is not None
-    assert "91 days, shorter than the 183-day horizon" in note and "182 days of history" in note
-    assert "366 days of history" in note
+    assert "91 days, shorter than the 183-day horizon" in note and "of the 182 days of history" in note
+    assert "checks a 91-day forecast, not the 183-day one served" in note and "366 days of history" in note
     assert backtest_with(0.5, 100).short_window_note(90, CUTOFF - dt.timedelta(days=400)) is None
 
 
@@ -58,7 +60,7 @@ def backtest_of(predictions: dict[str, np.ndarray], actual: np.ndarray, kind: st
     return Backtest(CUTOFF, 90, None, table, frame, fitted, base, baseline_spend=spend)
 
 
-def test_a_baseline_that_ranked_better_than_the_served_model_is_said_with_its_noise():
+def test_a_baseline_that_ranked_better_than_the_served_model_beyond_noise_is_said():
     """Issue 17: on log B the hybrid lost to BG/NBD on the backtest and was served without a word."""
     rng = np.random.default_rng(4)
     n = 3_000
@@ -79,17 +81,16 @@ def test_a_baseline_that_ranked_better_than_the_served_model_is_said_with_its_no
     assert backtest.served == MODEL
     assert backtest.ranking(BGNBD) > backtest.ranking(PARETO) > backtest.ranking(MODEL)
     assert backtest.ranking(TEXTBOOK) < backtest.ranking(MODEL)
-    notes = backtest.baseline_notes(seed=0)
-    assert len(notes) == 2
-    bgnbd, pareto = notes
-    assert bgnbd.startswith("on the backtest BG/NBD + Gamma-Gamma ranked customers better than the served")
-    assert f"{backtest.ranking(BGNBD):.4f} vs {backtest.ranking(MODEL):.4f}" in bgnbd
-    assert "ahead in 100% of bootstrap resamples, beyond noise" in bgnbd and "its own full model" in bgnbd
+    # The baseline a hair ahead is within noise (ahead in 42% of the resamples): nothing to warn of.
+    (note,) = backtest.baseline_notes(seed=0)
+    assert note.startswith(
+        "on the backtest BG/NBD + Gamma-Gamma ranked customers better than the served full"
+    )
+    assert f"{backtest.ranking(BGNBD):.4f} vs {backtest.ranking(MODEL):.4f}" in note
+    assert "beyond noise" in note and "ahead in 100% of bootstrap resamples" in note
     # Where the history left only the base to fit, the note names the base (the model row is the base's).
     backtest.fit.predictor.kind_ = "base"
-    assert "serves its own base and cannot serve a standard model" in backtest.baseline_notes(seed=0)[0]
-    assert pareto.startswith("on the backtest Pareto/NBD + Gamma-Gamma")
-    assert "ahead in 42% of bootstrap resamples, within noise" in pareto
+    assert "better than the served base, beyond noise" in backtest.baseline_notes(seed=0)[0]
 
 
 def test_no_baseline_note_when_the_served_model_ranks_best_or_a_baseline_was_not_fitted():
