@@ -33,6 +33,7 @@ from models.base_choice import choose_base
 from models.btyd_clv import BTYDCLV
 from models.gamma_gamma import TooFewRepeatBuyers
 from models.predictor import CLVPredictor
+from models.stacking import ranking_score
 from models.textbook import BasicCLV
 from training.cross_sell import CrossSellBacktest, backtest_cross_sell
 from training.next_order_backtest import backtest_next_order
@@ -231,12 +232,13 @@ class Backtest:
             other = self.frame[model].to_numpy(float)
             ahead = metrics.bootstrap_gains(
                 lambda rows, other=other: (
-                    _ranking(actual[rows], other[rows]) - _ranking(actual[rows], served[rows])
+                    ranking_score(actual[rows], other[rows]) - ranking_score(actual[rows], served[rows])
                 ),
                 len(actual),
                 seed,
             )
-            share = float(np.mean(ahead[~np.isnan(ahead)] > 0)) if (~np.isnan(ahead)).any() else 0.0
+            defined = ahead[~np.isnan(ahead)]  # a resample that leaves a metric undefined says nothing
+            share = float(np.mean(defined > 0)) if defined.size else 0.0
             if share < 0.95:
                 continue
             name = f"the {labels[model]}" if model == TEXTBOOK else labels[model]
@@ -398,12 +400,6 @@ def _base(fit: Fit, horizon_days: int, settings: Settings) -> CLVPredictor:
         spend=fit.predictor.spend,
         seed=settings.train.seed,
     ).fit(None, None, fit.reference)
-
-
-def _ranking(actual: np.ndarray, predicted: np.ndarray) -> float:
-    """`Backtest.ranking` of one prediction: the mean of its ranking metrics (NaN ones left out)."""
-    values = [getattr(metrics, name)(actual, predicted) for name in RANKING]
-    return float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
 
 
 def _distinct(value: float, line: float) -> str:
