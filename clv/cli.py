@@ -490,7 +490,7 @@ def _print_training(result, settings: Settings) -> None:
     served = (
         "the full model (buy-till-you-die base, boosted models and stacks)"
         if result.served_model == "hybrid"
-        else "the buy-till-you-die base alone"
+        else f"the buy-till-you-die base alone ({result.served_base})"
     )
     unchecked = result.served_model == "hybrid" and not result.backtest.checked()
     out.print(
@@ -536,7 +536,13 @@ def _print_suggestion_backtests(backtest) -> None:
             table.add_row(labels[method], *cells)
         out.print(table)
 
-    if backtest.next_order is not None:
+    if backtest.next_order is not None and not backtest.next_order["n_customers"].any():
+        out.print(
+            "Next order date: not measured on this window (no customer had both a date from the model, alive "
+            "enough and due within the window, and two purchase days before its cut-off, which the "
+            "last-order-plus-average-gap method needs)."
+        )
+    elif backtest.next_order is not None:
         show(
             "Next order date (same window)", backtest.next_order, NEXT_ORDER_LABELS, NEXT_ORDER_METRIC_LABELS
         )
@@ -993,6 +999,10 @@ def main() -> None:
     try:
         app()
     except BaseException as exc:
+        # Any command that opens the MLflow store can meet this; its module is loaded only by those commands.
+        tracking = sys.modules.get("training.tracking")
+        if tracking is not None and isinstance(exc, tracking.StoreUnavailable):
+            sys.exit(fail(str(exc)).exit_code)
         # DuckDB turns the interrupt of a running query into its own RuntimeError, hence the record.
         if not (_STOPPED or isinstance(exc, KeyboardInterrupt)):
             raise

@@ -85,6 +85,11 @@ class BTYDFeatures:
         self.base = tuple(base)
         self.spend = OrderValue(buyers, spend)
 
+    def describe(self) -> str:
+        """The base in words: its models and what it values orders with, e.g. "MBG/NBD and Pareto/NBD, a
+        value of 1 per order" (`describe_base`, `models.order_value.OrderValue.describe`)."""
+        return f"{describe_base(self.base)}, {self.spend.describe()}"
+
     def order_value(self, features: pd.DataFrame) -> np.ndarray:
         """Expected value of a future order per customer (`models.order_value`)."""
         return self.spend.predict(features)

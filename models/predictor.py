@@ -66,7 +66,6 @@ from models.btyd_features import (
     BASE_MODELS,
     BTYDFeatures,
     NoRepeatPurchases,
-    describe_base,
     first_day,
     read_no_purchase,
 )
@@ -191,6 +190,7 @@ class CLVPredictor(BaseEstimator):
         longer than the horizon, or when no table is given.
         """
         self.notes_: list[str] = []
+        self.base_reason_: str | None = None
         self.orders_scale_, self.churn_shift_ = 1.0, 0.0
         snapshots, validation, reference = (
             None if table is None else read_no_purchase(table) for table in (snapshots, validation, reference)
@@ -261,14 +261,19 @@ class CLVPredictor(BaseEstimator):
         self.orders_stack_ = self.churn_stack_ = self.interval_ = None
         self.calibration_ = self.churn_calibration_ = None
         self._finish(reference)
+        self.base_reason_ = why
         if why:
             # What the fitted spend model values orders with, as the backtest's label says it
             # (`OrderValue.describe`): the rule's name said "Gamma-Gamma" where none was fitted.
-            self.notes_.append(
-                f"{why}: serving the buy-till-you-die base ({describe_base(self.base_models)}, "
-                f"{self.btyd_.spend.describe()})"
-            )
+            self.notes_.append(self.base_note())
         return self
+
+    def base_note(self) -> str | None:
+        """The note on why the base alone is served (`base_reason_`) and what it is; None when there is no
+        such reason (a hybrid, or a base served because the stacks did not beat it: their own note)."""
+        if not self.base_reason_:
+            return None
+        return f"{self.base_reason_}: serving the buy-till-you-die base ({self.btyd_.describe()})"
 
     def _finish(
         self,

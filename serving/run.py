@@ -26,7 +26,7 @@ from config import Settings
 from serving.auth import NO_KEYS_HELP
 from serving.scores import ScoresUnavailable, ScoreTable
 from training.registry import Registry
-from training.tracking import sqlite_path
+from training.tracking import StoreUnavailable, sqlite_path
 
 STOP_SECONDS = 20
 # Signal to `clv serve` -> signal passed on to the server.
@@ -49,6 +49,8 @@ def preflight(settings: Settings) -> None:
         raise NotReadyToServe(f"{missing} (the file does not exist). {fix}")
     try:
         Registry(settings.mlflow).champion_version()
+    except StoreUnavailable as exc:
+        raise NotReadyToServe(str(exc)) from None
     except Exception:  # noqa: BLE001 - a missing store, model or alias all mean "train first"
         raise NotReadyToServe(f"{missing}. {fix}") from None
     try:

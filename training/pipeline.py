@@ -50,6 +50,7 @@ class TrainResult:
     notes: list[str]
     value_unit: str = "currency"
     champion_label: str = "current champion"
+    served_base: str = ""  # the final fit's base in words (`models.btyd_features.BTYDFeatures.describe`)
 
     def comparison(self) -> pd.DataFrame:
         """Model vs baselines (and the current champion, re-scored on this window or as logged), rows by
@@ -57,8 +58,10 @@ class TrainResult:
         labels, table = self.backtest.labels(), self.backtest.metrics
         if not self.backtest.checked():  # the model row is the base: show it once
             table = table.drop(index=MODEL)
-        if self.backtest.served == BASE:
-            labels[MODEL], labels[BASE] = "full model (not served)", f"{labels[BASE]}, served"
+        if self.served_model == "base":
+            same = self.backtest.base.btyd_.describe() == self.served_base
+            labels[MODEL] = "full model (not served)"
+            labels[BASE] += ", served" if same else " (not the base served: see the notes)"
         table = table.rename(index=labels)
         if self.champion_metrics:
             table.loc[self.champion_label] = pd.Series(self.champion_metrics)
@@ -105,6 +108,9 @@ def train(
 
         progress("backtest")
         try:
+            buyers, repeaters = data.repeat_buyers(as_of)
+            if not repeaters:  # nothing below could be fitted: refuse before the backtest's features
+                raise NoRepeatPurchases(buyers)
             result = backtest(data, as_of, settings, progress=lambda m: progress(f"backtest: {m}"))
             _log_backtest(result)
             progress("refitting on all data")
@@ -122,19 +128,29 @@ def train(
             # The run ends FAILED with no model: the UI must say why, as the command did.
             mlflow.set_tag(REFUSED_TAG, refusal)
             raise ValueError(refusal) from None
-        # A note that holds for the final model too is said once, without the "backtest:" prefix.
+        # A note that holds for the final model too is said once, without the "backtest:" prefix. When the base
+        # alone is served, the final fit's note says why; the backtest's reason is the same with less history
+        # (seen: "only 32 customers had bought ..." then "only 43 ..."), and `base_change_note` names a base
+        # that differs.
         final_notes = final.predictor.notes_
+        said = [*final_notes]
+        if final.predictor.kind_ == "base":
+            said.append(result.fit.predictor.base_note())
         notes = [
-            *(f"backtest: {n}" for n in result.fit.predictor.notes_ if n not in final_notes),
+            *(f"backtest: {n}" for n in result.fit.predictor.notes_ if n not in said),
             *final_notes,
             *(f"backtest: {n}" for n in result.not_fitted_notes()),
         ]
+        if change := result.base_change_note(final.predictor):
+            notes.append(change)
         if result.base_wins():
             notes.append(result.base_wins_reason())
         elif final.predictor.kind_ == "hybrid" and not result.checked():
             notes.append(result.unchecked_note())
         if short := result.short_window_note(horizon_days, data.first_date):
             notes.append(short)
+        if outliers := result.outlier_note():
+            notes.append(f"backtest: {outliers}")
         notes.extend(result.baseline_notes(settings.train.seed))
         if chance := result.chance_note():
             notes.append(chance)
@@ -204,6 +220,7 @@ def train(
         notes,
         data.value_unit,
         champion_label,
+        final.predictor.btyd_.describe(),
     )
 
 

@@ -11,11 +11,13 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import mlflow
 import pandas as pd
 import psutil
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from models.persistence import save_predictor
@@ -33,13 +35,58 @@ if TYPE_CHECKING:
 _RUNTIME_PACKAGES = ("pandas", "numpy", "scikit-learn", "xgboost", "scipy", "mlflow", "pyarrow")
 
 
+# How long a tracking server may take to accept a connection before it counts as down.
+CONNECT_SECONDS = 5.0
+_STORE_FIX = (
+    "Fix: start the server, or set MLFLOW_TRACKING_URI (or [mlflow] tracking_uri in clv.toml) to a store that "
+    "opens, such as the default sqlite:///mlflow.db (README, Configuration)."
+)
+
+
+class StoreUnavailable(RuntimeError):
+    """The MLflow tracking store cannot be opened; the message names it, says why and what to do."""
+
+
+def check_store(tracking_uri: str) -> None:
+    """Raise StoreUnavailable when the tracking server of an http(s) URI does not accept a connection within
+    `CONNECT_SECONDS`. MLflow itself retries an unreachable server with backoff for minutes, so a
+    command given a wrong address would look hung."""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "localhost", port), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer within {CONNECT_SECONDS:g} s"
+        else:
+            reason = (exc.strerror or type(exc).__name__).lower()
+        raise StoreUnavailable(
+            f"the MLflow tracking server {tracking_uri} cannot be reached ({reason}). {_STORE_FIX}"
+        ) from None
+
+
+def _store_error(tracking_uri: str, exc: MlflowException) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"the MLflow tracking store {tracking_uri} cannot be opened ({str(exc).splitlines()[0]}). {_STORE_FIX}"
+    )
+
+
 def configure(tracking_uri: str, experiment: str) -> None:
-    """Point MLflow at the tracking store and experiment; quiet its progress bars and telemetry."""
+    """Point MLflow at the tracking store and experiment; quiet its progress bars and telemetry.
+
+    Raises StoreUnavailable when the store cannot be opened (`check_store`, or MLflow refuses the URI)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    check_store(tracking_uri)
     # A local SQLite store keeps artifacts next to the database instead of in the working directory.
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
+    try:
+        known = mlflow.get_experiment_by_name(experiment) is not None
+    except MlflowException as exc:
+        raise _store_error(tracking_uri, exc) from None
+    if not known:
         database = sqlite_path(tracking_uri)
         artifact_location = None if database is None else (database.parent / "mlruns").resolve().as_uri()
         mlflow.create_experiment(experiment, artifact_location=artifact_location)
@@ -52,8 +99,14 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 
 
 def client(tracking_uri: str) -> MlflowClient:
-    """A client bound to this store for both tracking and registry (not to a global registry URI)."""
-    return MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    """A client bound to this store for both tracking and registry (not to a global registry URI).
+
+    Raises StoreUnavailable as `configure` does."""
+    check_store(tracking_uri)
+    try:
+        return MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    except MlflowException as exc:
+        raise _store_error(tracking_uri, exc) from None
 
 
 def pip_requirements() -> list[str]:

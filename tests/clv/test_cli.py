@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -292,3 +294,43 @@ def test_serve_without_a_trained_store_refuses_and_leaves_no_store_behind(tmp_pa
     text = plain(result.output)
     assert result.exit_code == 1 and "(the file does not exist)" in text and "run `make train` first" in text
     assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("store", ["server_down", "file_store"])
+@pytest.mark.parametrize(
+    "command", [["train", "--horizon-days", "30"], ["score", "--out", "scores.csv"], ["rollback"]]
+)
+def test_a_tracking_store_that_cannot_be_opened_is_named_with_the_fix(tmp_path, store, command):
+    """Seen: MLFLOW_TRACKING_URI=http://host:port of a server that was down made `clv train` retry for minutes
+    (MLflow's backoff) and die with "interrupted"; a file: store (MLflow 3 refuses new ones) ended in a
+    traceback."""
+    uri = f"http://127.0.0.1:{_closed_port()}" if store == "server_down" else (tmp_path / "mlruns").as_uri()
+    log = tmp_path / "t.csv"
+    log.write_text(
+        "customer_id,timestamp,amount\n"
+        + "".join(
+            f"C{i},2024-0{1 + i % 3}-0{1 + i % 7},{10 + i}\nC{i},2024-06-1{i % 9},{12 + i}\n"
+            for i in range(30)
+        )
+    )
+    data = [] if command == ["rollback"] else ["--transactions", str(log)]
+    result = subprocess.run(
+        [sys.executable, "-m", "clv", *command, *data],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        timeout=120,
+    )
+    text = plain(result.stdout + result.stderr)
+    assert result.returncode == 1, text
+    assert "Traceback" not in result.stderr
+    assert f"tracking {'server' if store == 'server_down' else 'store'} {uri} cannot be" in text
+    assert "Fix: start the server, or set MLFLOW_TRACKING_URI" in text
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "scores.csv").exists()

@@ -272,3 +272,18 @@ def test_score_refuses_the_log_without_an_optional_input_the_model_was_trained_w
     assert result.exit_code == 1 and "Traceback" not in text, text
     assert says in text and "Fix: give the" in text and "or score with a model trained on" in text, text
     assert not out.exists()
+
+
+def test_a_next_order_backtest_without_customers_says_why_instead_of_an_empty_table(capsys):
+    """Seen on the apparel cohort with 90 days of history: a next-order table of two rows of empty cells."""
+    from types import SimpleNamespace
+
+    from clv.cli import _print_suggestion_backtests
+
+    empty = pd.DataFrame(
+        {"median_abs_error_days": [np.nan, np.nan], "n_customers": [0, 0]}, index=["model", "naive"]
+    )
+    _print_suggestion_backtests(SimpleNamespace(next_order=empty, cross_sell=None))
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Next order date: not measured on this window" in text and "two purchase days" in text
+    assert "median abs err" not in text

@@ -141,11 +141,11 @@ def test_the_backtest_row_of_the_base_names_what_it_values_orders_with():
         )[BASE]
 
     alike = label(spending_shop(own_level=False, n=1_500, seed=12), spending_shop(False, 1_500, 13))
-    assert alike == "BTYD base + the shop's mean order value"
+    assert alike == "BTYD base (MBG/NBD and Pareto/NBD) + the shop's mean order value"
     own = label(spending_shop(own_level=True, n=1_500, seed=10), spending_shop(True, 1_500, 11))
-    assert own == "BTYD base + Gamma-Gamma"
+    assert own == "BTYD base (MBG/NBD and Pareto/NBD) + Gamma-Gamma"
     orders = young_shop(k=1, history_days=YEAR, horizon_days=45, n=500, seed=3)  # no amounts: 1 each
-    assert label(orders, orders) == "BTYD base + a value of 1 per order"
+    assert label(orders, orders) == "BTYD base (MBG/NBD and Pareto/NBD) + a value of 1 per order"
 
 
 def scorable(table: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +179,7 @@ def test_the_baselines_and_the_served_base_name_what_was_really_used_on_a_log_wi
     ).all()
     served = CLVPredictor(horizon_days=45).fit(None, None, scorable(orders))
     labels = Backtest.labels(SimpleNamespace(base=served, not_fitted={}, baseline_spend=spend))
-    assert labels[BASE] == "BTYD base + a value of 1 per order"
+    assert labels[BASE] == "BTYD base (MBG/NBD and Pareto/NBD) + a value of 1 per order"
     assert (
         labels[BGNBD] == "BG/NBD + a value of 1 per order"
         and labels[PARETO] == "Pareto/NBD + a value of 1 per order"

@@ -53,9 +53,7 @@ def backtest_of(predictions: dict[str, np.ndarray], actual: np.ndarray, kind: st
         {model: metrics.value_metrics(actual, frame[model].to_numpy()) for model in predictions}
     ).T
     fitted = SimpleNamespace(predictor=SimpleNamespace(kind_=kind))
-    base = SimpleNamespace(
-        kind_="base", btyd_=SimpleNamespace(spend=SimpleNamespace(describe=lambda: "Gamma-Gamma"))
-    )
+    base = SimpleNamespace(kind_="base", btyd_=described("Gamma-Gamma"))
     spend = {BGNBD: "Gamma-Gamma", PARETO: "Gamma-Gamma"}
     return Backtest(CUTOFF, 90, None, table, frame, fitted, base, baseline_spend=spend)
 
@@ -84,13 +82,13 @@ def test_a_baseline_that_ranked_better_than_the_served_model_beyond_noise_is_sai
     # The baseline a hair ahead is within noise (ahead in 42% of the resamples): nothing to warn of.
     (note,) = backtest.baseline_notes(seed=0)
     assert note.startswith(
-        "on the backtest BG/NBD + Gamma-Gamma ranked customers better than the served full"
+        "on the backtest BG/NBD + Gamma-Gamma ranked customers better than the full model served at its cut-off"
     )
     assert f"{backtest.ranking(BGNBD):.4f} vs {backtest.ranking(MODEL):.4f}" in note
     assert "beyond noise" in note and "ahead in 100% of bootstrap resamples" in note
     # Where the history left only the base to fit, the note names the base (the model row is the base's).
     backtest.fit.predictor.kind_ = "base"
-    assert "better than the served base, beyond noise" in backtest.baseline_notes(seed=0)[0]
+    assert "better than the base served at its cut-off, beyond noise" in backtest.baseline_notes(seed=0)[0]
 
 
 def test_no_baseline_note_when_the_served_model_ranks_best_or_a_baseline_was_not_fitted():
@@ -113,3 +111,41 @@ def test_no_baseline_note_when_the_served_model_ranks_best_or_a_baseline_was_not
     unfitted = backtest_of(predictions, actual)
     unfitted.not_fitted = {BGNBD: "fewer than 20 repeat buyers"}
     assert unfitted.baseline_notes(seed=0) == []
+
+
+def described(text: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        describe=lambda: text, base=("mbgnbd", "pareto"), spend=SimpleNamespace(describe=lambda: text)
+    )
+
+
+def test_a_served_base_other_than_the_backtests_is_said_and_the_same_one_is_not():
+    """Seen on the grocery log with a year of history: the backtest's base was MBG/CNBD-k, the served one MBG/NBD
+    and Pareto/NBD, and only two separate notes, far apart, told a reader that the table's base row was not the
+    served base's skill."""
+    backtest = backtest_with(0.5, 100)
+    backtest.base = SimpleNamespace(btyd_=described("MBG/CNBD-k, a value of 1 per order"))
+    served = SimpleNamespace(kind_="base", btyd_=described("MBG/NBD and Pareto/NBD, a value of 1 per order"))
+    note = backtest.base_change_note(served)
+    assert note is not None and f"cut-off {CUTOFF}" in note
+    assert (
+        "chose MBG/CNBD-k, a value of 1 per order; with the whole history they chose MBG/NBD and Pareto/NBD"
+        in note
+    )
+    assert backtest.base_change_note(SimpleNamespace(kind_="base", btyd_=backtest.base.btyd_)) is None
+    assert backtest.base_change_note(SimpleNamespace(kind_="hybrid", btyd_=served.btyd_)) is None
+
+
+def test_an_order_above_the_outlier_fence_explains_the_baselines_errors():
+    """Case 15 (one order of 2.5e9 among orders of about 60): the backtest showed the standard baselines at a
+    decile MAPE of 132,748 and a total error of 283,376, with no word why."""
+    backtest = backtest_with(0.5, 3)
+    backtest.base = SimpleNamespace(btyd_=SimpleNamespace(spend=SimpleNamespace(fence_=812.5)))
+    backtest.fit.reference = pd.DataFrame({"largest_order_value": [61.0, 2.5e9, 58.0]})
+    note = backtest.outlier_note()
+    assert note is not None and note.startswith(
+        "1 customer bought an order above the outlier fence of 812.50"
+    )
+    assert "(the largest 2,500,000,000.00)" in note and "count it in full" in note
+    backtest.fit.reference = pd.DataFrame({"largest_order_value": [61.0, 812.5, 58.0]})
+    assert backtest.outlier_note() is None

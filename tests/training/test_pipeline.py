@@ -241,3 +241,29 @@ def test_the_segment_summary_is_ordered_alike_on_both_engines():
     assert list(summary({"high_value_at_risk": 1, "new": 1, "vip": 2}).segments.items()) == list(
         expected.items()
     )
+
+
+def test_a_young_shop_says_once_why_the_base_is_served_and_names_the_base(tmp_path, shop_dir, monkeypatch):
+    """Seen on the grocery log with a year of history: "backtest: the history is too short for a validation
+    window: serving the buy-till-you-die base (MBG/CNBD-k, ...)", then the same sentence for the final fit with
+    other models, and a backtest row "BTYD base + a value of 1 per order" that read as the served base's."""
+    monkeypatch.chdir(tmp_path)
+    first = pd.read_parquet(shop_dir / "transactions.parquet")["timestamp"].min().date()
+    result = train(load(shop_dir), settings_for(tmp_path), as_of=first + dt.timedelta(days=150))
+    assert result.served_model == "base"
+    why = [note for note in result.notes if "too short for a validation window" in note]
+    assert why == [
+        f"the history is too short for a validation window: serving the buy-till-you-die base ({result.served_base})"
+    ]
+    # With 75 days before the backtest's cut-off, 9 repeat buyers are too few for Gamma-Gamma; with 150, it is fitted.
+    measured = result.backtest.base.btyd_.describe()
+    assert measured == "MBG/NBD and Pareto/NBD, each buyer's own mean order value"
+    assert result.served_base == "MBG/NBD and Pareto/NBD, Gamma-Gamma"
+    label = "BTYD base (MBG/NBD and Pareto/NBD) + each buyer's own mean order value"
+    assert result.comparison().index[0] == f"{label} (not the base served: see the notes)"
+    (change,) = [
+        note for note in result.notes if note.startswith("the backtest's base is not the served one")
+    ]
+    assert (
+        f"chose {measured}; with the whole history they chose {result.served_base}, which is served" in change
+    )
