@@ -23,6 +23,7 @@ from models.predictor import output_semantics
 from serving.scores import ScoresUnavailable, ScoreTable
 from training.loading import LoadedModel
 from training.registry import ModelNotFound, Registry
+from training.tracking import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class ServingState:
         return Registry(self.settings.mlflow)
 
     def load(self) -> Serving:
-        """Load the champion and the score table; raises ModelNotFound or ScoresUnavailable."""
+        """Load the champion and the score table; raises ModelNotFound, ScoresUnavailable or StoreUnavailable."""
         # Reading a large score table and loading the model overlap: start-up time is what a deploy waits for.
         with ThreadPoolExecutor(1) as pool:
             scores_future = pool.submit(ScoreTable.load, self.settings.serve.scores)
@@ -147,7 +148,7 @@ class ServingState:
         still = "nothing yet" if self.current is None else "the current model"
         try:
             changed = self.reload_if_changed()
-        except (ModelNotFound, ScoresUnavailable) as exc:
+        except (ModelNotFound, ScoresUnavailable, StoreUnavailable) as exc:
             log.error("cannot load, serving %s; will retry: %s", still, exc)
             self.problem = str(exc)
             return False

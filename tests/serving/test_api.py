@@ -667,3 +667,24 @@ def test_exported_cells_that_a_spreadsheet_would_run_are_neutralised(client, sta
         scores.to_parquet(trained.settings.serve.scores, index=False)
         state.reload_if_changed()
     assert text.splitlines()[1].startswith("\"'=HYPERLINK(")
+
+
+def test_a_tracking_server_that_is_down_is_the_503s_reason(tmp_path):
+    """A service whose MLflow server does not answer says so on every request (a 503 naming the address), where
+    the check logged an "unexpected" failure with a traceback after MLflow's minutes of retries."""
+    import socket
+
+    from config import load_settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    state = ServingState(
+        load_settings(mlflow={"tracking_uri": uri}, serve={"scores": str(tmp_path / "s.parquet")})
+    )
+    assert state.check() is False and state.current is None
+    answer = TestClient(create_app(state, Keyring(KEYS))).post(
+        "/predict", json={"customer_ids": ["A"]}, headers=APP
+    )
+    assert answer.status_code == 503
+    assert f"the MLflow tracking server {uri} cannot be reached" in answer.json()["error"]
