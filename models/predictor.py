@@ -77,7 +77,7 @@ from models.intervals import ConformalInterval, posterior_count_interval
 from models.next_order import next_order
 from models.order_value import OWN_SPEND
 from models.outliers import capped, upper_fence
-from models.stacking import StackedModel, ranking_score, stack_inputs
+from models.stacking import MAX_SHIFT_SD, StackedModel, ranking_score, stack_inputs
 from models.targeting import TargetingRules
 
 OUTPUT_COLUMNS = (
@@ -230,7 +230,31 @@ class CLVPredictor(BaseEstimator):
             )
             return self._fit_base(latest, None)
         self.kind_ = "hybrid"
-        return self._finish(latest, enriched if trees is not None else None, trees)
+        self._finish(latest, enriched if trees is not None else None, trees)
+        if shifted := self._shifted_inputs(latest):
+            return self._fit_base(
+                latest,
+                f"the customers scored are unlike the validation window's, where the stacks were fitted ({shifted})",
+            )
+        return self
+
+    def _shifted_inputs(self, features: pd.DataFrame) -> str:
+        """The stacks' inputs whose mean over `features` (the scoring cut-off's customers) lies more than
+        `MAX_SHIFT_SD` of the validation window's standard deviations from its mean, in words ("" when
+        none). The stacks are linear in these inputs, so such a shift moves every prediction alike."""
+        orders_in, churn_in = self._stack_inputs(features, self.btyd_.add(features, self.window_days_))
+        shifted: dict[str, tuple[float, list[str]]] = {}
+        for stack, inputs in ((self.orders_stack_, orders_in), (self.churn_stack_, churn_in)):
+            if stack is None:
+                continue
+            for name, z in stack.shift(inputs).items():
+                if abs(z) > MAX_SHIFT_SD:
+                    shifted.setdefault(name, (z, []))[1].append(stack.kind)
+        return "; ".join(
+            f"{name}, an input of the {' and '.join(kinds)} stack{'s' if len(kinds) > 1 else ''}, is "
+            f"{abs(z):.1f} standard deviations {'below' if z < 0 else 'above'} the window's mean on average"
+            for name, (z, kinds) in shifted.items()
+        )
 
     def _fit_validated_boosted(
         self, enriched: pd.DataFrame | None, validation_cutoff
@@ -452,20 +476,26 @@ class CLVPredictor(BaseEstimator):
             _logit(self.churn_model_.predict_proba_churn(X, _churn_margin(enriched))) + self.churn_shift_
         )
 
+    def _stack_inputs(
+        self, features: pd.DataFrame, enriched: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The stacks' (orders, churn) inputs for `features`, `enriched` with the BTYD columns of the window."""
+        view = None
+        if self.count_model_ is not None or self.churn_model_ is not None:
+            view = (
+                enriched
+                if self.boost_days_ == self.window_days_
+                else self.btyd_.add(features, self.boost_days_)
+            )
+        return stack_inputs(features, enriched, self.window_days_, *self._boosted(view))
+
     def _predict_values(self, features: pd.DataFrame) -> pd.DataFrame:
         """The numbers of every output column but the targeting ones, made coherent."""
         enriched = self.btyd_.add(features, self.window_days_)
         orders_l = enriched["base_expected_orders"].to_numpy(float)
         churn_l = enriched["base_p_no_purchase"].to_numpy(float)
         if self.kind_ == "hybrid":
-            view = None
-            if self.count_model_ is not None or self.churn_model_ is not None:
-                view = (
-                    enriched
-                    if self.boost_days_ == self.window_days_
-                    else self.btyd_.add(features, self.boost_days_)
-                )
-            orders_in, churn_in = stack_inputs(features, enriched, self.window_days_, *self._boosted(view))
+            orders_in, churn_in = self._stack_inputs(features, enriched)
             if self.orders_stack_ is not None:
                 orders_l = self.orders_stack_.predict(orders_in)
             if self.calibration_ is not None:

@@ -19,8 +19,8 @@ Segments, in order of precedence (the first that matches wins):
 | no_purchase | no purchase in the log (only refunds or free orders) | review |
 | new | first order within `new_customer_days`, P(alive) >= `lapsed_p_alive` | welcome_series (`models.campaigns`) |
 | vip | high value, not at risk | upsell |
-| high_value_at_risk | valuable, at risk, P(alive) >= `lapsed_p_alive` | retention_offer |
-| lapsed_valuable | valuable, P(alive) below `lapsed_p_alive` | win_back |
+| high_value_at_risk | valuable, at risk, not lapsed | retention_offer |
+| lapsed_valuable | valuable, lapsed: P(alive) below `lapsed_p_alive` and no order within her usual gap | win_back |
 | active_low_value | not at risk (and not high value) | cross_sell (nurture without a suggestion) |
 | nurture | everyone else: not valuable and at risk (churn or overdue) | nurture |
 
@@ -39,6 +39,13 @@ A customer whose first order is recent but whom the model thinks probably gone (
 beside "probably no longer a customer" on her next-order column contradicts her own row (361 of
 2,376 new customers of the demo shop, down to P(alive) 2%). The later rules place her by her numbers:
 a win-back when she is valuable, nurture otherwise.
+
+Lapsed means the model thinks her probably gone and she has been silent for longer than her own usual gap
+between orders: a low P(alive) right after an order (the churn model reading her browsing) is a risk to
+retain, not a customer to win back (seen on the demo shop: a win-back for a customer whose last order was 3
+days ago, with a 38-day rhythm). She is `high_value_at_risk` (her churn probability is at least
+1 - P(alive), so above the at-risk line), and the reason says why she is not a win-back. A one-time buyer
+has no rhythm, so a low P(alive) is enough, as for the overdue rule.
 
 A customer without a purchase (`n_orders` 0: her orders are all refunds or free) is `no_purchase`,
 before any other rule: she is never welcomed or targeted as a buyer, and her action `review` (look
@@ -213,8 +220,11 @@ class TargetingRules(BaseEstimator):
         with np.errstate(invalid="ignore"):
             late = np.nan_to_num(recency > self.overdue_factor * gap, nan=0.0).astype(bool)
         overdue = late & (churn >= self.overdue_churn)
-        lapsed = p_alive < self.lapsed_p_alive
-        is_new = (tenure <= self.new_customer_days) & ~lapsed
+        unlikely_alive = p_alive < self.lapsed_p_alive
+        with np.errstate(invalid="ignore"):
+            within_rhythm = np.nan_to_num(recency <= gap, nan=0.0).astype(bool)
+        lapsed = unlikely_alive & ~within_rhythm
+        is_new = (tenure <= self.new_customer_days) & ~unlikely_alive
         conditions = [
             ~bought,
             is_new,
@@ -225,7 +235,18 @@ class TargetingRules(BaseEstimator):
         ]
         segment = np.select(conditions, list(SEGMENTS[:6]), default="nurture")
         reason = self._reasons(
-            segment, clv, churn, p_alive, tenure, recency, gap, history, counted_mean, high, risky
+            segment,
+            clv,
+            churn,
+            p_alive,
+            tenure,
+            recency,
+            gap,
+            history,
+            counted_mean,
+            high,
+            risky,
+            unlikely_alive,
         )
         return pd.DataFrame(
             {
@@ -238,7 +259,19 @@ class TargetingRules(BaseEstimator):
         )
 
     def _reasons(
-        self, segment, clv, churn, p_alive, tenure, recency, gap, history, counted_mean, high, risky
+        self,
+        segment,
+        clv,
+        churn,
+        p_alive,
+        tenure,
+        recency,
+        gap,
+        history,
+        counted_mean,
+        high,
+        risky,
+        unlikely_alive,
     ) -> np.ndarray:
         """One line per row quoting the numbers and lines that decided its segment."""
         top_value = f"top {1 - self.high_value_quantile:.0%}"
@@ -287,6 +320,12 @@ class TargetingRules(BaseEstimator):
                 text = f"predicted value {value} is in the {top_value}, churn risk {risk} is below {line}"
             elif name == "high_value_at_risk":
                 text = f"{worth(i)}; {risk_why(i)}"
+                if unlikely_alive[i]:
+                    alive, line = percents(p_alive[i], self.lapsed_p_alive)
+                    text += (
+                        f"; probability still active {alive} is below {line}, but her last order, "
+                        f"{_days_ago(recency[i])}, is within her usual gap of {gap[i]:.0f} days: retain, not win back"
+                    )
             elif name == "lapsed_valuable":
                 alive, line = percents(p_alive[i], self.lapsed_p_alive)
                 text = f"{worth(i)}, but probability still active is only {alive} (below {line})"

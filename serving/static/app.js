@@ -99,8 +99,10 @@ function segmentRules(t, inOrders) {
     `with churn risk at least ${pct(t.overdue_churn_prob)}. ` +
     `Valuable: high value, or past ${inOrders ? "orders" : "revenue"} in the top ` +
     `${pct(1 - t.valuable_history_quantile)} (at least ${amount(t.valuable_history_revenue)}${unit}). ` +
-    `Lapsed: probability still active below ${pct(t.lapsed_p_alive)}. New: first order within ` +
-    `${t.new_customer_days} days, and not lapsed. Change these lines in [targeting] of clv.toml.`;
+    `Lapsed: probability still active below ${pct(t.lapsed_p_alive)} and no order within the customer's ` +
+    `usual gap (for a one-time buyer, the probability alone). New: first order within ` +
+    `${t.new_customer_days} days, and probability still active at least ${pct(t.lapsed_p_alive)}. ` +
+    `Change these lines in [targeting] of clv.toml.`;
 }
 
 function row(cells, numeric = []) {

@@ -56,7 +56,7 @@ def customer(**values) -> pd.DataFrame:
         "churn_prob": 0.2,
         "p_alive": 0.8,
         "tenure_days": 400,
-        "recency_days": 20,
+        "recency_days": 45,  # past her 30-day rhythm, not yet twice it (overdue)
         "gap_mean_days": 30.0,
         "n_orders": 1,
         "monetary_mean": 100.0,
@@ -228,14 +228,19 @@ def test_segments_agree_with_the_numbers_on_their_rows(base):
     assert (by["vip"].predicted_clv >= rules.high_value_).all()
     at_risk = by["high_value_at_risk"]
     assert ((at_risk.churn_prob >= line) | overdue[at_risk.index]).all()
-    assert (at_risk.p_alive >= lapsed).all()
-    assert (by["lapsed_valuable"].p_alive < lapsed).all()
+    within_rhythm = (base.recency_days <= base.gap_mean_days).fillna(False)
+    assert ((at_risk.p_alive >= lapsed) | within_rhythm[at_risk.index]).all()
+    assert (by["lapsed_valuable"].p_alive < lapsed).all() and not within_rhythm[
+        by["lapsed_valuable"].index
+    ].any()
     assert ((by["nurture"].churn_prob >= line) | overdue[by["nurture"].index]).all()
     assert (by["nurture"].predicted_clv < rules.high_value_).all()
     # Every non-new valuable customer with a low P(alive) is a win-back, not a cross-sell.
     valuable = (base.predicted_clv >= rules.high_value_) | (base.monetary_total >= rules.valuable_history_)
     bought = base.n_orders > 0
-    gone = valuable & bought & (base.p_alive < lapsed) & ((base.churn_prob >= line) | overdue)
+    gone = (
+        valuable & bought & (base.p_alive < lapsed) & ((base.churn_prob >= line) | overdue) & ~within_rhythm
+    )
     assert (out.loc[gone, "segment"] == "lapsed_valuable").all()
     # The reason quotes the row's own churn risk where it decided the segment.
     for _, row in out[out.segment.isin(["vip", "active_low_value"])].iterrows():
@@ -483,3 +488,20 @@ def test_a_new_customer_the_model_thinks_gone_is_not_welcomed(base):
 def test_a_new_customers_reason_counts_her_days_in_words(base, days, says):
     row = TargetingRules().fit(base).apply(customer(tenure_days=days, recency_days=days)).iloc[0]
     assert (row.segment, row.reason) == ("new", says)
+
+
+def test_a_valuable_customer_within_her_own_rhythm_is_retained_not_won_back(base):
+    """Seen on the demo shop: a win-back for a customer whose last order was 3 days ago, every 38 days or so,
+    because the churn model (reading her browsing) put her P(alive) at 25%."""
+    rules = TargetingRules().fit(base)
+    recent = dict(predicted_clv=rules.high_value_ * 2, p_alive=0.25, churn_prob=0.76, gap_mean_days=38.5)
+    row = rules.apply(customer(recency_days=3, **recent)).iloc[0]
+    assert (row.segment, row.next_best_action) == ("high_value_at_risk", "retention_offer")
+    assert row.reason.endswith(
+        "probability still active 25% is below 30%, but her last order, 3 days ago, is within her usual gap "
+        "of 38 days: retain, not win back"
+    )
+    # Silent for longer than her rhythm, she is a win-back; with one order (no rhythm), a low P(alive) is enough.
+    assert rules.apply(customer(recency_days=40, **recent)).iloc[0].segment == "lapsed_valuable"
+    single = {**recent, "gap_mean_days": np.nan}
+    assert rules.apply(customer(recency_days=3, **single)).iloc[0].segment == "lapsed_valuable"
