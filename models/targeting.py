@@ -246,7 +246,6 @@ class TargetingRules(BaseEstimator):
             counted_mean,
             high,
             risky,
-            unlikely_alive,
         )
         return pd.DataFrame(
             {
@@ -271,7 +270,6 @@ class TargetingRules(BaseEstimator):
         counted_mean,
         high,
         risky,
-        unlikely_alive,
     ) -> np.ndarray:
         """One line per row quoting the numbers and lines that decided its segment."""
         top_value = f"top {1 - self.high_value_quantile:.0%}"
@@ -320,7 +318,7 @@ class TargetingRules(BaseEstimator):
                 text = f"predicted value {value} is in the {top_value}, churn risk {risk} is below {line}"
             elif name == "high_value_at_risk":
                 text = f"{worth(i)}; {risk_why(i)}"
-                if unlikely_alive[i]:
+                if p_alive[i] < self.lapsed_p_alive:
                     alive, line = percents(p_alive[i], self.lapsed_p_alive)
                     text += (
                         f"; probability still active {alive} is below {line}, but her last order, "
