@@ -15,6 +15,26 @@ settings.register_profile("deterministic", derandomize=True, database=None)
 settings.load_profile("deterministic")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _spark_scratch_in_the_test_tree(tmp_path_factory):
+    """Spark's scratch directories (blockmgr-*, spark-*, artifacts-*, native libraries) go to the run's
+    temporary tree instead of /tmp: a JVM a test stops with SIGKILL (`features.spark.abort`, a CLI killed
+    mid-run) never deletes its own, and CI runs left dozens in /tmp. The environment reaches the session's
+    JVM and every `clv` subprocess a test starts."""
+    scratch = str(tmp_path_factory.mktemp("spark"))
+    before = {name: os.environ.get(name) for name in ("SPARK_LOCAL_DIRS", "SPARK_SUBMIT_OPTS")}
+    os.environ["SPARK_LOCAL_DIRS"] = scratch
+    os.environ["SPARK_SUBMIT_OPTS"] = (
+        f"{before['SPARK_SUBMIT_OPTS'] or ''} -Djava.io.tmpdir={scratch}".strip()
+    )
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def _reset_mlflow_uris():
     """`training.tracking.configure` sets process-wide MLflow URIs (and their environment variables,
