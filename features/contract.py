@@ -799,17 +799,21 @@ def _warn_on_extreme_orders(con: duckdb.DuckDBPyConnection, path: Path, report: 
             for customer, order, value, row, _, _ in rows
         )
         what = ("order is", "orders are") if sign > 0 else ("refund is", "refunds are")
+        subject, it = ("it is", "it") if count == 1 else ("they are", "them")
         kept = (
-            "models cap them (one order cannot set other customers' values)"
+            f"models cap {it} (one order cannot set other customers' values)"
             if sign > 0
+            else "it nets against revenue and dominates the refund share above"
+            if count == 1
             else "they net against revenue and dominate the refund share above"
         )
         report.warn(
             "transactions",
             "amount",
             f"{path}: {count:,} {what[count != 1]} worth more than {EXTREME_ORDER_FACTOR:,} times the median "
-            f"order in size ({median:,.2f}): {examples}. They are kept, but {kept}; if they are data errors "
-            "(a price in cents, an id in the amount column), fix or remove them.",
+            f"order in size ({median:,.2f}): {examples}. {subject.capitalize()} kept, but {kept}; if {subject} "
+            f"{'a data error' if count == 1 else 'data errors'} (a price in cents, an id in the amount column), "
+            f"fix or remove {it}.",
             count,
         )
 
@@ -840,7 +844,8 @@ def _warn_on_net_refunds(con: duckdb.DuckDBPyConnection, path: Path, report: Val
         "transactions",
         "amount",
         f"{path}: {count:,} {'customer has' if count == 1 else 'customers have'} refunds larger than "
-        f"{'her' if count == 1 else 'their'} purchases (net revenue below 0): {shown}{more}. They are kept: "
+        f"{'her' if count == 1 else 'their'} purchases (net revenue below 0): {shown}{more}. "
+        f"{'She is' if count == 1 else 'They are'} kept: "
         "past revenue counts as at least 0, and a customer with no purchase in the log is scored "
         "no_purchase (action review). Expected when the refunded orders were placed before the log "
         "begins; otherwise check the signs of the amounts.",

@@ -151,6 +151,8 @@ def train(
             notes.append(short)
         if outliers := result.outlier_note():
             notes.append(f"backtest: {outliers}")
+        if same := result.no_dropout_note():
+            notes.append(f"backtest: {same}")
         notes.extend(result.baseline_notes(settings.train.seed))
         if chance := result.chance_note():
             notes.append(chance)

@@ -38,8 +38,8 @@ _RUNTIME_PACKAGES = ("pandas", "numpy", "scikit-learn", "xgboost", "scipy", "mlf
 # How long a tracking server may take to accept a connection before it counts as down.
 CONNECT_SECONDS = 5.0
 _STORE_FIX = (
-    "Fix: start the server, or set MLFLOW_TRACKING_URI (or [mlflow] tracking_uri in clv.toml) to a store that "
-    "opens, such as the default sqlite:///mlflow.db (README, Configuration)."
+    "set MLFLOW_TRACKING_URI (or [mlflow] tracking_uri in clv.toml) to a store that opens, such as the default "
+    "sqlite:///mlflow.db (README, Configuration)."
 )
 
 
@@ -63,13 +63,15 @@ def check_store(tracking_uri: str) -> None:
         else:
             reason = (exc.strerror or type(exc).__name__).lower()
         raise StoreUnavailable(
-            f"the MLflow tracking server {tracking_uri} cannot be reached ({reason}). {_STORE_FIX}"
+            f"the MLflow tracking server {tracking_uri} cannot be reached ({reason}). Fix: start the server, or "
+            + _STORE_FIX
         ) from None
 
 
 def _store_error(tracking_uri: str, exc: MlflowException) -> StoreUnavailable:
     return StoreUnavailable(
-        f"the MLflow tracking store {tracking_uri} cannot be opened ({str(exc).splitlines()[0]}). {_STORE_FIX}"
+        f"the MLflow tracking store {tracking_uri} cannot be opened ({str(exc).splitlines()[0]}). Fix: "
+        + _STORE_FIX
     )
 
 

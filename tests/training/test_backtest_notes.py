@@ -82,13 +82,17 @@ def test_a_baseline_that_ranked_better_than_the_served_model_beyond_noise_is_sai
     # The baseline a hair ahead is within noise (ahead in 42% of the resamples): nothing to warn of.
     (note,) = backtest.baseline_notes(seed=0)
     assert note.startswith(
-        "on the backtest BG/NBD + Gamma-Gamma ranked customers better than the full model served at its cut-off"
+        "on the backtest BG/NBD + Gamma-Gamma ranked customers better than the full model, as fitted at the "
+        "backtest's cut-off"
     )
     assert f"{backtest.ranking(BGNBD):.4f} vs {backtest.ranking(MODEL):.4f}" in note
     assert "beyond noise" in note and "ahead in 100% of bootstrap resamples" in note
     # Where the history left only the base to fit, the note names the base (the model row is the base's).
     backtest.fit.predictor.kind_ = "base"
-    assert "better than the base served at its cut-off, beyond noise" in backtest.baseline_notes(seed=0)[0]
+    assert (
+        "better than the base, as fitted at the backtest's cut-off, beyond noise"
+        in backtest.baseline_notes(seed=0)[0]
+    )
 
 
 def test_no_baseline_note_when_the_served_model_ranks_best_or_a_baseline_was_not_fitted():
@@ -127,10 +131,9 @@ def test_a_served_base_other_than_the_backtests_is_said_and_the_same_one_is_not(
     backtest.base = SimpleNamespace(btyd_=described("MBG/CNBD-k, a value of 1 per order"))
     served = SimpleNamespace(kind_="base", btyd_=described("MBG/NBD and Pareto/NBD, a value of 1 per order"))
     note = backtest.base_change_note(served)
-    assert note is not None and f"cut-off {CUTOFF}" in note
-    assert (
-        "chose MBG/CNBD-k, a value of 1 per order; with the whole history they chose MBG/NBD and Pareto/NBD"
-        in note
+    assert note is not None and note.startswith(
+        f"the backtest's base row (MBG/CNBD-k, a value of 1 per order, chosen by the base's rules at its cut-off "
+        f"{CUTOFF}) is not the base served (MBG/NBD and Pareto/NBD, a value of 1 per order, chosen by the same"
     )
     assert backtest.base_change_note(SimpleNamespace(kind_="base", btyd_=backtest.base.btyd_)) is None
     assert backtest.base_change_note(SimpleNamespace(kind_="hybrid", btyd_=served.btyd_)) is None
@@ -149,3 +152,31 @@ def test_an_order_above_the_outlier_fence_explains_the_baselines_errors():
     assert "(the largest 2,500,000,000.00)" in note and "count it in full" in note
     backtest.fit.reference = pd.DataFrame({"largest_order_value": [61.0, 812.5, 58.0]})
     assert backtest.outlier_note() is None
+
+
+def test_base_and_baselines_that_found_no_drop_out_are_said_to_be_one_model():
+    """Seen on the young apparel shop (45 days of history before the backtest's cut-off): the base's row and
+    both BTYD baselines' read the same to the third decimal, with no word why. Every customer was alive with
+    probability 0.99999, and without drop-out the three models are the same NBD model of purchase rates."""
+    rng = np.random.default_rng(0)
+    actual = rng.gamma(0.5, 100.0, 400)
+    value = rng.gamma(2.0, 10.0, 400)
+    churn = rng.uniform(0.7, 0.95, 400)
+    predictions = {BASE: value, BGNBD: value * (1 + 1e-5), PARETO: value * (1 - 2e-5), TEXTBOOK: value[::-1]}
+    backtest = backtest_of(predictions, actual, kind="base")
+    backtest.frame["churn_" + BASE] = backtest.frame["churn_" + BGNBD] = churn
+    backtest.frame["churn_" + PARETO] = churn + 1e-6
+    backtest.frame["p_alive_" + BASE] = 0.99999
+    note = backtest.no_dropout_note()
+    assert note is not None and note.startswith(
+        "BTYD base (MBG/NBD and Pareto/NBD) + Gamma-Gamma and BG/NBD + Gamma-Gamma and Pareto/NBD + Gamma-Gamma "
+        "predict the same for every customer"
+    )
+    assert "find no customer who has left (P(alive) at least 0.99 for all)" in note
+    # Some customers judged gone: the models differ in how, so their rows are not one model's.
+    backtest.frame.loc[:9, "p_alive_" + BASE] = 0.4
+    assert backtest.no_dropout_note() is None
+    # Everyone alive but the predictions apart (one baseline 5% higher on every customer): nothing to explain.
+    backtest.frame["p_alive_" + BASE] = 0.99999
+    backtest.frame[BGNBD] = value * 1.05
+    assert backtest.no_dropout_note() is None

@@ -261,9 +261,9 @@ def test_a_young_shop_says_once_why_the_base_is_served_and_names_the_base(tmp_pa
     assert result.served_base == "MBG/NBD and Pareto/NBD, Gamma-Gamma"
     label = "BTYD base (MBG/NBD and Pareto/NBD) + each buyer's own mean order value"
     assert result.comparison().index[0] == f"{label} (not the base served: see the notes)"
-    (change,) = [
-        note for note in result.notes if note.startswith("the backtest's base is not the served one")
-    ]
+    (change,) = [note for note in result.notes if note.startswith("the backtest's base row (")]
+    assert change.startswith(f"the backtest's base row ({measured}, chosen by")
     assert (
-        f"chose {measured}; with the whole history they chose {result.served_base}, which is served" in change
+        f"is not the base served ({result.served_base}, chosen by the same rules with the whole history)"
+        in change
     )
