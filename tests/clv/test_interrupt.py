@@ -159,6 +159,10 @@ def test_a_stop_swallowed_by_a_finalizer_is_raised_at_the_next_step(monkeypatch)
     from clv import cli
 
     monkeypatch.setattr(cli, "_STOPPED", [])
+    # The handler ends this process's Spark JVM, which the session's Spark tests share when they ran first.
+    from features import spark
+
+    monkeypatch.setattr(spark, "abort", lambda: None)
 
     class Finalizer:
         def __del__(self):
