@@ -249,12 +249,12 @@ class Backtest:
         alive = self.frame["p_alive_" + BASE].to_numpy(float)
         if len(rows) < 2 or alive.min() < NO_DROPOUT_P_ALIVE:
             return None
-        for model in rows[1:]:
-            for column in (model, "churn_" + model):
-                if not np.allclose(
-                    self.frame[column], self.frame[column.replace(model, BASE)], rtol=1e-3, atol=1e-9
-                ):
-                    return None
+        if not all(
+            np.allclose(self.frame[prefix + model], self.frame[prefix + BASE], rtol=1e-3, atol=1e-9)
+            for model in rows[1:]
+            for prefix in ("", "churn_")
+        ):
+            return None
         labels = self.labels()
         return (
             f"{' and '.join(labels[model] for model in rows)} predict the same for every customer: at the "
