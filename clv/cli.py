@@ -538,9 +538,9 @@ def _print_suggestion_backtests(backtest) -> None:
 
     if backtest.next_order is not None and not backtest.next_order["n_customers"].any():
         out.print(
-            "Next order date: not measured on this window (no customer had a date from the model, which needs "
-            "her alive enough and due within the window, together with two purchase days before its cut-off, "
-            "which the last-order-plus-average-gap method needs)."
+            "Next order date: not measured on this window. No customer had both a date from the model (given "
+            "only when P(alive) is high enough and the order is due within the window) and the two purchase days "
+            "before the cut-off that last order + average gap needs."
         )
     elif backtest.next_order is not None:
         show(

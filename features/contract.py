@@ -12,15 +12,19 @@ Row numbers in messages are 1-based data rows; for CSV the file line is the row 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import duckdb
+import ibis
 
-from features.engine import from_duckdb
+from features.engine import from_duckdb, to_pandas
+from features.fence import spend_fence
 from features.orders import AMOUNT_TOLERANCE
+from features.rfm import build_rfm
 from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, TRANSACTIONS, TableSchema
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -37,8 +41,9 @@ FEW_CUSTOMERS = 50
 # Fewer customers who bought on two different days than this cannot fit Gamma-Gamma's spend model
 # (models.order_value falls back to each buyer's own mean order value); `validate` warns about it.
 FEW_REPEAT_BUYERS = 20
-# An order worth more than this many times the shop's median order is reported (often a data error:
-# a price in cents, an order id in the amount column); models cap their own view of it (see models).
+# A refund worth more than this many times the shop's median order in size is reported (often a data
+# error: a price in cents, an order id in the amount column), and so is an order when the shop has no
+# outlier fence (`features.fence`; above the fence, orders are reported as the models cap them).
 EXTREME_ORDER_FACTOR = 1000
 
 
@@ -773,49 +778,75 @@ def dates_out_of_range(path: Path | str, label: str, n: int, latest: dt.datetime
 
 
 def _warn_on_extreme_orders(con: duckdb.DuckDBPyConnection, path: Path, report: ValidationReport) -> None:
-    """Warn about orders, and refunds, worth more than `EXTREME_ORDER_FACTOR` times the shop's median
-    order in size (a refund of -2.5e9 in a shop of 60s is as broken as an order of 2.5e9, and would
-    otherwise show only as a refund share of millions of percent)."""
+    """Warn about orders above the models' outlier fence (`features.fence.spend_fence` at the log's last day),
+    which the models count at the fence, and about refunds worth more than `EXTREME_ORDER_FACTOR` times the
+    shop's median order in size (a refund of -2.5e9 in a shop of 60s is as broken as an order of 2.5e9, and
+    would otherwise show only as a refund share of millions of percent). Without a fence (too few customers'
+    values, or no spread: `features.fence.upper_fence`), orders are named above the same multiple."""
+    median = con.execute(
+        "SELECT median(value) FROM (SELECT sum(amount) AS value FROM transactions GROUP BY customer_id, order_id) "
+        "WHERE value > 0"
+    ).fetchall()[0][0]
+    if median is None:
+        return
+    fence = _spend_fence(con) if report.ok else float("inf")
     for sign in (1, -1):
+        fenced = sign > 0 and math.isfinite(fence)
+        line = fence if fenced else EXTREME_ORDER_FACTOR * median
         rows = con.execute(
             f"""
             WITH orders AS (
                 SELECT customer_id, order_id, sum(amount) AS value, min({_ROW}) AS first_row
                 FROM transactions GROUP BY customer_id, order_id
-            ), typical AS (SELECT median(value) AS median FROM orders WHERE value > 0)
-            SELECT customer_id, order_id, value, first_row, median, count(*) OVER () AS n
-            FROM orders, typical
-            WHERE ? * value > ? * median
+            )
+            SELECT customer_id, order_id, value, first_row, count(*) OVER () AS n
+            FROM orders WHERE ? * value > ?
             ORDER BY abs(value) DESC LIMIT 3
             """,
-            [sign, EXTREME_ORDER_FACTOR],
+            [sign, line],
         ).fetchall()
         if not rows:
             continue
-        where, median, count = _where(path), rows[0][4], rows[0][5]
+        where, count = _where(path), rows[0][4]
         examples = "; ".join(
             f"customer {customer}, order {order}: {value:,.2f} ({abs(value) / median:,.0f} times the median), "
             f"{where(row)}"
-            for customer, order, value, row, _, _ in rows
+            for customer, order, value, row, _ in rows
         )
         what = ("order is", "orders are") if sign > 0 else ("refund is", "refunds are")
         subject, it = ("it is", "it") if count == 1 else ("they are", "them")
-        kept = (
-            f"models cap {it} (one order cannot set other customers' values)"
-            if sign > 0
-            else "it nets against revenue and dominates the refund share above"
-            if count == 1
-            else "they net against revenue and dominate the refund share above"
-        )
+        if fenced:
+            above = f"the outlier fence of {fence:,.2f} (the median order is {median:,.2f})"
+            kept = f"the models count {it} at the fence (one order cannot set other customers' values)"
+        else:
+            above = f"{EXTREME_ORDER_FACTOR:,} times the median order in size ({median:,.2f})"
+            kept = (
+                f"the models count {it} in full (too few customers' order values for an outlier fence)"
+                if sign > 0
+                else "it nets against revenue and dominates the refund share above"
+                if count == 1
+                else "they net against revenue and dominate the refund share above"
+            )
         report.warn(
             "transactions",
             "amount",
-            f"{path}: {count:,} {what[count != 1]} worth more than {EXTREME_ORDER_FACTOR:,} times the median "
-            f"order in size ({median:,.2f}): {examples}. {subject.capitalize()} kept, but {kept}; if {subject} "
+            f"{path}: {count:,} {what[count != 1]} worth more than {above}: {examples}. "
+            f"{subject.capitalize()} kept, but {kept}; if {subject} "
             f"{'a data error' if count == 1 else 'data errors'} (a price in cents, an id in the amount column), "
             f"fix or remove {it}.",
             count,
         )
+
+
+def _spend_fence(con: duckdb.DuckDBPyConnection) -> float:
+    """The models' outlier fence on this log's orders at its last day (`features.fence.spend_fence` on the
+    same RFM features the models read, `features.rfm.build_rfm`)."""
+    last = con.execute("SELECT max(timestamp) FROM transactions").fetchall()[0][0]
+    if last is None:
+        return float("inf")
+    # The connection as it is: `features.engine.from_duckdb` would reset the threads `load_shop` was given.
+    transactions = ibis.duckdb.from_connection(con).table("transactions")
+    return spend_fence(to_pandas(build_rfm(transactions, last.date())))
 
 
 # How many customers a warning names.

@@ -80,7 +80,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from models.outliers import capped_mean
+from models.outliers import capped_mean, excess_over_fence
 
 SEGMENT_ACTIONS = {
     "no_purchase": "review",
@@ -149,8 +149,9 @@ class TargetingRules(BaseEstimator):
     def fit(self, predictions: pd.DataFrame, y=None, spend_fence: float = np.inf) -> TargetingRules:
         """Learn the value lines (quantiles) and the value deciles from the scored base.
 
-        `spend_fence`: the most a mean purchase counts for in past revenue (currency per order; the
-        spend model's `models.outliers` fence, inf for none), kept as `spend_fence_`."""
+        `spend_fence`: the most a purchase counts for in past revenue (currency per order; the spend
+        model's fence, `features.fence`, inf for none), kept as `spend_fence_`. The lines are learned on the
+        rows with no purchase above it (all rows when every row has one)."""
         _check(predictions)
         for name in (
             "high_value_quantile",
@@ -162,10 +163,15 @@ class TargetingRules(BaseEstimator):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         self.spend_fence_ = float(spend_fence)
-        clv = predictions["predicted_clv"].to_numpy(float)
+        # Customers with an order above the fence are valued from it as much as from themselves: the lines are
+        # drawn without them, so that such an order (2.5e9 in a shop of 40s, counted at the fence) cannot push
+        # another customer across a line (seen: a customer who spent 395 fell out of the top 20% by past spend).
+        ordinary = excess_over_fence(predictions, self.spend_fence_) <= 0
+        lines = predictions[ordinary] if ordinary.any() else predictions
+        clv = lines["predicted_clv"].to_numpy(float)
         self.value_edges_ = np.array([top_line(clv, share) for share in np.linspace(0.9, 0.1, 9)])
         self.high_value_ = top_line(clv, 1 - self.high_value_quantile)
-        self.valuable_history_ = top_line(self.past_spend(predictions)[0], 1 - self.valuable_history_quantile)
+        self.valuable_history_ = top_line(self.past_spend(lines)[0], 1 - self.valuable_history_quantile)
         return self
 
     def past_spend(self, predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -300,8 +306,15 @@ class TargetingRules(BaseEstimator):
             valued by her prediction is no reason: a lapsed one whose refunds exceeded her purchases read
             "spent -130 so far" under lapsed_valuable."""
             if high[i]:
-                return f"predicted value {self._money(clv[i])} is in the {top_value}"
+                return f"predicted value {self._money(clv[i])}{fenced(i)} is in the {top_value}"
             return f"{past(i)} ({top_history})"
+
+        def fenced(i: int) -> str:
+            """Why a capped row's value may be the fence's more than hers: a 2.5e9 order on the demo shop made
+            its customer the most valuable, at a value set by the fence."""
+            if np.isnan(counted_mean[i]):
+                return ""
+            return f" (her largest order counted at the outlier fence of {self._money(self.spend_fence_)})"
 
         out = []
         for i, name in enumerate(segment):
@@ -315,18 +328,18 @@ class TargetingRules(BaseEstimator):
                 text = f"first order {_days_ago(tenure[i])}"
             elif name == "vip":
                 risk, line = churn_vs(i, self.at_risk_churn)
-                text = f"predicted value {value} is in the {top_value}, churn risk {risk} is below {line}"
+                text = f"predicted value {value}{fenced(i)} is in the {top_value}, churn risk {risk} is below {line}"
             elif name == "high_value_at_risk":
                 text = f"{worth(i)}; {risk_why(i)}"
                 if p_alive[i] < self.lapsed_p_alive:
                     alive, line = percents(p_alive[i], self.lapsed_p_alive)
                     text += (
-                        f"; probability still active {alive} is below {line}, but her last order, "
+                        f"; P(alive) {alive} is below the {line} line, but her last order, "
                         f"{_days_ago(recency[i])}, is within her usual gap of {gap[i]:.0f} days: retain, not win back"
                     )
             elif name == "lapsed_valuable":
                 alive, line = percents(p_alive[i], self.lapsed_p_alive)
-                text = f"{worth(i)}, but probability still active is only {alive} (below {line})"
+                text = f"{worth(i)}, but P(alive) is only {in_words(alive)} (below the {line} line)"
             elif name == "active_low_value":
                 risk, line = churn_vs(i, self.at_risk_churn)
                 below = self._money_below(clv[i], self.high_value_)
@@ -444,6 +457,15 @@ def percents(value: float, line: float) -> tuple[str, str]:
     while digits < 3 and value != line and f"{value:.{digits}%}" == f"{line:.{digits}%}":
         digits += 1
     return percent(value, digits), f"{line:.{digits}%}"
+
+
+def in_words(share: str) -> str:
+    """A percentage from `percent` as a sentence reads it: "<1%" as "under 1%", ">99%" as "over 99%"."""
+    if share.startswith("<"):
+        return "under " + share[1:]
+    if share.startswith(">"):
+        return "over " + share[1:]
+    return share
 
 
 def percent(value: float, digits: int = 0) -> str:

@@ -246,8 +246,9 @@ class Backtest:
         so the backtest cannot tell them apart (seen: the young apparel shop, 45 days of history before the
         backtest's cut-off, three identical rows with no word why). None otherwise."""
         rows = [BASE, *(model for model in BASELINE_PURCHASES if model not in self.not_fitted)]
-        alive = self.frame["p_alive_" + BASE].to_numpy(float)
-        if len(rows) < 2 or alive.min() < NO_DROPOUT_P_ALIVE:
+        # The fit's own P(alive) (`CLVPredictor.p_alive_range_`): without drop-out the p_alive it reports is
+        # its lower bound, 1 - churn_prob.
+        if len(rows) < 2 or self.base.p_alive_range_[0] < NO_DROPOUT_P_ALIVE:
             return None
         if not all(
             np.allclose(self.frame[prefix + model], self.frame[prefix + BASE], rtol=1e-3, atol=1e-9)
@@ -255,12 +256,12 @@ class Backtest:
             for prefix in ("", "churn_")
         ):
             return None
-        labels = self.labels()
+        names = [BASELINE_PURCHASES[model] for model in rows[1:]]
+        models = f"{', '.join(names)} and the base"
         return (
-            f"{' and '.join(labels[model] for model in rows)} predict the same for every customer: at the "
-            f"backtest's cut-off {self.cutoff} the buy-till-you-die models find no customer who has left (P(alive) "
-            f"at least {NO_DROPOUT_P_ALIVE} for all), and without drop-out they all reduce to the same model of "
-            "purchase rates (the NBD), so the backtest cannot tell them apart"
+            f"every customer's P(alive) was at least {NO_DROPOUT_P_ALIVE} at the backtest's cut-off {self.cutoff}: "
+            f"the fit found no drop-out, and without drop-out {models} are the same NBD model, so their rows read "
+            "alike"
         )
 
     def short_window_note(self, horizon_days: int, first_date: dt.date) -> str | None:
@@ -309,8 +310,8 @@ class Backtest:
                 f"on the backtest {name} ranked customers better than the {served_name}, as fitted at the "
                 f"backtest's cut-off, beyond noise (mean of Spearman, Gini and top-decile capture "
                 f"{self.ranking(model):.4f} vs {self.ranking(self.served):.4f}, ahead in {share:.0%} of bootstrap "
-                "resamples); clv train cannot serve a standard model, so treat this run's ranking as rough and "
-                "retrain when the shop has more history"
+                f"resamples); clv train serves only its own full model or its base, never {name}, so treat this "
+                "run's ranking as rough and retrain when the shop has more history"
             )
         return notes
 
@@ -326,7 +327,8 @@ class Backtest:
         ]
 
     def unranked_note(self, metric: str) -> str | None:
-        """Why the served row has no `metric` (a ranking metric), None when it has one."""
+        """Why the served row has no `metric` (a ranking metric), None when it has one. The metric is named as
+        in the backtest table's header (`METRIC_LABELS`: "Spearman", not "spearman")."""
         if pd.notna(self.metrics.loc[self.served, metric]):
             return None
         if not self.frame["actual_revenue"].any():
@@ -336,7 +338,10 @@ class Backtest:
             )
         else:
             why = "the served model predicted the same value for every customer"
-        return f"the backtest could not measure {metric} ({why}), so how well the model ranks is unchecked"
+        return (
+            f"the backtest could not measure {METRIC_LABELS[metric]} ({why}), so how well the model ranks is "
+            "unchecked"
+        )
 
     def chance_note(self) -> str | None:
         """A warning when the served row ranked the backtest's customers no better than chance could:
@@ -403,7 +408,6 @@ def backtest(
             "churn_" + MODEL: predicted["churn_prob"].to_numpy(),
             BASE: base["predicted_clv"].to_numpy(),
             "churn_" + BASE: base["churn_prob"].to_numpy(),
-            "p_alive_" + BASE: base["p_alive"].to_numpy(),
             TEXTBOOK: np.asarray(BasicCLV().fit(buyers).predict_clv(reference, horizon_days), dtype=float),
         }
     )

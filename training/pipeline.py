@@ -26,7 +26,7 @@ from training.loading import check_inputs
 from training.pyfunc import MODEL_FORMAT
 from training.registry import Decision, ModelNotFound, Registry
 from training.shop_data import ShopData
-from training.windows import MIN_BACKTEST_DAYS, MIN_TRAINING_DAYS
+from training.windows import MIN_BACKTEST_DAYS, MIN_TRAINING_DAYS, backtest_horizon
 
 Progress = Callable[[str], None]
 
@@ -124,7 +124,7 @@ def train(
                 base_only=result.base_wins(),
             )
         except NoRepeatPurchases:
-            refusal = _no_repeat_message(data, as_of)
+            refusal = _no_repeat_message(data, as_of, horizon_days)
             # The run ends FAILED with no model: the UI must say why, as the command did.
             mlflow.set_tag(REFUSED_TAG, refusal)
             raise ValueError(refusal) from None
@@ -248,8 +248,9 @@ def check_trainable(data: ShopData, as_of: dt.date) -> None:
         )
 
 
-def _no_repeat_message(data: ShopData, as_of: dt.date) -> str:
-    """Why nothing can be trained, in the user's terms: nobody came back, or only too recently."""
+def _no_repeat_message(data: ShopData, as_of: dt.date, horizon_days: int) -> str:
+    """Why nothing can be trained, in the user's terms: nobody came back, or only too recently (after the
+    backtest's cut-off, where its window starts: `training.backtest.backtest`)."""
     buyers, repeaters = data.repeat_buyers(as_of)
     later = "score it with a model trained on a similar shop (clv score --model models:/clv/VERSION)."
     if repeaters == 0:
@@ -259,11 +260,20 @@ def _no_repeat_message(data: ShopData, as_of: dt.date) -> str:
             "can still be done: wait until some customers have come back (a few months of history usually "
             f"suffice), or {later}"
         )
+    window = backtest_horizon(data.first_date, as_of, horizon_days)
+    cutoff = as_of - dt.timedelta(days=window)
+    # The window is as long as the horizon, up to half the history and at least MIN_BACKTEST_DAYS: a shorter
+    # horizon starts it later, except at that floor.
+    shorter = (
+        f"use a --horizon-days under {window} (a shorter window starts later), "
+        if window > MIN_BACKTEST_DAYS
+        else ""
+    )
     return (
         f"{repeaters:,} of {buyers:,} customers {'has' if repeaters == 1 else 'have'} bought on two different days, "
-        "but none did so early enough "
-        "to check a model against what customers did afterwards (the backtest needs repeat buyers before its "
-        f"window, which ends at {as_of}). Fix: wait a few months, or {later}"
+        f"but none by {cutoff}, where the backtest's {window}-day window starts: the backtest checks a model "
+        "against what customers did in that window, and needs customers who bought twice before it. "
+        f"Fix: {shorter}wait a few months, or {later}"
     )
 
 

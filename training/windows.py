@@ -32,6 +32,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+# Why a plan has no validation window when the history is the reason (`WindowPlan.why_base_only`), as the
+# predictor says it when fitted without one.
+from models.predictor import NO_VALIDATION_WINDOW
+
 MIN_LABEL_DAYS = 28
 YEAR = 365
 # The shortest backtest window (`backtest_horizon`), and so the least history `clv train` needs before its
@@ -55,7 +59,7 @@ class WindowPlan:
 
     @property
     def btyd_only(self) -> bool:
-        """True when the history is too short for a validation window."""
+        """True when there is no validation window: only the buy-till-you-die models are fitted."""
         return self.validation_cutoff is None
 
     @property
@@ -66,7 +70,7 @@ class WindowPlan:
     @property
     def why_base_only(self) -> str:
         """Why there is no validation window (meaningful when `btyd_only`)."""
-        return self.base_only_reason or "the history is too short for a validation window"
+        return self.base_only_reason or NO_VALIDATION_WINDOW
 
     def describe(self) -> str:
         if self.btyd_only:

@@ -117,7 +117,14 @@ def test_one_extreme_order_is_named_by_validate_and_moves_nobody_else(tmp_path, 
     others = before.index.difference(["BIG1", "REP1", "REG1"])
     change = (after.loc[others, "predicted_clv"] / before.loc[others, "predicted_clv"] - 1).abs()
     assert change.max() < 0.05, change.sort_values().tail()
-    assert (after.loc[others, "segment"] == before.loc[others, "segment"]).all()
+    # The value and past-spend lines are drawn without the three (`models.targeting`): counted at the fence,
+    # BIG1's past spend entered the top 20% and pushed a customer who spent 395 out of it. Drawn over three
+    # fewer customers, a line can still pass a customer who sits on it (seen: one at 36.8 and 36.9); her
+    # own numbers do not move.
+    moved = after.loc[others, "segment"] != before.loc[others, "segment"]
+    assert moved.sum() <= 1 and (change[moved] < 0.01).all(), pd.concat(
+        [before.loc[others][moved], after.loc[others][moved]]
+    )[["segment", "predicted_clv", "churn_prob", "p_alive", "reason"]].to_string()
     # Her own row: the extreme order counts at the fence, one order of 36, so she is valued as she buys.
     own = after.loc["REG1", "expected_aov"] / before.loc["REG1", "expected_aov"]
     assert 0.9 < own < 1.25, (after.loc["REG1", "expected_aov"], before.loc["REG1", "expected_aov"])
@@ -252,14 +259,30 @@ def test_all_one_time_buyers_name_the_cause_and_what_can_be_done(tmp_path, monke
     assert "bought on two different days" in failed.data.tags["refused"]
 
 
+def test_repeat_buyers_only_inside_the_backtest_window_are_refused_naming_its_start(tmp_path, monkeypatch):
+    """The refusal named the window's end (the --as-of) as the date before which nobody had bought twice, and
+    did not suggest the shorter --horizon-days that the README promised."""
+    rows = [(f"C{i:03d}", START + dt.timedelta(days=int(i * 700 / 79)), 20.0 + i) for i in range(80)]
+    rows.append(("C000", START + dt.timedelta(days=690), 35.0))  # after the cut-off, 90 days before the end
+    text = refusal(tmp_path, monkeypatch, write(tmp_path, rows))
+    cutoff = START + dt.timedelta(days=700 - 90)
+    assert f"1 of 80 customers has bought on two different days, but none by {cutoff}, where the " in text
+    assert "the backtest's 90-day window starts" in text
+    assert "Fix: use a --horizon-days under 90 (a shorter window starts later), wait a few months" in text
+
+
 @pytest.mark.parametrize("second_orders", [(150, 400), (150, 650)], ids=["window_empty", "one_in_window"])
 def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
-    tmp_path, monkeypatch, second_orders
+    tmp_path, monkeypatch, second_orders, assert_coherent_rows
 ):
     """Audit: with only 2 repeat buyers the backtest's BG/NBD and Pareto/NBD + Gamma-Gamma baselines stopped
     `clv train` with Gamma-Gamma's internal "needs at least 10" message, although the served model falls back to
     each customer's own order value. Their repeat orders fall before the backtest's window (610 days after
-    START), so nobody buys in it, or one falls in it."""
+    START), so nobody buys in it, or one falls in it.
+
+    The fit finds no drop-out there (P(alive) 0.987 to 0.995 for everyone): 37 of 200 rows of such a log read
+    p_alive >= 0.99 beside churn_prob >= 0.99, and one-time buyers silent for two years got retention offers.
+    p_alive is its lower bound, 1 - churn_prob, falling with the time since the purchase, and the run says so."""
     rows = [(f"C{i:03d}", START + dt.timedelta(days=int(i * 700 / 79)), 20.0 + i) for i in range(80)]
     rows += [(f"C{i:03d}", START + dt.timedelta(days=day), 35.0) for i, day in enumerate(second_orders)]
     log = write(tmp_path, rows)
@@ -276,9 +299,18 @@ def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
     assert "promoted to champion" in text
     scored = run(tmp_path, monkeypatch, "score", "--transactions", str(log), "--out", "scores.csv")
     assert scored.exit_code == 0, scored.output
-    assert len(pd.read_csv(tmp_path / "scores.csv")) == 80
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert len(scores) == 80
+    assert_coherent_rows(scores)
+    assert "the buy-till-you-die fit found no drop-out" in text and "reported as its lower bound" in text
+    assert np.allclose(scores["p_alive"], 1 - scores["churn_prob"])
+    one_time = scores[~scores["customer_id"].isin(["C000", "C001"])].sort_values(
+        "customer_id"
+    )  # oldest first
+    assert (np.diff(one_time["p_alive"]) >= 0).all(), one_time["p_alive"]
+    assert one_time["p_alive"].iloc[-1] > one_time["p_alive"].iloc[0]
     if second_orders[1] < 610:  # nobody bought in the window: nothing measured, the champion stays
-        assert "could not measure spearman (none of its" in text
+        assert "could not measure Spearman (none of its" in text
         again = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
         assert again.exit_code == 0 and "not promoted" in plain(again.output)
         assert "To serve the new model anyway: clv promote 2" in plain(again.output)

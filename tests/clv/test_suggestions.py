@@ -285,5 +285,6 @@ def test_a_next_order_backtest_without_customers_says_why_instead_of_an_empty_ta
     )
     _print_suggestion_backtests(SimpleNamespace(next_order=empty, cross_sell=None))
     text = " ".join(capsys.readouterr().out.split())
-    assert "Next order date: not measured on this window" in text and "two purchase days" in text
+    assert "Next order date: not measured on this window. No customer had both a date from the model" in text
+    assert "the two purchase days before the cut-off that last order + average gap needs." in text
     assert "median abs err" not in text

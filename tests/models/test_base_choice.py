@@ -185,8 +185,8 @@ def test_the_baselines_and_the_served_base_name_what_was_really_used_on_a_log_wi
         and labels[PARETO] == "Pareto/NBD + a value of 1 per order"
     )
     assert served.notes_ == [
-        "the history is too short for a validation window: serving the buy-till-you-die base "
-        "(MBG/NBD and Pareto/NBD, a value of 1 per order)"
+        "no room before the cut-off for a validation window to check boosted models and stacks: serving the "
+        "buy-till-you-die base (MBG/NBD and Pareto/NBD, a value of 1 per order)"
     ]
     # Too few repeat buyers for Gamma-Gamma (under 20): each buyer's own mean, in the note as in the label.
     few = spending_shop(own_level=True, n=1_500, seed=10)

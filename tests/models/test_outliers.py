@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.fence import spend_fence, upper_fence
 from models.order_value import OrderValue
-from models.outliers import capped_mean, upper_fence
+from models.outliers import capped_mean
 
 
 def test_the_fence_leaves_an_ordinary_spread_alone_and_needs_enough_values():
@@ -16,6 +17,29 @@ def test_the_fence_leaves_an_ordinary_spread_alone_and_needs_enough_values():
     assert upper_fence(values) > values.max()
     assert upper_fence(values[:9]) == np.inf
     assert upper_fence(np.full(50, 60.0)) == np.inf
+
+
+def test_no_ordinary_order_is_above_the_fence_of_a_shop_whose_customers_buy_alike():
+    """80 customers of about 50 orders each, worth about 33 (log-normal, sd 0.3 on the log scale): their mean
+    orders vary little, and a fence over them put most customers' largest orders above it (seen in
+    tests/clv/test_odd_shops.py's loyal shop: every repeat buyer but 2 out of the Gamma-Gamma fit, and
+    `clv train` stopped with "needs at least 10 customers with a repeat purchase, got 2"). The fence is
+    over single orders, each customer's largest."""
+    rng = np.random.default_rng(8)
+    orders = [rng.lognormal(3.5, 0.3, int(n)) for n in rng.integers(40, 60, 80)]
+    table = pd.DataFrame(
+        {
+            "n_orders": [len(o) for o in orders],
+            "monetary_mean": [o.mean() for o in orders],
+            "largest_order_value": [o.max() for o in orders],
+        }
+    )
+    assert (table["largest_order_value"] > upper_fence(table["monetary_mean"])).mean() > 0.8
+    assert spend_fence(table) > table["largest_order_value"].max()
+    extreme = pd.concat(
+        [table, pd.DataFrame({"n_orders": [2], "monetary_mean": [1.25e9], "largest_order_value": [2.5e9]})]
+    )
+    assert spend_fence(extreme) < 10 * table["largest_order_value"].max()
 
 
 def customers(orders: list[list[float]], credit_notes: list[float] | None = None) -> pd.DataFrame:
@@ -122,9 +146,41 @@ def test_a_repeat_buyers_large_orders_move_no_other_customers_order_value(orders
     before = OrderValue(shop)
     after = OrderValue(pd.concat([shop, her], ignore_index=True))
     others = before.predict(shop)
-    assert after.predict(shop) == pytest.approx(others, rel=0.02)
+    # Her values enter the fence's median, nothing else: the others move by less than 0.1%.
+    assert after.predict(shop) == pytest.approx(others, rel=1e-3)
     value = after.predict(her)[0]
     if len(orders) == 1:
         assert value == pytest.approx(np.median(others), rel=0.2), value
     else:
         assert value <= after.fence_
+
+
+@pytest.mark.parametrize("rule", ["gamma_gamma", "shop_mean"])
+@pytest.mark.parametrize("n_buyers", [300, 15])
+@pytest.mark.parametrize("extreme", [2e4, 3e5, 2.5e9])
+def test_a_buyer_whose_one_repeat_order_is_extreme_moves_no_other_customers_order_value(
+    rule, n_buyers, extreme
+):
+    """Seen on the demo shop: a customer with orders of 30 and 2.5e9 was counted at the fence in Gamma-Gamma's
+    fit, or not, as the rounding of 2.5e9 - (2.5e9 - fence) fell (in at 2e4 and 3e5 here, out at 2.5e9); in
+    it, she moved 567 other customers' values by more than 1% (up to 5.8%). With too few repeat buyers for
+    Gamma-Gamma (15), the shop's mean order value took her in and moved by 2.4%. Under either spend rule, at
+    any size above the fence, she moves nobody."""
+    shop = buyers(n_buyers, seed=15)
+    her = pd.DataFrame(
+        {
+            "customer_id": ["BIG1"],
+            "n_orders": [2],
+            "btyd_frequency": [1],
+            "monetary_mean": [(30.0 + extreme) / 2],
+            "btyd_monetary": [extreme],
+            "largest_order_value": [extreme],
+            "largest_repeat_order_value": [extreme],
+            "monetary_total": [30.0 + extreme],
+            "refund_share": [0.0],
+        }
+    )
+    before = OrderValue(shop, rule)
+    after = OrderValue(pd.concat([shop, her], ignore_index=True), rule)
+    assert after.fence_ < extreme
+    assert after.predict(shop) == pytest.approx(before.predict(shop), rel=1e-3)

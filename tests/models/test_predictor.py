@@ -153,7 +153,7 @@ def test_without_a_validation_window_the_base_is_served_and_says_why(data, asser
     reference = data[2]
     base = CLVPredictor(horizon_days=365, seed=1).fit(None, None, reference)
     assert base.kind_ == "base"
-    assert any("too short for a validation window" in note for note in base.notes_)
+    assert any("no room before the cut-off for a validation window" in note for note in base.notes_)
     assert_coherent_rows(base.predict(reference))
 
 

@@ -17,6 +17,8 @@ from models.targeting import (
     SEGMENT_ACTIONS,
     SEGMENTS,
     TargetingRules,
+    in_words,
+    percent,
     percents,
     settle_cross_sell,
     significant,
@@ -257,7 +259,7 @@ def test_a_number_just_below_its_line_never_reads_as_the_line(base):
     lapsed = rules.lapsed_p_alive - 0.004
     gone = rules.apply(customer(p_alive=lapsed, churn_prob=0.9, monetary_total=1e6)).iloc[0]
     assert gone.segment == "lapsed_valuable"
-    assert f"only {lapsed:.1%} (below {rules.lapsed_p_alive:.1%})" in gone.reason
+    assert f"only {lapsed:.1%} (below the {rules.lapsed_p_alive:.1%} line)" in gone.reason
 
 
 def test_value_unit_orders_speaks_of_orders(base):
@@ -366,6 +368,15 @@ def test_past_spend_is_the_capped_spend_the_model_values():
     assert (
         rules.apply(shop).iloc[1].reason.startswith("spent 750 so far, capped (her mean order counted at 75)")
     )
+    # Valued in the top 20% (seen: a 2.5e9 order made the demo shop's #1 customer, valued at the fence), her
+    # row says the value counts her largest order at the fence; an uncapped valuable row says nothing of it.
+    shop.loc[[0, 2], "predicted_clv"] = rules.high_value_ * 2
+    rows = rules.apply(shop)
+    assert rows.loc[0, "reason"].startswith(
+        f"predicted value {rules.high_value_ * 2:,.0f} (her largest order counted at the outlier fence of 300) "
+        "is in the top 20%"
+    ), rows.loc[0, "reason"]
+    assert "fence" not in rows.loc[2, "reason"], rows.loc[2, "reason"]
 
 
 def test_a_row_never_quotes_a_negative_past_spend(base):
@@ -387,7 +398,7 @@ def test_a_row_never_quotes_a_negative_past_spend(base):
     assert row.segment == "lapsed_valuable", row.reason
     assert "-" not in row.reason and "spent" not in row.reason, row.reason
     assert row.reason.startswith(
-        f"predicted value {top:,.0f} is in the top 20%, but probability still active"
+        f"predicted value {top:,.0f} is in the top 20%, but P(alive) is only 5% (below the 30% line)"
     )
     assert rules.past_spend(neg)[0].tolist() == [0.0]
     # A capped order refunded in full (2.5e9 and a refund of the same): uncapped refund, capped order.
@@ -413,7 +424,10 @@ def test_a_lapsed_row_quotes_a_tiny_p_alive_as_under_one_percent(base):
     rich = float(base.monetary_total.max()) * 2
     row = rules.apply(customer(monetary_total=rich, p_alive=0.000127, churn_prob=0.999)).iloc[0]
     assert row.segment == "lapsed_valuable"
-    assert "probability still active is only <1% (below 30%)" in row.reason, row.reason
+    assert "but P(alive) is only under 1% (below the 30% line)" in row.reason, row.reason
+    # In a sentence the signs read as words, whatever the digits.
+    assert [in_words(percent(p)) for p in (0.000127, 0.9962, 0.05)] == ["under 1%", "over 99%", "5%"]
+    assert in_words(percents(0.00004, 0.125)[0]) == "under 0.1%"
 
 
 def test_a_small_predicted_value_is_not_rounded_to_nothing():
@@ -473,7 +487,7 @@ def test_a_new_customer_the_model_thinks_gone_is_not_welcomed(base):
     gone = dict(tenure_days=55, recency_days=50, p_alive=0.02, churn_prob=0.98)
     valuable = rules.apply(customer(predicted_clv=rules.high_value_ * 2, **gone)).iloc[0]
     assert (valuable.segment, valuable.next_best_action) == ("lapsed_valuable", "win_back")
-    assert "probability still active is only 2%" in valuable.reason
+    assert "P(alive) is only 2% (below the 30% line)" in valuable.reason
     modest = rules.apply(customer(predicted_clv=0.0, **gone)).iloc[0]
     assert (modest.segment, modest.next_best_action) == ("nurture", "nurture")
     assert "churn risk 98%" in modest.reason
@@ -498,10 +512,30 @@ def test_a_valuable_customer_within_her_own_rhythm_is_retained_not_won_back(base
     row = rules.apply(customer(recency_days=3, **recent)).iloc[0]
     assert (row.segment, row.next_best_action) == ("high_value_at_risk", "retention_offer")
     assert row.reason.endswith(
-        "probability still active 25% is below 30%, but her last order, 3 days ago, is within her usual gap "
+        "P(alive) 25% is below the 30% line, but her last order, 3 days ago, is within her usual gap "
         "of 38 days: retain, not win back"
     )
     # Silent for longer than her rhythm, she is a win-back; with one order (no rhythm), a low P(alive) is enough.
     assert rules.apply(customer(recency_days=40, **recent)).iloc[0].segment == "lapsed_valuable"
     single = {**recent, "gap_mean_days": np.nan}
     assert rules.apply(customer(recency_days=3, **single)).iloc[0].segment == "lapsed_valuable"
+
+
+def test_a_customer_with_an_order_above_the_fence_moves_no_line(base):
+    """An order of 2.5e9, counted at the fence, made its customer's past spend and value the fence's: in the
+    lines' population she pushed a customer who spent 395 out of the top 20% by past spend. The lines are drawn
+    without her; she is still placed by them."""
+    fence = float(base["largest_order_value"].max()) * 2
+    her = customer(
+        n_orders=2,
+        monetary_mean=1.25e9,
+        monetary_total=2.5e9,
+        largest_order_value=2.5e9,
+        predicted_clv=float(base["predicted_clv"].max()) * 3,
+    )
+    without = TargetingRules().fit(base, spend_fence=fence)
+    with_her = TargetingRules().fit(pd.concat([base, her], ignore_index=True), spend_fence=fence)
+    assert with_her.thresholds() == without.thresholds()
+    assert (with_her.value_edges_ == without.value_edges_).all()
+    row = with_her.apply(her).iloc[0]
+    assert row.value_decile == 10 and "outlier fence" in row.reason, row.reason

@@ -46,6 +46,21 @@ def test_a_window_shorter_than_the_horizon_is_said_with_the_history_a_whole_one_
     assert backtest_with(0.5, 100).short_window_note(90, CUTOFF - dt.timedelta(days=400)) is None
 
 
+def test_a_metric_the_backtest_could_not_measure_is_named_as_in_its_table():
+    """The note read "could not measure spearman", the setting's identifier, beside a table headed "Spearman"."""
+    backtest = backtest_with(float("nan"), 50)
+    backtest.metrics.loc[MODEL, "top_decile_capture"] = np.nan
+    backtest.frame["actual_revenue"] = 0.0
+    why = "(none of its 50 customers bought in the 90 days after 2025-01-01)"
+    assert backtest.unranked_note("spearman") == (
+        f"the backtest could not measure Spearman {why}, so how well the model ranks is unchecked"
+    )
+    assert backtest.unranked_note("top_decile_capture").startswith(
+        f"the backtest could not measure top 10% {why}"
+    )
+    assert backtest.unranked_note("normalized_gini") is None
+
+
 def backtest_of(predictions: dict[str, np.ndarray], actual: np.ndarray, kind: str = "hybrid") -> Backtest:
     """A backtest whose table is computed from the predictions, as `training.backtest.backtest` does."""
     frame = pd.DataFrame({"actual_revenue": actual, **predictions})
@@ -87,6 +102,7 @@ def test_a_baseline_that_ranked_better_than_the_served_model_beyond_noise_is_sai
     )
     assert f"{backtest.ranking(BGNBD):.4f} vs {backtest.ranking(MODEL):.4f}" in note
     assert "beyond noise" in note and "ahead in 100% of bootstrap resamples" in note
+    assert "clv train serves only its own full model or its base, never BG/NBD + Gamma-Gamma, so" in note
     # Where the history left only the base to fit, the note names the base (the model row is the base's).
     backtest.fit.predictor.kind_ = "base"
     assert (
@@ -166,17 +182,21 @@ def test_base_and_baselines_that_found_no_drop_out_are_said_to_be_one_model():
     backtest = backtest_of(predictions, actual, kind="base")
     backtest.frame["churn_" + BASE] = backtest.frame["churn_" + BGNBD] = churn
     backtest.frame["churn_" + PARETO] = churn + 1e-6
-    backtest.frame["p_alive_" + BASE] = 0.99999
+    backtest.base.p_alive_range_ = (0.99999, 1.0)
     note = backtest.no_dropout_note()
-    assert note is not None and note.startswith(
-        "BTYD base (MBG/NBD and Pareto/NBD) + Gamma-Gamma and BG/NBD + Gamma-Gamma and Pareto/NBD + Gamma-Gamma "
-        "predict the same for every customer"
+    assert note == (
+        "every customer's P(alive) was at least 0.99 at the backtest's cut-off 2025-01-01: the fit found no "
+        "drop-out, and without drop-out BG/NBD, Pareto/NBD and the base are the same NBD model, so their rows "
+        "read alike"
     )
-    assert "find no customer who has left (P(alive) at least 0.99 for all)" in note
+    # With one baseline not fitted, the note names the rows there are.
+    backtest.not_fitted = {PARETO: "fewer than 10 repeat buyers"}
+    assert "without drop-out BG/NBD and the base are the same NBD model" in backtest.no_dropout_note()
+    backtest.not_fitted = {}
     # Some customers judged gone: the models differ in how, so their rows are not one model's.
-    backtest.frame.loc[:9, "p_alive_" + BASE] = 0.4
+    backtest.base.p_alive_range_ = (0.4, 1.0)
     assert backtest.no_dropout_note() is None
     # Everyone alive but the predictions apart (one baseline 5% higher on every customer): nothing to explain.
-    backtest.frame["p_alive_" + BASE] = 0.99999
+    backtest.base.p_alive_range_ = (0.99999, 1.0)
     backtest.frame[BGNBD] = value * 1.05
     assert backtest.no_dropout_note() is None

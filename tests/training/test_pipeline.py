@@ -21,6 +21,7 @@ from features.schema import SCORE_COLUMNS
 from training.pipeline import train
 from training.registry import Registry
 from training.score import score
+from training.windows import NO_VALIDATION_WINDOW
 
 from .conftest import mlflow_server
 
@@ -251,10 +252,8 @@ def test_a_young_shop_says_once_why_the_base_is_served_and_names_the_base(tmp_pa
     first = pd.read_parquet(shop_dir / "transactions.parquet")["timestamp"].min().date()
     result = train(load(shop_dir), settings_for(tmp_path), as_of=first + dt.timedelta(days=150))
     assert result.served_model == "base"
-    why = [note for note in result.notes if "too short for a validation window" in note]
-    assert why == [
-        f"the history is too short for a validation window: serving the buy-till-you-die base ({result.served_base})"
-    ]
+    why = [note for note in result.notes if NO_VALIDATION_WINDOW in note]
+    assert why == [f"{NO_VALIDATION_WINDOW}: serving the buy-till-you-die base ({result.served_base})"]
     # With 75 days before the backtest's cut-off, 9 repeat buyers are too few for Gamma-Gamma; with 150, it is fitted.
     measured = result.backtest.base.btyd_.describe()
     assert measured == "MBG/NBD and Pareto/NBD, each buyer's own mean order value"
