@@ -40,7 +40,7 @@ from scipy.special import expit, logit
 
 from models.btyd_features import BTYDFeatures
 from models.btyd_fit import Summary
-from models.targeting import percent, percents
+from models.targeting import in_words, percent, percents
 
 GRID_POINTS = 24
 DUE = 0.5  # the date is the median: half of the customers like her who stay have ordered by then
@@ -162,9 +162,8 @@ def timing_reason(
 ) -> str:
     """The row's next_order_reason, quoting the numbers the date (or its absence) follows from."""
     if p_alive < min_p_alive:
-        return "left empty: probably no longer a customer (p_alive {} < {})".format(
-            *percents(p_alive, min_p_alive)
-        )
+        alive, line = percents(p_alive, min_p_alive)
+        return f"left empty: probably no longer a customer (p_alive {in_words(alive)}, below the {line} line)"
     # Why the date is there or not: her chance of an order within the horizon if still a customer.
     chance_text = (
         f"within {max_days} days: (1 - churn_prob {percent(churn_prob)}) / p_alive {percent(p_alive)}"

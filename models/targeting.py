@@ -164,8 +164,9 @@ class TargetingRules(BaseEstimator):
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         self.spend_fence_ = float(spend_fence)
         # Customers with an order above the fence are valued from it as much as from themselves: the lines are
-        # drawn without them, so that such an order (2.5e9 in a shop of 40s, counted at the fence) cannot push
-        # another customer across a line (seen: a customer who spent 395 fell out of the top 20% by past spend).
+        # drawn without them (seen: an order of 2.5e9 in a shop of 40s, counted at the fence, put its customer's
+        # past spend in the top 20% and pushed out a customer who spent 395). Ranks still shift by one customer,
+        # so a customer next to a decile edge can cross it.
         ordinary = excess_over_fence(predictions, self.spend_fence_) <= 0
         lines = predictions[ordinary] if ordinary.any() else predictions
         clv = lines["predicted_clv"].to_numpy(float)
@@ -339,7 +340,7 @@ class TargetingRules(BaseEstimator):
                     )
             elif name == "lapsed_valuable":
                 alive, line = percents(p_alive[i], self.lapsed_p_alive)
-                text = f"{worth(i)}, but P(alive) is only {in_words(alive)} (below the {line} line)"
+                text = f"{worth(i)}, but P(alive) is {in_words(alive)}, below the {line} line"
             elif name == "active_low_value":
                 risk, line = churn_vs(i, self.at_risk_churn)
                 below = self._money_below(clv[i], self.high_value_)

@@ -259,7 +259,7 @@ def test_a_number_just_below_its_line_never_reads_as_the_line(base):
     lapsed = rules.lapsed_p_alive - 0.004
     gone = rules.apply(customer(p_alive=lapsed, churn_prob=0.9, monetary_total=1e6)).iloc[0]
     assert gone.segment == "lapsed_valuable"
-    assert f"only {lapsed:.1%} (below the {rules.lapsed_p_alive:.1%} line)" in gone.reason
+    assert f"is {lapsed:.1%}, below the {rules.lapsed_p_alive:.1%} line" in gone.reason
 
 
 def test_value_unit_orders_speaks_of_orders(base):
@@ -398,7 +398,7 @@ def test_a_row_never_quotes_a_negative_past_spend(base):
     assert row.segment == "lapsed_valuable", row.reason
     assert "-" not in row.reason and "spent" not in row.reason, row.reason
     assert row.reason.startswith(
-        f"predicted value {top:,.0f} is in the top 20%, but P(alive) is only 5% (below the 30% line)"
+        f"predicted value {top:,.0f} is in the top 20%, but P(alive) is 5%, below the 30% line"
     )
     assert rules.past_spend(neg)[0].tolist() == [0.0]
     # A capped order refunded in full (2.5e9 and a refund of the same): uncapped refund, capped order.
@@ -424,7 +424,7 @@ def test_a_lapsed_row_quotes_a_tiny_p_alive_as_under_one_percent(base):
     rich = float(base.monetary_total.max()) * 2
     row = rules.apply(customer(monetary_total=rich, p_alive=0.000127, churn_prob=0.999)).iloc[0]
     assert row.segment == "lapsed_valuable"
-    assert "but P(alive) is only under 1% (below the 30% line)" in row.reason, row.reason
+    assert "but P(alive) is under 1%, below the 30% line" in row.reason, row.reason
     # In a sentence the signs read as words, whatever the digits.
     assert [in_words(percent(p)) for p in (0.000127, 0.9962, 0.05)] == ["under 1%", "over 99%", "5%"]
     assert in_words(percents(0.00004, 0.125)[0]) == "under 0.1%"
@@ -487,7 +487,7 @@ def test_a_new_customer_the_model_thinks_gone_is_not_welcomed(base):
     gone = dict(tenure_days=55, recency_days=50, p_alive=0.02, churn_prob=0.98)
     valuable = rules.apply(customer(predicted_clv=rules.high_value_ * 2, **gone)).iloc[0]
     assert (valuable.segment, valuable.next_best_action) == ("lapsed_valuable", "win_back")
-    assert "P(alive) is only 2% (below the 30% line)" in valuable.reason
+    assert "P(alive) is 2%, below the 30% line" in valuable.reason
     modest = rules.apply(customer(predicted_clv=0.0, **gone)).iloc[0]
     assert (modest.segment, modest.next_best_action) == ("nurture", "nurture")
     assert "churn risk 98%" in modest.reason
