@@ -5,8 +5,7 @@ the amount column, one exceptional B2B order) would otherwise dominate every mea
 parameter it enters: the Gamma-Gamma spend model, the value calibration and its total level. Models
 read such amounts through the fence (`models.outliers`), and `clv validate` names the orders above the
 same fence (`features.contract`): it warned only above 1,000 times the median order, so orders 700-800
-times it were capped without a word, and on the demo shop, whose fence is 340 times its median, the
-warning and the cap disagreed the other way.
+times it were capped without a word.
 
 `upper_fence` is a limit on the log scale (amounts are roughly log-normal): median + k robust
 standard deviations, the robust standard deviation being 1.4826 x the median absolute deviation
