@@ -412,7 +412,7 @@ def model_prediction(shop, case: Case, store: Path, say: Callable[[str], None]) 
                 "notes": result.notes,
             }
             uri = f"models:/{settings.mlflow.registered_model}/{result.version}"
-            table = score(
+            table, _ = score(
                 shop,
                 settings,
                 store / "scores.parquet",

@@ -325,11 +325,26 @@ def validate(
         console.print(f"[bold red]error:[/] {escape(issue.message)}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
+    if blockers := report.training_blockers:
+        # The file is fine as a file; "OK" after "`clv train` will refuse" read as if it could be trained on.
+        out.print(
+            f"[yellow]Not trainable[/]: the data follows the contract, but `clv train` will refuse it "
+            f"({escape('; '.join(blockers))}: see the warning above).",
+            highlight=False,
+        )
+        return
     out.print("[green]OK[/]: the data follows the contract.")
 
 
 def _warn(message: str) -> None:
     console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def _note(message: str, source: str = "") -> None:
+    """What a reader of the numbers should know, on the output. `source`: where it comes from, when not from
+    the command's own work (e.g. "model v3, from its training")."""
+    origin = f" ({escape(source)})" if source else ""
+    out.print(f"[yellow]note{origin}:[/] {escape(message)}", highlight=False)
 
 
 def _check_out(path: Path, suffixes: tuple[str, ...] = (".parquet", ".csv"), why: str = "") -> Path | None:
@@ -502,7 +517,7 @@ def _print_training(result, settings: Settings) -> None:
         )
     )
     for note in result.notes:
-        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        _note(note)
     verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"
     out.print(
         f"Registered {escape(settings.mlflow.registered_model)} v{result.version}: {verdict} "
@@ -613,8 +628,8 @@ def score(
 
                 summary = score_on_spark(shop, settings, out_path, _as_date(as_of), model, update, _warn)
             else:
-                table = run_scoring(shop, settings, out_path, _as_date(as_of), model, update, _warn)
-                summary = ScoreSummary.of(table)
+                table, loaded = run_scoring(shop, settings, out_path, _as_date(as_of), model, update, _warn)
+                summary = ScoreSummary.of(table, loaded.card.notes)
     except (ModelNotFound, ValueError) as exc:
         raise fail(str(exc)) from None
     _say_created(created, out_path)
@@ -626,6 +641,9 @@ def score(
         markup=False,
     )
     out.print("Segments: " + ", ".join(f"{name} {count:,}" for name, count in summary.segments.items()))
+    # What `clv train` said about this model, for whoever only runs `clv score`.
+    for note in summary.notes:
+        _note(note, f"model v{summary.model_version}, from its training")
 
 
 # POST /export's body fields -> `clv export`'s options, so a filter error names what the user typed.
@@ -779,7 +797,7 @@ def campaigns(
             highlight=False,
         )
     for note in result.notes:
-        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        _note(note)
 
 
 @app.command()
@@ -852,7 +870,7 @@ def economics(
     for warning in result.warnings:
         _warn(warning)
     for note in result.notes:
-        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        _note(note)
     if result.margin is None:
         out.print("No \\[train] margin: clv_to_cac, payback_months and profit_clv count revenue, not margin.")
     if lifted is not None:

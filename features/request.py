@@ -240,7 +240,9 @@ class _Orders:
                     / _UNITS
                     / btyd_frequency
                     * np.where(
-                        purchase_value / _UNITS > AMOUNT_TOLERANCE, monetary_total / purchase_value, 1.0
+                        purchase_value / _UNITS > AMOUNT_TOLERANCE,
+                        np.maximum(monetary_total / purchase_value, 0.0),
+                        np.where((monetary_total - purchase_value) / _UNITS < -AMOUNT_TOLERANCE, 0.0, 1.0),
                     ),
                     0.0,
                 ),

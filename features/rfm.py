@@ -31,10 +31,14 @@ whose value is the sum of the net amounts of that day's purchases.
 - btyd_age: days from the first purchase day to D (lifetimes' T; equals tenure_days).
 - btyd_monetary: mean value of the repeat purchase days (the first purchase day excluded), net of
   her refund-only orders in proportion to each day's value: x monetary_total / (net value of her
-  purchases) when that is > 0. Which purchase a credit note returns is not in the log; in
-  proportion, a customer who returns the same share of every order gets the same value whichever
-  way the shop books it. 0 when btyd_frequency == 0. It can be 0 or less when refunds cancel those
-  days' orders: Gamma-Gamma is fitted on the customers whose value is > 0 and reads the others at 0
+  purchases) when that is > 0, and at least 0. Which purchase a credit note returns is not in the
+  log; in proportion, a customer who returns the same share of every order gets the same value
+  whichever way the shop books it. When refunds leave her purchases' net value at 0 or less, her
+  refund-only orders return everything: x 0 (x 1 without any). The factor never rises with a
+  refund: at 1 there, a full refund of a first order of 45 beside four repeat orders of 1 and a
+  credit note of 0.1 raised her repeat mean from 0.998 to 1.0, and her predicted value with it.
+  0 when btyd_frequency == 0. It can be 0 or less when refunds cancel those days' orders:
+  Gamma-Gamma is fitted on the customers whose value is > 0 and reads the others at 0
   (`models.gamma_gamma`).
 
 Largest single purchases, for the spend model's outlier cap (`models.outliers.capped_mean`): one order
@@ -98,7 +102,9 @@ def rfm_columns(customers: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
             btyd_frequency > 0,
             ratio(c.purchase_value - c.first_day_value, btyd_frequency)
             * ibis.ifelse(
-                c.purchase_value > AMOUNT_TOLERANCE, ratio(c.monetary_total, c.purchase_value), 1.0
+                c.purchase_value > AMOUNT_TOLERANCE,
+                ibis.greatest(ratio(c.monetary_total, c.purchase_value), 0.0),
+                ibis.ifelse(c.monetary_total < c.purchase_value - AMOUNT_TOLERANCE, 0.0, 1.0),
             ),
             0.0,
         ),

@@ -128,6 +128,7 @@ def next_order(
     churn_prob: np.ndarray,
     min_p_alive: float,
     max_days: int,
+    alive_known: bool = True,
 ) -> pd.DataFrame:
     """Columns days_to_next_order (float days after the cut-off, NaN when left empty),
     avg_days_between_orders (float days, NaN for one purchase day) and next_order_reason (text), one
@@ -138,9 +139,15 @@ def next_order(
     customer with `p_alive` below `min_p_alive` or whose chance of an order within `max_days` given
     alive, (1 - churn_prob) / p_alive, is below 1/2 (then the median is beyond `max_days`); the
     reason says which and quotes the numbers.
+
+    `alive_known` False (the base found no drop-out, `models.predictor`): `p_alive` is only its lower bound
+    1 - churn_prob, which would make every customer "probably no longer a customer" and, read as an
+    estimate, certain to order if alive. The date is then not conditioned on her being a customer: it is
+    the median of her time to the next order, shown when her chance of an order within `max_days`,
+    1 - churn_prob, is at least 1/2 (P(an order by then) = 1/2).
     """
-    alive = np.asarray(p_alive, float)
     churn = np.asarray(churn_prob, float)
+    alive = np.asarray(p_alive, float) if alive_known else np.ones_like(churn)
     chance = buys_if_alive(alive, churn)
     days = days_to_next_order(btyd, features, max_days, chance)
     show = (alive >= min_p_alive) & np.isfinite(days)
@@ -150,6 +157,8 @@ def next_order(
             "avg_days_between_orders": features["gap_mean_days"].to_numpy(float),
             "next_order_reason": [
                 timing_reason(a, c, b, s, min_p_alive, max_days)
+                if alive_known
+                else unconditional_timing_reason(c, s, max_days)
                 for a, c, b, s in zip(alive, churn, chance, show, strict=True)
             ],
         },
@@ -177,6 +186,19 @@ def timing_reason(
         )
     chance_shown, due = percents(chance, DUE)
     return f"left empty: even if still a customer, unlikely to order {chance_text} {_equals(chance_shown)} < {due}"
+
+
+def unconditional_timing_reason(churn_prob: float, shown: bool, max_days: int) -> str:
+    """The next_order_reason where the log shows no drop-out (`next_order`'s `alive_known` False): the date
+    and its absence follow from the chance of an order within the horizon alone."""
+    chance, due = percents(1 - churn_prob, DUE)
+    unknown = "the log shows no drop-out, so whether she is still a customer is not known"
+    within = f"within {max_days} days"
+    if shown:
+        return (
+            f"median date of her next order (an order {within}: 1 - churn_prob {_equals(chance)}); {unknown}"
+        )
+    return f"left empty: unlikely to order {within} (1 - churn_prob is {in_words(chance)}, below {due}); {unknown}"
 
 
 def _equals(shown: str) -> str:

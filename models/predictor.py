@@ -33,7 +33,9 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
    P(alive) is not identified: the fit cannot tell a customer who left from one who buys rarely, and
    its near-1 P(alive) beside a churn probability of 0.99 read "alive for sure, gone for sure" on one
    row, and put one-time buyers silent for two years in retention campaigns. p_alive is then its lower
-   bound 1 - churn, and `notes_` says so.
+   bound 1 - churn, `notes_` says so, and no rule reads it as an estimate: the targeting calls nobody
+   lapsed (`models.targeting`) and the next order's date is not conditioned on her being alive
+   (`models.next_order`, `alive_known`).
 6. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
 7. The next order's date given alive (`models.next_order`): the median of the base's waiting time,
    shifted so that P(an order in H | alive) is the row's (1 - churn) / p_alive; left empty below the
@@ -332,7 +334,9 @@ class CLVPredictor(BaseEstimator):
         if enriched is not None:
             self._refit(enriched, trees, reference)
         self.targeting_ = TargetingRules(**(self.targeting or {})).fit(
-            self._predict_values(reference), spend_fence=self.btyd_.spend.fence_
+            self._predict_values(reference),
+            spend_fence=self.btyd_.spend.fence_,
+            p_alive_identified=self.dropout_found(),
         )
         return self
 
@@ -351,7 +355,9 @@ class CLVPredictor(BaseEstimator):
         return (
             f"the buy-till-you-die fit found no drop-out (its P(alive) spans only {low:.3%} to {high:.3%} over "
             "the buyers): the log cannot tell a customer who has left from one who buys rarely, so p_alive is "
-            "reported as its lower bound, the probability of an order within the horizon (1 - churn_prob)"
+            "reported as its lower bound, the probability of an order within the horizon (1 - churn_prob); "
+            "no segment reads it (nobody is called lapsed: a valuable customer at risk gets a retention offer, "
+            "not a win-back) and next-order dates do not assume the customer is still one"
         )
 
     def _refit(self, enriched: pd.DataFrame, trees: dict[str, int], reference: pd.DataFrame) -> None:
@@ -597,6 +603,7 @@ class CLVPredictor(BaseEstimator):
             values["churn_prob"],
             self.targeting_.lapsed_p_alive,
             self.horizon_days,
+            alive_known=self.dropout_found(),
         )
         # A date would be "her next order" of someone who has not placed a first one.
         none = features["n_orders"].to_numpy() == 0

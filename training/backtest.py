@@ -44,7 +44,6 @@ from training.windows import WindowPlan, backtest_horizon, holdin_window, plan_w
 Progress = Callable[[str], None]
 MODEL, BASE, BGNBD, PARETO, TEXTBOOK = "model", "base", "bgnbd_gg", "pareto_gg", "textbook"
 # Every customer at least this likely alive: the buy-till-you-die models found no drop-out.
-NO_DROPOUT_P_ALIVE = 0.99
 # The standard baselines' purchase models; Backtest.labels adds what each fitted one valued orders with.
 BASELINE_PURCHASES = {BGNBD: "BG/NBD", PARETO: "Pareto/NBD"}
 MODEL_LABELS = {
@@ -240,15 +239,13 @@ class Backtest:
         )
 
     def no_dropout_note(self) -> str | None:
-        """What to tell when the base's and the fitted BTYD baselines' rows are one: every customer's P(alive)
-        at least `NO_DROPOUT_P_ALIVE` and their values and churn probabilities within 0.1% of each other. Without
+        """What to tell when the base's and the fitted BTYD baselines' rows are one: the base found no drop-out
+        (`CLVPredictor.dropout_found`) and their values and churn probabilities are within 0.1% of each other. Without
         drop-out BG/NBD, MBG/NBD and Pareto/NBD all reduce to the NBD model of purchase rates (Ehrenberg 1959),
         so the backtest cannot tell them apart (seen: the young apparel shop, 45 days of history before the
         backtest's cut-off, three identical rows with no word why). None otherwise."""
         rows = [BASE, *(model for model in BASELINE_PURCHASES if model not in self.not_fitted)]
-        # The fit's own P(alive) (`CLVPredictor.p_alive_range_`): without drop-out the p_alive it reports is
-        # its lower bound, 1 - churn_prob.
-        if len(rows) < 2 or self.base.p_alive_range_[0] < NO_DROPOUT_P_ALIVE:
+        if len(rows) < 2 or self.base.dropout_found():
             return None
         if not all(
             np.allclose(self.frame[prefix + model], self.frame[prefix + BASE], rtol=1e-3, atol=1e-9)
@@ -258,10 +255,12 @@ class Backtest:
             return None
         names = [BASELINE_PURCHASES[model] for model in rows[1:]]
         models = f"{', '.join(names)} and the base"
+        # The fit's own P(alive): without drop-out the p_alive it reports is its lower bound, 1 - churn_prob.
+        low, high = self.base.p_alive_range_
         return (
-            f"every customer's P(alive) was at least {NO_DROPOUT_P_ALIVE} at the backtest's cut-off {self.cutoff}: "
-            f"the fit found no drop-out, and without drop-out {models} are the same NBD model, so their rows read "
-            "alike"
+            f"the fit at the backtest's cut-off {self.cutoff} found no drop-out (its P(alive) spans only {low:.3%} "
+            f"to {high:.3%} over the buyers), and without drop-out {models} are the same NBD model, so their rows "
+            "read alike"
         )
 
     def short_window_note(self, horizon_days: int, first_date: dt.date) -> str | None:
@@ -344,18 +343,33 @@ class Backtest:
         )
 
     def chance_note(self) -> str | None:
-        """A warning when the served row ranked the backtest's customers no better than chance could:
-        its Spearman below 1.645 / sqrt(n - 1), the one-sided 95% line of Spearman's correlation between
-        unrelated rankings of n customers (its normal approximation). None otherwise."""
+        """A warning when the served row ranked the backtest's customers, or told who would place no order, no
+        better than chance could: its Spearman below 1.645 / sqrt(n - 1), the one-sided 95% line of Spearman's
+        correlation between unrelated rankings of n customers (its normal approximation); its churn ROC AUC
+        below 0.5 + 1.645 sqrt((n + 1) / (12 n0 n1)), the same line for the AUC of a score unrelated to the
+        labels, with n1 customers who placed no order and n0 who did (the Mann-Whitney U statistic's null
+        variance, Mann and Whitney 1947). None otherwise."""
         n = len(self.frame)
+        found = []
         spearman = self.metrics.loc[self.served, "spearman"]
         line = 1.645 / np.sqrt(max(n - 1, 1))
-        if pd.isna(spearman) or spearman >= line:
+        if pd.notna(spearman) and spearman < line:
+            found.append(
+                f"ranked {n:,} customers no better than chance could (Spearman {_distinct(spearman, line)})"
+            )
+        auc = self.metrics.loc[self.served].get("churn_auc", np.nan)
+        churned = int(self.frame["actual_churned"].sum()) if "actual_churned" in self.frame else 0
+        if pd.notna(auc) and 0 < churned < n:
+            line = 0.5 + 1.645 * np.sqrt((n + 1) / (12 * churned * (n - churned)))
+            if auc < line:
+                found.append(
+                    f"told who would place no order no better than chance could (churn AUC {_distinct(auc, line)})"
+                )
+        if not found:
             return None
         return (
-            f"on the backtest the served model ranked {n:,} customers no better than chance could (Spearman "
-            f"{_distinct(spearman, line)}): its values, deciles and segments are rough; retrain when the "
-            "shop has more history"
+            f"on the backtest the served model {' and '.join(found)}: its values, churn probabilities, deciles "
+            "and segments are rough; retrain when the shop has more history"
         )
 
     def unchecked_note(self) -> str:
@@ -448,8 +462,10 @@ def backtest(
         baseline_spend=baseline_spend,
     )
     progress("backtesting next order dates and cross-sell suggestions")
-    served = base if result.base_wins() else predicted
-    result.next_order = backtest_next_order(data, cutoff, horizon_days, reference, served)
+    served, served_by = (base, base_predictor) if result.base_wins() else (predicted, fit.predictor)
+    result.next_order = backtest_next_order(
+        data, cutoff, horizon_days, reference, served, alive_known=served_by.dropout_found()
+    )
     result.cross_sell = backtest_cross_sell(data, cutoff, horizon_days, settings)
     return result
 

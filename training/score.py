@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,8 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ScoreSummary:
-    """What `clv score` reports: rows, model version, cut-off, horizon, total value, unit, segment sizes."""
+    """What `clv score` reports: rows, model version, cut-off, horizon, total value, unit, segment sizes, and
+    the model's notes (`ModelCard.notes`: what `clv train` said a reader of its numbers should know)."""
 
     rows: int
     model_version: str
@@ -33,6 +34,7 @@ class ScoreSummary:
     total_value: float
     value_unit: str
     segments: dict[str, int]
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self):
         # Largest first, ties by name: both engines print the same line for the same table.
@@ -40,8 +42,9 @@ class ScoreSummary:
         object.__setattr__(self, "segments", ordered)
 
     @classmethod
-    def of(cls, table: pd.DataFrame) -> ScoreSummary:
-        """The summary of a score table in memory (the default engine's)."""
+    def of(cls, table: pd.DataFrame, notes: Sequence[str] = ()) -> ScoreSummary:
+        """The summary of a score table in memory (the default engine's), with the notes of the model that
+        wrote it."""
         first = table.iloc[0]
         return cls(
             len(table),
@@ -51,6 +54,7 @@ class ScoreSummary:
             float(table["predicted_clv"].sum()),
             str(first["value_unit"]),
             table["segment"].value_counts().to_dict(),
+            tuple(notes),
         )
 
 
@@ -62,8 +66,9 @@ def score(
     model_uri: str | None = None,
     progress: Progress = lambda _: None,
     warn: Progress = lambda _: None,
-) -> pd.DataFrame:
-    """Score every customer with an order by `as_of` and write the table to `out_path`.
+) -> tuple[pd.DataFrame, LoadedModel]:
+    """Score every customer with an order by `as_of` and write the table to `out_path`; returns the table and
+    the model that wrote it (its card's notes are what `clv score` repeats, `ScoreSummary.of`).
 
     `warn(message)` hears about what the user should know but does not stop scoring: a model trained on
     other customers than these (another shop, or another part of one), an `as_of` long after the log ends.
@@ -82,7 +87,7 @@ def score(
     table = score_features(loaded, features, suggested)
     progress(f"writing {out_path}")
     write_frame(table, out_path)
-    return table
+    return table, loaded
 
 
 def prepare(

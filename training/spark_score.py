@@ -105,6 +105,7 @@ def score_on_spark(
         float(totals["total"] or 0.0),
         str(values["value_unit"]),
         {r["segment"]: int(r["n"]) for r in segments},
+        tuple(loaded.card.notes),
     )
 
 

@@ -335,3 +335,37 @@ def test_a_tracking_store_that_cannot_be_opened_is_named_with_the_fix(tmp_path, 
     fix = "Fix: start the server, or set" if store == "server_down" else "Fix: set"
     assert f"{fix} MLFLOW_TRACKING_URI" in text
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "scores.csv").exists()
+
+
+def test_validate_of_a_log_train_will_refuse_does_not_end_with_ok(tmp_path):
+    """Seen: on a log where every customer bought once, validate warned that `clv train` will refuse, then closed
+    with "OK: the data follows the contract". Only a warning that means train refuses changes the closing line."""
+    one_time = "".join(
+        f"S{i:03d},2023-{1 + i % 12:02d}-{1 + i % 28:02d},{10 + i}.5,s{i}\n" for i in range(80)
+    )
+    one_day = "".join(f"D{i:03d},2024-03-05,{10 + i}.0,d{i}\n" for i in range(60))
+    # Informative warnings only (a refund, a zero amount, few customers): still OK.
+    informative = "".join(
+        f"R{i:03d},2023-{1 + i % 12:02d}-10,20,r{i}a\nR{i:03d},2024-{1 + i % 12:02d}-20,25,r{i}b\n"
+        for i in range(30)
+    )
+    informative += "R000,2024-02-01,-5,r0c\nR001,2024-03-01,0,r1c\n"
+    for name, rows, closing in (
+        ("one_time", one_time, "no customer bought on two different days"),
+        ("one_day", one_day, "every transaction is on one day"),
+        ("informative", informative, None),
+    ):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("customer_id,timestamp,amount,order_id\n" + rows)
+        result = runner.invoke(app, ["validate", "--transactions", str(path)])
+        text = plain(result.output)
+        assert result.exit_code == 0 and "warning:" in text, text
+        last = text.split("warning:")[-1]
+        if closing is None:
+            assert "OK: the data follows the contract." in last and "will refuse" not in text, text
+        else:
+            assert "OK" not in last, text
+            assert (
+                f"Not trainable: the data follows the contract, but `clv train` will refuse it ({closing}: see "
+                "the warning above)." in last
+            ), text

@@ -282,7 +282,8 @@ def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
 
     The fit finds no drop-out there (P(alive) 0.987 to 0.995 for everyone): 37 of 200 rows of such a log read
     p_alive >= 0.99 beside churn_prob >= 0.99, and one-time buyers silent for two years got retention offers.
-    p_alive is its lower bound, 1 - churn_prob, falling with the time since the purchase, and the run says so."""
+    p_alive is its lower bound, 1 - churn_prob, falling with the time since the purchase, and the run says so;
+    no segment or next-order date reads the bound as an estimate."""
     rows = [(f"C{i:03d}", START + dt.timedelta(days=int(i * 700 / 79)), 20.0 + i) for i in range(80)]
     rows += [(f"C{i:03d}", START + dt.timedelta(days=day), 35.0) for i, day in enumerate(second_orders)]
     log = write(tmp_path, rows)
@@ -299,6 +300,10 @@ def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
     assert "promoted to champion" in text
     scored = run(tmp_path, monkeypatch, "score", "--transactions", str(log), "--out", "scores.csv")
     assert scored.exit_code == 0, scored.output
+    # Whoever only runs `clv score` hears every note `clv train` printed (the model card's), after the summary.
+    said = plain(scored.output.split("Segments: ")[1])
+    assert said.count("note (model v1, from its training): ") == text.count("note: ") > 0, said
+    assert "the buy-till-you-die fit found no drop-out" in said and "reported as its lower bound" in said
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert len(scores) == 80
     assert_coherent_rows(scores)
@@ -309,6 +314,12 @@ def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
     )  # oldest first
     assert (np.diff(one_time["p_alive"]) >= 0).all(), one_time["p_alive"]
     assert one_time["p_alive"].iloc[-1] > one_time["p_alive"].iloc[0]
+    # No rule reads the bound as an estimate: it made every one-time buyer "probably no longer a customer",
+    # valuable ones win-backs, and nobody new.
+    assert not scores["next_order_reason"].str.contains("probably no longer a customer").any()
+    assert "lapsed_valuable" not in set(scores["segment"])
+    recent = [f"C{i:03d}" for i in range(80) if i * 700 / 79 >= 700 - 60]
+    assert sorted(scores.loc[scores["segment"] == "new", "customer_id"]) == recent
     if second_orders[1] < 610:  # nobody bought in the window: nothing measured, the champion stays
         assert "could not measure Spearman (none of its" in text
         again = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")

@@ -223,9 +223,26 @@ ONE_ORDER = pd.DataFrame(
 )
 
 
+# Found in a run of the whole suite: refunding the rest of a first order of 45 (beside four repeat orders of 1
+# and a credit note of 0.1) took her purchases' net value below 0, where the repeat mean's refund factor jumped
+# from 44.4 / 44.5 to 1 (`features.rfm`, btyd_monetary), and her predicted value rose from 133.505 to 133.538.
+OVER_REFUNDED = pd.DataFrame(
+    {
+        "customer_id": "x",
+        "timestamp": pd.to_datetime(
+            ["2025-06-30", "2025-06-29", "2025-06-26", "2025-06-28", "2025-06-27"]
+        ).append(pd.to_datetime(["2025-06-26", "2025-06-30"])),
+        "amount": [1.0, 1.0, 45.0, 1.0, 1.0, -4.5, -0.1],
+        "order_id": ["o0", "o1", "o2", "o3", "o4", "o2", "r1"],
+    }
+)
+FIRST_ORDER_REFUNDED = OVER_REFUNDED.iloc[[2]].assign(amount=-44.55)
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history_and_refund())
 @example(case=(ONE_ORDER, pd.concat([ONE_ORDER, ONE_ORDER.assign(amount=-5.6)], ignore_index=True)))
+@example(case=(OVER_REFUNDED, pd.concat([OVER_REFUNDED, FIRST_ORDER_REFUNDED], ignore_index=True)))
 def test_a_refund_or_cancellation_never_raises_predicted_orders_or_value(fitted, case):
     """Issue 11: orders of 100 then -30 once gave a higher CLV than the order of 100 alone, and a cancelled
     order could raise a prediction 2.5 times. A return leaves the purchase history as it was (an order counts

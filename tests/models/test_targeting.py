@@ -496,6 +496,24 @@ def test_a_new_customer_the_model_thinks_gone_is_not_welcomed(base):
     assert rules.apply(customer(**line)).iloc[0].segment == "new"
 
 
+def test_without_drop_out_no_rule_reads_the_lower_bound_of_p_alive(base):
+    """Where the log shows no drop-out, p_alive is its lower bound 1 - churn_prob (`models.predictor`). Read as an
+    estimate it made 41 of 200 customers of such a log win-backs (one 17 days after her first order; 7 of them
+    ordered within the 90 days) and nobody new. Whether she has left is not known; her churn risk is."""
+    rules = TargetingRules().fit(base, p_alive_identified=False)
+    gone = dict(p_alive=0.02, churn_prob=0.98)
+    valuable = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=300, **gone)).iloc[0]
+    assert (valuable.segment, valuable.next_best_action) == ("high_value_at_risk", "retention_offer")
+    assert valuable.reason.endswith("churn risk 98% is at or above 50%"), valuable.reason
+    recent = rules.apply(customer(tenure_days=17, recency_days=17, **gone)).iloc[0]
+    assert (recent.segment, recent.next_best_action) == ("new", "welcome_series")
+    # Within her rhythm too, no P(alive) line is quoted.
+    rhythm = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=3, **gone)).iloc[0]
+    assert rhythm.segment == "high_value_at_risk" and "P(alive)" not in rhythm.reason
+    on_base = rules.apply(base.assign(p_alive=1 - base["churn_prob"]))
+    assert "lapsed_valuable" not in set(on_base["segment"])
+
+
 @pytest.mark.parametrize(
     "days, says", [(0, "first order today"), (1, "first order 1 day ago"), (12, "first order 12 days ago")]
 )

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models import metrics
+from models.predictor import CLVPredictor
 from training.backtest import BASE, BGNBD, MODEL, PARETO, TEXTBOOK, Backtest
 
 CUTOFF = dt.date(2025, 1, 1)
@@ -33,6 +34,29 @@ def test_a_ranking_within_chance_is_said_and_a_real_one_is_not():
     # 1.645 / sqrt(599) = 0.067 is the line; well above it, or with many customers, nothing is said.
     assert backtest_with(0.2, 600).chance_note() is None
     assert backtest_with(0.067, 20_000).chance_note() is None
+
+
+def test_a_churn_model_within_chance_is_said_and_a_real_one_is_not():
+    """Seen on a log of 200 one-time buyers: churn AUC 0.279 on the backtest, said nowhere (only a Spearman
+    within chance was). The line is 0.5 + 1.645 sqrt((n + 1) / (12 n0 n1)): 0.5 + 0.0673 for 100 of 200."""
+    backtest = backtest_with(0.5, 200)
+    backtest.metrics["churn_auc"] = [0.279, 0.6]
+    backtest.frame["actual_churned"] = np.arange(200) % 2 == 0
+    note = backtest.chance_note()
+    assert (
+        note is not None and "no order no better than chance could (churn AUC 0.2790, below 0.5673)" in note
+    )
+    assert "Spearman" not in note
+    backtest.metrics["churn_auc"] = [0.6, 0.6]
+    assert backtest.chance_note() is None
+    # Both at once: one sentence says both.
+    both = backtest_with(0.01, 200)
+    both.metrics["churn_auc"] = [0.52, 0.6]
+    both.frame["actual_churned"] = np.arange(200) % 2 == 0
+    assert "(Spearman 0.0100, below 0.1166) and told who would place no order" in both.chance_note()
+    # Everybody bought (or nobody did): no AUC to read.
+    both.frame["actual_churned"] = False
+    assert "churn AUC" not in both.chance_note()
 
 
 def test_a_window_shorter_than_the_horizon_is_said_with_the_history_a_whole_one_needs():
@@ -68,7 +92,8 @@ def backtest_of(predictions: dict[str, np.ndarray], actual: np.ndarray, kind: st
         {model: metrics.value_metrics(actual, frame[model].to_numpy()) for model in predictions}
     ).T
     fitted = SimpleNamespace(predictor=SimpleNamespace(kind_=kind))
-    base = SimpleNamespace(kind_="base", btyd_=described("Gamma-Gamma"))
+    base = CLVPredictor()
+    base.kind_, base.btyd_, base.p_alive_range_ = "base", described("Gamma-Gamma"), (0.4, 1.0)
     spend = {BGNBD: "Gamma-Gamma", PARETO: "Gamma-Gamma"}
     return Backtest(CUTOFF, 90, None, table, frame, fitted, base, baseline_spend=spend)
 
@@ -185,9 +210,9 @@ def test_base_and_baselines_that_found_no_drop_out_are_said_to_be_one_model():
     backtest.base.p_alive_range_ = (0.99999, 1.0)
     note = backtest.no_dropout_note()
     assert note == (
-        "every customer's P(alive) was at least 0.99 at the backtest's cut-off 2025-01-01: the fit found no "
-        "drop-out, and without drop-out BG/NBD, Pareto/NBD and the base are the same NBD model, so their rows "
-        "read alike"
+        "the fit at the backtest's cut-off 2025-01-01 found no drop-out (its P(alive) spans only 99.999% to "
+        "100.000% over the buyers), and without drop-out BG/NBD, Pareto/NBD and the base are the same NBD model, "
+        "so their rows read alike"
     )
     # With one baseline not fitted, the note names the rows there are.
     backtest.not_fitted = {PARETO: "fewer than 10 repeat buyers"}

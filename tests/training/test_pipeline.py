@@ -101,7 +101,7 @@ def test_train_registers_a_champion_with_metrics_and_plots(trained):
 def test_score_writes_one_row_per_customer(trained, shop_dir, tmp_path, assert_coherent_rows):
     settings, _ = trained
     out = tmp_path / "scores.csv"
-    table = score(load(shop_dir), settings, out)
+    table, _ = score(load(shop_dir), settings, out)
     written = pd.read_csv(out)
     assert list(written.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
     assert written["customer_id"].is_unique and len(written) == len(table)
