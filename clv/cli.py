@@ -284,7 +284,8 @@ def validate(
     """Check files against the data contract and print a report; exit 1 on errors."""
     from features.contract import load_shop
 
-    data = _settings_for_data(transactions, events, customers, mapping, timestamp_format).data
+    settings = _settings_for_data(transactions, events, customers, mapping, timestamp_format)
+    data = settings.data
     if not data.configured:
         raise fail(
             "no transactions given. Fix: pass --transactions PATH or set [data] transactions in clv.toml.", 2
@@ -325,11 +326,16 @@ def validate(
         console.print(f"[bold red]error:[/] {escape(issue.message)}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
-    if blockers := report.training_blockers:
-        # The file is fine as a file; "OK" after "`clv train` will refuse" read as if it could be trained on.
+    from training.pipeline import refusal
+    from training.shop_data import ShopData
+
+    # The file is fine as a file; "OK" after "`clv train` will refuse" read as if it could be trained on. The
+    # same checks as `clv train`'s, so the two cannot disagree (seen: OK for a five-day log train refused).
+    log = ShopData.from_shop(shop)
+    if why := refusal(log, log.last_date, settings.train.horizon_days):
         out.print(
-            f"[yellow]Not trainable[/]: the data follows the contract, but `clv train` will refuse it "
-            f"({escape('; '.join(blockers))}: see the warning above).",
+            f"[yellow]Not trainable[/]: the data follows the contract, but `clv train` (cut-off at the last "
+            f"transaction date, {settings.train.horizon_days}-day horizon) will refuse it: {escape(why)}",
             highlight=False,
         )
         return

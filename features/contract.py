@@ -70,9 +70,6 @@ class Issue:
     column: str | None
     message: str
     count: int = 1
-    # For a warning of a log `clv train` will refuse (readable, but nothing can be fitted): why, in a few words.
-    # None for a warning that is only informative, and for errors.
-    blocks_training: str | None = None
 
 
 @dataclass
@@ -115,11 +112,6 @@ class ValidationReport:
         return not self.errors
 
     @property
-    def training_blockers(self) -> list[str]:
-        """Why `clv train` will refuse this log, one reason per warning that says it will; [] when it may train."""
-        return [i.blocks_training for i in self.warnings if i.blocks_training]
-
-    @property
     def value_unit(self) -> str:
         """What values are counted in: "currency" (the shop's amounts) or "orders" (no amounts)."""
         return "currency" if self.has_amount else "orders"
@@ -131,15 +123,8 @@ class ValidationReport:
     def error(self, table: str, column: str | None, message: str, count: int = 1) -> None:
         self.issues.append(Issue("error", table, column, message, count))
 
-    def warn(
-        self,
-        table: str,
-        column: str | None,
-        message: str,
-        count: int = 1,
-        blocks_training: str | None = None,
-    ) -> None:
-        self.issues.append(Issue("warning", table, column, message, count, blocks_training))
+    def warn(self, table: str, column: str | None, message: str, count: int = 1) -> None:
+        self.issues.append(Issue("warning", table, column, message, count))
 
 
 @dataclass
@@ -913,7 +898,6 @@ def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
             "timestamp",
             f"{path}: every transaction is on one day ({report.first_timestamp:%Y-%m-%d}), so nothing about "
             "repeat buying can be learned and `clv train` will refuse. Fix: use a log that spans weeks or more.",
-            blocks_training="every transaction is on one day",
         )
     elif repeaters == 0:
         report.warn(
@@ -922,7 +906,6 @@ def _warn_on_shape(con: duckdb.DuckDBPyConnection, path: Path, report: Validatio
             f"{path}: no customer bought on two different days ({report.customers:,} customers, one purchase "
             "day each), so how often customers come back cannot be estimated and `clv train` will refuse. "
             "Fix: use a longer history in which some customers have come back.",
-            blocks_training="no customer bought on two different days",
         )
     elif repeaters < FEW_REPEAT_BUYERS:
         # "only 8 of 8 customers" read as if some had not come back.

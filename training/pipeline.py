@@ -230,22 +230,45 @@ def check_trainable(data: ShopData, as_of: dt.date) -> None:
     """Refuse, with the cause and the fix, logs nothing can be learned from at `as_of` (one on or after the
     first transaction, `ShopData.check_cutoff`): a log of one day, or under `MIN_TRAINING_DAYS` of history
     before the cut-off."""
+    if why := _history_refusal(data, as_of):
+        raise ValueError(why)
+
+
+def refusal(data: ShopData, as_of: dt.date, horizon_days: int) -> str | None:
+    """The message `train` refuses this log with at `as_of` for `horizon_days` (the cause and the fix), None
+    when these checks pass: the history's span (`check_trainable`), and a customer who bought on two
+    different days before the backtest's window starts (the backtest fits there first). `clv validate` asks
+    it, so a log it calls fine is not then refused by `clv train`. Runs two small queries."""
+    if why := _history_refusal(data, as_of):
+        return why
+    start = as_of - dt.timedelta(days=backtest_horizon(data.first_date, as_of, horizon_days))
+    return _no_repeat_message(data, as_of, horizon_days) if data.repeat_buyers(start)[1] == 0 else None
+
+
+def _history_refusal(data: ShopData, as_of: dt.date) -> str | None:
+    """Why the log's span leaves nothing to learn from at `as_of` (`check_trainable`), None when it does not."""
     if data.first_date == data.last_date:
-        raise ValueError(
+        return (
             f"every transaction is on one day ({data.first_date}): there is no history to learn repeat buying "
             "from. Fix: train on a log that spans weeks or more."
         )
     history = (as_of - data.first_date).days
-    if history < MIN_TRAINING_DAYS:
-        # Said in the user's dates: the backtest's own cut-off, before the log, meant nothing to them.
-        earliest = data.first_date + dt.timedelta(days=MIN_TRAINING_DAYS)
-        raise ValueError(
-            f"--as-of {as_of} leaves {history} day{'s' if history != 1 else ''} of history after the first "
-            f"transaction ({data.first_date}); training needs at least {MIN_TRAINING_DAYS}: the backtest checks "
-            f"the model on the last {MIN_BACKTEST_DAYS} days before the cut-off, fitted on the days before "
-            f"them. Fix: use an --as-of from {earliest} to {data.last_date} (without --as-of, the last "
-            "transaction date is used)."
-        )
+    if history >= MIN_TRAINING_DAYS:
+        return None
+    # Said in the user's dates: the backtest's own cut-off, before the log, meant nothing to them.
+    earliest = data.first_date + dt.timedelta(days=MIN_TRAINING_DAYS)
+    # Seen: "Fix: use an --as-of from 2024-03-13 to 2024-03-09" for a log of five days.
+    fix = (
+        f"use an --as-of from {earliest} to {data.last_date} (without --as-of, the last transaction date is used)"
+        if earliest <= data.last_date
+        else f"train on a log whose transactions span at least {MIN_TRAINING_DAYS} days"
+    )
+    return (
+        f"--as-of {as_of} leaves {history} day{'s' if history != 1 else ''} of history after the first "
+        f"transaction ({data.first_date}); training needs at least {MIN_TRAINING_DAYS}: the backtest checks "
+        f"the model on the last {MIN_BACKTEST_DAYS} days before the cut-off, fitted on the days before "
+        f"them. Fix: {fix}."
+    )
 
 
 def _no_repeat_message(data: ShopData, as_of: dt.date, horizon_days: int) -> str:

@@ -337,13 +337,23 @@ def test_a_tracking_store_that_cannot_be_opened_is_named_with_the_fix(tmp_path, 
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "scores.csv").exists()
 
 
-def test_validate_of_a_log_train_will_refuse_does_not_end_with_ok(tmp_path):
+def test_validate_of_a_log_train_will_refuse_does_not_end_with_ok(tmp_path, monkeypatch):
     """Seen: on a log where every customer bought once, validate warned that `clv train` will refuse, then closed
-    with "OK: the data follows the contract". Only a warning that means train refuses changes the closing line."""
+    with "OK: the data follows the contract"; on a five-day log and on one whose customers came back only in the
+    backtest's window it said OK and train refused. Validate closes with train's own refusal, at the log's last
+    date and the configured horizon (90 days)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLV_MLFLOW__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("CLV_TRAIN__HORIZON_DAYS", "90")
     one_time = "".join(
         f"S{i:03d},2023-{1 + i % 12:02d}-{1 + i % 28:02d},{10 + i}.5,s{i}\n" for i in range(80)
     )
     one_day = "".join(f"D{i:03d},2024-03-05,{10 + i}.0,d{i}\n" for i in range(60))
+    five_days = "".join(
+        f"F{i:03d},2024-03-0{1 + i % 5},{10 + i}.0,f{i}a\nF{i:03d},2024-03-05,9,f{i}b\n" for i in range(4)
+    )
+    # Everyone bought once in 2023; the 30 who came back did so in December 2024, inside the 90-day window.
+    late = one_time + "".join(f"S{i:03d},2024-12-{1 + i % 28:02d},12,s{i}b\n" for i in range(30))
     # Informative warnings only (a refund, a zero amount, few customers): still OK.
     informative = "".join(
         f"R{i:03d},2023-{1 + i % 12:02d}-10,20,r{i}a\nR{i:03d},2024-{1 + i % 12:02d}-20,25,r{i}b\n"
@@ -351,21 +361,29 @@ def test_validate_of_a_log_train_will_refuse_does_not_end_with_ok(tmp_path):
     )
     informative += "R000,2024-02-01,-5,r0c\nR001,2024-03-01,0,r1c\n"
     for name, rows, closing in (
-        ("one_time", one_time, "no customer bought on two different days"),
-        ("one_day", one_day, "every transaction is on one day"),
+        (
+            "one_time",
+            one_time,
+            "none of the 80 customers who bought up to 2023-12-24 has bought on two different",
+        ),
+        ("one_day", one_day, "every transaction is on one day (2024-03-05)"),
+        ("five_days", five_days, "Fix: train on a log whose transactions span at least 8 days."),
+        ("late", late, "30 of 80 customers have bought on two different days, but none by 2024-09-29"),
         ("informative", informative, None),
     ):
         path = tmp_path / f"{name}.csv"
         path.write_text("customer_id,timestamp,amount,order_id\n" + rows)
         result = runner.invoke(app, ["validate", "--transactions", str(path)])
         text = plain(result.output)
-        assert result.exit_code == 0 and "warning:" in text, text
-        last = text.split("warning:")[-1]
+        assert result.exit_code == 0 and "Traceback" not in text, text
         if closing is None:
-            assert "OK: the data follows the contract." in last and "will refuse" not in text, text
-        else:
-            assert "OK" not in last, text
-            assert (
-                f"Not trainable: the data follows the contract, but `clv train` will refuse it ({closing}: see "
-                "the warning above)." in last
-            ), text
+            assert "OK: the data follows the contract." in text and "will refuse" not in text, text
+            continue
+        assert "OK" not in text, text
+        last = text.split(
+            "Not trainable: the data follows the contract, but `clv train` (cut-off at the last "
+        )[1]
+        assert "transaction date, 90-day horizon) will refuse it: " in last and closing in last, text
+        trained = runner.invoke(app, ["train", "--transactions", str(path)])
+        refused = plain(trained.output)
+        assert trained.exit_code == 1 and closing in refused, refused
