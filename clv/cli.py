@@ -612,6 +612,7 @@ def score(
 
     On --engine spark the features are computed and the model applied by Spark's executors
     (mlflow.pyfunc.spark_udf); the table has the same columns and values."""
+    from training.loading import model_label
     from training.registry import ModelNotFound
     from training.score import ScoreSummary
     from training.score import score as run_scoring
@@ -640,7 +641,7 @@ def score(
         raise fail(str(exc)) from None
     _say_created(created, out_path)
     out.print(
-        f"Wrote {summary.rows:,} customers to {out_path} (model v{summary.model_version}, "
+        f"Wrote {summary.rows:,} customers to {out_path} ({model_label(summary.model_version)}, "
         f"as_of {summary.as_of}, horizon {summary.horizon_days} days). "
         f"Total predicted value {summary.total_value:,.0f}"
         + (" orders." if summary.value_unit == "orders" else "."),
@@ -649,7 +650,7 @@ def score(
     out.print("Segments: " + ", ".join(f"{name} {count:,}" for name, count in summary.segments.items()))
     # What `clv train` said about this model, for whoever only runs `clv score`.
     for note in summary.notes:
-        _note(note, f"model v{summary.model_version}, from its training")
+        _note(note, f"{model_label(summary.model_version)}, from its training")
 
 
 # POST /export's body fields -> `clv export`'s options, so a filter error names what the user typed.

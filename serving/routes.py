@@ -48,7 +48,7 @@ from serving.bodies import (
 )
 from serving.scores import ScoresUnavailable
 from serving.state import Serving, ServingState
-from training.loading import check_inputs
+from training.loading import check_inputs, model_label
 from training.registry import ModelNotFound
 
 log = logging.getLogger(__name__)
@@ -383,4 +383,4 @@ def check_size(n: int, limit: int, what: str) -> None:
 
 
 def _serving_what(state: ServingState) -> str:
-    return "nothing" if state.current is None else f"model v{state.current.model.version}"
+    return "nothing" if state.current is None else model_label(state.current.model.version)

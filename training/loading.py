@@ -31,6 +31,12 @@ class LoadedModel:
     version: str
 
 
+def model_label(version: str) -> str:
+    """How output names a model: "model v3" for a registry version, "model runs:/<id>/model" for a URI that
+    names no version (`training.registry.Registry.load`; "model vruns:/..." was printed)."""
+    return f"model v{version}" if version.isdigit() else f"model {version}"
+
+
 def sample_features() -> pd.DataFrame:
     """Features of one customer with two orders, through the request path."""
     history = pd.DataFrame(

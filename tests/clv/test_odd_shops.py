@@ -304,6 +304,16 @@ def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
     said = plain(scored.output.split("Segments: ")[1])
     assert said.count("note (model v1, from its training): ") == text.count("note: ") > 0, said
     assert "the buy-till-you-die fit found no drop-out" in said and "reported as its lower bound" in said
+    # A model named by its run, not by a registry version, is named so (it read "model vruns:/...").
+    registry = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    source = f"runs:/{registry.get_model_version('clv', '1').run_id}/model"
+    by_run = run(
+        tmp_path, monkeypatch, "score", "--transactions", str(log), "--model", source, "--out", "r.csv"
+    )
+    assert by_run.exit_code == 0, by_run.output
+    named = plain(by_run.output)
+    assert f"(model {source}, as_of" in named, named
+    assert f"note (model {source}, from its training): " in named and "model vruns" not in named, named
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert len(scores) == 80
     assert_coherent_rows(scores)
