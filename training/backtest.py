@@ -43,7 +43,6 @@ from training.windows import WindowPlan, backtest_horizon, holdin_window, plan_w
 
 Progress = Callable[[str], None]
 MODEL, BASE, BGNBD, PARETO, TEXTBOOK = "model", "base", "bgnbd_gg", "pareto_gg", "textbook"
-# Every customer at least this likely alive: the buy-till-you-die models found no drop-out.
 # The standard baselines' purchase models; Backtest.labels adds what each fitted one valued orders with.
 BASELINE_PURCHASES = {BGNBD: "BG/NBD", PARETO: "Pareto/NBD"}
 MODEL_LABELS = {

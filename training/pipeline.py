@@ -238,7 +238,7 @@ def refusal(data: ShopData, as_of: dt.date, horizon_days: int) -> str | None:
     """The message `train` refuses this log with at `as_of` for `horizon_days` (the cause and the fix), None
     when these checks pass: the history's span (`check_trainable`), and a customer who bought on two
     different days before the backtest's window starts (the backtest fits there first). `clv validate` asks
-    it, so a log it calls fine is not then refused by `clv train`. Runs two small queries."""
+    it, so a log it calls fine is not then refused by `clv train`. Runs one small query (two when it refuses)."""
     if why := _history_refusal(data, as_of):
         return why
     start = as_of - dt.timedelta(days=backtest_horizon(data.first_date, as_of, horizon_days))
