@@ -76,15 +76,17 @@ class HistoryBatcher:
 
     Failures stay with their request: a job that breaks the data contract gets its ValueError, any
     other error in a batch goes to the requests of that batch only, and the loop goes on. Should the
-    loop task end anyway (cancelled, a bug), the next request starts a new one. A batch that runs
-    longer than `stuck_seconds` is abandoned (a thread cannot be stopped): its requests get
-    StuckBatch, later batches run in a fresh thread, and `healthy()` is False until the abandoned
-    thread finishes, which turns `/readyz` into 503 (serving.service).
+    loop task end anyway (cancelled, a bug), the next request starts a new one; a request from another
+    event loop gets a queue and a loop task of that event loop. A batch that runs longer than
+    `stuck_seconds` is abandoned (a thread cannot be stopped): its requests get StuckBatch, later
+    batches run in a fresh thread, and `healthy()` is False until the abandoned thread finishes, which
+    turns `/readyz` into 503 (serving.service).
     """
 
     def __init__(self, model_of, stuck_seconds: float = STUCK_SECONDS):
         self._model_of = model_of  # () -> LoadedModel currently served
         self.stuck_seconds = stuck_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of _queue, _arrived and _worker
         self._queue: asyncio.Queue | None = None
         self._arrived: asyncio.Event | None = None  # set when a job is queued
         self._last_batch = 1
@@ -100,7 +102,11 @@ class HistoryBatcher:
     async def predict(self, job: HistoryJob) -> list[dict]:
         """Predictions for the job's customers; raises ValueError when it breaks the data contract,
         StuckBatch when its batch ran past the deadline, or whatever else failed while computing it."""
-        if self._queue is None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # The queue, the event and the worker of another loop (a test client's per-request loop, a
+            # restarted server) cannot be awaited from this one; a loop cancels its tasks as it closes.
+            self._loop, self._worker = loop, None
             self._queue, self._arrived = asyncio.Queue(), asyncio.Event()
         if self._worker is None or self._worker.done():
             if self._worker is not None:
@@ -108,7 +114,7 @@ class HistoryBatcher:
                     "the history batch loop had stopped (%r); starting a new one", _ending(self._worker)
                 )
             self._worker = asyncio.create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
+        future = loop.create_future()
         self._queue.put_nowait((job, future))
         self._arrived.set()
         return await future

@@ -113,6 +113,25 @@ def test_a_loop_that_ended_is_started_again(state):
     assert asyncio.run(scenario())[0]["customer_id"] == "same-id"
 
 
+def test_a_new_event_loop_gets_a_working_batch_loop_of_its_own(state, caplog):
+    # A test client runs each request in an event loop of its own, and a server may restart its loop.
+    # The queue and the worker of a finished loop cannot be awaited from the next one: the worker died
+    # of "bound to a different event loop", and the garbage collector reported its exception later,
+    # inside whatever code was running then (once inside Python's own parser, failing a Hypothesis test).
+    batcher = HistoryBatcher(lambda: state.current.model)
+
+    async def one_request():
+        answer = await asyncio.wait_for(batcher.predict(job([10.0])), 30)
+        await asyncio.sleep(0.05)  # the worker goes back to waiting for the next request
+        return answer, batcher._worker.done()
+
+    with caplog.at_level("ERROR", logger="serving.batching"):
+        outcomes = [asyncio.run(one_request()) for _ in range(3)]
+    assert [answer[0]["customer_id"] for answer, _ in outcomes] == ["same-id"] * 3
+    assert [worker_ended for _, worker_ended in outcomes] == [False] * 3
+    assert caplog.records == []
+
+
 def test_a_stuck_batch_is_answered_503_reported_unhealthy_and_left_behind(state, monkeypatch):
     release = threading.Event()
     real = batching.predict_jobs
