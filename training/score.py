@@ -130,11 +130,13 @@ def check_customers(
 
     Sharing under `tracking.SAME_CUSTOMERS` with them (part of the shop, a shop grown since, another
     shop), the model is warned about. The champion taken by default (`champion_of` given) is refused with
-    a ValueError naming the version trained on these customers, if the registry has one, when the two are
-    other shops (`tracking.other_shop`) and these transactions can be trained on (else a model of a similar
-    shop is the one to use, `ShopData.untrainable`): every row it would write is another shop's model's
-    number (seen: the lists of a shop scored with the champion of another shop's log, vip 17 against its
-    own model's 10, with only a warning).
+    a ValueError naming the version trained on these customers, if the registry has one, when these
+    transactions can be trained on (else a model of a similar shop is the one to use,
+    `ShopData.untrainable`) and either the two are other shops (`tracking.other_shop`) or neither is known
+    to hold the other (`tracking.one_holds_the_other`) while such a version exists: every row it would
+    write is another shop's model's number (seen: the lists of a shop scored with the champion of another
+    shop's log, vip 17 against its own model's 10, with only a warning; and a shop of 1,000 customers
+    scored with the 20,000-customer demo shop's champion, its own model one `clv promote` away).
     """
     trained_on = loaded.card.customer_sketch
     if not trained_on:
@@ -152,17 +154,31 @@ def check_customers(
             "so a model of a similar shop is the one to use: check that the shop it was trained on sells like "
             "this one, and `clv train` on these transactions once customers have come back."
         )
-    elif champion_of is None or not tracking.other_shop(sketch, trained_on):
+        return
+    by_default = champion_of is not None
+    two_shops = by_default and tracking.other_shop(sketch, trained_on)
+    # Logs of very different sizes leave too few digests to tell "part of its shop" from "another shop"
+    # (`tracking.contained`); then a version trained on these very customers settles which model is theirs.
+    own = (
+        champion_of.trained_on(sketch)
+        if by_default and not tracking.one_holds_the_other(sketch, trained_on)
+        else None
+    )
+    if not (two_shops or own):
         warn(f"{may_not_fit} Fix: `clv train` on these transactions.")
-    else:
-        own = champion_of.trained_on(sketch)
-        fix = (
-            f"`clv promote {own}` (v{own} was trained on them), or score with it: --model "
-            f"models:/{champion_of.name}/{own}"
-            if own
-            else "`clv train` on these transactions (and `clv promote` the new version if the gate does not)"
-        )
-        raise ValueError(
-            f"{mismatch}, so every row would be another shop's numbers. Fix: {fix}; or pass --model to "
-            "score with another model on purpose."
-        )
+        return
+    fix = (
+        f"`clv promote {own}` (v{own} was trained on them), or score with it: --model "
+        f"models:/{champion_of.name}/{own}"
+        if own
+        else "`clv train` on these transactions (and `clv promote` the new version if the gate does not)"
+    )
+    said = (
+        "so every row would be another shop's numbers"
+        if two_shops
+        else "and the two logs differ too much in size to tell whether these customers are part of its "
+        "shop, while the registry holds a version trained on them"
+    )
+    raise ValueError(
+        f"{mismatch}, {said}. Fix: {fix}; or pass --model to score with another model on purpose."
+    )

@@ -218,6 +218,14 @@ def other_shop(a: list[str], b: list[str]) -> bool:
     return all(share is not None and share < OTHER_SHOP for share in shares)
 
 
+def one_holds_the_other(a: list[str], b: list[str]) -> bool:
+    """Whether either base is known (`contained`) to hold at least `OTHER_SHOP` of the other's customers:
+    part of a shop (a region, a sample), or a shop grown since. False for two shops, and for a base too
+    small beside the other for its sketch to tell (then only `other_shop`'s known share speaks)."""
+    shares = (contained(a, b), contained(b, a))
+    return any(share is not None and share >= OTHER_SHOP for share in shares)
+
+
 def log_figures(figures: dict[str, Figure], folder: str = "plots") -> None:
     import matplotlib.pyplot as plt
 

@@ -513,3 +513,43 @@ def test_a_champion_of_other_customers_is_not_compared_and_scoring_says_so(tmp_p
     assert registry.get_model_version("clv", "3").tags["gate"] == "promoted by hand with `clv promote 3`"
     rescored = run(tmp_path, monkeypatch, "score", "--transactions", str(other), "--out", "scores.csv")
     assert rescored.exit_code == 0 and "warning" not in plain(rescored.output)
+
+
+def test_a_much_larger_shops_champion_is_refused_when_these_customers_have_their_own_model(
+    tmp_path, monkeypatch
+):
+    """A newcomer's audit: a shop of 1,000 customers, trained into the registry of the 20,000-customer demo
+    shop (v3, not promoted), was scored with the demo champion, exit 0 and "Fix: `clv train` on these
+    transactions", the step just taken. Beside a base over 8 times its size, a shop's customer sketch has
+    too few digests in range to tell "part of that shop" from "another shop", so only a warning was
+    given. The version trained on these very customers settles it, both ways round."""
+    big = write(tmp_path, ordinary_shop(seed=31, n=800, prefix="A"), "big.csv")
+    small = write(tmp_path, ordinary_shop(seed=32, prefix="B"), "small.csv")
+    for log in (big, small):
+        trained = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
+        assert trained.exit_code == 0, trained.output
+    for log, own in ((small, 2), (big, 1)):
+        scored = run(tmp_path, monkeypatch, "score", "--transactions", str(log), "--out", "scores.csv")
+        text = plain(scored.output)
+        assert scored.exit_code == 1 and "trained on other customers" in text, text
+        assert "differ too much in size to tell whether these customers are part of its shop" in text
+        assert (
+            f"Fix: `clv promote {own}` (v{own} was trained on them), or score with it: --model models:/clv/{own}"
+            in text
+        )
+        assert "Traceback" not in text and not (tmp_path / "scores.csv").exists()
+        if own == 2:
+            assert run(tmp_path, monkeypatch, "promote", "2").exit_code == 0
+    # Chosen on purpose, another shop's model is used, with the warning.
+    chosen = run(
+        tmp_path,
+        monkeypatch,
+        "score",
+        "--transactions",
+        str(big),
+        "--model",
+        "models:/clv/2",
+        "--out",
+        "scores.csv",
+    )
+    assert chosen.exit_code == 0 and "trained on other customers" in plain(chosen.output)

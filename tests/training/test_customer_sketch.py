@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from training.tracking import SKETCH_SIZE, contained, other_shop, shared_customers
+from training.tracking import SKETCH_SIZE, contained, one_holds_the_other, other_shop, shared_customers
 
 
 def sketch(ids: range, shop: str = "A") -> list[str]:
@@ -41,3 +41,16 @@ def test_containment_is_estimated_from_the_digests_in_range_and_unknown_from_too
     assert contained(sketch(range(500)), trained) is None  # about 6 of its 64 digests in range: too few
     assert contained(trained, sketch(range(500))) == pytest.approx(0.1, abs=0.08)
     assert contained(sketch(range(50)), sketch(range(40))) == 40 / 50  # small bases: whole sketches
+
+
+@pytest.mark.parametrize(
+    ("scored", "holds"),
+    [
+        (sketch(range(2500)), True),  # half the shop: 32 of its digests in range, every one found
+        (sketch(range(20000)), True),  # the shop four times the size: 16 of the old base's digests in range
+        (sketch(range(500)), False),  # a tenth: too few digests in range to tell, and the other way 10%
+        (sketch(BASE, shop="B"), False),
+    ],
+)
+def test_one_base_holding_the_other_is_told_only_where_the_sketches_can_tell(scored, holds):
+    assert one_holds_the_other(scored, sketch(BASE)) == holds
