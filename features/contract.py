@@ -471,15 +471,21 @@ def resolve_columns(
             resolved[name] = by_lower[source.lower()]
         elif required or (name in mapping and _owned_by(name, schema)):
             missing = True
-            hint = f"--map {name}=YOUR_COLUMN" if name not in mapping else f"fix the mapping {name}={source}"
-            report.error(
-                schema.name,
-                name,
-                f"{path}: {'required ' if required else ''}column {name!r} is missing"
-                + (f" (mapped to {source!r})" if name in mapping else "")
-                + f"; the file has columns {', '.join(repr(c) for c in available)}. "
-                f"Fix: rename the column to {name!r} or {hint}.",
-            )
+            columns = ", ".join(repr(c) for c in available)
+            if name not in mapping:
+                problem = f"{'required ' if required else ''}column {name!r} is missing"
+                fix = f"rename the column to {name!r} or --map {name}=YOUR_COLUMN"
+            else:
+                # Seen: `--map amount=Revenue` on a file with an `amount` column was told to rename a
+                # column to 'amount', the name it already had.
+                own = by_lower.get(name.lower())
+                problem = f"column {source!r} is missing (mapped to {name!r} by {name}={source})"
+                fix = f"name one of the file's columns in the mapping ({name}=COLUMN)" + (
+                    f", or drop the mapping {name}={source} to read its {own!r} column as {name!r}"
+                    if own
+                    else ""
+                )
+            report.error(schema.name, name, f"{path}: {problem}; the file has columns {columns}. Fix: {fix}.")
     if missing:
         return None
     report.columns[schema.name] = tuple(resolved)

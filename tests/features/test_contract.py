@@ -276,7 +276,11 @@ def test_mapping_option_and_case_insensitive_names(tmp_path):
 def test_mapping_to_a_missing_column_names_the_mapping(tmp_path):
     path = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\n")
     message = error_text(path, mapping={"amount": "Revenue"})
-    assert "mapped to 'Revenue'" in message
+    assert "t.csv: column 'Revenue' is missing (mapped to 'amount' by amount=Revenue)" in message
+    # The file has an amount column of its own: the fix is to drop the mapping, not to rename a column
+    # to the name it already has.
+    assert "or drop the mapping amount=Revenue to read its 'amount' column as 'amount'." in message
+    assert "rename" not in message
 
 
 def test_mapping_unknown_contract_column(tmp_path):
@@ -395,7 +399,8 @@ def test_a_mapped_item_column_must_be_in_the_transactions(tmp_path):
     tx = write_csv(tmp_path / "t.csv", "customer_id,timestamp,amount\nA,2023-01-01,3\n")
     ev = write_csv(tmp_path / "e.csv", "customer_id,timestamp,event_type,Cat\nA,2023-01-02,add_to_cart,x\n")
     message = error_text(tx, events=ev, mapping={"category": "Cat"})
-    assert "t.csv: column 'category' is missing (mapped to 'Cat')" in message and "Fix:" in message
+    assert "t.csv: column 'Cat' is missing (mapped to 'category' by category=Cat)" in message
+    assert "Fix: name one of the file's columns in the mapping (category=COLUMN)." in message
 
 
 def test_parquet_events_with_numeric_product_ids_read_as_text(tmp_path):
