@@ -110,23 +110,34 @@ def prepare(
     late = data.check_cutoff(as_of, loaded.card.horizon_days)
     # Customers first: the champion of another shop is the wrong model whatever its inputs, and its
     # refusal names the right one ("pass --events" to a shop without events was the wrong fix).
-    check_customers(loaded, data, as_of, warn, None if model_uri else registry)
+    theirs_to_train = check_customers(loaded, data, as_of, warn, None if model_uri else registry)
     check_inputs(
         loaded,
         {"events": data.events is not None, "customers": data.customers is not None},
         data.value_unit,
         data.columns,
         data.event_types() if data.events is not None else None,
+        **({"fix": _train_theirs} if theirs_to_train else {}),
     )
     if late:
         warn(late)
     return loaded, data, as_of
 
 
+def _train_theirs(table: str) -> str:
+    # A model of other customers asks for a table this shop may never have had: "pass --events" alone sent
+    # a shop without events after the other shop's table.
+    return (
+        f"`clv train` on these transactions (the model was trained on other customers, warned above), or pass "
+        f"--{table} (or configure [data] {table}) if this shop has that table"
+    )
+
+
 def check_customers(
     loaded: LoadedModel, data: ShopData, as_of: dt.date, warn: Progress, champion_of: Registry | None
-) -> None:
-    """Whether the model fits these customers, by its customer sketch against these transactions'.
+) -> bool:
+    """Whether the model fits these customers, by its customer sketch against these transactions'; True
+    when it warned that the model was trained on other customers and these can be trained on.
 
     Sharing under `tracking.SAME_CUSTOMERS` with them (part of the shop, a shop grown since, another
     shop), the model is warned about. The champion taken by default (`champion_of` given) is refused with
@@ -140,11 +151,11 @@ def check_customers(
     """
     trained_on = loaded.card.customer_sketch
     if not trained_on:
-        return
+        return False
     sketch = tracking.customer_sketch(data.transactions)
     shared = tracking.shared_customers(sketch, trained_on)
     if shared >= tracking.SAME_CUSTOMERS:
-        return
+        return False
     model = f"model {loaded.uri} (v{loaded.version})"
     mismatch = f"{model} was trained on other customers than these (about {shared:.0%} in common)"
     may_not_fit = f"{mismatch}: its numbers may not fit this shop."
@@ -154,7 +165,7 @@ def check_customers(
             "so a model of a similar shop is the one to use: check that the shop it was trained on sells like "
             "this one, and `clv train` on these transactions once customers have come back."
         )
-        return
+        return False
     by_default = champion_of is not None
     two_shops = by_default and tracking.other_shop(sketch, trained_on)
     # Logs of very different sizes leave too few digests to tell "part of its shop" from "another shop"
@@ -166,7 +177,7 @@ def check_customers(
     )
     if not (two_shops or own):
         warn(f"{may_not_fit} Fix: `clv train` on these transactions.")
-        return
+        return True
     fix = (
         f"`clv promote {own}` (v{own} was trained on them), or score with it: --model "
         f"models:/{champion_of.name}/{own}"

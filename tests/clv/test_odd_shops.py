@@ -522,12 +522,27 @@ def test_a_much_larger_shops_champion_is_refused_when_these_customers_have_their
     shop (v3, not promoted), was scored with the demo champion, exit 0 and "Fix: `clv train` on these
     transactions", the step just taken. Beside a base over 8 times its size, a shop's customer sketch has
     too few digests in range to tell "part of that shop" from "another shop", so only a warning was
-    given. The version trained on these very customers settles it, both ways round."""
-    big = write(tmp_path, ordinary_shop(seed=31, n=800, prefix="A"), "big.csv")
+    given. The version trained on these very customers settles it, both ways round. Without one, a shop
+    lacking the big shop's events table was told only "Fix: pass --events"."""
+    rows = ordinary_shop(seed=31, n=800, prefix="A")
+    big = write(tmp_path, rows, "big.csv")
+    events = tmp_path / "events.csv"
+    pd.DataFrame(
+        [(customer, day, "page_view") for customer, day, _ in rows],
+        columns=["customer_id", "timestamp", "event_type"],
+    ).to_csv(events, index=False)
     small = write(tmp_path, ordinary_shop(seed=32, prefix="B"), "small.csv")
-    for log in (big, small):
-        trained = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
+    third = write(tmp_path, ordinary_shop(seed=33, prefix="C"), "third.csv")
+    for log in (["--transactions", str(big), "--events", str(events)], ["--transactions", str(small)]):
+        trained = run(tmp_path, monkeypatch, "train", *log, "--horizon-days", "90")
         assert trained.exit_code == 0, trained.output
+    scored = run(tmp_path, monkeypatch, "score", "--transactions", str(third), "--out", "scores.csv")
+    text = plain(scored.output)
+    assert scored.exit_code == 1 and "was trained on other customers than these" in text, text
+    assert (
+        "Fix: `clv train` on these transactions (the model was trained on other customers, warned above), "
+        "or pass --events (or configure [data] events) if this shop has that table." in text
+    )
     for log, own in ((small, 2), (big, 1)):
         scored = run(tmp_path, monkeypatch, "score", "--transactions", str(log), "--out", "scores.csv")
         text = plain(scored.output)
