@@ -49,13 +49,18 @@ def sample_features() -> pd.DataFrame:
     return compute_features_for_request(history, dt.date(2024, 3, 1))
 
 
+def pass_table(table: str) -> str:
+    """How the command line gives a table: `check_inputs`' default fix."""
+    return f"pass --{table} (or configure [data] {table})"
+
+
 def check_inputs(
     loaded: LoadedModel,
     given: Mapping[str, bool],
     value_unit: str,
     columns: Mapping[str, Collection[str]],
     event_types: Collection[str] | None = None,
-    fix: Callable[[str], str] = lambda table: f"pass --{table} (or configure [data] {table})",
+    fix: Callable[[str], str] = pass_table,
 ) -> None:
     """Raise ValueError when the model cannot score this input, so its features would be missing or
     computed otherwise and the scores wrong: its values are in another unit than the model's

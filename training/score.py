@@ -15,7 +15,7 @@ from features.files import write_frame
 from features.spark import SparkShop
 from training import tracking
 from training.cross_sell import fit_cross_sell, suggestions
-from training.loading import LoadedModel, check_inputs, score_features
+from training.loading import LoadedModel, check_inputs, pass_table, score_features
 from training.registry import Registry
 from training.shop_data import ShopData
 
@@ -128,8 +128,8 @@ def _train_theirs(table: str) -> str:
     # A model of other customers asks for a table this shop may never have had: "pass --events" alone sent
     # a shop without events after the other shop's table.
     return (
-        f"`clv train` on these transactions (the model was trained on other customers, warned above), or pass "
-        f"--{table} (or configure [data] {table}) if this shop has that table"
+        "`clv train` on these transactions (the model was trained on other customers, warned above), or "
+        f"{pass_table(table)} if this shop has that table"
     )
 
 
