@@ -944,6 +944,12 @@ def _print_what_if(w: dict, margin: float | None) -> None:
         "spend: \\[economics] retention_cost per customer reached).",
         highlight=False,
     )
+    if unknown := w.get("p_alive_unknown"):
+        out.print(
+            f"{unknown:,} customers with an empty p_alive were not reached: the log shows no drop-out (see the "
+            "model's notes), so whether they are still customers, and what keeping them adds, is not known.",
+            highlight=False,
+        )
 
 
 @app.command()

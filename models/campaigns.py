@@ -28,7 +28,8 @@ suggestions; abandoned_cart: the carted item, `last_cart_item`, when events name
 max_spend, expected_value, reason, value_unit (the score table's, as in every export: "orders" when
 the log has no amounts; empty for a table that does not state it). The value of a contact is the
 margin of the order it may bring: expected_value = response_rate[campaign] x p_alive x expected_aov x
-margin (margin 1 without one: then values are revenue); max_spend = min(spend_share x predicted_clv x
+margin (margin 1 without one: then values are revenue; where p_alive is empty because the log shows no
+drop-out, its lower bound 1 - churn_prob, with a note); max_spend = min(spend_share x predicted_clv x
 margin, expected_value), the most a contact may cost: a share of the customer's predicted margin, and
 never more than the contact is expected to bring. Left empty (NaN, with a note) when the values are in
 orders, as a cost is money. Lists are ranked by
@@ -200,7 +201,13 @@ def build_campaigns(
                 "so win_back was not checked for recent carts either"
             )
     unit_margin = 1.0 if margin is None else float(margin)
-    p_alive = frame["p_alive"].to_numpy(float)
+    p_alive, unknown = _p_alive_or_bound(frame)
+    if unknown:
+        notes.append(
+            f"expected_value: p_alive is empty on {unknown:,} {'row' if unknown == 1 else 'rows'} (the log shows "
+            "no drop-out: see the model's notes), so there a response is counted only from a customer who "
+            "would order within the horizon anyway, 1 - churn_prob: a lower bound of the contact's value"
+        )
     aov = frame["expected_aov"].to_numpy(float)
     max_spend = rules["spend_share"] * frame["predicted_clv"].to_numpy(float) * unit_margin
     if "value_unit" in frame and (frame["value_unit"] == "orders").all():
@@ -237,6 +244,14 @@ def build_campaigns(
             ["expected_value", "customer_id"], ascending=[False, True], kind="stable"
         ).reset_index(drop=True)
     return lists, notes
+
+
+def _p_alive_or_bound(frame: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """(p_alive per row, with 1 - churn_prob where it is empty; how many rows were empty). A customer who
+    has left cannot order, so P(alive) >= 1 - churn_prob (`models.predictor`, `coherent`)."""
+    p_alive = frame["p_alive"].to_numpy(float)
+    unknown = np.isnan(p_alive)
+    return np.where(unknown, 1 - frame["churn_prob"].to_numpy(float), p_alive), int(unknown.sum())
 
 
 def _dates(values: pd.Series, fallback: dt.date | None) -> pd.Series:

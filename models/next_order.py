@@ -140,11 +140,11 @@ def next_order(
     alive, (1 - churn_prob) / p_alive, is below 1/2 (then the median is beyond `max_days`); the
     reason says which and quotes the numbers.
 
-    `alive_known` False (the base found no drop-out, `models.predictor`): `p_alive` is only its lower bound
-    1 - churn_prob, which would make every customer "probably no longer a customer" and, read as an
-    estimate, certain to order if alive. The date is then not conditioned on her being a customer: it is
-    the median of her time to the next order, shown when her chance of an order within `max_days`,
-    1 - churn_prob, is at least 1/2 (P(an order by then) = 1/2).
+    `alive_known` False (the base found no drop-out, `models.predictor`): `p_alive` is not known (NaN, or
+    only its lower bound 1 - churn_prob, which read as an estimate would make every customer "probably no
+    longer a customer" and certain to order if alive) and is not read. The date is then not conditioned
+    on her being a customer: it is the median of her time to the next order, shown when her chance of an
+    order within `max_days`, 1 - churn_prob, is at least 1/2 (P(an order by then) = 1/2).
     """
     churn = np.asarray(churn_prob, float)
     alive = np.asarray(p_alive, float) if alive_known else np.ones_like(churn)

@@ -32,9 +32,10 @@ How it predicts over the horizon H (label windows of L days, L = H when the hist
    200 one-time buyers and 2 repeat orders, above 0.9999 everywhere 13 weeks into the apparel cohort),
    P(alive) is not identified: the fit cannot tell a customer who left from one who buys rarely, and
    its near-1 P(alive) beside a churn probability of 0.99 read "alive for sure, gone for sure" on one
-   row, and put one-time buyers silent for two years in retention campaigns. p_alive is then its lower
-   bound 1 - churn, `notes_` says so, and no rule reads it as an estimate: the targeting calls nobody
-   lapsed (`models.targeting`) and the next order's date is not conditioned on her being alive
+   row, and put one-time buyers silent for two years in retention campaigns. p_alive is then left empty
+   (NaN) on every row and `notes_` says why: its only bound the log supports, 1 - churn, read under 1%
+   beside a `new` segment and a next order due within weeks. No rule needs it: the targeting calls
+   nobody lapsed (`models.targeting`) and the next order's date is not conditioned on her being alive
    (`models.next_order`, `alive_known`).
 6. Targeting rules (fitted on the base being scored) add segment, action, value decile and reason.
 7. The next order's date given alive (`models.next_order`): the median of the base's waiting time,
@@ -112,8 +113,8 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
         "churn_prob": f"probability that the customer places no order in {h}; at least 1 - p_alive (a "
         "customer who has left cannot order) and at least 1 - expected_orders",
         "p_alive": "probability that the customer is still active at as_of (has not left for good); for a "
-        "one-time buyer it falls as the time since the purchase grows; where the fit found no drop-out (the model's "
-        "notes say so), its lower bound 1 - churn_prob",
+        "one-time buyer it falls as the time since the purchase grows; empty on every row where the fit found no "
+        "drop-out (the model's notes say so): the log cannot tell a customer who left from one who buys rarely",
         "expected_orders": f"expected number of orders in {h}",
         "expected_aov": f"expected value of one of those orders, in {unit}",
         "segment": "the customer's group for marketing (models/targeting.py; lines in targeting_thresholds)",
@@ -347,17 +348,16 @@ class CLVPredictor(BaseEstimator):
         return high - low >= MIN_P_ALIVE_SPAN
 
     def no_dropout_note(self) -> str | None:
-        """Why p_alive is reported as its lower bound, 1 - churn_prob (module docstring, step 5); None when
-        the base found drop-out."""
+        """Why p_alive is left empty (module docstring, step 5); None when the base found drop-out."""
         if self.dropout_found():
             return None
         low, high = self.p_alive_range_
         return (
             f"the buy-till-you-die fit found no drop-out (its P(alive) spans only {low:.3%} to {high:.3%} over "
             "the buyers): the log cannot tell a customer who has left from one who buys rarely, so p_alive is "
-            "reported as its lower bound, the probability of an order within the horizon (1 - churn_prob); "
-            "no segment reads it (nobody is called lapsed: a valuable customer at risk gets a retention offer, "
-            "not a win-back) and next-order dates do not assume the customer is still one"
+            "left empty; no segment needs it (nobody is called lapsed: a valuable customer at risk gets a "
+            "retention offer, not a win-back), next-order dates do not assume the customer is still one, and "
+            "churn_prob still says how likely an order within the horizon is"
         )
 
     def _refit(self, enriched: pd.DataFrame, trees: dict[str, int], reference: pd.DataFrame) -> None:
@@ -586,7 +586,7 @@ class CLVPredictor(BaseEstimator):
         )
         out = coherent(out, self.coverage)
         if not self.dropout_found():
-            out["p_alive"] = 1 - out["churn_prob"]
+            out["p_alive"] = np.nan
         return out
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:

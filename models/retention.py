@@ -16,6 +16,10 @@ Below P_ALIVE_FLOOR the ratio is unstable (both numbers are near 0), so p_alive 
 floor there: her value if alive is at most 1 / P_ALIVE_FLOOR times her prediction, an underestimate,
 never a blow-up.
 
+A customer whose p_alive is empty (the log shows no drop-out, `models.predictor`) is not reached: whether
+she is still a customer is not known, so neither is what keeping her adds. Her value stays as predicted and
+`p_alive_unknown` counts her; on such a log nobody is reached and the what-if changes nothing.
+
 Profit: extra value x margin (x 1 without a margin: a revenue figure) - retention_cost x customers
 contacted, where the customers contacted are those the lift reaches (p_alive < 1 for N > 0): the
 lift is assumed bought with `[economics] retention_cost` per customer reached (nothing for N <= 0).
@@ -41,7 +45,8 @@ def retention_what_if(
     `lift_points` percentage points (from -100 to 100), as the module docstring derives.
 
     `scores`: a score table (`predicted_clv`, `p_alive`; one row per customer). Returns customers,
-    contacted (customers the lift changes), value_before, value_after, value_change (in the unit of
+    contacted (customers the lift changes), p_alive_unknown (customers with an empty p_alive, not
+    reached: module docstring), value_before, value_after, value_change (in the unit of
     predicted_clv over the model's horizon), value_change_share (value_change / value_before, NaN when
     there is no value), profit_before, profit_after (value x margin, after: minus the retention cost),
     retention_spend (retention_cost x contacted) and profit_change. ValueError for a lift outside
@@ -54,9 +59,10 @@ def retention_what_if(
         raise ValueError(f"the score table lacks {', '.join(missing)}; re-score with `clv score`")
     value = scores["predicted_clv"].to_numpy(float)
     p_alive = np.clip(scores["p_alive"].to_numpy(float), 0.0, 1.0)
+    unknown = np.isnan(p_alive)
     lifted = np.clip(p_alive + lift_points / 100, 0.0, 1.0)
     # Where the lift changes nothing the value is left exactly as predicted (no round trip through the ratio).
-    changed = lifted != p_alive
+    changed = (lifted != p_alive) & ~unknown
     after = np.where(changed, alive_value(value, p_alive) * lifted, value)
     unit = 1.0 if margin is None else float(margin)
     contacted = int(changed.sum())
@@ -67,6 +73,7 @@ def retention_what_if(
         "lift_points": float(lift_points),
         "customers": int(len(value)),
         "contacted": contacted,
+        "p_alive_unknown": int(unknown.sum()),
         "value_before": before_total,
         "value_after": after_total,
         "value_change": after_total - before_total,

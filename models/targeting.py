@@ -47,9 +47,9 @@ days ago, with a 38-day rhythm). She is `high_value_at_risk` (her churn probabil
 1 - P(alive), so above the at-risk line), and the reason says why she is not a win-back. A one-time buyer
 has no rhythm, so a low P(alive) is enough, as for the overdue rule.
 
-Where the log shows no drop-out (`fit`'s `p_alive_identified` False, `models.predictor`), p_alive is only
-its lower bound 1 - churn_prob: it cannot tell a customer who left from one who buys rarely, so no rule
-reads it. Nobody is lapsed (a valuable customer at risk is `high_value_at_risk`: her churn risk is
+Where the log shows no drop-out (`fit`'s `p_alive_identified` False, `models.predictor`), the log cannot
+tell a customer who left from one who buys rarely, so p_alive is empty (NaN) and no rule reads it, nor its
+only bound 1 - churn_prob. Nobody is lapsed (a valuable customer at risk is `high_value_at_risk`: her churn risk is
 known, whether she has left is not) and a recent first order is `new`. Read as an estimate, the bound
 made 41 of 200 customers of such a log win-backs, 7 of whom ordered within the 90 days (one 17 days
 after her first order), and nobody `new`.
@@ -165,7 +165,7 @@ class TargetingRules(BaseEstimator):
         `spend_fence`: the most a purchase counts for in past revenue (currency per order; the spend
         model's fence, `features.fence`, inf for none), kept as `spend_fence_`. The lines are learned on the
         rows with no purchase above it (all rows when every row has one). `p_alive_identified` False: the
-        rows' p_alive is a lower bound no rule reads (module docstring), kept as `p_alive_identified_`."""
+        rows' p_alive is not known (NaN) and no rule reads it (module docstring), kept as `p_alive_identified_`."""
         _check(predictions)
         for name in (
             "high_value_quantile",

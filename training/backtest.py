@@ -254,7 +254,7 @@ class Backtest:
             return None
         names = [BASELINE_PURCHASES[model] for model in rows[1:]]
         models = f"{', '.join(names)} and the base"
-        # The fit's own P(alive): without drop-out the p_alive it reports is its lower bound, 1 - churn_prob.
+        # The fit's own P(alive): without drop-out the p_alive column is left empty.
         low, high = self.base.p_alive_range_
         return (
             f"the fit at the backtest's cut-off {self.cutoff} found no drop-out (its P(alive) spans only {low:.3%} "

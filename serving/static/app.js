@@ -371,7 +371,9 @@ function renderAcquisition() {
     `reached): predicted value ${money.format(w.value_before)} → ${money.format(w.value_after)}${share}; ` +
     `${e.margin === null ? "profit (as revenue)" : "profit"} ${money.format(w.profit_before)} → ` +
     `${money.format(w.profit_after)} (${w.profit_change >= 0 ? "+" : ""}${money.format(w.profit_change)}, after ` +
-    `${money.format(w.retention_spend)} retention spend: [economics] retention_cost per customer reached).`;
+    `${money.format(w.retention_spend)} retention spend: [economics] retention_cost per customer reached).` +
+    (w.p_alive_unknown ? ` ${money.format(w.p_alive_unknown)} customers with an empty p_alive were not reached: ` +
+      "the log shows no drop-out, so whether they are still customers, and what keeping them adds, is not known." : "");
 }
 
 function filters() {

@@ -61,6 +61,23 @@ def run(folder: Path, monkeypatch, *args: str):
     return runner.invoke(app, list(args))
 
 
+def campaign_lists(folder: Path, monkeypatch, log: Path):
+    """`clv campaigns` of `folder`'s scores.csv and `log` into `folder`/lists; fails unless it exits 0."""
+    listed = run(
+        folder,
+        monkeypatch,
+        "campaigns",
+        "--scores",
+        "scores.csv",
+        "--transactions",
+        str(log),
+        "--out",
+        "lists",
+    )
+    assert listed.exit_code == 0, listed.output
+    return listed
+
+
 def refusal(folder: Path, monkeypatch, log: Path) -> str:
     """What `clv train --horizon-days 90` says when it refuses the log (exit code 1, no traceback)."""
     trained = run(folder, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")
@@ -193,18 +210,7 @@ def test_every_customer_in_the_log_gets_a_row(tmp_path, monkeypatch, train_and_s
     assert (none["value_decile"] <= buyers["value_decile"].median()).all(), none
     assert (scores.loc[scores["segment"] == "no_purchase", "customer_id"].isin(none["customer_id"])).all()
     # No campaign list takes them: their action is in none, and the lists by date count purchases only.
-    listed = run(
-        tmp_path,
-        monkeypatch,
-        "campaigns",
-        "--scores",
-        "scores.csv",
-        "--transactions",
-        str(log),
-        "--out",
-        "lists",
-    )
-    assert listed.exit_code == 0, listed.output
+    campaign_lists(tmp_path, monkeypatch, log)
     for path in (tmp_path / "lists").glob("*.csv"):
         ids = pd.read_csv(path, dtype={"customer_id": str})["customer_id"]
         assert not ids.isin(none["customer_id"]).any(), path.name
@@ -282,8 +288,9 @@ def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
 
     The fit finds no drop-out there (P(alive) 0.987 to 0.995 for everyone): 37 of 200 rows of such a log read
     p_alive >= 0.99 beside churn_prob >= 0.99, and one-time buyers silent for two years got retention offers.
-    p_alive is its lower bound, 1 - churn_prob, falling with the time since the purchase, and the run says so;
-    no segment or next-order date reads the bound as an estimate."""
+    Its only bound, 1 - churn_prob, then read under 1% beside a `new` segment. p_alive is left empty on every
+    row and the run says why; no segment or next-order date needs it, a retention what-if reaches nobody, and
+    the campaign lists value a contact with the bound and say so."""
     rows = [(f"C{i:03d}", START + dt.timedelta(days=int(i * 700 / 79)), 20.0 + i) for i in range(80)]
     rows += [(f"C{i:03d}", START + dt.timedelta(days=day), 35.0) for i, day in enumerate(second_orders)]
     log = write(tmp_path, rows)
@@ -303,7 +310,7 @@ def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
     # Whoever only runs `clv score` hears every note `clv train` printed (the model card's), after the summary.
     said = plain(scored.output.split("Segments: ")[1])
     assert said.count("note (model v1, from its training): ") == text.count("note: ") > 0, said
-    assert "the buy-till-you-die fit found no drop-out" in said and "reported as its lower bound" in said
+    assert "the buy-till-you-die fit found no drop-out" in said and "p_alive is left empty" in said
     # A model named by its run, not by a registry version, is named so (it read "model vruns:/...").
     registry = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     source = f"runs:/{registry.get_model_version('clv', '1').run_id}/model"
@@ -317,19 +324,22 @@ def test_two_repeat_buyers_train_with_the_gamma_gamma_baselines_left_out(
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert len(scores) == 80
     assert_coherent_rows(scores)
-    assert "the buy-till-you-die fit found no drop-out" in text and "reported as its lower bound" in text
-    assert np.allclose(scores["p_alive"], 1 - scores["churn_prob"])
-    one_time = scores[~scores["customer_id"].isin(["C000", "C001"])].sort_values(
-        "customer_id"
-    )  # oldest first
-    assert (np.diff(one_time["p_alive"]) >= 0).all(), one_time["p_alive"]
-    assert one_time["p_alive"].iloc[-1] > one_time["p_alive"].iloc[0]
-    # No rule reads the bound as an estimate: it made every one-time buyer "probably no longer a customer",
-    # valuable ones win-backs, and nobody new.
+    assert "the buy-till-you-die fit found no drop-out" in text and "p_alive is left empty" in text
+    assert scores["p_alive"].isna().all(), scores["p_alive"]
+    # Read as an estimate, the bound made every one-time buyer "probably no longer a customer", valuable ones
+    # win-backs, and nobody new.
     assert not scores["next_order_reason"].str.contains("probably no longer a customer").any()
     assert "lapsed_valuable" not in set(scores["segment"])
     recent = [f"C{i:03d}" for i in range(80) if i * 700 / 79 >= 700 - 60]
     assert sorted(scores.loc[scores["segment"] == "new", "customer_id"]) == recent
+    listed = campaign_lists(tmp_path, monkeypatch, log)
+    assert "p_alive is empty on 80 rows" in plain(listed.output) and "a lower bound" in plain(listed.output)
+    welcome = pd.read_csv(tmp_path / "lists" / "welcome.csv").merge(
+        scores, on="customer_id", suffixes=("", "_s")
+    )
+    # response rate x (1 - churn_prob) x expected_aov: one response rate for the whole list.
+    rate = welcome["expected_value"] / ((1 - welcome["churn_prob"]) * welcome["expected_aov"])
+    assert len(welcome) > 1 and np.allclose(rate, rate.iloc[0]) and 0 < rate.iloc[0] < 1, rate
     if second_orders[1] < 610:  # nobody bought in the window: nothing measured, the champion stays
         assert "could not measure Spearman (none of its" in text
         again = run(tmp_path, monkeypatch, "train", "--transactions", str(log), "--horizon-days", "90")

@@ -180,3 +180,17 @@ def test_the_abandoned_cart_list_suggests_the_carted_item_when_events_name_it():
     assert cart["suggestion"] == "P0162 (fashion)"
     assert cart["reason"] == "cart or checkout on 2025-06-28 of P0162 (fashion) with no order after it"
     assert (lists["cross_sell"]["suggestion"] == "shoes; books").all()  # the other lists keep theirs
+
+
+def test_an_empty_p_alive_values_a_contact_with_its_bound_and_says_so():
+    """Where the log shows no drop-out p_alive is empty (models/predictor.py). A contact is then valued with the
+    chance of an order within the horizon, 1 - churn_prob: a customer who has left cannot order, so it is a lower
+    bound of P(alive), and a note says so."""
+    unknown = scores().assign(p_alive=float("nan"))
+    lists, notes = build_campaigns(unknown, moments(), AS_OF, RULES, margin=None)
+    upsell = lists["upsell"].iloc[0]
+    assert upsell["customer_id"] == "A"
+    assert upsell["expected_value"] == RULES["response_rates"]["upsell"] * (1 - 0.1) * 100.0
+    assert any(note.startswith("expected_value: p_alive is empty on 4 rows") for note in notes), notes
+    _, known = build_campaigns(scores(), moments(), AS_OF, RULES, margin=None)
+    assert not any("p_alive is empty" in note for note in known)

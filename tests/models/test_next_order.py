@@ -119,14 +119,15 @@ def test_a_chance_capped_at_its_bound_never_reads_as_certain(fitted):
 
 
 def test_without_drop_out_the_date_follows_the_chance_of_an_order_alone(fitted):
-    """Where the base found no drop-out, p_alive is its lower bound 1 - churn_prob (`models.predictor`). Read as
-    an estimate, it called every customer of such a log "probably no longer a customer" (7 of 41 of whom
+    """Where the base found no drop-out, p_alive is empty (`models.predictor`); its only bound is 1 - churn_prob.
+    Read as an estimate, the bound called every customer of such a log "probably no longer a customer" (7 of 41 of whom
     ordered within the 90 days), and a bound that made (1 - churn_prob) / p_alive = 1 would date every row.
     The date is then the median of her next order, shown when 1 - churn_prob is at least 1/2."""
     btyd, features = fitted
     n = len(features)
     churn = np.random.default_rng(1).uniform(0, 1, n)
-    out = next_order(btyd, features, 1 - churn, churn, min_p_alive=0.3, max_days=365, alive_known=False)
+    empty = np.full(n, np.nan)
+    out = next_order(btyd, features, empty, churn, min_p_alive=0.3, max_days=365, alive_known=False)
     shown = out["days_to_next_order"].notna()
     assert (shown == (1 - churn >= DUE)).all()
     # The same date as for a customer certainly alive with that churn probability.

@@ -67,3 +67,14 @@ def test_a_lift_outside_the_points_is_refused(lift):
 def test_a_table_without_p_alive_says_to_re_score():
     with pytest.raises(ValueError, match="p_alive.*clv score"):
         retention_what_if(pd.DataFrame({"predicted_clv": [1.0]}), 5, margin=None)
+
+
+def test_customers_with_an_empty_p_alive_are_not_reached():
+    """Where the log shows no drop-out p_alive is empty (models/predictor.py): whether she is still a customer,
+    and so what keeping her adds, is not known. Her value stays as predicted and she is counted apart."""
+    table = scores([100.0, 40.0, 60.0], [0.5, np.nan, np.nan])
+    result = retention_what_if(table, 10, margin=None, retention_cost=1.0)
+    assert result["contacted"] == 1 and result["p_alive_unknown"] == 2
+    assert result["value_after"] == pytest.approx(120.0 + 40.0 + 60.0) and result["retention_spend"] == 1.0
+    nobody = retention_what_if(scores([40.0, 60.0], [np.nan, np.nan]), 25, margin=None, retention_cost=1.0)
+    assert nobody["contacted"] == 0 and nobody["value_change"] == 0 and nobody["profit_change"] == 0

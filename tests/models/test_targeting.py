@@ -496,12 +496,14 @@ def test_a_new_customer_the_model_thinks_gone_is_not_welcomed(base):
     assert rules.apply(customer(**line)).iloc[0].segment == "new"
 
 
-def test_without_drop_out_no_rule_reads_the_lower_bound_of_p_alive(base):
-    """Where the log shows no drop-out, p_alive is its lower bound 1 - churn_prob (`models.predictor`). Read as an
-    estimate it made 41 of 200 customers of such a log win-backs (one 17 days after her first order; 7 of them
-    ordered within the 90 days) and nobody new. Whether she has left is not known; her churn risk is."""
-    rules = TargetingRules().fit(base, p_alive_identified=False)
-    gone = dict(p_alive=0.02, churn_prob=0.98)
+@pytest.mark.parametrize("p_alive", [float("nan"), 0.02], ids=["empty", "its_lower_bound"])
+def test_without_drop_out_no_rule_reads_p_alive(base, p_alive):
+    """Where the log shows no drop-out, p_alive is empty (`models.predictor`); its only bound is 1 - churn_prob.
+    Read as an estimate, the bound made 41 of 200 customers of such a log win-backs (one 17 days after her first
+    order; 7 of them ordered within the 90 days) and nobody new. Whether she has left is not known; her churn
+    risk is."""
+    rules = TargetingRules().fit(base.assign(p_alive=float("nan")), p_alive_identified=False)
+    gone = dict(p_alive=p_alive, churn_prob=0.98)
     valuable = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=300, **gone)).iloc[0]
     assert (valuable.segment, valuable.next_best_action) == ("high_value_at_risk", "retention_offer")
     assert valuable.reason.endswith("churn risk 98% is at or above 50%"), valuable.reason
@@ -510,8 +512,9 @@ def test_without_drop_out_no_rule_reads_the_lower_bound_of_p_alive(base):
     # Within her rhythm too, no P(alive) line is quoted.
     rhythm = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=3, **gone)).iloc[0]
     assert rhythm.segment == "high_value_at_risk" and "P(alive)" not in rhythm.reason
-    on_base = rules.apply(base.assign(p_alive=1 - base["churn_prob"]))
+    on_base = rules.apply(base.assign(p_alive=p_alive if np.isnan(p_alive) else 1 - base["churn_prob"]))
     assert "lapsed_valuable" not in set(on_base["segment"])
+    assert not on_base["reason"].str.contains("nan").any()
 
 
 @pytest.mark.parametrize(
