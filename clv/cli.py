@@ -560,8 +560,8 @@ def _print_suggestion_backtests(backtest) -> None:
     if backtest.next_order is not None and not backtest.next_order["n_customers"].any():
         out.print(
             "Next order date: not measured on this window. No customer had both a date from the model (given "
-            "only when P(alive) is high enough and the order is due within the window) and the two purchase days "
-            "before the cut-off that last order + average gap needs."
+            "only when an order within the window is likely enough: models/next_order.py) and the two purchase "
+            "days before the cut-off that last order + average gap needs."
         )
     elif backtest.next_order is not None:
         show(
@@ -570,7 +570,8 @@ def _print_suggestion_backtests(backtest) -> None:
         out.print(
             "Median abs err: days between the predicted and the first actual order, customers who ordered. "
             "Ordered by then: share who ordered by the predicted day; predicted: the share each method implies "
-            "(p_alive / 2 for the model's median given alive, 1/2 for a due date)."
+            "(p_alive / 2 for the model's median given alive, 1/2 for its median where the log shows no drop-out "
+            "and for a due date)."
         )
     cross = backtest.cross_sell
     if cross is None:

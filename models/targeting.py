@@ -206,8 +206,9 @@ class TargetingRules(BaseEstimator):
         )
         return np.clip(total, 0, None), np.where(counted < mean, counted, np.nan)
 
-    def thresholds(self) -> dict[str, float]:
-        """Every line the rules use, in plain numbers, for reports, the page and the model card."""
+    def thresholds(self) -> dict[str, float | None]:
+        """Every line the rules use, in plain numbers, for reports, the page and the model card;
+        `lapsed_p_alive` is None where p_alive is not identified (`fit`), as no rule reads it there."""
         check_is_fitted(self, "high_value_")
         return {
             "high_value_quantile": self.high_value_quantile,
@@ -217,7 +218,7 @@ class TargetingRules(BaseEstimator):
             "at_risk_churn_prob": self.at_risk_churn,
             "overdue_factor": self.overdue_factor,
             "overdue_churn_prob": self.overdue_churn,
-            "lapsed_p_alive": self.lapsed_p_alive,
+            "lapsed_p_alive": self.lapsed_p_alive if self.p_alive_identified_ else None,
             "new_customer_days": self.new_customer_days,
         }
 

@@ -99,9 +99,12 @@ function segmentRules(t, inOrders) {
     `with churn risk at least ${pct(t.overdue_churn_prob)}. ` +
     `Valuable: high value, or past ${inOrders ? "orders" : "revenue"} in the top ` +
     `${pct(1 - t.valuable_history_quantile)} (at least ${amount(t.valuable_history_revenue)}${unit}). ` +
-    `Lapsed: probability still active below ${pct(t.lapsed_p_alive)} and no order within the customer's ` +
-    `usual gap (for a one-time buyer, the probability alone). New: first order within ` +
-    `${t.new_customer_days} days, and probability still active at least ${pct(t.lapsed_p_alive)}. ` +
+    (t.lapsed_p_alive === null
+      ? "Lapsed: nobody, as the log shows no drop-out: whether a customer has left is not known. " +
+        `New: first order within ${t.new_customer_days} days. `
+      : `Lapsed: probability still active below ${pct(t.lapsed_p_alive)} and no order within the customer's ` +
+        `usual gap (for a one-time buyer, the probability alone). New: first order within ` +
+        `${t.new_customer_days} days, and probability still active at least ${pct(t.lapsed_p_alive)}. `) +
     `Change these lines in [targeting] of clv.toml.`;
 }
 
@@ -266,7 +269,8 @@ function renderWhatIf() {
     row(["what-if", money.format(textbookNew), money.format(modelNew), each[1]], numeric),
     row(["change", change(textbookBase, textbookNew), change(modelBase, modelNew), each[2]], numeric),
   );
-  $("model-what-if-note").textContent = economicsProblem ? `Customer by customer: ${economicsProblem}` : "";
+  const problem = economicsProblem || notReached(w);
+  $("model-what-if-note").textContent = problem ? `Customer by customer: ${problem}` : "";
 }
 
 // The what-if of GET /economics if it answers for the retention lift now in the form.
@@ -372,8 +376,14 @@ function renderAcquisition() {
     `${e.margin === null ? "profit (as revenue)" : "profit"} ${money.format(w.profit_before)} → ` +
     `${money.format(w.profit_after)} (${w.profit_change >= 0 ? "+" : ""}${money.format(w.profit_change)}, after ` +
     `${money.format(w.retention_spend)} retention spend: [economics] retention_cost per customer reached).` +
-    (w.p_alive_unknown ? ` ${money.format(w.p_alive_unknown)} customers with an empty p_alive were not reached: ` +
-      "the log shows no drop-out, so whether they are still customers, and what keeping them adds, is not known." : "");
+    (notReached(w) ? ` ${notReached(w)}` : "");
+}
+
+// Why a retention what-if (GET /economics) left customers out: empty where it left none.
+function notReached(w) {
+  return w && w.p_alive_unknown ? `${money.format(w.p_alive_unknown)} customers with an empty p_alive were not ` +
+    "reached: the log shows no drop-out, so whether they are still customers, and what keeping them adds, is not " +
+    "known." : "";
 }
 
 function filters() {

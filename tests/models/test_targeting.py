@@ -503,6 +503,9 @@ def test_without_drop_out_no_rule_reads_p_alive(base, p_alive):
     order; 7 of them ordered within the 90 days) and nobody new. Whether she has left is not known; her churn
     risk is."""
     rules = TargetingRules().fit(base.assign(p_alive=float("nan")), p_alive_identified=False)
+    # The page and GET /model show no P(alive) line that no rule reads.
+    assert rules.thresholds()["lapsed_p_alive"] is None
+    assert TargetingRules().fit(base).thresholds()["lapsed_p_alive"] == 0.3
     gone = dict(p_alive=p_alive, churn_prob=0.98)
     valuable = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=300, **gone)).iloc[0]
     assert (valuable.segment, valuable.next_best_action) == ("high_value_at_risk", "retention_offer")
