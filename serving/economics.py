@@ -176,6 +176,19 @@ def _no_channel_note(members: pd.DataFrame, by_channel: pd.DataFrame, as_of: dt.
     ]
 
 
+def _not_acquired_note(scores: pd.DataFrame, members: pd.DataFrame, as_of: dt.date) -> list[str]:
+    """Scored customers without a purchase by as_of (only refunds or free orders, segment no_purchase) were not
+    acquired (`features.acquisition` dates a cohort by the first purchase), so no channel counts them."""
+    outside = int((~scores["customer_id"].astype(str).isin(members["customer_id"])).sum())
+    if not outside:
+        return []
+    who, are = ("customer", "is") if outside == 1 else ("customers", "are")
+    return [
+        f"{outside:,} scored {who} without a purchase by {as_of} (only refunds or free orders: segment "
+        f"no_purchase) {are} in no cohort: not acquired yet, so in no channel's customers, CLV or CAC"
+    ]
+
+
 def economics(scores: pd.DataFrame, shop: Shop, spend_path: Path, settings: Settings) -> Economics:
     """CLV:CAC, payback and profit CLV per channel and cohort, and the cohort curves, at the scores' as_of.
 
@@ -219,6 +232,7 @@ def economics(scores: pd.DataFrame, shop: Shop, spend_path: Path, settings: Sett
     # Customers without a channel get a note of their own, which says what their 'unknown' row means.
     notes += [_unpriced_note(c) for c in unpriced_channels(by_channel) if c != UNKNOWN_CHANNEL]
     notes += _no_channel_note(members, by_channel, as_of)
+    notes += _not_acquired_note(scores, members, as_of)
     by_cohort["cohort"] = by_cohort["cohort"].astype(str)
     return Economics(as_of, by_channel, by_cohort, curves, settings.train.margin, notes, warnings)
 

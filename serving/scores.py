@@ -58,6 +58,10 @@ class ScoreTable:
             frame = read_frame(path)
         except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the operator
             raise ScoresUnavailable(f"cannot read the score table {path}: {exc}") from None
+        if "cross_sell" in frame:
+            # `clv score` writes "" for no suggestion, as /predict_history answers it, but a CSV cannot tell an
+            # empty cell from a missing one (/predict answered null from a CSV table, "" from its Parquet twin).
+            frame["cross_sell"] = frame["cross_sell"].fillna("")
         for column in LATER_SCORE_COLUMNS:  # a table written before these columns existed
             if column not in frame.columns:
                 frame[column] = None

@@ -443,3 +443,18 @@ def test_customers_without_a_channel_are_counted_apart_and_said_so(tmp_path, mon
     )
     text = plain(runner.invoke(app, ARGS).output)
     assert "(their channels: ads, seo);" in text, text  # 'unknown' is not a spelling to copy
+
+
+def test_a_customer_without_a_purchase_is_in_no_channel_and_said_so(tmp_path, monkeypatch):
+    """Seen on the apparel cohort: one customer whose only order was free (amount 0) is scored (segment
+    no_purchase) but in no cohort, so the channels counted 599 of 600 scored customers without a word."""
+    shop(tmp_path)
+    add_customers(tmp_path, [("F", "2025-01-25", 0.0, "seo")])
+    text = economics_with_spend(
+        tmp_path, monkeypatch, "channel,month,spend\nads,2025-01,50\nseo,2025-02,20\n"
+    )
+    assert re.search(r" seo 1 20\.00 20\.00 ", text), text  # C alone: F was not acquired
+    assert (
+        "note: 1 scored customer without a purchase by 2025-02-28 (only refunds or free orders: segment "
+        "no_purchase) is in no cohort: not acquired yet, so in no channel's customers, CLV or CAC" in text
+    ), text

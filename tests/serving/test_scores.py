@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.files import write_frame
 from features.schema import SCORE_COLUMNS
 from serving.scores import ScoreTable, json_records
 
@@ -93,3 +94,13 @@ def test_json_records_keep_every_number_in_full():
         "2025-02-01T00:00:00",
         "2025-02-02T00:00:00",
     ]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_no_suggestion_reads_the_same_from_csv_and_parquet(tmp_path, suffix):
+    """`clv score` writes "" for no suggestion, as /predict_history answers it; from a CSV score table /predict
+    answered null (a CSV cell cannot tell "" from missing), from its Parquet twin ""."""
+    frame = table(["a", "b"]).assign(cross_sell=["", "shoes"], cross_sell_reason=["no suggestion: x", "r"])
+    path = write_frame(frame, tmp_path / f"scores{suffix}")
+    rows, _ = ScoreTable.load(path).lookup(["a", "b"])
+    assert [r["cross_sell"] for r in rows] == ["", "shoes"]
