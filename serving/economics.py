@@ -179,9 +179,7 @@ def _no_channel_note(members: pd.DataFrame, by_channel: pd.DataFrame, as_of: dt.
 def _not_acquired_note(scores: pd.DataFrame, members: pd.DataFrame, as_of: dt.date) -> list[str]:
     """Scored customers without a purchase by as_of (only refunds or free orders, segment no_purchase) were not
     acquired (`features.acquisition` dates a cohort by the first purchase), so no channel counts them."""
-    # By segment, not by absence from the cohorts: a partial score table's customers may be absent from the log.
-    none = scores["segment"] == "no_purchase"
-    outside = int((none & ~scores["customer_id"].astype(str).isin(members["customer_id"])).sum())
+    outside = int((~scores["customer_id"].astype(str).isin(members["customer_id"])).sum())
     if not outside:
         return []
     who, are = ("customer", "is") if outside == 1 else ("customers", "are")

@@ -450,11 +450,6 @@ def test_a_customer_without_a_purchase_is_in_no_channel_and_said_so(tmp_path, mo
     no_purchase) but in no cohort, so the channels counted 599 of 600 scored customers without a word."""
     shop(tmp_path)
     add_customers(tmp_path, [("F", "2025-01-25", 0.0, "seo")])
-    scores = pd.read_csv(tmp_path / "scores.csv")
-    scores["segment"] = scores["customer_id"].map({"F": "no_purchase"}).fillna("vip")
-    # A scored customer the log does not know is no customer without a purchase.
-    stranger = scores.iloc[[0]].assign(customer_id="Z")
-    pd.concat([scores, stranger]).to_csv(tmp_path / "scores.csv", index=False)
     text = economics_with_spend(
         tmp_path, monkeypatch, "channel,month,spend\nads,2025-01,50\nseo,2025-02,20\n"
     )
