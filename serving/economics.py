@@ -14,6 +14,7 @@ from config import Settings
 from features.acquisition import UNKNOWN_CHANNEL, cohort_months, customer_cohorts, read_spend
 from features.contract import Shop
 from features.engine import to_pandas
+from features.orders import rows_until
 from models.economics import (
     acquisition_economics,
     cohort_curves,
@@ -176,10 +177,15 @@ def _no_channel_note(members: pd.DataFrame, by_channel: pd.DataFrame, as_of: dt.
     ]
 
 
-def _not_acquired_note(scores: pd.DataFrame, members: pd.DataFrame, as_of: dt.date) -> list[str]:
-    """Scored customers without a purchase by as_of (only refunds or free orders, segment no_purchase) were not
-    acquired (`features.acquisition` dates a cohort by the first purchase), so no channel counts them."""
-    outside = int((~scores["customer_id"].astype(str).isin(members["customer_id"])).sum())
+def _not_acquired_note(
+    scores: pd.DataFrame, members: pd.DataFrame, in_log: set[str], as_of: dt.date
+) -> list[str]:
+    """Scored customers with rows in the log by as_of (`in_log`) but without a purchase (only refunds or free
+    orders, segment no_purchase) were not acquired (`features.acquisition` dates a cohort by the first
+    purchase), so no channel counts them."""
+    # Only ids the log knows: a partial score table's strangers are `check_same_shop`'s to warn about.
+    ids = scores["customer_id"].astype(str)
+    outside = int((ids.isin(in_log) & ~ids.isin(members["customer_id"])).sum())
     if not outside:
         return []
     who, are = ("customer", "is") if outside == 1 else ("customers", "are")
@@ -232,7 +238,8 @@ def economics(scores: pd.DataFrame, shop: Shop, spend_path: Path, settings: Sett
     # Customers without a channel get a note of their own, which says what their 'unknown' row means.
     notes += [_unpriced_note(c) for c in unpriced_channels(by_channel) if c != UNKNOWN_CHANNEL]
     notes += _no_channel_note(members, by_channel, as_of)
-    notes += _not_acquired_note(scores, members, as_of)
+    in_log = set(to_pandas(rows_until(t, as_of).select("customer_id").distinct())["customer_id"].astype(str))
+    notes += _not_acquired_note(scores, members, in_log, as_of)
     by_cohort["cohort"] = by_cohort["cohort"].astype(str)
     return Economics(as_of, by_channel, by_cohort, curves, settings.train.margin, notes, warnings)
 

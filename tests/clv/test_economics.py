@@ -450,6 +450,9 @@ def test_a_customer_without_a_purchase_is_in_no_channel_and_said_so(tmp_path, mo
     no_purchase) but in no cohort, so the channels counted 599 of 600 scored customers without a word."""
     shop(tmp_path)
     add_customers(tmp_path, [("F", "2025-01-25", 0.0, "seo")])
+    # A scored customer the log does not know is no customer without a purchase: not counted in the note.
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    pd.concat([scores, scores.iloc[[0]].assign(customer_id="Z")]).to_csv(tmp_path / "scores.csv", index=False)
     text = economics_with_spend(
         tmp_path, monkeypatch, "channel,month,spend\nads,2025-01,50\nseo,2025-02,20\n"
     )
