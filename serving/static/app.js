@@ -369,6 +369,7 @@ function renderAcquisition() {
   ], [false, true, true, true, true, true, true, true])));
   $("economics-notes").textContent = e.notes.map((n) => `Note: ${n}`).join(" ");
   const w = e.retention_what_if;
+  const missed = notReached(w);
   const share = w.value_change_share === null ? "" : ` (${w.value_change_share >= 0 ? "+" : ""}${(100 * w.value_change_share).toFixed(1)}%)`;
   $("retention-what-if").textContent =
     `Retention up ${w.lift_points} points (${money.format(w.contacted)} of ${money.format(w.customers)} customers ` +
@@ -376,7 +377,7 @@ function renderAcquisition() {
     `${e.margin === null ? "profit (as revenue)" : "profit"} ${money.format(w.profit_before)} → ` +
     `${money.format(w.profit_after)} (${w.profit_change >= 0 ? "+" : ""}${money.format(w.profit_change)}, after ` +
     `${money.format(w.retention_spend)} retention spend: [economics] retention_cost per customer reached).` +
-    (notReached(w) ? ` ${notReached(w)}` : "");
+    (missed ? ` ${missed}` : "");
 }
 
 // Why a retention what-if (GET /economics) left customers out: empty where it left none.
