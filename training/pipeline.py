@@ -133,7 +133,10 @@ def train(
         # (seen: "only 32 customers had bought ..." then "only 43 ..."), and `base_change_note` names a base
         # that differs.
         final_notes = final.predictor.notes_
-        said = [*final_notes]
+        # The backtest fit's "p_alive is left empty" is about a table nobody is served: read beside a served
+        # table with p_alive and 23 lapsed customers (the young grocery shop) it said the opposite of it.
+        # `Backtest.no_dropout_note` says what it means for the backtest.
+        said = [*final_notes, result.fit.predictor.no_dropout_note()]
         if final.predictor.kind_ == "base":
             said.append(result.fit.predictor.base_note())
         notes = [

@@ -250,8 +250,16 @@ def test_a_young_shop_says_once_why_the_base_is_served_and_names_the_base(tmp_pa
     other models, and a backtest row "BTYD base + a value of 1 per order" that read as the served base's."""
     monkeypatch.chdir(tmp_path)
     first = pd.read_parquet(shop_dir / "transactions.parquet")["timestamp"].min().date()
-    result = train(load(shop_dir), settings_for(tmp_path), as_of=first + dt.timedelta(days=150))
+    settings = settings_for(tmp_path)
+    result = train(load(shop_dir), settings, as_of=first + dt.timedelta(days=150))
     assert result.served_model == "base"
+    # The backtest's fit found no drop-out here, the final fit did: the served table has p_alive, so no note
+    # may say it is left empty (seen: "backtest: ... p_alive is left empty; ... nobody is called lapsed" beside
+    # 23 lapsed customers).
+    assert not result.backtest.base.dropout_found()
+    table, _ = score(load(shop_dir), settings, tmp_path / "scores.csv", as_of=result.as_of)
+    assert table["p_alive"].notna().all()
+    assert not [note for note in result.notes if "p_alive is left empty" in note], result.notes
     why = [note for note in result.notes if NO_VALIDATION_WINDOW in note]
     assert why == [f"{NO_VALIDATION_WINDOW}: serving the buy-till-you-die base ({result.served_base})"]
     # With 75 days before the backtest's cut-off, 9 repeat buyers are too few for Gamma-Gamma; with 150, it is fitted.
