@@ -71,7 +71,11 @@ class ConformalInterval(BaseEstimator):
 
 
 def posterior_count_interval(
-    p_alive: np.ndarray, expected_orders: np.ndarray, shape: np.ndarray, coverage: float
+    p_alive: np.ndarray,
+    expected_orders: np.ndarray,
+    shape: np.ndarray,
+    p_none: np.ndarray,
+    coverage: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(low, high, high_from_zero) quantiles of a customer's number of future orders under a
     buy-till-you-die posterior, when there is no later window to conformalise on (a young shop).
@@ -81,15 +85,22 @@ def posterior_count_interval(
     count is a Poisson-gamma mixture: Fader, Hardie and Lee 2005). Deaths within the horizon only
     lower the mean, which is the model's own. Quantiles at (1 - coverage) / 2, (1 + coverage) / 2 and, for
     the one-sided interval from 0 (module docstring), at `coverage`. Arrays of the inputs' shape.
+
+    `p_none` is the row's P(N = 0), its churn_prob: a quantile is 0 at a level up to it and at least 1
+    order above it. The mixture's own zero mass differs from it (the base's P(no purchase) also counts
+    deaths within the horizon), and where it was the larger the interval [0, 0.48 orders] of a customer
+    with churn_prob 0.775 held 77.5% of her outcomes, not 80%.
     """
     p_alive = np.clip(np.asarray(p_alive, float), 1e-9, 1)
     mean = np.asarray(expected_orders, float) / p_alive
     shape = np.asarray(shape, float)
+    p_none = np.asarray(p_none, float)
     success = shape / (shape + np.maximum(mean, 1e-12))
 
     def quantile(level: float) -> np.ndarray:
         inner = (level - (1 - p_alive)) / p_alive
-        return np.where(inner <= 0, 0.0, nbinom.ppf(np.clip(inner, 0, 1 - 1e-12), shape, success))
+        count = np.where(inner <= 0, 0.0, nbinom.ppf(np.clip(inner, 0, 1 - 1e-12), shape, success))
+        return np.where(level <= p_none, 0.0, np.maximum(count, 1.0))
 
     tail = (1 - coverage) / 2
     return quantile(tail), quantile(1 - tail), quantile(coverage)

@@ -552,9 +552,10 @@ class CLVPredictor(BaseEstimator):
         stretch, stretch_churn = self.btyd_.stretch(features, self.window_days_, self.horizon_days)
         orders = orders_l * stretch
         p_alive = enriched["base_p_alive"].to_numpy(float)
+        churn = np.clip(churn_l, 0, 1) * stretch_churn
         if self.interval_ is None:
             counts = posterior_count_interval(
-                p_alive, orders, self.btyd_.alive_shape(features), self.coverage
+                p_alive, orders, self.btyd_.alive_shape(features), churn, self.coverage
             )
             low, high, high_from_zero = (bound * order_value for bound in counts)
         else:
@@ -568,7 +569,7 @@ class CLVPredictor(BaseEstimator):
                 "predicted_clv_low": low * discount,
                 "predicted_clv_high": high * discount,
                 "high_from_zero": high_from_zero * discount,
-                "churn_prob": np.clip(churn_l, 0, 1) * stretch_churn,
+                "churn_prob": churn,
                 "p_alive": p_alive,
                 "expected_orders": orders,
                 "expected_aov": order_value,

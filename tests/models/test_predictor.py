@@ -18,6 +18,7 @@ from features.engine import to_pandas
 from features.pipeline import compute_features
 from features.request import compute_features_for_request
 from features.snapshots import make_snapshots
+from models.intervals import posterior_count_interval
 from models.persistence import StateError, load_predictor, save_predictor
 from models.predictor import OUTPUT_COLUMNS, CLVPredictor, coherent
 
@@ -121,6 +122,19 @@ def test_coherent_puts_the_low_end_at_zero_from_the_lower_tail_on():
     assert out["predicted_clv"].tolist() == [100.0] * n and out["churn_prob"].tolist() == churn
 
 
+def test_a_young_shops_count_interval_takes_its_zero_mass_from_churn_prob():
+    """Seen on the young grocery shop: churn_prob 0.775 beside the interval [0, 0.476 orders], which holds her
+    outcome 0 orders alone, 77.5% of them, not 80%: the posterior mixture (0 with probability 1 - p_alive, else
+    negative binomial) put more mass on 0 than the row's churn_prob does."""
+    p_alive, orders, shape = np.full(3, 0.3), np.full(3, 0.25), np.full(3, 1.0)
+    churn = np.array([0.775, 0.85, 0.05])
+    # The mixture's own P(0): 0.7 + 0.3 x 1 / (1 + 0.25 / 0.3) = 0.864, above every row's coverage level.
+    low, high, high_from_zero = posterior_count_interval(p_alive, orders, shape, churn, 0.8)
+    assert high_from_zero.tolist() == [1.0, 0.0, 1.0]  # 0 orders only where churn_prob reaches 80%
+    assert low.tolist() == [0.0, 0.0, 1.0]  # churn_prob 5%: the 10% quantile is an order
+    assert high.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_one_order_customers_get_real_distinct_predictions(fitted, data):
     reference = data[2]
     out = fitted.predict(reference)
@@ -154,7 +168,12 @@ def test_without_a_validation_window_the_base_is_served_and_says_why(data, asser
     base = CLVPredictor(horizon_days=365, seed=1).fit(None, None, reference)
     assert base.kind_ == "base"
     assert any("no room before the cut-off for a validation window" in note for note in base.notes_)
-    assert_coherent_rows(base.predict(reference))
+    out = base.predict(reference)
+    assert_coherent_rows(out)
+    # Without a later window the interval is the posterior's count of orders: where one order is likelier than
+    # 1 - coverage, its coverage quantile is at least one order.
+    buys = out["churn_prob"] < base.coverage
+    assert buys.any() and (out["predicted_clv_high"][buys] >= out["expected_aov"][buys] * (1 - 1e-9)).all()
 
 
 def test_estimator_contracts(data):
