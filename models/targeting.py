@@ -308,7 +308,7 @@ class TargetingRules(BaseEstimator):
                 return f"churn risk {risk} is at or above {line}"
             risk, line = churn_vs(i, self.overdue_churn)
             return (
-                f"no order for {recency[i]:.0f} days, {recency[i] / gap[i]:.1f}x the usual gap "
+                f"no order for {recency[i]:.0f} days, {times(recency[i] / gap[i], self.overdue_factor)} the usual gap "
                 f"of {gap[i]:.0f} days, and churn risk {risk} (at least {line})"
             )
 
@@ -474,6 +474,15 @@ def percents(value: float, line: float) -> tuple[str, str]:
     while digits < 3 and value != line and f"{value:.{digits}%}" == f"{line:.{digits}%}":
         digits += 1
     return percent(value, digits), f"{line:.{digits}%}"
+
+
+def times(value: float, line: float) -> str:
+    """`value` as a multiple ("2.4x") with the fewest decimals (1 to 3) that keep it apart from the `line` it
+    was compared with: 2.02 times the usual gap, above a line of 2, reads "2.02x", not "2.0x"."""
+    digits = 1
+    while digits < 3 and round(value, digits) == round(line, digits):
+        digits += 1
+    return f"{value:.{digits}f}x"
 
 
 def in_words(share: str) -> str:

@@ -194,6 +194,10 @@ def test_overdue_against_her_own_rhythm_is_at_risk_below_the_churn_line(base):
     # A low-value customer overdue against her rhythm is not "active": nurture, and the reason says why.
     quiet = rules.apply(customer(predicted_clv=0.0, recency_days=100, churn_prob=0.3)).iloc[0]
     assert quiet.segment == "nurture" and "3.3x" in quiet.reason
+    # Just past twice her rhythm: the multiple shows it is past the line (seen: "29 days, 2.0x the usual gap of
+    # 14 days" under a rule of more than 2x, for 2.02x).
+    just = rules.apply(customer(predicted_clv=0.0, recency_days=60.5, churn_prob=0.3)).iloc[0]
+    assert just.segment == "nurture" and "2.02x the usual gap" in just.reason, just.reason
     # Overdue, but the model gives her a 95% chance of ordering in the horizon: no retention offer
     # under "churn risk 5%" (seen on the demo shop); she is a vip, and the reason quotes her risk.
     confident = rules.apply(customer(predicted_clv=rules.high_value_ * 2, recency_days=100, churn_prob=0.05))
