@@ -135,7 +135,10 @@ def build_campaigns(
     picks["promo"] = (
         action == "nurture",
         pd.Series(tomorrow, index=frame.index),
-        "promo to the nurture group (the log has no discount column to find discount responders): " + why,
+        (
+            "promo (next best action nurture; the log has no discount column to find discount responders): "
+            + why
+        ),
     )
     if moments is None:
         notes.append("welcome, birthday, anniversary, abandoned_cart: left out, no transactions were given")

@@ -167,6 +167,8 @@ def test_every_customer_with_an_action_lands_in_its_list_also_one_with_nothing_t
     assert listed == {"win_back": {"C"}, "upsell": {"A"}, "promo": {"B", "D"}}
     reason = lists["promo"].set_index("customer_id").loc["B", "reason"]
     assert "nothing to cross-sell (the transactions have no category or product column): nurture" in reason
+    # B is active_low_value, not in the nurture segment: the list says which action put her there.
+    assert reason.startswith("promo (next best action nurture; ") and "nurture group" not in reason
 
 
 def test_the_abandoned_cart_list_suggests_the_carted_item_when_events_name_it():
