@@ -48,6 +48,9 @@ class ExportFilter(BaseModel):
         # A single name is as natural as a list, in JSON and in query strings.
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        # Trimmed as in a string, so `--segment ' vip '` and {"segment": [" vip "]} read alike.
+        if isinstance(value, list):
+            return [part.strip() if isinstance(part, str) else part for part in value]
         return value
 
     @field_validator("segment")
@@ -92,8 +95,9 @@ class ExportFilter(BaseModel):
             number = float(value)
         except (TypeError, ValueError):
             return value  # not a number: pydantic's own message says so
-        if info.field_name == "min_clv" and not number >= 0:
-            raise ValueError(f"the minimum predicted CLV is 0 or more, not {number:g}")
+        if info.field_name == "min_clv" and not 0 <= number < math.inf:
+            # Infinity passed every row's test and gave an empty list without a word.
+            raise ValueError(f"the minimum predicted CLV is a finite number, 0 or more, not {number:g}")
         if info.field_name != "min_clv" and not 0 <= number <= 1:
             raise ValueError(f"a churn probability is from 0 to 1 (0.3 for 30%), not {number:g}")
         return value
