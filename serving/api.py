@@ -189,9 +189,16 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    # FastAPI's own refusals (unreadable body, unknown route, wrong method) in the same shape.
+    # FastAPI's own refusals (unreadable body, unknown route, wrong method) in the same shape. Its 400 is
+    # any failure to parse; a body nested past the parser's depth is JSON text all the same, and
+    # /predict_history (pydantic's parser) words it so.
+    unreadable = (
+        "malformed JSON body (recursion limit exceeded: nested too deeply)"
+        if isinstance(exc.__cause__, RecursionError)
+        else "cannot read the body: it is not UTF-8 JSON text"
+    )
     message = {
-        400: f"cannot read the body: it is not UTF-8 JSON text; {example(request.url.path)}",
+        400: f"{unreadable}; {example(request.url.path)}",
         404: f"there is no {request.url.path}; the API is POST /predict, POST /predict_history, "
         "GET /model, POST /export, POST /campaigns, GET /economics, POST /admin/reload",
         405: f"{request.url.path} does not take {request.method}",

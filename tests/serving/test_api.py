@@ -262,6 +262,16 @@ def test_a_body_that_is_not_utf8_json_is_400(client):
     assert response.status_code == 400 and "not UTF-8 JSON text" in response.json()["error"]
 
 
+@pytest.mark.parametrize("path", ["/predict", "/predict_history"])
+def test_a_body_nested_too_deeply_is_400_and_said_so(client, path):
+    """Seen: lists nested 1,100 deep read "not UTF-8 JSON text" from POST /predict, a wrong cause for UTF-8
+    text, while /predict_history said "recursion limit exceeded"."""
+    body = '{"customer_ids": ' + "[" * 1100 + "]" * 1100 + "}"
+    response = client.post(path, content=body, headers=APP)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("malformed JSON body (recursion limit exceeded"), response.text
+
+
 def test_unknown_routes_and_methods_answer_in_the_same_shape(client):
     assert "there is no /predictions" in client.get("/predictions").json()["error"]
     response = client.get("/predict", headers=APP)
