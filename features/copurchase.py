@@ -29,9 +29,13 @@ from features.orders import as_of_value, day_start, rows_until
 MAX_ITEMS = 200
 
 
+# The columns suggestions can be made of, the first present one is: `item_column`.
+ITEM_COLUMNS = ("category", "product_id")
+
+
 def item_column(transactions: ir.Table) -> str | None:
     """The column suggestions are made of: `category`, else `product_id`, else None."""
-    for column in ("category", "product_id"):
+    for column in ITEM_COLUMNS:
         if column in transactions.columns:
             return column
     return None

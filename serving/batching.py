@@ -31,9 +31,11 @@ from dataclasses import dataclass
 import pandas as pd
 import xgboost
 
+from features.copurchase import ITEM_COLUMNS
 from features.request import compute_features_for_columns
 from serving.bodies import Columns
 from serving.scores import json_records
+from training.cross_sell import suggestions
 from training.loading import LoadedModel, score_features
 
 log = logging.getLogger(__name__)
@@ -226,7 +228,11 @@ def _score(model: LoadedModel, jobs: list[HistoryJob]) -> pd.DataFrame:
     )
     if features.empty:
         return features
-    table = score_features(model, features)
+    # Without an item column the batch table's reason is "the transactions have no category or product
+    # column"; the request's own reason ("made by `clv score` from the shop's whole log") read there as if
+    # the batch had a suggestion the request missed (seen: the apparel cohort).
+    items = any(column in jobs[0].transactions for column in ITEM_COLUMNS)
+    table = score_features(model, features, None if items else suggestions(None, features["customer_id"]))
     table["as_of"] = table["as_of"].astype(str)
     table["next_order_date"] = table["next_order_date"].map(str, na_action="ignore")
     return table

@@ -10,8 +10,10 @@ import time
 
 import pytest
 
+from models.cross_sell import NO_ITEMS
 from serving import batching
 from serving.batching import HistoryBatcher, HistoryJob, StuckBatch, predict_jobs
+from training.loading import NO_SUGGESTIONS
 
 AS_OF = dt.date(2025, 12, 31)
 
@@ -30,6 +32,17 @@ def test_requests_sharing_a_customer_id_get_their_own_predictions(state):
     assert together == alone
     assert together[0][0]["customer_id"] == together[1][0]["customer_id"] == "same-id"
     assert together[1][0]["predicted_clv"] > together[0][0]["predicted_clv"]
+
+
+def test_a_history_says_why_there_is_no_suggestion_as_the_batch_table_does(state):
+    """Seen on the apparel cohort (no item column): the batch table read "the transactions have no category or
+    product column", the same customer's /predict_history "made by `clv score` from the shop's whole log", as
+    if the batch had a suggestion the request missed. With an item column, the request's own reason stands."""
+    model = state.current.model
+    bare = job([20.0])
+    with_items = HistoryJob(AS_OF, {**bare.transactions, "category": ["shoes"]}, None, None)
+    reasons = [predict_jobs(model, [j])[0][0]["cross_sell_reason"] for j in (bare, with_items)]
+    assert reasons == [NO_ITEMS, NO_SUGGESTIONS]
 
 
 def test_a_bad_request_in_a_batch_fails_alone(state):
