@@ -649,6 +649,8 @@ def score(
         markup=False,
     )
     out.print("Segments: " + ", ".join(f"{name} {count:,}" for name, count in summary.segments.items()))
+    if empty := summary.empty_deciles_note():
+        _note(empty)
     # What `clv train` said about this model, for whoever only runs `clv score`.
     for note in summary.notes:
         _note(note, f"{model_label(summary.model_version)}, from its training")

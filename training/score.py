@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +35,7 @@ class ScoreSummary:
     value_unit: str
     segments: dict[str, int]
     notes: tuple[str, ...] = ()
+    deciles: dict[int, int] = field(default_factory=dict)  # value_decile -> customers
 
     def __post_init__(self):
         # Largest first, ties by name: both engines print the same line for the same table.
@@ -55,7 +56,30 @@ class ScoreSummary:
             str(first["value_unit"]),
             table["segment"].value_counts().to_dict(),
             tuple(notes),
+            {int(k): int(v) for k, v in table["value_decile"].value_counts().items()},
         )
+
+    def empty_deciles_note(self) -> str | None:
+        """Why some value deciles hold nobody, when some do (None otherwise): a decile holds at most its tenth
+        and equal values share the lowest tenth they span (`models.targeting.top_line`). Seen on the apparel
+        cohort: 191 of 600 customers at one value, decile 1 with 246 customers and deciles 2 to 4 empty,
+        which read as a broken table."""
+        empty = [d for d in range(1, 11) if not self.deciles.get(d)]
+        if not self.deciles or not empty:
+            return None
+        largest = max(self.deciles, key=lambda d: (self.deciles[d], -d))
+        return (
+            f"value decile{'s' * (len(empty) > 1)} {_listed(empty)} hold{'s' * (len(empty) == 1)} nobody: customers "
+            "with equal predicted values share the lowest tenth they span (a decile holds at most a tenth of the "
+            f"customers), so a group of equal values larger than a tenth fills one decile (decile {largest}: "
+            f"{self.deciles[largest]:,} customers) and the deciles it would have spanned above it stay empty"
+        )
+
+
+def _listed(numbers: list[int]) -> str:
+    """1, 2 and 4 as "1, 2 and 4"."""
+    words = [str(n) for n in numbers]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def score(

@@ -96,6 +96,7 @@ def score_on_spark(
     written = backend.read_parquet(spark.location(out_path))
     totals = written.aggregate(total=written.predicted_clv.sum()).to_pyarrow().to_pylist()[0]
     segments = written.group_by("segment").aggregate(n=written.count()).to_pyarrow().to_pylist()
+    deciles = written.group_by("value_decile").aggregate(n=written.count()).to_pyarrow().to_pylist()
     values = scorer_values(loaded)
     return ScoreSummary(
         rows,
@@ -106,6 +107,7 @@ def score_on_spark(
         str(values["value_unit"]),
         {r["segment"]: int(r["n"]) for r in segments},
         tuple(loaded.card.notes),
+        {int(r["value_decile"]): int(r["n"]) for r in deciles},
     )
 
 

@@ -244,6 +244,33 @@ def test_the_segment_summary_is_ordered_alike_on_both_engines():
     )
 
 
+def test_empty_value_deciles_are_explained():
+    """Seen on the apparel cohort: 191 of 600 customers at one predicted value, decile 1 with 246 customers and
+    deciles 2 to 4 empty, which read as a broken table with no word why."""
+    from training.score import ScoreSummary
+
+    table = pd.DataFrame(
+        {
+            "customer_id": [str(i) for i in range(10)],
+            "predicted_clv": [1.0] * 4 + [float(i) for i in range(5, 11)],
+            "value_decile": [1] * 4 + list(range(5, 11)),
+            "segment": ["nurture"] * 10,
+            "model_version": "1",
+            "as_of": dt.date(2025, 1, 1),
+            "horizon_days": 90,
+            "value_unit": "currency",
+        }
+    )
+    note = ScoreSummary.of(table).empty_deciles_note()
+    assert note == (
+        "value deciles 2, 3 and 4 hold nobody: customers with equal predicted values share the lowest tenth they "
+        "span (a decile holds at most a tenth of the customers), so a group of equal values larger than a tenth "
+        "fills one decile (decile 1: 4 customers) and the deciles it would have spanned above it stay empty"
+    )
+    full = table.assign(value_decile=range(1, 11))
+    assert ScoreSummary.of(full).empty_deciles_note() is None
+
+
 def test_a_young_shop_says_once_why_the_base_is_served_and_names_the_base(tmp_path, shop_dir, monkeypatch):
     """Seen on the grocery log with a year of history: "backtest: the history is too short for a validation
     window: serving the buy-till-you-die base (MBG/CNBD-k, ...)", then the same sentence for the final fit with
