@@ -55,7 +55,9 @@ def _latest_in(second: int) -> dt.datetime:
 
 
 def _kind_of(value: Any) -> str:
-    return {bool: "a boolean", dict: "an object", list: "a list", float: "a fraction"}.get(
+    # JSON's 1e2 is a float too: "a fraction (100.0)" named the wrong fault.
+    decimal = "a number with a decimal point or an exponent"
+    return {bool: "a boolean", dict: "an object", list: "a list", float: decimal}.get(
         type(value), type(value).__name__
     )
 

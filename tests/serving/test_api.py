@@ -498,7 +498,7 @@ def test_absurd_amounts_get_a_400_and_the_endpoint_keeps_answering(client, amoun
         ({"timestamp": "0001-01-01"}, "before 1900"),
         ({"timestamp": "9999-01-01"}, "in the future"),
         ({"customer_id": {"a": 1}}, "transactions.customer_id, row 1: an object"),
-        ({"customer_id": 1.5}, "transactions.customer_id, row 1: a fraction"),
+        ({"customer_id": 1.5}, "transactions.customer_id, row 1: a number with a decimal point"),
     ],
 )
 def test_ambiguous_dates_and_odd_ids_are_400(client, row, says):

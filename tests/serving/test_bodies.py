@@ -67,8 +67,9 @@ def second_row(**change) -> dict:
             "transactions.customer_id, row 2: an object ({'a': 1}) is not an id or text",
         ),
         ({"customer_id": ["a"]}, "a list (['a']) is not an id"),
-        ({"customer_id": 1.5}, "a fraction (1.5) is not an id"),
+        ({"customer_id": 1.5}, "a number with a decimal point or an exponent (1.5) is not an id"),
         ({"customer_id": False}, "a boolean (False) is not an id"),
+        ({"customer_id": 1e2}, "a number with a decimal point or an exponent (100.0) is not an id"),
         ({"customer_id": " "}, "transactions.customer_id, row 2 is empty"),
         ({"order_id": {"x": 1}}, "transactions.order_id, row 2: an object"),
         ({"ammount": 5}, "transactions.ammount, row 2 is not a column of transactions; its columns are"),
@@ -187,6 +188,6 @@ def test_events_may_name_their_items_as_the_files_may():
     assert "events.category, row 1: an object ({'x': 1}) is not an id or text" in refusal(
         {"transactions": [GOOD], "events": [{**cart, "category": {"x": 1}}]}
     )
-    assert "events.product_id, row 1: a fraction (1.5) is not an id" in refusal(
+    assert "events.product_id, row 1: a number with a decimal point or an exponent (1.5) is not an id" in refusal(
         {"transactions": [GOOD], "events": [{**cart, "product_id": 1.5}]}
     )
