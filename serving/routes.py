@@ -29,6 +29,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
@@ -160,7 +161,41 @@ async def history_batcher(request: Request) -> HistoryBatcher:
 Current = Annotated[Serving, Depends(current)]
 Batcher = Annotated[HistoryBatcher, Depends(history_batcher)]
 
-router = APIRouter()
+
+_QUERY_PARAMETERS: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
+
+
+def _declared_query(route: APIRoute) -> frozenset[str]:
+    """The query parameters `route` reads, its own and its dependencies'; worked out once per path and
+    methods (a route is not hashable)."""
+    key = (route.path, tuple(sorted(route.methods)))
+    if key not in _QUERY_PARAMETERS:
+        names: set[str] = set()
+        pending = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            names.update(param.alias for param in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        _QUERY_PARAMETERS[key] = frozenset(names)
+    return _QUERY_PARAMETERS[key]
+
+
+async def known_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take, or one given twice, as a body's unknown field is
+    refused: `GET /economics?retention_lif=5` answered without the what-if it asked for, and
+    `?retention_lift=5&retention_lift=6` used 6, each without a word."""
+    route = request.scope.get("route")
+    declared = _declared_query(route) if isinstance(route, APIRoute) else frozenset()
+    takes = f"it takes {', '.join(sorted(declared))}" if declared else "it takes none"
+    for name in request.query_params:
+        where = f"{request.method} {request.url.path}"
+        if name not in declared:
+            raise ApiError(400, f"{where} has no query parameter {name[:40]!r}; {takes}")
+        if len(given := request.query_params.getlist(name)) > 1:
+            raise ApiError(400, f"{where}: {name} is given {len(given)} times; give it once")
+
+
+router = APIRouter(dependencies=[Depends(known_query)])
 
 
 # async: a lookup never blocks, and running in the event loop avoids a thread hand-off per request.

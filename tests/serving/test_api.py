@@ -274,6 +274,9 @@ def test_a_body_nested_too_deeply_is_400_and_said_so(client, path):
 
 def test_unknown_routes_and_methods_answer_in_the_same_shape(client):
     assert "there is no /predictions" in client.get("/predictions").json()["error"]
+    refused = client.post("/predict?customer_ids=1", json={"customer_ids": ["1"]}, headers=APP)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "POST /predict has no query parameter 'customer_ids'; it takes none"
     response = client.get("/predict", headers=APP)
     assert response.status_code == 405 and "does not take GET" in response.json()["error"]
 

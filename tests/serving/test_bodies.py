@@ -188,6 +188,7 @@ def test_events_may_name_their_items_as_the_files_may():
     assert "events.category, row 1: an object ({'x': 1}) is not an id or text" in refusal(
         {"transactions": [GOOD], "events": [{**cart, "category": {"x": 1}}]}
     )
-    assert "events.product_id, row 1: a number with a decimal point or an exponent (1.5) is not an id" in refusal(
-        {"transactions": [GOOD], "events": [{**cart, "product_id": 1.5}]}
+    assert (
+        "events.product_id, row 1: a number with a decimal point or an exponent (1.5) is not an id"
+        in refusal({"transactions": [GOOD], "events": [{**cart, "product_id": 1.5}]})
     )

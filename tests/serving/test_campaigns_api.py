@@ -128,6 +128,16 @@ def test_the_demo_shops_economics_with_its_spend_file_and_the_retention_what_if(
         response = client.get("/economics", params={"retention_lift": bad}, headers=MARKETER)
         assert response.status_code == 400, (bad, response.text)
         assert "retention_lift" in response.json()["error"] and "from -100 to 100" in response.json()["error"]
+    # A typo or a repeat was ignored, and the answer left out the what-if that was asked for, or used the last.
+    typo = client.get("/economics?retention_lif=5", headers=MARKETER)
+    assert typo.status_code == 400
+    assert (
+        typo.json()["error"]
+        == "GET /economics has no query parameter 'retention_lif'; it takes retention_lift"
+    )
+    twice = client.get("/economics?retention_lift=5&retention_lift=6", headers=MARKETER)
+    assert twice.status_code == 400
+    assert twice.json()["error"] == "GET /economics: retention_lift is given 2 times; give it once"
 
 
 def test_economics_of_a_log_without_amounts_is_refused_as_clv_economics_refuses(trained, tmp_path):
