@@ -68,7 +68,7 @@ class ApiError(Exception):
 
 
 ERROR_MEANINGS = {
-    400: "the body is not valid; the error names the field, the row and the fix",
+    400: "the body or a query parameter is not valid; the error names the field, the row and the fix",
     401: "missing or invalid API key",
     403: "the key's role may not do this",
     404: "none of the customer ids is known",
@@ -282,7 +282,7 @@ async def predict_history(request: Request, state: State, batcher: Batcher):
     )
 
 
-@router.get("/model", responses=errors(401, 403, 503), dependencies=[Depends(needs(PREDICT))])
+@router.get("/model", responses=errors(400, 401, 403, 503), dependencies=[Depends(needs(PREDICT))])
 def model_info(serving: Current) -> dict[str, Any]:
     return serving.info()
 
@@ -388,7 +388,7 @@ def acquisition(
 @router.post(
     "/admin/reload",
     response_model=ReloadResponse,
-    responses=errors(401, 403, 503),
+    responses=errors(400, 401, 403, 503),
     dependencies=[Depends(needs(ADMIN))],
 )
 def reload(state: State):
