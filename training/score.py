@@ -60,19 +60,20 @@ class ScoreSummary:
         )
 
     def empty_deciles_note(self) -> str | None:
-        """Why some value deciles hold nobody, when some do (None otherwise): a decile holds at most its tenth
-        and equal values share the lowest tenth they span (`models.targeting.top_line`). Seen on the apparel
-        cohort: 191 of 600 customers at one value, decile 1 with 246 customers and deciles 2 to 4 empty,
-        which read as a broken table."""
+        """Why some value deciles hold nobody, when some do (None otherwise): the lines were set at training so
+        that a decile holds at most a tenth of the customers there, and equal values share the lowest tenth
+        they span (`models.targeting.top_line`). Seen on the apparel cohort: 191 of 600 customers at one
+        value, decile 1 with 246 customers and deciles 2 to 4 empty, which read as a broken table."""
         empty = [d for d in range(1, 11) if not self.deciles.get(d)]
         if not self.deciles or not empty:
             return None
         largest = max(self.deciles, key=lambda d: (self.deciles[d], -d))
         return (
-            f"value decile{'s' * (len(empty) > 1)} {_listed(empty)} hold{'s' * (len(empty) == 1)} nobody: customers "
-            "with equal predicted values share the lowest tenth they span (a decile holds at most a tenth of the "
-            f"customers), so a group of equal values larger than a tenth fills one decile (decile {largest}: "
-            f"{self.deciles[largest]:,} customers) and the deciles it would have spanned above it stay empty"
+            f"value decile{'s' * (len(empty) > 1)} {_listed(empty)} hold{'s' * (len(empty) == 1)} nobody: the "
+            "decile lines were set at training so that a decile holds at most a tenth of the customers there, and "
+            "customers with equal predicted values share the lowest tenth they span, so a large group of equal "
+            f"values leaves the deciles above its own empty (here decile {largest} holds "
+            f"{self.deciles[largest]:,} of {self.rows:,})"
         )
 
 

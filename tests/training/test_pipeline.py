@@ -263,9 +263,10 @@ def test_empty_value_deciles_are_explained():
     )
     note = ScoreSummary.of(table).empty_deciles_note()
     assert note == (
-        "value deciles 2, 3 and 4 hold nobody: customers with equal predicted values share the lowest tenth they "
-        "span (a decile holds at most a tenth of the customers), so a group of equal values larger than a tenth "
-        "fills one decile (decile 1: 4 customers) and the deciles it would have spanned above it stay empty"
+        "value deciles 2, 3 and 4 hold nobody: the decile lines were set at training so that a decile holds at "
+        "most a tenth of the customers there, and customers with equal predicted values share the lowest tenth "
+        "they span, so a large group of equal values leaves the deciles above its own empty (here decile 1 "
+        "holds 4 of 10)"
     )
     full = table.assign(value_decile=range(1, 11))
     assert ScoreSummary.of(full).empty_deciles_note() is None
