@@ -14,7 +14,6 @@ from config import Settings
 from features.acquisition import UNKNOWN_CHANNEL, cohort_months, customer_cohorts, read_spend
 from features.contract import Shop
 from features.engine import to_pandas
-from features.orders import rows_until
 from models.economics import (
     acquisition_economics,
     cohort_curves,
@@ -26,7 +25,7 @@ from models.retention import retention_what_if
 from serving.campaigns import scores_as_of
 from serving.messages import ECONOMICS_NEEDS_AMOUNTS
 from serving.scores import json_records
-from serving.shop_match import check_same_shop
+from serving.shop_match import check_same_shop, log_customers
 
 
 class ValuesInOrders(LookupError):
@@ -238,8 +237,7 @@ def economics(scores: pd.DataFrame, shop: Shop, spend_path: Path, settings: Sett
     # Customers without a channel get a note of their own, which says what their 'unknown' row means.
     notes += [_unpriced_note(c) for c in unpriced_channels(by_channel) if c != UNKNOWN_CHANNEL]
     notes += _no_channel_note(members, by_channel, as_of)
-    in_log = set(to_pandas(rows_until(t, as_of).select("customer_id").distinct())["customer_id"].astype(str))
-    notes += _not_acquired_note(scores, members, in_log, as_of)
+    notes += _not_acquired_note(scores, members, log_customers(shop, as_of), as_of)
     by_cohort["cohort"] = by_cohort["cohort"].astype(str)
     return Economics(as_of, by_channel, by_cohort, curves, settings.train.margin, notes, warnings)
 

@@ -187,8 +187,8 @@ async def known_query(request: Request) -> None:
     route = request.scope.get("route")
     declared = _declared_query(route) if isinstance(route, APIRoute) else frozenset()
     takes = f"it takes {', '.join(sorted(declared))}" if declared else "it takes none"
+    where = f"{request.method} {request.url.path}"
     for name in request.query_params:
-        where = f"{request.method} {request.url.path}"
         if name not in declared:
             raise ApiError(400, f"{where} has no query parameter {name[:40]!r}; {takes}")
         if len(given := request.query_params.getlist(name)) > 1:

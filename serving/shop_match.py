@@ -43,8 +43,7 @@ def check_same_shop(scores: pd.DataFrame, as_of: dt.date, shop: Shop) -> list[st
             f"({'they have no amount column' if unit == 'orders' else 'they have amounts'}): adding the two "
             f"would mix orders with money. {FIX}"
         )
-    t = shop.tables()["transactions"]
-    buyers = set(to_pandas(rows_until(t, as_of).select("customer_id").distinct())["customer_id"].astype(str))
+    buyers = log_customers(shop, as_of)
     scored = set(scores["customer_id"].astype(str))
     common = len(buyers & scored)
     in_log = common / len(scored) if scored else 1.0
@@ -64,3 +63,9 @@ def check_same_shop(scores: pd.DataFrame, as_of: dt.date, shop: Shop) -> list[st
             f"count no predicted value or get no dates. {FIX}"
         ]
     return []
+
+
+def log_customers(shop: Shop, as_of: dt.date) -> set[str]:
+    """The ids (as text) of the customers with a row in `shop`'s transactions at or before `as_of`."""
+    rows = rows_until(shop.tables()["transactions"], as_of)
+    return set(to_pandas(rows.select("customer_id").distinct())["customer_id"].astype(str))

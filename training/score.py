@@ -69,18 +69,12 @@ class ScoreSummary:
             return None
         largest = max(self.deciles, key=lambda d: (self.deciles[d], -d))
         return (
-            f"value decile{'s' * (len(empty) > 1)} {_listed(empty)} hold{'s' * (len(empty) == 1)} nobody: the "
-            "decile lines were set at training so that a decile holds at most a tenth of the customers there, and "
-            "customers with equal predicted values share the lowest tenth they span, so a large group of equal "
-            f"values leaves the deciles above its own empty (here decile {largest} holds "
+            f"value decile{'s' * (len(empty) > 1)} {', '.join(map(str, empty))} hold{'s' * (len(empty) == 1)} "
+            "nobody: the decile lines were set at training so that a decile holds at most a tenth of the customers "
+            "there, and customers with equal predicted values share the lowest tenth they span, so a large group of "
+            f"equal values leaves the deciles above its own empty (here decile {largest} holds "
             f"{self.deciles[largest]:,} of {self.rows:,})"
         )
-
-
-def _listed(numbers: list[int]) -> str:
-    """1, 2 and 4 as "1, 2 and 4"."""
-    words = [str(n) for n in numbers]
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def score(

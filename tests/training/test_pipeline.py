@@ -263,7 +263,7 @@ def test_empty_value_deciles_are_explained():
     )
     note = ScoreSummary.of(table).empty_deciles_note()
     assert note == (
-        "value deciles 2, 3 and 4 hold nobody: the decile lines were set at training so that a decile holds at "
+        "value deciles 2, 3, 4 hold nobody: the decile lines were set at training so that a decile holds at "
         "most a tenth of the customers there, and customers with equal predicted values share the lowest tenth "
         "they span, so a large group of equal values leaves the deciles above its own empty (here decile 1 "
         "holds 4 of 10)"
