@@ -105,7 +105,7 @@ class TargetingSettings(BaseModel):
     # An overdue customer is at risk only with at least this churn probability (the model's word counts).
     overdue_churn: float = Field(0.25, gt=0, lt=1)
     lapsed_p_alive: float = Field(0.3, gt=0, lt=1)
-    # New = first purchase at most this many days ago: the segment new and the welcome campaign list.
+    # New = one purchase so far, at most this many days ago: the segment new and the welcome campaign list.
     new_customer_days: int = Field(60, gt=0)
 
 

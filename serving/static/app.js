@@ -101,9 +101,9 @@ function segmentRules(t, inOrders) {
     `${pct(1 - t.valuable_history_quantile)} (at least ${amount(t.valuable_history_revenue)}${unit}). ` +
     (t.lapsed_p_alive === null
       ? "Lapsed: nobody, as the log shows no drop-out: whether a customer has left is not known. " +
-        `New: first order within ${t.new_customer_days} days. `
+        `New: one order so far, placed within ${t.new_customer_days} days. `
       : `Lapsed: probability still active below ${pct(t.lapsed_p_alive)} and no order within the customer's ` +
-        `usual gap (for a one-time buyer, the probability alone). New: first order within ` +
+        `usual gap (for a one-time buyer, the probability alone). New: one order so far, placed within ` +
         `${t.new_customer_days} days, and probability still active at least ${pct(t.lapsed_p_alive)}. `) +
     `Change these lines in [targeting] of clv.toml.`;
 }

@@ -219,7 +219,7 @@ def test_segments_agree_with_the_numbers_on_their_rows(base):
     overdue = late & (base.churn_prob >= rules.overdue_churn)
     by = {name: out[(out.segment == name)] for name in SEGMENTS}
     assert all(len(rows) for rows in by.values()), out.segment.value_counts()
-    assert (by["new"].tenure_days <= rules.new_customer_days).all()
+    assert (by["new"].tenure_days <= rules.new_customer_days).all() and (by["new"].n_orders == 1).all()
     assert (by["new"].p_alive >= lapsed).all()
     # A customer without a purchase is never a buyer's segment, and her reason says she bought nothing.
     assert (out.segment[base.n_orders == 0] == "no_purchase").all() and (
@@ -525,11 +525,33 @@ def test_without_drop_out_no_rule_reads_p_alive(base, p_alive):
 
 
 @pytest.mark.parametrize(
-    "days, says", [(0, "first order today"), (1, "first order 1 day ago"), (12, "first order 12 days ago")]
+    "days, says",
+    [
+        (0, "first and only order today"),
+        (1, "first and only order 1 day ago"),
+        (12, "first and only order 12 days ago"),
+    ],
 )
 def test_a_new_customers_reason_counts_her_days_in_words(base, days, says):
     row = TargetingRules().fit(base).apply(customer(tenure_days=days, recency_days=days)).iloc[0]
     assert (row.segment, row.reason) == ("new", says)
+
+
+def test_a_customer_who_came_back_is_not_welcomed_as_new(base):
+    """Seen on the grocery cohort 13 weeks in: 999 of 1,525 customers `new`, 203 of them in value deciles 9 and
+    10; one with 9 orders in 51 days, in decile 10, got a welcome series instead of an upsell."""
+    rules = TargetingRules().fit(base)
+    heavy = customer(tenure_days=51, recency_days=2, gap_mean_days=6.0, n_orders=9, monetary_total=900.0)
+    row = rules.apply(heavy.assign(predicted_clv=rules.high_value_ * 2, churn_prob=0.05)).iloc[0]
+    assert (row.segment, row.next_best_action) == ("vip", "upsell"), row.reason
+    # Back once, modest and active: cross-sold; back once, modest and at risk: nurtured. Never welcomed.
+    modest = rules.apply(heavy.assign(predicted_clv=0.0, churn_prob=0.1, n_orders=2, monetary_total=200.0))
+    assert modest.iloc[0].segment == "active_low_value"
+    risky = rules.apply(heavy.assign(predicted_clv=0.0, churn_prob=0.8, n_orders=2, monetary_total=200.0))
+    assert risky.iloc[0].segment == "nurture"
+    # Her first and only order, as recent: new.
+    first = rules.apply(heavy.assign(n_orders=1, monetary_total=100.0, gap_mean_days=np.nan)).iloc[0]
+    assert (first.segment, first.reason) == ("new", "first and only order 51 days ago")
 
 
 def test_a_valuable_customer_within_her_own_rhythm_is_retained_not_won_back(base):
