@@ -583,7 +583,9 @@ def _print_suggestion_backtests(backtest) -> None:
         f"Over the customers who bought something they did not buy regularly before: hit rate = share with one "
         f"of it in their top {cross.k}, recall = mean share of it there."
     )
-    if "behaviour" in cross.metrics.index:
+    if cross.note:
+        out.print("Served: the most popular items, which did better here than the rules (see the notes).")
+    elif "behaviour" in cross.metrics.index:
         served = "with" if cross.behaviour else "without"
         out.print(
             f"Served {served} what customers viewed or carted and did not buy ([cross_sell] behaviour = "

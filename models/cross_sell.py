@@ -17,7 +17,8 @@ log P(j) + sum over i in S of log lift(i -> j): P(j | S) up to a factor common t
 items of S are independent given j. So an item her purchases say nothing about ranks by how often it
 comes next, and a complement of what she buys rises above it. Each suggestion's reason quotes her
 strongest rule (highest lift above 1), or the item's popularity when no rule speaks for it. The
-popularity baseline of the backtest ranks by the share of customers who bought each item by D.
+popularity baseline of the backtest ranks by the share of customers who bought each item by D; it is
+what a model serves where its backtest found it better (`training.cross_sell`).
 
 A log without items gets no suggestions (the reason says so); a log shorter than the window has no
 rules, and suggestions are then the popular items. Items are categories (or products when the log
@@ -185,10 +186,13 @@ class CrossSell(BaseEstimator):
             }
         )
 
-    def predict(self, customer_items: pd.DataFrame, interest: pd.DataFrame | None = None) -> pd.DataFrame:
+    def predict(
+        self, customer_items: pd.DataFrame, interest: pd.DataFrame | None = None, rules: bool = True
+    ) -> pd.DataFrame:
         """customer_id, cross_sell ("; "-separated suggestions, best first) and cross_sell_reason, one
-        row per customer of `customer_items`; `interest` as in `rank`."""
-        ranked = self.rank(customer_items, interest=interest)
+        row per customer of `customer_items`; `interest` and `rules` as in `rank` (without rules every
+        reason is the item's popularity)."""
+        ranked = self.rank(customer_items, rules=rules, interest=interest)
         label = ranked["item"].astype(str)
         product = ranked["item"].map(self.products_)
         label = label.where(product.isna(), label + " (e.g. " + product.astype(str) + ")")
@@ -230,23 +234,32 @@ class CrossSell(BaseEstimator):
         return out.reset_index()
 
 
-def recall_at_k(ranked: pd.DataFrame, bought: pd.DataFrame, k: int) -> dict[str, float]:
-    """Hit rate and recall at k of suggestions against what customers bought next.
-
-    `ranked`: customer_id, rank, item (`CrossSell.rank`); `bought`: customer_id, item of the items each
-    customer bought in the window that were suggestible (not bought regularly before). Over the
-    customers with at least one such item: hit_rate = share with one of them in their top k,
-    recall = mean share of their items in their top k. Returns also n_customers evaluated.
-    """
+def hits_at_k(ranked: pd.DataFrame, bought: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Per customer with at least one item in `bought`: hit (one of her items is in her top k) and recall
+    (the share of her items there). `ranked`: customer_id, rank, item (`CrossSell.rank`); `bought`:
+    customer_id, item of the items each customer bought in the window that were suggestible (not bought
+    regularly before). Indexed by customer_id, sorted."""
     top = ranked[ranked["rank"] <= k][["customer_id", "item"]].drop_duplicates()
     bought = bought[["customer_id", "item"]].drop_duplicates()
     hits = bought.merge(top, on=["customer_id", "item"], how="left", indicator=True)
     hits["hit"] = hits["_merge"] == "both"
     per_customer = hits.groupby("customer_id")["hit"].agg(["sum", "count"])
+    return pd.DataFrame(
+        {"hit": per_customer["sum"] > 0, "recall": per_customer["sum"] / per_customer["count"]},
+        index=per_customer.index,
+    )
+
+
+def recall_at_k(ranked: pd.DataFrame, bought: pd.DataFrame, k: int) -> dict[str, float]:
+    """Hit rate and recall at k of suggestions against what customers bought next (`hits_at_k`): over the
+    customers with at least one suggestible item bought, hit_rate = share with one of them in their top k,
+    recall = mean share of their items in their top k. Returns also n_customers evaluated.
+    """
+    per_customer = hits_at_k(ranked, bought, k)
     if per_customer.empty:
         return {"hit_rate": float("nan"), "recall": float("nan"), "n_customers": 0.0}
     return {
-        "hit_rate": float((per_customer["sum"] > 0).mean()),
-        "recall": float((per_customer["sum"] / per_customer["count"]).mean()),
+        "hit_rate": float(per_customer["hit"].mean()),
+        "recall": float(per_customer["recall"].mean()),
         "n_customers": float(len(per_customer)),
     }

@@ -65,6 +65,9 @@ class ModelCard:
     # The event types the features read (features.behaviour.FEATURE_EVENT_TYPES) that its events table had;
     # [] without events, None on cards of models trained before it was recorded.
     trained_event_types: list[str] | None = None
+    # What its cross-sell suggestions are (training.cross_sell): "rules", or "popularity" where the backtest
+    # found the most popular items better; "rules" on cards of models trained before the choice was made.
+    cross_sell_served: str = "rules"
 
     def to_dict(self) -> dict[str, Any]:
         """The card as stored: JSON-ready values (dates and times as ISO text)."""

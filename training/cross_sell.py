@@ -13,6 +13,12 @@ The backtest fits at the backtest cut-off t and compares, over the customers who
 (`models.cross_sell.recall_at_k`): the suggestions as served (`model`) against the most popular
 items the customer does not buy regularly (`popularity`); with event items, also co-purchase rules
 alone (`copurchase`) and rules with interest (`behaviour`), whichever is served.
+
+The rules are served unless the most popular items hit more customers' next items on that window beyond
+noise (the paired gain per customer above 0 in 95% of bootstrap resamples, the rule of `models.stacking`):
+then the model serves the popular items (`ModelCard.cross_sell_served`, read by `clv score`), and the run
+says so. Seen on a demo shop of 5,000 customers with nine months of history: the rules hit 19.7% of 1,346
+customers' next categories, the most popular ones 22.7%, and the rules were served.
 """
 
 from __future__ import annotations
@@ -20,16 +26,22 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from config import Settings
 from features import copurchase, interest
 from features.engine import to_pandas
 from features.labels import item_label
-from models.cross_sell import NO_ITEMS, CoPurchase, CrossSell, recall_at_k
+from models import metrics
+from models.cross_sell import NO_ITEMS, CoPurchase, CrossSell, hits_at_k, recall_at_k
+from models.stacking import BOOTSTRAP
 from training.shop_data import ShopData
 
 MODEL, COPURCHASE, BEHAVIOUR, POPULARITY = "model", "copurchase", "behaviour", "popularity"
+# What a model serves (`ModelCard.cross_sell_served`): the rules (with interest as `[cross_sell] behaviour`
+# says), or the most popular items where the backtest found them better.
+RULES = "rules"
 CROSS_SELL_LABELS = {
     MODEL: "the suggestions (as served)",
     COPURCHASE: "what buyers bought next (lift) alone",
@@ -49,17 +61,19 @@ class FittedCrossSell:
     column: str
     interest: pd.DataFrame | None = None
     use_interest: bool = False  # `[cross_sell] behaviour`: whether the served suggestions use it
+    served: str = RULES  # RULES or POPULARITY (`ModelCard.cross_sell_served`)
 
     @property
     def served_interest(self) -> pd.DataFrame | None:
-        return self.interest if self.use_interest else None
+        return self.interest if self.use_interest and self.served == RULES else None
 
 
 def fit_cross_sell(
-    data: ShopData, as_of: dt.date, window_days: int, settings: Settings
+    data: ShopData, as_of: dt.date, window_days: int, settings: Settings, served: str = RULES
 ) -> FittedCrossSell | None:
     """The suggestions from purchases (and interest) by `as_of`, their rules and interest lifts from the
-    `window_days` before it; None when the log has no category or product column."""
+    `window_days` before it, serving `served` (RULES or POPULARITY: the model's, `ModelCard.cross_sell_served`);
+    None when the log has no category or product column."""
     column = copurchase.item_column(data.transactions)
     if column is None:
         return None
@@ -86,7 +100,7 @@ def fit_cross_sell(
         interest=outcomes,
     )
     model = CrossSell(c.top_k, c.regular_orders, c.min_pair_customers).fit(counts)
-    return FittedCrossSell(model, bought, column, seen, c.behaviour)
+    return FittedCrossSell(model, bought, column, seen, c.behaviour, served)
 
 
 def suggestions(fitted: FittedCrossSell | None, customer_ids: pd.Series) -> pd.DataFrame:
@@ -95,7 +109,7 @@ def suggestions(fitted: FittedCrossSell | None, customer_ids: pd.Series) -> pd.D
     ids = pd.DataFrame({"customer_id": customer_ids.to_numpy()})
     if fitted is None:
         return ids.assign(cross_sell="", cross_sell_reason=NO_ITEMS)
-    found = fitted.model.predict(fitted.bought, fitted.served_interest)
+    found = fitted.model.predict(fitted.bought, fitted.served_interest, rules=fitted.served == RULES)
     out = ids.merge(found, on="customer_id", how="left")
     missing = out["cross_sell"].isna()
     bought = out["customer_id"].isin(fitted.bought["customer_id"])
@@ -112,17 +126,19 @@ def suggestions(fitted: FittedCrossSell | None, customer_ids: pd.Series) -> pd.D
 class CrossSellBacktest:
     k: int
     column: str
-    # one row per CROSS_SELL_LABELS id: hit_rate, recall, n_customers (copurchase and behaviour only
-    # when events name items)
+    # one row per CROSS_SELL_LABELS id: hit_rate, recall, n_customers (copurchase when events name items or
+    # the popular items are served, behaviour when events name items)
     metrics: pd.DataFrame
     behaviour: bool = False  # whether the served suggestions (`model`) use viewed or carted items
+    served: str = RULES  # RULES or POPULARITY: what the model serves
+    note: str = ""  # why the popular items are served; empty when the rules are
 
 
 def backtest_cross_sell(
     data: ShopData, cutoff: dt.date, horizon_days: int, settings: Settings
 ) -> CrossSellBacktest | None:
-    """Hit rate and recall at k of the suggestions fitted at `cutoff` on (cutoff, cutoff + H]; None
-    without items."""
+    """Hit rate and recall at k of the suggestions fitted at `cutoff` on (cutoff, cutoff + H], and what to
+    serve (module docstring); None without items."""
     fitted = fit_cross_sell(data, cutoff, horizon_days, settings)
     if fitted is None:
         return None
@@ -132,9 +148,46 @@ def backtest_cross_sell(
     eligible = bought_next.merge(regular.assign(_regular=True), on=["customer_id", "item"], how="left")
     eligible = eligible[eligible["_regular"].isna()].drop(columns="_regular")
     k = model.top_k
-    rows = {MODEL: recall_at_k(model.rank(fitted.bought, interest=fitted.served_interest), eligible, k)}
+    ranked = {
+        RULES: model.rank(fitted.bought, interest=fitted.served_interest),
+        POPULARITY: model.rank(fitted.bought, rules=False),
+    }
+    served, note = _choose_served(
+        {name: hits_at_k(table, eligible, k) for name, table in ranked.items()}, k, settings.train.seed
+    )
+    rows = {MODEL: recall_at_k(ranked[served], eligible, k)}
     if fitted.interest is not None:
         rows[COPURCHASE] = recall_at_k(model.rank(fitted.bought), eligible, k)
         rows[BEHAVIOUR] = recall_at_k(model.rank(fitted.bought, interest=fitted.interest), eligible, k)
-    rows[POPULARITY] = recall_at_k(model.rank(fitted.bought, rules=False), eligible, k)
-    return CrossSellBacktest(k, fitted.column, pd.DataFrame(rows).T, fitted.served_interest is not None)
+    elif served == POPULARITY:
+        rows[COPURCHASE] = recall_at_k(ranked[RULES], eligible, k)
+    rows[POPULARITY] = recall_at_k(ranked[POPULARITY], eligible, k)
+    return CrossSellBacktest(
+        k,
+        fitted.column,
+        pd.DataFrame(rows).T,
+        served == RULES and fitted.served_interest is not None,
+        served,
+        note,
+    )
+
+
+def _choose_served(hits: dict[str, pd.DataFrame], k: int, seed: int) -> tuple[str, str]:
+    """(RULES or POPULARITY, why): the popular items where they hit more customers beyond noise."""
+    rules, popular = (hits[name]["hit"].astype(float) for name in (RULES, POPULARITY))
+    gain = (popular - rules).to_numpy()
+    if len(gain) == 0 or not gain.mean() > 0:
+        return RULES, ""
+    low = float(
+        np.nanquantile(
+            metrics.bootstrap_gains(lambda rows: gain[rows].mean(), len(gain), seed, BOOTSTRAP), 0.05
+        )
+    )
+    if not low > 0:
+        return RULES, ""
+    return POPULARITY, (
+        f"cross-sell: the most popular items are suggested, not the rules of what buyers bought next: on the "
+        f"backtest window their top {k} held one of the next items of {popular.mean():.1%} of the {len(gain):,} "
+        f"customers who bought something new to them, against {rules.mean():.1%} for the rules' (hit rate@{k}, gain "
+        f"{gain.mean():+.3f} with 5% bootstrap quantile {low:+.3f})"
+    )

@@ -22,6 +22,7 @@ from models.textbook import base_summary
 from training import gate, plots, tracking
 from training.backtest import BASE, MODEL, MODEL_LABELS, Backtest, backtest, fit_at
 from training.card import ModelCard, feature_event_types_of, feature_inputs_of
+from training.cross_sell import RULES
 from training.loading import check_inputs
 from training.pyfunc import MODEL_FORMAT
 from training.registry import Decision, ModelNotFound, Registry
@@ -161,6 +162,8 @@ def train(
             notes.append(chance)
         if unranked := result.unranked_note(metric):
             notes.append(unranked)
+        if result.cross_sell is not None and result.cross_sell.note:
+            notes.append(result.cross_sell.note)
         notes = list(dict.fromkeys(notes))
         mlflow.set_tags({"served_model": final.predictor.kind_, "notes": " | ".join(notes) or "none"})
         scores = final.predictor.predict(final.reference)
@@ -370,6 +373,7 @@ def _log_suggestion_backtests(result: Backtest) -> None:
                 "cross_sell_k": result.cross_sell.k,
                 "cross_sell_item": result.cross_sell.column,
                 "cross_sell_behaviour": result.cross_sell.behaviour,
+                "cross_sell_served": result.cross_sell.served,
             }
         )
     for name, table in tables.items():
@@ -420,6 +424,7 @@ def _card(
         role="scoring",
         trained_columns=feature_inputs_of(data.columns),
         trained_event_types=feature_event_types_of(data.event_types()),
+        cross_sell_served=RULES if result.cross_sell is None else result.cross_sell.served,
     )
 
 

@@ -99,7 +99,7 @@ def score(
         raise ValueError(f"no customer has an order by {as_of}; nothing to score. Fix: use a later --as-of.")
     progress("cross-sell suggestions")
     suggested = suggestions(
-        fit_cross_sell(data, as_of, loaded.card.horizon_days, settings),
+        fit_cross_sell(data, as_of, loaded.card.horizon_days, settings, loaded.card.cross_sell_served),
         features["customer_id"],
     )
     progress(f"scoring {len(features):,} customers")

@@ -70,7 +70,8 @@ def score_on_spark(
     # the collected counts, as `clv score` makes them, and joined back by customer id.
     ids = features.select("customer_id").toPandas()["customer_id"]
     horizon = loaded.card.horizon_days
-    suggested = suggestions(fit_cross_sell(data, as_of, horizon, settings), ids)
+    served = loaded.card.cross_sell_served
+    suggested = suggestions(fit_cross_sell(data, as_of, horizon, settings, served), ids)
     scored = scored.join(features.sparkSession.createDataFrame(suggested), "customer_id", "left")
     # A cross_sell action without a suggestion becomes nurture, by the default engine's rule, batch by batch.
     scored = scored.mapInPandas(lambda batches: map(settle_cross_sell, batches), schema=scored.schema)

@@ -21,7 +21,7 @@ from config import Settings
 from demo.shop import write_demo_shop
 from features.contract import load_shop
 from models.campaigns import CAMPAIGN_COLUMNS, CAMPAIGNS
-from training.cross_sell import backtest_cross_sell
+from training.cross_sell import POPULARITY, RULES, backtest_cross_sell, fit_cross_sell, suggestions
 from training.shop_data import ShopData
 
 runner = CliRunner()
@@ -126,6 +126,42 @@ def test_without_behaviour_the_served_suggestions_are_co_purchase_alone(demo):
         "model",
         "popularity",
     ]
+
+
+def test_where_the_most_popular_items_did_better_they_are_what_is_suggested(tmp_path):
+    """Seen on a demo shop of 5,000 customers with nine months of history: the rules of what buyers bought next
+    hit 19.7% of 1,346 customers' next categories on `clv train`'s own backtest, the most popular categories
+    22.7%, and the rules were served. Here what came next before the cut-off (A -> B, E, F; C -> D, G, H) does not hold
+    after it: everyone comes back for the popular P1."""
+    start, cutoff = dt.date(2025, 1, 1), dt.date(2025, 4, 30)
+    rows = []
+    for i in range(200):
+        first, *then = ("A", "B", "E", "F") if i % 2 else ("C", "D", "G", "H")
+        days = {"P1": 1, "P2": 2, "P3": 3, first: 4, **{item: 70 for item in then}, "P1 again": 130}
+        for item, day in days.items():
+            rows.append((f"c{i:03d}", start + dt.timedelta(days=day + i % 7), item.split()[0]))
+    log = pd.DataFrame(rows, columns=["customer_id", "timestamp", "category"]).assign(amount=20.0)
+    log.to_csv(tmp_path / "transactions.csv", index=False)
+    data = ShopData.from_shop(load_shop(tmp_path / "transactions.csv", threads=1))
+    result = backtest_cross_sell(data, cutoff, 60, Settings())
+    assert result.served == POPULARITY
+    assert result.metrics.loc["model", "hit_rate"] == result.metrics.loc["popularity", "hit_rate"] == 1.0
+    assert result.metrics.loc["copurchase", "hit_rate"] == 0.0  # the rules it was chosen over, still shown
+    assert (
+        result.note.startswith("cross-sell: the most popular items are suggested") and "100.0%" in result.note
+    )
+    # Scoring serves what the model chose: every suggestion is a popular item, and says so.
+    served = suggestions(
+        fit_cross_sell(data, cutoff, 60, Settings(), POPULARITY), pd.Series(["c001", "c002"])
+    )
+    assert served["cross_sell"].str.startswith("P1; P2; P3").all(), served
+    assert (
+        served["cross_sell_reason"]
+        .str.fullmatch(r"(P\d: popular \(bought by 100% of customers\)(; )?)+")
+        .all()
+    )
+    rules = suggestions(fit_cross_sell(data, cutoff, 60, Settings(), RULES), pd.Series(["c001"]))
+    assert "bought next by" in rules["cross_sell_reason"].iloc[0]
 
 
 def test_scores_carry_next_order_dates_and_suggestions(demo):
