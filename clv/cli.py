@@ -737,13 +737,21 @@ def export(
         _warn(
             f"no customer matches {spec.describe()}: the score table's predicted_clv runs from "
             f"{frame['predicted_clv'].min():,.2f} to {frame['predicted_clv'].max():,.2f} and churn_prob from "
-            f"{frame['churn_prob'].min():.2f} to {frame['churn_prob'].max():.2f}; the file holds the header only"
+            f"{_probability(frame['churn_prob'].min())} to {_probability(frame['churn_prob'].max())}; the file holds "
+            "the header only"
         )
     out.print(
         f"Wrote {len(selected):,} of {len(table):,} customers to {out_path} ({spec.describe()}); "
         f"predicted value {selected['predicted_clv'].sum():,.0f}{_unit(table.frame)}.",
         markup=False,
     )
+
+
+def _probability(value: float) -> str:
+    """`value` with two decimals, or as many as keep a probability strictly between 0 and 1 from reading as
+    a certainty (seen: churn_prob "from 0.03 to 1.00" where no row was 1; its largest was 0.99998)."""
+    text = f"{value:.2f}"
+    return f"{value:.6g}" if 0 < value < 1 and text in ("0.00", "1.00") else text
 
 
 def _unit(frame) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -137,6 +138,10 @@ def test_campaign_lists_join_an_existing_directory_whole_and_leave_its_other_fil
 def test_an_export_that_matches_nobody_says_so_and_why(tmp_path, monkeypatch):
     """Seen: `clv export --min-clv 1e9` wrote a header-only list with exit code 0 and no word about it."""
     write_scores(tmp_path, SHOP, "currency")
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    scores.assign(churn_prob=np.linspace(0.03, 0.99998, len(scores))).to_csv(
+        tmp_path / "scores.csv", index=False
+    )
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["export", "--scores", "scores.csv", "--min-clv", "1e9", "--out", "vip.csv"])
     text = plain(result.output)
@@ -144,6 +149,8 @@ def test_an_export_that_matches_nobody_says_so_and_why(tmp_path, monkeypatch):
     assert (
         "no customer matches min_clv=1000000000.0" in text and "predicted_clv runs from 3.50 to 3.50" in text
     )
+    # No row is certain to churn: the range does not say 1.00 (seen: "from 0.03 to 1.00" for 0.99998).
+    assert "churn_prob from 0.03 to 0.99998;" in text, text
     assert (tmp_path / "vip.csv").read_text().count("\n") == 1
     found = runner.invoke(app, ["export", "--scores", "scores.csv", "--min-clv", "3", "--out", "all.csv"])
     assert "Wrote 40 of 40" in plain(found.output) and "no customer matches" not in plain(found.output)
