@@ -113,7 +113,8 @@ def output_semantics(horizon_days: int | None, value_unit: str = "currency") -> 
         "churn_prob": f"probability that the customer places no order in {h}; at least 1 - p_alive (a "
         "customer who has left cannot order) and at least 1 - expected_orders",
         "p_alive": "probability that the customer is still active at as_of (has not left for good); for a "
-        "one-time buyer it falls as the time since the purchase grows; empty on every row where the fit found no "
+        "one-time buyer it falls as the time since the purchase grows, all else alike (it is at least 1 - "
+        "churn_prob, which reads her visits where the model has events); empty on every row where the fit found no "
         "drop-out (the model's notes say so): the log cannot tell a customer who left from one who buys rarely",
         "expected_orders": f"expected number of orders in {h}",
         "expected_aov": f"expected value of one of those orders, in {unit}",
