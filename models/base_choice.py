@@ -123,7 +123,7 @@ def _choose_purchases(
         orders, both.purchases[REGULAR].expected_purchases(window, holdin_days)
     )
     gain = default - regular_deviance
-    low = _low_quantile(gain, seed)
+    low = metrics.low_mean_gain(gain, seed, BOOTSTRAP)
     scores = (
         f"mean Poisson deviance of the orders in the {holdin_days} days before the cut-off "
         f"{regular_deviance.mean():.4f} vs {default.mean():.4f} for {describe_base(BASE_MODELS)}, "
@@ -154,7 +154,7 @@ def _choose_spend(
     own = np.abs(orders[rows] * spend.own_values(window[rows]) - revenue)
     shop = np.abs(orders[rows] * spend.shop_value() - revenue)
     gain = own - shop
-    low = _low_quantile(gain, seed)
+    low = metrics.low_mean_gain(gain, seed, BOOTSTRAP)
     scores = (
         f"mean absolute error of the revenue of the {int(rows.sum()):,} customers who bought in the hold-in "
         f"window {shop.mean():,.2f} vs {own.mean():,.2f} for Gamma-Gamma, gain {gain.mean():+,.2f} "
@@ -166,12 +166,3 @@ def _choose_spend(
             f"the shop's mean ({scores})"
         )
     return OWN_SPEND, ""
-
-
-def _low_quantile(gain: np.ndarray, seed: int) -> float:
-    """5% bootstrap quantile of the mean per-customer gain (the rule of `models.stacking`)."""
-    return float(
-        np.nanquantile(
-            metrics.bootstrap_gains(lambda rows: gain[rows].mean(), len(gain), seed, BOOTSTRAP), 0.05
-        )
-    )

@@ -256,6 +256,15 @@ def bootstrap_gains(gain, n: int, seed: int, resamples: int = 100) -> np.ndarray
     return np.array([gain(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
 
 
+def low_mean_gain(gain: np.ndarray, seed: int, resamples: int = 100) -> float:
+    """The 5% bootstrap quantile of the mean of a per-customer paired `gain` (`bootstrap_gains`): above 0,
+    the candidate is ahead beyond noise."""
+    gain = np.asarray(gain, dtype=float)
+    return float(
+        np.nanquantile(bootstrap_gains(lambda rows: gain[rows].mean(), len(gain), seed, resamples), 0.05)
+    )
+
+
 def calibration_error(happened, prob, n_bins: int = 10) -> float:
     """Expected calibration error: the count-weighted mean |predicted - observed| over the bins of
     `calibration_table` (Naeini, Cooper and Hauskrecht 2015); 0 is perfectly calibrated."""

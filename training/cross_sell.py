@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from config import Settings
@@ -178,11 +177,7 @@ def _choose_served(hits: dict[str, pd.DataFrame], k: int, seed: int) -> tuple[st
     gain = (popular - rules).to_numpy()
     if len(gain) == 0 or not gain.mean() > 0:
         return RULES, ""
-    low = float(
-        np.nanquantile(
-            metrics.bootstrap_gains(lambda rows: gain[rows].mean(), len(gain), seed, BOOTSTRAP), 0.05
-        )
-    )
+    low = metrics.low_mean_gain(gain, seed, BOOTSTRAP)
     if not low > 0:
         return RULES, ""
     return POPULARITY, (
