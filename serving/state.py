@@ -48,6 +48,7 @@ class Serving:
                 "value_unit": card.value_unit,
                 "served_model": card.served_model,
                 "base_models": card.base_models,
+                "cross_sell_served": card.cross_sell_served,
                 "plan": card.plan,
                 "notes": card.notes,
                 "features_version": card.features_version,

@@ -6,7 +6,8 @@ the scorer (horizon, value unit, the tables it was trained with), the service's 
 the marketer page (backtest, baselines, thresholds), the registry gate (the backtest window). The
 keys without a default are the ones models have carried since model format 4, so every model this code
 can load (`training.registry.Registry.load`) has them; a key added later has a default that says it is
-unknown (`trained_columns`, `trained_event_types`: None).
+unknown (`trained_columns`, `trained_event_types`: None) or what models before it did (`cross_sell_served`:
+"rules").
 """
 
 from __future__ import annotations

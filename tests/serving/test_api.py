@@ -340,6 +340,8 @@ def test_model_information(client):
     assert "spearman" in model["backtest"]["metrics"]
     # Which buy-till-you-die models form the base (models.base_choice), as the run recorded.
     assert model["base_models"] in (["mbgnbd", "pareto"], ["mbgcnbd"])
+    # What its cross-sell suggestions are (training.cross_sell), as the run chose and the card keeps.
+    assert model["cross_sell_served"] in ("rules", "popularity")
     assert info["scores"]["customers"] > 0
 
 
