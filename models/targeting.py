@@ -421,7 +421,9 @@ def top_line(values: np.ndarray, share: float) -> float:
     at most `share` of the rows have a value at or above it. A row is in the top `share` exactly when
     its rounded value is at or above the line, so a group of equal values straddling the share stays
     below it whole. When even the highest value is shared by more than `share` of the rows, nobody
-    is: the line is then just above it (a later row above every one of the base's is in the top).
+    is: the line is then the next value at those digits above it (63.7 above 63.6: a later row that high
+    is in the top), so the line shown reads as it works; a line just above 63.6 was shown as "at least
+    63.6" beside 200 rows of 63.63 that were not. Above a highest value of 0, the line is just above 0.
     Shape: `values` (n,) in any unit, `share` in (0, 1]; a base without finite values gives 0."""
     rounded = significant(values[np.isfinite(values)])
     if not len(rounded):
@@ -432,7 +434,13 @@ def top_line(values: np.ndarray, share: float) -> float:
     below = np.cumsum(below) - below
     at_or_above = (len(rounded) - below) / len(rounded)
     inside = distinct[at_or_above <= share + 1e-12]
-    return float(inside[0]) if len(inside) else float(np.nextafter(distinct[-1], np.inf))
+    if len(inside):
+        return float(inside[0])
+    highest = distinct[-1]
+    if not highest > 0:
+        return float(np.nextafter(highest, np.inf))
+    step = 10.0 ** (np.floor(np.log10(highest)) - (SIGNIFICANT_DIGITS - 1))
+    return float(significant(highest + step))
 
 
 def settle_cross_sell(rows: pd.DataFrame) -> pd.DataFrame:

@@ -158,6 +158,17 @@ def test_a_base_of_equal_values_has_nobody_in_the_top(base):
     assert "vip" not in set(out.segment) and set(out.value_decile) == {1}
     # A later customer worth more than the whole base is high value.
     assert rules.apply(customer(predicted_clv=6.0, churn_prob=0.1)).segment.iloc[0] == "vip"
+    # The line shown is one a row can be at: the next value at 3 significant digits, not "at least 5" (seen:
+    # GET /model's line 63.60000000000001, the page's "at least 63.6", beside 200 rows of 63.63 not above it).
+    assert rules.thresholds()["high_value_clv"] == 5.01
+    near = base.assign(predicted_clv=63.63 + np.linspace(0, 0.009, len(base)))
+    lines = TargetingRules().fit(near)
+    assert lines.thresholds()["high_value_clv"] == 63.7 and "vip" not in set(lines.apply(near).segment)
+    assert lines.apply(customer(predicted_clv=63.7, churn_prob=0.1)).segment.iloc[0] == "vip"
+    assert lines.apply(customer(predicted_clv=63.64, churn_prob=0.1)).segment.iloc[0] != "vip"
+    # Every value 0: nobody is in the top, and any value above 0 is.
+    zero = TargetingRules().fit(base.assign(predicted_clv=0.0))
+    assert zero.apply(customer(predicted_clv=0.01, churn_prob=0.1)).segment.iloc[0] == "vip"
 
 
 def test_each_segment_by_hand(base):
