@@ -251,11 +251,14 @@ def hits_at_k(ranked: pd.DataFrame, bought: pd.DataFrame, k: int) -> pd.DataFram
 
 
 def recall_at_k(ranked: pd.DataFrame, bought: pd.DataFrame, k: int) -> dict[str, float]:
-    """Hit rate and recall at k of suggestions against what customers bought next (`hits_at_k`): over the
-    customers with at least one suggestible item bought, hit_rate = share with one of them in their top k,
-    recall = mean share of their items in their top k. Returns also n_customers evaluated.
-    """
-    per_customer = hits_at_k(ranked, bought, k)
+    """Hit rate and recall at k of suggestions against what customers bought next (`hits_at_k`, summed up by
+    `hit_rates`)."""
+    return hit_rates(hits_at_k(ranked, bought, k))
+
+
+def hit_rates(per_customer: pd.DataFrame) -> dict[str, float]:
+    """Over the customers of `hits_at_k`: hit_rate = share with one of their items in their top k, recall =
+    mean share of their items in their top k, and n_customers evaluated (NaN rates without customers)."""
     if per_customer.empty:
         return {"hit_rate": float("nan"), "recall": float("nan"), "n_customers": 0.0}
     return {

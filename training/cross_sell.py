@@ -33,7 +33,7 @@ from features import copurchase, interest
 from features.engine import to_pandas
 from features.labels import item_label
 from models import metrics
-from models.cross_sell import NO_ITEMS, CoPurchase, CrossSell, hits_at_k, recall_at_k
+from models.cross_sell import NO_ITEMS, CoPurchase, CrossSell, hit_rates, hits_at_k, recall_at_k
 from models.stacking import BOOTSTRAP
 from training.shop_data import ShopData
 
@@ -147,20 +147,23 @@ def backtest_cross_sell(
     eligible = bought_next.merge(regular.assign(_regular=True), on=["customer_id", "item"], how="left")
     eligible = eligible[eligible["_regular"].isna()].drop(columns="_regular")
     k = model.top_k
-    ranked = {
-        RULES: model.rank(fitted.bought, interest=fitted.served_interest),
-        POPULARITY: model.rank(fitted.bought, rules=False),
+    rules = model.rank(fitted.bought, interest=fitted.served_interest)
+    hits = {
+        RULES: hits_at_k(rules, eligible, k),
+        POPULARITY: hits_at_k(model.rank(fitted.bought, rules=False), eligible, k),
     }
-    served, note = _choose_served(
-        {name: hits_at_k(table, eligible, k) for name, table in ranked.items()}, k, settings.train.seed
-    )
-    rows = {MODEL: recall_at_k(ranked[served], eligible, k)}
+    served, note = _choose_served(hits, k, settings.train.seed)
+    rows = {MODEL: hit_rates(hits[served])}
     if fitted.interest is not None:
-        rows[COPURCHASE] = recall_at_k(model.rank(fitted.bought), eligible, k)
-        rows[BEHAVIOUR] = recall_at_k(model.rank(fitted.bought, interest=fitted.interest), eligible, k)
+        # One of the two is the rules as served, already ranked.
+        with_interest = fitted.served_interest is not None
+        alone = model.rank(fitted.bought) if with_interest else rules
+        seen = rules if with_interest else model.rank(fitted.bought, interest=fitted.interest)
+        rows[COPURCHASE] = recall_at_k(alone, eligible, k)
+        rows[BEHAVIOUR] = recall_at_k(seen, eligible, k)
     elif served == POPULARITY:
-        rows[COPURCHASE] = recall_at_k(ranked[RULES], eligible, k)
-    rows[POPULARITY] = recall_at_k(ranked[POPULARITY], eligible, k)
+        rows[COPURCHASE] = hit_rates(hits[RULES])
+    rows[POPULARITY] = hit_rates(hits[POPULARITY])
     return CrossSellBacktest(
         k,
         fitted.column,
